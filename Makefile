@@ -1,0 +1,28 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## Generate the synthetic demo region and run the whole pipeline on it.
+	$(BIN)/sdoh demo --workspace demo_workspace
+
+test: $(STAMP)  ## Run the test suite (SDOH_REQUIRE_SERVICES=1 turns service skips into failures).
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check ingestion feature_repo sdoh_sources tests benchmarks
+
+bench: $(STAMP)  ## Side-by-side performance measurements (not part of the tests).
+	$(BIN)/python -m benchmarks.training_frame
+
+clean:
+	rm -rf demo_workspace .pytest_cache

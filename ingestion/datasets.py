@@ -1,0 +1,157 @@
+"""The published datasets' schemas, derived from the catalog: one place says what a column is.
+
+Every dataset Feast serves is described here as a `DatasetSpec`. The builders produce frames
+with exactly these columns, the validation gate turns each spec into a Great Expectations
+suite, and the Feast definitions read the same specs, so nothing is written twice by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sdoh_sources import load_catalog
+
+GEOID_LENGTH = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
+BOUNDARY_VINTAGES = (2010, 2020)
+RELIABILITY_CLASSES = ("high", "medium", "low", "unknown")
+# Census annotation values: none may ever reach a published number.
+JAM_VALUES = (-666666666, -999999999, -888888888, -222222222, -333333333, -555555555)
+MEASURE_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """What one column of a published dataset must satisfy."""
+
+    name: str
+    dtype: str  # "string", "int64", "float64", "bool", "timestamp"
+    nullable: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: tuple[str, ...] | None = None
+    regex: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A published dataset: its name, unique key and column rules.
+
+    Examples
+    --------
+    >>> spec = acs_spec("tract")
+    >>> spec.key_columns
+    ('tract_geoid', 'vintage')
+    """
+
+    name: str
+    key_columns: tuple[str, ...]
+    columns: tuple[ColumnRule, ...]
+    timestamp_column: str
+    measures: tuple[str, ...] = field(default=())
+
+    def column(self, name: str) -> ColumnRule:
+        """The rule of column ``name``."""
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Column names in publishing order."""
+        return tuple(c.name for c in self.columns)
+
+
+def geoid_column(level: str) -> str:
+    """The join-key column of a geography level, e.g. ``tract_geoid``."""
+    return f"{level}_geoid"
+
+
+def _geoid_rule(name: str, level: str, *, nullable: bool = False) -> ColumnRule:
+    return ColumnRule(name, "string", nullable=nullable, regex=rf"^\d{{{GEOID_LENGTH[level]}}}$")
+
+
+def _area_columns(level: str) -> tuple[ColumnRule, ...]:
+    return (
+        _geoid_rule(geoid_column(level), level),
+        ColumnRule("boundary_year", "int64", nullable=False,
+                   allowed=tuple(str(b) for b in BOUNDARY_VINTAGES)),
+        ColumnRule("vintage", "int64", nullable=False, minimum=2009, maximum=2100),
+        ColumnRule("release_ts", "timestamp", nullable=False),
+        ColumnRule("synthetic", "bool", nullable=False),
+    )
+
+
+def _missing_rule(name: str) -> ColumnRule:
+    return ColumnRule(name, "string", allowed=tuple(load_catalog().missing_reasons))
+
+
+def acs_spec(level: str) -> DatasetSpec:
+    """The ACS measures dataset at ``level``: estimate, MOE, CV, reliability, missing reason."""
+    catalog = load_catalog()
+    measures = catalog.acs.measures_at(level)
+    columns = list(_area_columns(level))
+    for m in measures:
+        low, high = m.value_range
+        columns += [
+            ColumnRule(m.name, "float64", minimum=low, maximum=high),
+            ColumnRule(f"{m.name}_moe", "float64", minimum=0),
+            ColumnRule(f"{m.name}_cv", "float64", minimum=0),
+            ColumnRule(f"{m.name}_reliability", "string", allowed=RELIABILITY_CLASSES),
+            _missing_rule(f"{m.name}_missing"),
+        ]
+    return DatasetSpec(
+        name=f"acs_{level}",
+        key_columns=(geoid_column(level), "vintage"),
+        columns=tuple(columns),
+        timestamp_column="release_ts",
+        measures=tuple(m.name for m in measures),
+    )
+
+
+def adi_spec() -> DatasetSpec:
+    """The Neighborhood Atlas ADI dataset at block group: ranks and their missing reasons."""
+    adi = load_catalog().adi
+    columns = list(_area_columns("block_group"))
+    for m in adi.measures:
+        columns += [
+            ColumnRule(m.name, "float64", minimum=m.minimum, maximum=m.maximum),
+            _missing_rule(f"{m.name}_missing"),
+        ]
+    return DatasetSpec(
+        name="adi_block_group",
+        key_columns=("block_group_geoid", "vintage"),
+        columns=tuple(columns),
+        timestamp_column="release_ts",
+        measures=tuple(m.name for m in adi.measures),
+    )
+
+
+LINK_METHODS = ("point_in_polygon", "none")
+LINK_PRECISIONS = ("coordinate", "zip", "none")
+
+
+def geography_timeline_spec() -> DatasetSpec:
+    """The patient geography timeline: one row per address period, GEOIDs per boundary vintage."""
+    columns = [
+        ColumnRule("patient_id", "string", nullable=False),
+        ColumnRule("valid_from", "timestamp", nullable=False),
+        ColumnRule("valid_to", "timestamp"),
+    ]
+    for year in BOUNDARY_VINTAGES:
+        for level in ("block_group", "tract", "county"):
+            columns.append(_geoid_rule(f"{level}_geoid_{year}", level, nullable=True))
+    columns += [
+        ColumnRule("link_method", "string", nullable=False, allowed=LINK_METHODS),
+        ColumnRule("precision", "string", nullable=False, allowed=LINK_PRECISIONS),
+        _missing_rule("link_missing"),
+    ]
+    return DatasetSpec(
+        name="patient_geography",
+        key_columns=("patient_id", "valid_from"),
+        columns=tuple(columns),
+        timestamp_column="valid_from",
+    )
+
+
+def published_specs() -> tuple[DatasetSpec, ...]:
+    """Every dataset the embedded profile publishes."""
+    return (*(acs_spec(level) for level in ("block_group", "tract", "county")), adi_spec(),
+            geography_timeline_spec())

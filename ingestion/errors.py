@@ -1,0 +1,27 @@
+"""Errors raised by ingestion; all derive from `SdohError` so the CLI can report them cleanly."""
+
+from sdoh_sources.errors import SdohError
+
+
+class CensusApiError(SdohError):
+    """A Census Data API request failed; the message names the URL (key redacted) and why."""
+
+
+class InputError(SdohError, ValueError):
+    """An input file is malformed; the message names the file, row and field."""
+
+
+class LinkageError(SdohError):
+    """Linking locations to geographies could not proceed."""
+
+
+class ValidationFailed(SdohError):
+    """A dataset failed its Great Expectations suite and was quarantined, not published."""
+
+    def __init__(self, message: str, *, report_path: str | None = None):
+        super().__init__(message)
+        self.report_path = report_path
+
+
+class PublishError(SdohError):
+    """Publishing or serving features could not proceed."""

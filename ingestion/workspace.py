@@ -1,0 +1,73 @@
+"""Where a pipeline keeps its files: raw downloads, staged, published and quarantined data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A folder holding one deployment's data and its Feast registry and online store.
+
+    Layout: ``raw/`` (downloads and inputs), ``staging/`` (built, not yet validated),
+    ``published/`` (served by Feast), ``quarantine/`` (failed validation, with reports),
+    ``feast/`` (feature_store.yaml, registry, SQLite online store), ``gx/`` (Great
+    Expectations project and Data Docs), ``outputs/``.
+
+    Examples
+    --------
+    >>> ws = Workspace("/tmp/sdoh-example")
+    >>> ws.published_path("acs_tract").name
+    'acs_tract.parquet'
+    """
+
+    root: Path
+
+    def __init__(self, root: str | os.PathLike[str]):
+        object.__setattr__(self, "root", Path(root).resolve())
+
+    @classmethod
+    def from_env(cls) -> Workspace:
+        """The workspace named by ``SDOH_WORKSPACE``, else ``./sdoh_workspace``."""
+        return cls(os.environ.get("SDOH_WORKSPACE", "sdoh_workspace"))
+
+    def _dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def raw(self) -> Path:
+        """Inputs and downloads, as received."""
+        return self._dir("raw")
+
+    @property
+    def staging(self) -> Path:
+        """Datasets built but not yet validated."""
+        return self._dir("staging")
+
+    @property
+    def quarantine(self) -> Path:
+        """Datasets that failed validation, each with its report."""
+        return self._dir("quarantine")
+
+    @property
+    def feast(self) -> Path:
+        """Feast's feature_store.yaml, registry and online store."""
+        return self._dir("feast")
+
+    @property
+    def gx(self) -> Path:
+        """The Great Expectations project (suites, results, Data Docs)."""
+        return self._dir("gx")
+
+    @property
+    def outputs(self) -> Path:
+        """Training frames and reports written for users."""
+        return self._dir("outputs")
+
+    def published_path(self, dataset: str) -> Path:
+        """The parquet file Feast serves ``dataset`` from."""
+        return self._dir("published") / f"{dataset}.parquet"
