@@ -1,0 +1,1 @@
+"""Side-by-side performance measurements (run by hand or `make bench`; never timed tests)."""

@@ -1,0 +1,45 @@
+"""Feature services: the two ways features are consumed, model training and equity audit."""
+
+from __future__ import annotations
+
+from feast import FeatureService, FeatureView
+
+from sdoh_sources import load_catalog
+
+
+
+def _model_input_features(view: FeatureView) -> list[str]:
+    # Values with their reliability and missing reason, for measures meant as model inputs only.
+    inputs = {m.name for s in (load_catalog().acs, load_catalog().adi) for m in s.measures
+              if m.fairness_role == "model_input"}
+    return [f.name for f in view.features
+            if f.tags.get("fairness_role") == "model_input"
+            and (f.name in inputs or f.name.endswith(("_reliability", "_missing")))]
+
+
+def feature_services(views: list[FeatureView]) -> list[FeatureService]:
+    """``model_inputs_v1`` (area measures allowed as model inputs) and ``equity_audit_v1`` (all).
+
+    Examples
+    --------
+    >>> feature_services([])[0].name
+    'model_inputs_v1'
+    """
+    area_views = [v for v in views if v.name != "patient_geography"]
+    model_inputs = FeatureService(
+        name="model_inputs_v1",
+        # Proxies for protected attributes with fairness_role other than model_input stay out.
+        features=[v[_model_input_features(v)] for v in area_views],
+        description="Area SDOH features allowed as model inputs, with reliability and reasons.",
+        owner="sdoh-feature-store",
+        tags={"fairness_roles": "model_input"},
+    )
+    equity_audit = FeatureService(
+        name="equity_audit_v1",
+        # Everything, proxies and uncertainty included, for auditing coverage and fairness.
+        features=list(area_views),
+        description="Every area feature incl. proxies, MOEs and CVs, for equity audits.",
+        owner="sdoh-feature-store",
+        tags={"fairness_roles": "all"},
+    )
+    return [model_inputs, equity_audit]

@@ -1,0 +1,130 @@
+"""Feature views, generated from the catalog and the published datasets' vintages.
+
+One view per published dataset: ACS measures per geography level and the Neighborhood Atlas
+ADI, each keyed by (GEOID, vintage); and the patient geography timeline keyed by patient.
+"""
+
+from __future__ import annotations
+
+import duckdb
+from feast import FeatureView, Field
+from feast.types import Float64, String, UnixTimestamp
+
+from feature_repo.data_sources import published_source
+from feature_repo.entities import GEOGRAPHY_ENTITIES, patient, vintage
+from feature_repo.metadata import Publication, linkage_tags, measure_tags
+from ingestion.datasets import DatasetSpec, acs_spec, adi_spec, geography_timeline_spec
+from ingestion.workspace import Workspace
+from sdoh_sources import Source, load_catalog
+
+SUFFIX_DTYPE = {"": Float64, "_moe": Float64, "_cv": Float64, "_reliability": String, "_missing": String}
+SUFFIX_DESCRIPTION = {
+    "": "{label}",
+    "_moe": "90% margin of error of: {label}",
+    "_cv": "Coefficient of variation (percent) of: {label}",
+    "_reliability": "Reliability class (high/medium/low/unknown) of: {label}",
+    "_missing": "Why the value is missing (typed reason), null when present: {label}",
+}
+ACS_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")
+ADI_SUFFIXES = ("", "_missing")
+
+
+def read_publication(spec: DatasetSpec, workspace: Workspace, *, level: str) -> Publication | None:
+    """The vintages a published dataset holds, or None if it is not published yet."""
+    path = workspace.published_path(spec.name)
+    if not path.exists():
+        return None
+    rows = duckdb.sql(
+        "SELECT DISTINCT vintage, strftime(release_ts, '%Y-%m-%d') AS released, boundary_year "
+        f"FROM read_parquet('{path}') ORDER BY vintage"
+    ).fetchall()
+    return Publication(
+        level=level,
+        vintages=tuple(r[0] for r in rows),
+        release_dates=tuple(r[1] for r in rows),
+        boundary_vintages=tuple(sorted({r[2] for r in rows})),
+    )
+
+
+def _measure_fields(source: Source, level: str, publication: Publication, suffixes) -> list[Field]:
+    return [
+        Field(
+            name=f"{m.name}{suffix}",
+            dtype=SUFFIX_DTYPE[suffix],
+            description=SUFFIX_DESCRIPTION[suffix].format(label=m.label),
+            tags=measure_tags(m, source, publication, suffix=suffix),
+        )
+        for m in source.measures_at(level)
+        for suffix in suffixes
+    ]
+
+
+def _area_view(spec: DatasetSpec, source: Source, level: str, suffixes, workspace: Workspace,
+               description: str) -> FeatureView | None:
+    publication = read_publication(spec, workspace, level=level)
+    if publication is None:
+        return None
+    return FeatureView(
+        name=spec.name,
+        entities=[GEOGRAPHY_ENTITIES[level], vintage],
+        ttl=None,  # the (GEOID, vintage) key already pins the vintage in force
+        schema=_measure_fields(source, level, publication, suffixes),
+        source=published_source(spec, workspace),
+        description=description,
+        owner="sdoh-feature-store",
+        tags={"source": source.source, "geography_level": level,
+              "vintage": ",".join(map(str, publication.vintages))},
+    )
+
+
+def acs_view(level: str, workspace: Workspace) -> FeatureView | None:
+    """ACS SDOH measures at one geography level (`acs_<level>`), if published."""
+    return _area_view(acs_spec(level), load_catalog().acs, level, ACS_SUFFIXES, workspace,
+                      f"ACS 5-year SDOH measures by {level}, with MOE, CV, reliability and reasons.")
+
+
+def adi_view(workspace: Workspace) -> FeatureView | None:
+    """Neighborhood Atlas ADI ranks by block group (`adi_block_group`), if published."""
+    return _area_view(adi_spec(), load_catalog().adi, "block_group", ADI_SUFFIXES, workspace,
+                      "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).")
+
+
+GEOGRAPHY_FIELDS = tuple(
+    f"{level}_geoid_{year}" for year in (2010, 2020) for level in ("block_group", "tract", "county")
+)
+
+
+def patient_geography_view(workspace: Workspace) -> FeatureView | None:
+    """Each patient's address period as of an event: GEOIDs per boundary vintage and link status."""
+    spec = geography_timeline_spec()
+    if not workspace.published_path(spec.name).exists():
+        return None
+    fields = [Field(name=f, dtype=String, description=f"GEOID ({f})", tags=linkage_tags(f))
+              for f in GEOGRAPHY_FIELDS]
+    fields += [
+        Field(name="valid_to", dtype=UnixTimestamp, description="End of the address period (exclusive).",
+              tags=linkage_tags("valid_to", measure_type="timestamp")),
+        Field(name="link_method", dtype=String, description="How the address was linked.",
+              tags=linkage_tags("link_method", measure_type="category")),
+        Field(name="precision", dtype=String, description="Precision of the link.",
+              tags=linkage_tags("precision", measure_type="category")),
+        Field(name="link_missing", dtype=String, description="Why the address has no GEOID.",
+              tags=linkage_tags("link_missing", measure_type="missing_reason")),
+    ]
+    return FeatureView(
+        name=spec.name,
+        entities=[patient],
+        ttl=None,  # valid_to, not a TTL, ends an address period
+        schema=fields,
+        source=published_source(spec, workspace),
+        description="Patient address history linked to 2010 and 2020 geographies.",
+        owner="sdoh-feature-store",
+        tags={"source": "patient_address_history", "pii": "location"},
+    )
+
+
+def feature_views(workspace: Workspace) -> list[FeatureView]:
+    """Every view whose dataset is published in ``workspace``."""
+    views = [acs_view(level, workspace) for level in GEOGRAPHY_ENTITIES]
+    views += [adi_view(workspace), patient_geography_view(workspace)]
+    return [v for v in views if v is not None]

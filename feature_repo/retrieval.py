@@ -1,0 +1,246 @@
+"""Point-in-time correct training frames and online lookups, through the patient's geography.
+
+Both paths make the same two hops. First, the patient's address period as of the event time
+(Feast point-in-time join on the geography timeline; an ended period counts as no address).
+Second, for every area feature view: the latest vintage released on or before the event
+(from the published data's own release dates), the GEOID of that vintage's boundary year, and
+a Feast lookup keyed by (GEOID, vintage). Every missing value gets a typed reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from feature_repo.feature_views import GEOGRAPHY_FIELDS
+from ingestion.datasets import geoid_column
+from ingestion.errors import InputError
+from ingestion.workspace import Workspace
+
+GEOGRAPHY_VIEW = "patient_geography"
+GEOGRAPHY_FEATURES = [*GEOGRAPHY_FIELDS, "valid_to", "link_method", "link_missing"]
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """One area view to read: its level, requested features and the vintages it publishes."""
+
+    name: str
+    level: str
+    features: tuple[str, ...]
+    calendar: pd.DataFrame  # vintage, release_ts, boundary_year; sorted by release_ts
+
+    @property
+    def refs(self) -> list[str]:
+        """Feast feature references."""
+        return [f"{self.name}:{f}" for f in self.features]
+
+    @property
+    def key(self) -> str:
+        """The GEOID join key."""
+        return geoid_column(self.level)
+
+    def in_force(self, at: pd.Series) -> pd.DataFrame:
+        """The vintage and boundary year in force at each time (NaN before any release)."""
+        released = self.calendar["release_ts"].to_numpy(dtype="datetime64[us]")
+        times = at.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        idx = np.searchsorted(released, times, side="right") - 1
+        picked = self.calendar.iloc[np.clip(idx, 0, None)]
+        before = idx < 0
+        return pd.DataFrame({
+            "vintage": picked["vintage"].to_numpy(dtype=float),
+            "boundary_year": picked["boundary_year"].to_numpy(dtype=float),
+        }, index=at.index).mask(pd.Series(before, index=at.index), np.nan)
+
+
+def _calendar(workspace: Workspace, view: str) -> pd.DataFrame:
+    path = workspace.published_path(view)
+    return duckdb.sql(
+        "SELECT DISTINCT vintage, release_ts::TIMESTAMP AS release_ts, boundary_year "
+        f"FROM read_parquet('{path}') ORDER BY release_ts"
+    ).df()
+
+
+def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) -> list[ViewPlan]:
+    """What a feature service reads, view by view; every value brings its missing reason."""
+    service = store.get_feature_service(feature_service)
+    plans = []
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        names = [f.name for f in projection.features]
+        reasons = [f"{n}_missing" for n in names if not n.endswith("_missing")
+                   and f"{n}_missing" in {f.name for f in view.features}]
+        features = tuple(dict.fromkeys([*names, *reasons]))
+        plans.append(ViewPlan(projection.name, view.tags["geography_level"], features,
+                              _calendar(workspace, projection.name)))
+    return plans
+
+
+def _address_reason(geo: pd.DataFrame, at: pd.Series) -> pd.Series:
+    """Why a patient has no linked address at ``at``: none found, ended, or the link reason."""
+    found = geo["link_method"].notna()
+    valid_to = pd.to_datetime(geo["valid_to"], utc=True)
+    ended = valid_to.notna() & (valid_to <= at)
+    reason = geo["link_missing"].astype(object)
+    return reason.mask(~found | ended, "no_address_at_event")
+
+
+def _keys(plan: ViewPlan, geo: pd.DataFrame, at: pd.Series, address_reason: pd.Series) -> pd.DataFrame:
+    """GEOID and vintage to look up per row, and the reason for rows that cannot be looked up."""
+    force = plan.in_force(at)
+    geoid = pd.Series(None, index=geo.index, dtype=object)
+    for year in force["boundary_year"].dropna().unique():
+        rows = force["boundary_year"] == year
+        geoid[rows] = geo.loc[rows, f"{plan.level}_geoid_{int(year)}"]
+    usable = address_reason.isna() & force["vintage"].notna()
+    geoid = geoid.where(usable & geoid.notna(), None)
+    reason = address_reason.where(force["vintage"].notna(), "not_yet_released")
+    reason = reason.mask(reason.isna() & geoid.isna(), "outside_boundaries")
+    return pd.DataFrame({plan.key: geoid, "vintage": force["vintage"], "row_reason": reason})
+
+
+def _finish(plan: ViewPlan, fetched: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    """Prefix columns as ``view__feature`` and give every missing value its reason."""
+    out = pd.DataFrame(index=keys.index)
+    out[f"{plan.name}__vintage"] = keys["vintage"].where(keys[plan.key].notna()).astype("Int64")
+    out[f"{plan.name}__geoid"] = keys[plan.key]
+    for feature in plan.features:
+        out[f"{plan.name}__{feature}"] = fetched.get(feature, pd.Series(index=keys.index, dtype=float))
+    looked_up = keys[plan.key].notna()
+    for feature in plan.features:
+        if not feature.endswith("_missing"):
+            continue
+        value = out.get(f"{plan.name}__{feature.removesuffix('_missing')}")
+        col = f"{plan.name}__{feature}"
+        reason = out[col].astype(object).where(looked_up, keys["row_reason"])
+        if value is not None:
+            reason = reason.mask(looked_up & value.isna() & reason.isna(), "geography_not_in_vintage")
+        out[col] = reason
+    return out
+
+
+def _check_events(events: pd.DataFrame) -> pd.DataFrame:
+    missing = {"patient_id", "event_timestamp"} - set(events.columns)
+    if missing:
+        raise InputError(f"events lack columns {sorted(missing)}; need patient_id and event_timestamp")
+    out = events.reset_index(drop=True).copy()
+    out["patient_id"] = out["patient_id"].astype(str)
+    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    if out["event_timestamp"].isna().any():
+        row = int(out["event_timestamp"].isna().to_numpy().nonzero()[0][0])
+        raise InputError(f"events row {row}: event_timestamp is empty or unparseable")
+    return out
+
+
+def _historical(store: FeatureStore, entity_df: pd.DataFrame, refs: list[str], *, full: bool) -> pd.DataFrame:
+    """Feast's point-in-time join, returned in the entity rows' order (Feast does not keep it)."""
+    if entity_df.empty:
+        return pd.DataFrame(index=entity_df.index)
+    frame = entity_df.assign(_row=entity_df.index)
+    out = store.get_historical_features(entity_df=frame, features=refs, full_feature_names=full).to_df()
+    return out.set_index("_row").sort_index()
+
+
+def training_frame(
+    events: pd.DataFrame,
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+) -> pd.DataFrame:
+    """SDOH features as of each event, through the geography the patient had then.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Rows of ``patient_id`` and ``event_timestamp`` (other columns are kept).
+    store : feast.FeatureStore
+        The store of ``workspace`` (see `feature_store`).
+    workspace : Workspace
+        Where the published datasets live (their release dates fix the vintage in force).
+    feature_service : str
+        ``model_inputs_v1`` or ``equity_audit_v1``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The events, in their order, with ``<view>__<feature>`` columns, the GEOID and vintage
+        read per view (``<view>__geoid``, ``<view>__vintage``) and a typed reason in every
+        ``*_missing`` column where a value is missing.
+
+    Raises
+    ------
+    InputError
+        If events lack a column or have an unparseable timestamp.
+
+    Examples
+    --------
+    >>> events = pd.DataFrame({"patient_id": ["P000001"], "event_timestamp": ["2022-06-01"]})
+    >>> frame = training_frame(events, store=store, workspace=ws)  # doctest: +SKIP
+    """
+    events = _check_events(events)
+    at = events["event_timestamp"]
+    geo = _historical(store, events[["patient_id", "event_timestamp"]],
+                      [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES], full=False)
+    address_reason = _address_reason(geo, at)
+    parts = [events]
+    for plan in plan_views(store, workspace, feature_service):
+        keys = _keys(plan, geo, at, address_reason)
+        lookup = keys.loc[keys[plan.key].notna(), [plan.key, "vintage"]].astype({"vintage": "int64"})
+        lookup["event_timestamp"] = at[lookup.index]
+        fetched = _historical(store, lookup, plan.refs, full=False).reindex(keys.index)
+        parts.append(_finish(plan, fetched, keys))
+    return pd.concat(parts, axis=1)
+
+
+def online_features(
+    patient_ids: list[str],
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+    at: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Current SDOH features for patients from the online store, through their current address.
+
+    Parameters
+    ----------
+    patient_ids : list of str
+        Patients to look up.
+    store, workspace, feature_service
+        As for `training_frame`.
+    at : datetime, optional
+        "Now" for choosing the vintage in force and whether the address period has ended.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient, columns as in `training_frame`.
+
+    Examples
+    --------
+    >>> online_features(["P000001"], store=store, workspace=ws)  # doctest: +SKIP
+    """
+    now = pd.Timestamp(at or dt.datetime.now(dt.UTC)).tz_convert("UTC")
+    ids = pd.DataFrame({"patient_id": [str(p) for p in patient_ids]})
+    at_series = pd.Series(now, index=ids.index)
+    geo = pd.DataFrame(store.get_online_features(
+        features=[f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES],
+        entity_rows=ids.to_dict("records"),
+    ).to_dict())
+    address_reason = _address_reason(geo, at_series)
+    parts = [ids]
+    for plan in plan_views(store, workspace, feature_service):
+        keys = _keys(plan, geo, at_series, address_reason)
+        lookup = keys.loc[keys[plan.key].notna(), [plan.key, "vintage"]].astype({"vintage": "int64"})
+        fetched = pd.DataFrame(index=keys.index)
+        if not lookup.empty:
+            result = store.get_online_features(features=plan.refs, entity_rows=lookup.to_dict("records"))
+            fetched = pd.DataFrame(result.to_dict(), index=lookup.index).reindex(keys.index)
+        parts.append(_finish(plan, fetched, keys))
+    return pd.concat(parts, axis=1)

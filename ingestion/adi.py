@@ -1,0 +1,143 @@
+"""Read Neighborhood Atlas ADI files as users download them and publish them as features.
+
+This is the publisher's index: ranks are kept as published, suppression codes become typed
+missing reasons, and nothing here recomputes the index from ACS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ingestion.datasets import adi_spec
+from ingestion.errors import InputError
+from ingestion.publish import PublishResult, publish
+from ingestion.workspace import Workspace
+from sdoh_sources import CatalogError, load_catalog
+
+# Both file-name styles: "MD_2020_ADI_Census Block Group_v3.2.csv" and
+# "US_2021_ADI_Census_Block_Group_v4_0_1.csv".
+_VINTAGE_IN_NAME = re.compile(r"_(\d{4})_ADI_", re.IGNORECASE)
+
+
+def vintage_from_filename(path: str | Path) -> int:
+    """The ADI vintage in a Neighborhood Atlas file name.
+
+    Examples
+    --------
+    >>> vintage_from_filename("US_2021_ADI_Census_Block_Group_v4_0_1.csv")
+    2021
+    """
+    match = _VINTAGE_IN_NAME.search(Path(path).name)
+    if not match:
+        raise InputError(f"{path}: cannot tell the ADI vintage from the file name; pass vintage=")
+    return int(match.group(1))
+
+
+def _fips_from_gisjoin(gisjoin: pd.Series) -> pd.Series:
+    # GISJOIN: "G" + state(2) + "0" + county(3) + "0" + tract(6) + block group(1)
+    g = gisjoin.str.strip()
+    return g.str[1:3] + g.str[4:7] + g.str[8:15]
+
+
+def _ranks(raw: pd.Series, *, path: Path, column: str, codes: dict[str, str]) -> tuple[pd.Series, pd.Series]:
+    text = raw.astype("string").str.strip().str.upper()
+    numeric = pd.to_numeric(text, errors="coerce")
+    reason = text.map(codes)
+    bad = numeric.isna() & reason.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"{path}: row {row + 2}, field {column}: {raw.iloc[row]!r} is neither a rank nor a "
+            f"suppression code ({', '.join(codes)})"
+        )
+    return numeric.astype(float), reason.astype(object).where(reason.notna(), None)
+
+
+def read_adi_file(
+    path: str | Path,
+    *,
+    available_from: dt.date,
+    vintage: int | None = None,
+    synthetic: bool = False,
+) -> pd.DataFrame:
+    """Read a Neighborhood Atlas block-group ADI CSV into the published ADI schema.
+
+    Parameters
+    ----------
+    path : path
+        The CSV as downloaded (columns GISJOIN and/or FIPS, ADI_NATRANK, ADI_STATERNK; an
+        unnamed index column is tolerated).
+    available_from : datetime.date
+        The day the file became available: its rows' event timestamp. The Atlas publishes no
+        release calendar, so this is never guessed.
+    vintage : int, optional
+        The ADI vintage; read from the file name when omitted.
+    synthetic : bool
+        Marks the demo region's file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of `adi_spec()`; ranks NaN with a typed reason where suppressed.
+
+    Raises
+    ------
+    InputError
+        Naming the file, row and field of any value that is neither a rank nor a known code.
+
+    Examples
+    --------
+    >>> read_adi_file("US_2021_ADI_Census_Block_Group_v4_0_1.csv",
+    ...               available_from=dt.date(2023, 6, 1))  # doctest: +SKIP
+    """
+    path = Path(path)
+    adi = load_catalog().adi
+    vintage = vintage or vintage_from_filename(path)
+    boundary = next((v["boundary_vintage"] for v in adi.vintages if v["vintage"] == vintage), None)
+    if boundary is None:
+        raise CatalogError(f"ADI vintage {vintage} is not in sdoh_sources/catalog/adi.yaml")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "FIPS" in raw:
+        fips = raw["FIPS"].str.strip().str.zfill(12)
+    elif "GISJOIN" in raw:
+        fips = _fips_from_gisjoin(raw["GISJOIN"])
+    else:
+        raise InputError(f"{path}: no FIPS or GISJOIN column; columns are {list(raw.columns)}")
+    out = {
+        "block_group_geoid": fips,
+        "boundary_year": boundary,
+        "vintage": vintage,
+        "release_ts": pd.Timestamp(available_from, tz="UTC").as_unit("us"),
+        "synthetic": synthetic,
+    }
+    for m in adi.measures:
+        if m.column not in raw:
+            raise InputError(f"{path}: missing column {m.column}; columns are {list(raw.columns)}")
+        out[m.name], out[f"{m.name}_missing"] = _ranks(
+            raw[m.column], path=path, column=m.column, codes=adi.suppression_codes
+        )
+    return pd.DataFrame(out)[list(adi_spec().column_names)]
+
+
+def ingest_adi(
+    path: str | Path,
+    *,
+    available_from: dt.date,
+    workspace: Workspace,
+    vintage: int | None = None,
+    synthetic: bool = False,
+) -> PublishResult:
+    """Read a Neighborhood Atlas file and publish it through the validation gate.
+
+    Examples
+    --------
+    >>> ingest_adi("DS_2020_ADI_Census_Block_Group_v4_0.csv", available_from=dt.date(2022, 9, 1),
+    ...            workspace=Workspace("ws"))  # doctest: +SKIP
+    """
+    frame = read_adi_file(path, available_from=available_from, vintage=vintage, synthetic=synthetic)
+    return publish(frame, adi_spec(), workspace)

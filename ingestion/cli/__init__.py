@@ -1,0 +1,45 @@
+"""The ``sdoh`` command: thin wrappers over the library, one module per command group."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ingestion.cli._common import SdohGroup
+from ingestion.cli.demo import demo
+from ingestion.cli.ingest import ingest
+from ingestion.cli.link import link
+from ingestion.cli.serve import apply, materialize, online, training_frame
+
+
+@click.group(cls=SdohGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+@click.version_option(package_name="sdoh-feature-store")
+def sdoh(verbose: bool) -> None:
+    """Health-equity feature store: SDOH pipelines from public sources to Feast.
+
+    \b
+    Start with the offline demo:
+      sdoh demo --workspace demo_workspace
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("great_expectations", "feast", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+for command in (demo, ingest, link, apply, materialize, training_frame, online):
+    sdoh.add_command(command)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    sdoh(prog_name="sdoh")
+
+
+__all__ = ["main", "sdoh"]

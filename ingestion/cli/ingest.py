@@ -1,0 +1,61 @@
+"""``sdoh ingest``: pull or read a public source, validate it and publish it."""
+
+from __future__ import annotations
+
+import click
+
+from ingestion.acs import ingest_acs
+from ingestion.adi import ingest_adi
+from ingestion.census_api import CensusClient
+from ingestion.cli._common import workspace_option
+
+LEVELS = ("block_group", "tract", "county")
+
+
+@click.group()
+def ingest() -> None:
+    """Ingest a source: pull, build measures, validate, publish (or quarantine)."""
+
+
+@ingest.command("acs")
+@click.option("--vintage", type=int, required=True, multiple=True,
+              help="ACS 5-year vintage (final year), e.g. 2021. Repeatable. No default on purpose.")
+@click.option("--state", required=True, help="State as FIPS, postal code or name.")
+@click.option("--county", default=None, help="Only this county (3-digit FIPS).")
+@click.option("--level", type=click.Choice(LEVELS), multiple=True, default=LEVELS, show_default=True,
+              help="Geography levels. Repeatable.")
+@click.option("--base-url", default="https://api.census.gov/data", show_default=True,
+              help="Census Data API base URL (point it at a mirror or replay server).")
+@workspace_option
+def acs(vintage, state, county, level, base_url, workspace) -> None:
+    """Pull the ACS measure catalog through the Census Data API and publish it.
+
+    The API key is read from CENSUS_API_KEY and never logged.
+
+    \b
+    Example:
+      sdoh ingest acs --vintage 2021 --state DE --level tract --workspace ws
+    """
+    client = CensusClient(base_url=base_url)
+    for v in vintage:
+        for lv in level:
+            result = ingest_acs(lv, v, state, county=county, workspace=workspace, client=client)
+            click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")
+
+
+@ingest.command("adi")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--available-from", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="Day the file became available to you (its rows' event time); the Atlas "
+                   "publishes no release calendar, so it is never guessed.")
+@click.option("--vintage", type=int, default=None, help="ADI vintage; read from the file name if omitted.")
+@workspace_option
+def adi(path, available_from, vintage, workspace) -> None:
+    """Read a Neighborhood Atlas ADI file and publish it.
+
+    \b
+    Example:
+      sdoh ingest adi US_2021_ADI_Census_Block_Group_v4_0_1.csv --available-from 2023-06-01
+    """
+    result = ingest_adi(path, available_from=available_from.date(), vintage=vintage, workspace=workspace)
+    click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")

@@ -1,0 +1,597 @@
+"""Who is missing SDOH features, how often, and why: coverage by patient subgroup.
+
+A feature column of a training frame (``<view>__<feature>``) is *covered* on a row when its
+value is present. Its ``<feature>_missing`` column says why it is not, and its
+``<feature>_reliability`` column (ACS estimates) says how far a present value can be trusted.
+The functions here turn those columns into the tables an equity review needs:
+
+* `feature_coverage` -- one feature by one patient attribute: coverage with Wilson confidence
+  intervals, the share of covered values with low or unknown reliability, the commonest missing
+  reasons, and the missing rate's difference and ratio against a reference group;
+* `coverage_table` -- the same for several features and attributes, stacked;
+* `missing_reasons_table` -- rows per missing reason, overall or by subgroup;
+* `gaps_by_area` -- per area (e.g. 2020 block group), the share of linked events with a missing
+  or low-reliability feature, for maps;
+* `wilson_interval` and `age_band` -- the helpers behind them.
+
+Rows whose missing reason is in ``exclude_reasons`` (by default ``not_yet_released``: an event
+before a vintage was published) are dropped before anything is counted, since they are not a
+gap in a patient's coverage. Areas describe places, not persons: these tables say whose
+records lack an area-level value, not anything about the persons themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from ingestion.errors import InputError
+
+__all__ = [
+    "DEFAULT_EXCLUDED_REASONS",
+    "FLAGGED_RELIABILITY",
+    "age_band",
+    "coverage_table",
+    "feature_coverage",
+    "gaps_by_area",
+    "missing_reasons_table",
+    "wilson_interval",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Missing reasons that are not a coverage gap: the data did not exist yet at the event.
+DEFAULT_EXCLUDED_REASONS: tuple[str, ...] = ("not_yet_released",)
+#: Reliability classes that flag a present value as doubtful.
+FLAGGED_RELIABILITY: tuple[str, ...] = ("low", "unknown")
+#: Group label for patients whose attribute is empty or who are absent from the patients table.
+NOT_RECORDED = "(not recorded)"
+#: Label for a missing value that has no typed reason (the pipeline should never produce one).
+UNEXPLAINED = "unexplained"
+
+_UNITS = ("event", "patient")
+_AGE_EDGES = (0, 18, 35, 50, 65, 80)
+
+
+def wilson_interval(
+    successes: ArrayLike,
+    n: ArrayLike,
+    *,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for binomial proportions, element-wise.
+
+    Parameters
+    ----------
+    successes
+        Counts of successes (scalar or array-like), ``0 <= successes <= n``.
+    n
+        Numbers of trials, broadcastable against ``successes``. Where ``n`` is 0 both bounds
+        are NaN.
+    confidence
+        Two-sided confidence level, strictly between 0 and 1.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(lower, upper)``, each of the broadcast shape (0-d for scalar input), within [0, 1];
+        the lower bound is exactly 0 when ``successes`` is 0 and the upper exactly 1 when it
+        equals ``n``.
+
+    Raises
+    ------
+    ValueError
+        ``confidence`` is not in (0, 1), or a count is negative or exceeds ``n``.
+
+    Examples
+    --------
+    >>> low, high = wilson_interval(8, 10)
+    >>> round(float(low), 4), round(float(high), 4)
+    (0.4902, 0.9433)
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+    k, total = np.broadcast_arrays(np.asarray(successes, dtype=float), np.asarray(n, dtype=float))
+    if np.any(k < 0) or np.any(k > total):
+        raise ValueError("successes must satisfy 0 <= successes <= n element-wise")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / total
+        denom = 1 + z**2 / total
+        center = (p + z**2 / (2 * total)) / denom
+        half = z / denom * np.sqrt(p * (1 - p) / total + z**2 / (4 * total**2))
+    lower = np.where(k == 0, 0.0, np.clip(center - half, 0.0, 1.0))
+    upper = np.where(k == total, 1.0, np.clip(center + half, 0.0, 1.0))
+    empty = total == 0
+    return np.where(empty, np.nan, lower), np.where(empty, np.nan, upper)
+
+
+def age_band(
+    birth_date: pd.Series,
+    at: pd.Series | pd.Timestamp | str,
+    *,
+    edges: Sequence[int] = _AGE_EDGES,
+) -> pd.Series:
+    """Age in completed years at ``at``, binned into ordered bands such as ``"18-34"``.
+
+    Parameters
+    ----------
+    birth_date
+        Dates of birth (dates, timestamps or ISO strings).
+    at
+        When to measure age: one time, or a Series aligned with ``birth_date`` by index
+        (time-zone-aware times are taken in UTC).
+    edges
+        Increasing lower edges of the bands, starting at 0; the last band is open
+        (``"80+"``).
+
+    Returns
+    -------
+    pandas.Series
+        Ordered categorical with the index of ``birth_date``; NaN where a date is missing or
+        ``at`` precedes the birth.
+
+    Raises
+    ------
+    ValueError
+        ``edges`` is empty, does not start at 0 or is not increasing.
+
+    Examples
+    --------
+    >>> births = pd.Series(["2000-06-15", "1950-01-01"])
+    >>> age_band(births, "2018-06-14").tolist()
+    ['0-17', '65-79']
+    """
+    edges = list(edges)
+    if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError(f"edges must be increasing and start at 0, got {edges!r}")
+    born = pd.to_datetime(pd.Series(birth_date), errors="coerce")
+    when = _naive_times(at, index=born.index)
+    before_birthday = (when.dt.month < born.dt.month) | (
+        (when.dt.month == born.dt.month) & (when.dt.day < born.dt.day)
+    )
+    years = when.dt.year - born.dt.year - before_birthday.astype(int)
+    years = years.where(born.notna() & when.notna() & (years >= 0))
+    labels = [f"{a}-{b - 1}" for a, b in zip(edges, edges[1:], strict=False)] + [f"{edges[-1]}+"]
+    return pd.cut(years, bins=[*edges, np.inf], right=False, labels=labels)
+
+
+def _naive_times(at: pd.Series | pd.Timestamp | str, *, index: pd.Index) -> pd.Series:
+    """``at`` in UTC without a time zone, one per row of ``index`` (a scalar is repeated)."""
+    if isinstance(at, pd.Series):
+        when = pd.to_datetime(at, errors="coerce", utc=True)
+    else:
+        when = pd.Series(pd.to_datetime(at, utc=True), index=index)
+    return when.dt.tz_localize(None)
+
+
+def _require(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"{what} lacks column(s) {missing}; has {list(frame.columns)[:12]}...")
+
+
+def _check_unit(unit: str) -> None:
+    if unit not in _UNITS:
+        raise ValueError(f"unit must be one of {_UNITS}, got {unit!r}")
+
+
+def _feature_rows(
+    frame: pd.DataFrame, *, feature: str, exclude_reasons: Sequence[str]
+) -> pd.DataFrame:
+    """One row per assessable frame row: covered, reason and reliability flag of ``feature``."""
+    _require(frame, ["patient_id", "event_timestamp", feature], what="frame")
+    covered = frame[feature].notna()
+    reason = frame.get(f"{feature}_missing", pd.Series(None, index=frame.index))
+    reason = reason.astype(object).where(~covered, None)
+    reason = reason.mask(~covered & reason.isna(), UNEXPLAINED)
+    reliability = frame.get(f"{feature}_reliability")
+    if reliability is None:
+        flagged = pd.Series(np.nan, index=frame.index)
+    else:  # a present value without a class has unknown reliability
+        flagged = (reliability.isin(FLAGGED_RELIABILITY) | reliability.isna()) & covered
+    rows = pd.DataFrame({
+        "patient_id": frame["patient_id"].astype(str),
+        "event_timestamp": frame["event_timestamp"],
+        "covered": covered,
+        "reason": reason,
+        "flagged": flagged,
+    })
+    keep = ~reason.isin(list(exclude_reasons))
+    logger.debug("%s: %d of %d rows excluded", feature, int((~keep).sum()), len(rows))
+    return rows[keep]
+
+
+def _latest_per_patient(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each patient's latest row (the last in frame order among tied timestamps)."""
+    ordered = rows.sort_values("event_timestamp", kind="stable")
+    return ordered[~ordered["patient_id"].duplicated(keep="last")].sort_index()
+
+
+def _attach_group(rows: pd.DataFrame, patients: pd.DataFrame, *, by: str) -> pd.Series:
+    """Look up patient attribute ``by`` per row (``"age_band"``: age at the event)."""
+    derived = by == "age_band" and by not in patients.columns
+    _require(patients, ["patient_id", "birth_date" if derived else by], what="patients")
+    ids = patients["patient_id"].astype(str)
+    if ids.duplicated().any():
+        first = ids[ids.duplicated()].iloc[0]
+        raise InputError(f"patients must list each patient once; {first!r} is repeated")
+    lookup = patients.set_axis(ids)
+    if derived:
+        born = rows["patient_id"].map(lookup["birth_date"])
+        group = age_band(born, rows["event_timestamp"])
+    else:
+        group = rows["patient_id"].map(lookup[by])
+    if isinstance(group.dtype, pd.CategoricalDtype):
+        return group.cat.add_categories([NOT_RECORDED]).fillna(NOT_RECORDED)
+    return group.astype(object).where(group.notna(), NOT_RECORDED).astype(str)
+
+
+def _assessed(
+    frame: pd.DataFrame,
+    patients: pd.DataFrame | None,
+    *,
+    feature: str,
+    by: str | None,
+    exclude_reasons: Sequence[str],
+    unit: str,
+) -> pd.DataFrame:
+    _check_unit(unit)
+    rows = _feature_rows(frame, feature=feature, exclude_reasons=exclude_reasons)
+    if unit == "patient":
+        rows = _latest_per_patient(rows)
+    if by is not None:
+        if patients is None:
+            raise ValueError(f"patients is required to group by {by!r}")
+        rows["group"] = _attach_group(rows, patients, by=by)
+    return rows
+
+
+def _group_order(counts: pd.Series, group: pd.Series) -> list:
+    """Categorical order if the groups have one, else largest group first (ties by name)."""
+    if isinstance(group.dtype, pd.CategoricalDtype) and group.cat.ordered:
+        return [c for c in group.cat.categories if counts.get(c, 0) > 0]
+    return sorted(counts.index, key=lambda g: (-counts[g], str(g)))
+
+
+def _top_reasons(rows: pd.DataFrame, *, top: int) -> dict:
+    """Per group, the ``top`` commonest missing reasons as ``"reason: count, ..."``."""
+    text = {}
+    missing = rows.loc[~rows["covered"]]
+    for group, reasons in missing.groupby("group", observed=True)["reason"]:
+        counts = reasons.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+        text[group] = ", ".join(f"{r}: {n}" for r, n in counts.head(top).items())
+    return text
+
+
+def feature_coverage(
+    frame: pd.DataFrame,
+    patients: pd.DataFrame,
+    *,
+    feature: str,
+    by: str,
+    reference: str | None = None,
+    exclude_reasons: Sequence[str] = DEFAULT_EXCLUDED_REASONS,
+    unit: str = "event",
+    confidence: float = 0.95,
+    top_reasons: int = 3,
+) -> pd.DataFrame:
+    """Coverage of one feature per patient subgroup, with missing-rate gaps against a reference.
+
+    Parameters
+    ----------
+    frame
+        A training frame: ``patient_id``, ``event_timestamp``, the ``feature`` column and,
+        when they exist, ``<feature>_missing`` and ``<feature>_reliability``.
+    patients
+        One row per patient: ``patient_id`` and the ``by`` column (or ``birth_date`` for
+        ``by="age_band"``, the age at each event in `age_band`'s default bands).
+    feature
+        The feature column, e.g. ``"adi_block_group__adi_national_rank"``.
+    by
+        Patient attribute defining the groups, e.g. ``"race_ethnicity"``. Patients without a
+        value (or absent from ``patients``) form the group ``"(not recorded)"``.
+    reference
+        Group the missing rate is compared with; by default the largest group (most rows).
+    exclude_reasons
+        Missing reasons whose rows are dropped first (not a coverage gap).
+    unit
+        ``"event"`` counts frame rows; ``"patient"`` counts each patient once, at their latest
+        event that is not excluded.
+    confidence
+        Level of the Wilson intervals.
+    top_reasons
+        How many missing reasons to list per group.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group (largest first; age bands in age order) with ``feature``, ``by``,
+        ``group``, ``n``, ``covered``, ``coverage`` and its Wilson interval
+        (``coverage_low``, ``coverage_high``), ``missing_rate`` (``1 - coverage``) and its
+        interval (``missing_low``, ``missing_high``), ``missing_diff`` and ``missing_ratio``
+        (the group's missing rate minus / divided by the reference group's; ``inf`` when
+        only the reference rate is 0, NaN when both are), ``is_reference``,
+        ``low_reliability_rate`` (share of covered values whose reliability is low or
+        unknown; NaN without a reliability column or without covered values) and
+        ``top_missing_reasons``. ``attrs`` holds ``reference``, ``unit`` and
+        ``exclude_reasons``.
+
+    Raises
+    ------
+    InputError
+        A required column is absent, or ``patients`` repeats a patient.
+    ValueError
+        ``unit`` is unknown, ``reference`` is not one of the groups, or no row is left.
+
+    Examples
+    --------
+    >>> table = feature_coverage(frame, patients, feature="adi_block_group__adi_national_rank",
+    ...                          by="race_ethnicity")  # doctest: +SKIP
+    >>> table[["group", "n", "missing_rate", "missing_ratio"]]  # doctest: +SKIP
+    """
+    rows = _assessed(frame, patients, feature=feature, by=by,
+                     exclude_reasons=exclude_reasons, unit=unit)
+    if rows.empty:
+        raise ValueError(f"no {unit} is left for {feature!r} after excluding {exclude_reasons}")
+    stats = rows.groupby("group", observed=True).agg(
+        n=("covered", "size"), covered=("covered", "sum"),
+        flagged=("flagged", lambda s: s.sum(min_count=1)))
+    stats = stats.loc[_group_order(stats["n"], rows["group"])]
+    reference = _reference(stats, reference=reference, by=by)
+    out = _rates(stats, confidence=confidence)
+    ref_rate = out.loc[reference, "missing_rate"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["missing_diff"] = out["missing_rate"] - ref_rate
+        out["missing_ratio"] = out["missing_rate"].to_numpy() / ref_rate
+    out["is_reference"] = out.index == reference
+    covered = stats["covered"].where(stats["covered"] > 0)
+    out["low_reliability_rate"] = stats["flagged"] / covered
+    reasons = _top_reasons(rows, top=top_reasons)
+    out["top_missing_reasons"] = [reasons.get(g, "") for g in out.index]
+    out = out.rename_axis("group").reset_index()
+    out.insert(0, "by", by)
+    out.insert(0, "feature", feature)
+    out["group"] = out["group"].astype(str)
+    out.attrs.update(reference=str(reference), unit=unit, exclude_reasons=tuple(exclude_reasons))
+    return out
+
+
+def _reference(stats: pd.DataFrame, *, reference: str | None, by: str) -> object:
+    if reference is None:
+        return stats["n"].idxmax()
+    if reference not in stats.index:
+        raise ValueError(f"reference {reference!r} is not a group of {by!r}; "
+                         f"groups are {[str(g) for g in stats.index]}")
+    return reference
+
+
+def _rates(stats: pd.DataFrame, *, confidence: float) -> pd.DataFrame:
+    n, covered = stats["n"].to_numpy(), stats["covered"].to_numpy()
+    low, high = wilson_interval(covered, n, confidence=confidence)
+    return pd.DataFrame({
+        "n": n,
+        "covered": covered,
+        "coverage": covered / n,
+        "coverage_low": low,
+        "coverage_high": high,
+        "missing_rate": 1 - covered / n,
+        "missing_low": 1 - high,
+        "missing_high": 1 - low,
+    }, index=stats.index)
+
+
+def _as_list(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def coverage_table(
+    frame: pd.DataFrame,
+    patients: pd.DataFrame,
+    *,
+    features: str | Sequence[str],
+    by: str | Sequence[str],
+    reference: Mapping[str, str] | None = None,
+    exclude_reasons: Sequence[str] = DEFAULT_EXCLUDED_REASONS,
+    unit: str = "event",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """`feature_coverage` for every feature and patient attribute, stacked for display.
+
+    Parameters
+    ----------
+    frame, patients
+        As for `feature_coverage`.
+    features
+        One feature column or several.
+    by
+        One patient attribute or several.
+    reference
+        Reference group per attribute, e.g. ``{"payer": "Commercial"}``; attributes not named
+        use their largest group.
+    exclude_reasons, unit, confidence
+        As for `feature_coverage`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The `feature_coverage` tables, feature by feature and attribute by attribute, with a
+        fresh index.
+
+    Raises
+    ------
+    InputError, ValueError
+        As `feature_coverage`.
+
+    Examples
+    --------
+    >>> coverage_table(frame, patients, features=["adi_block_group__adi_national_rank"],
+    ...                by=["race_ethnicity", "payer"])  # doctest: +SKIP
+    """
+    reference = dict(reference or {})
+    parts = [
+        feature_coverage(frame, patients, feature=f, by=b, reference=reference.get(b),
+                         exclude_reasons=exclude_reasons, unit=unit, confidence=confidence)
+        for f in _as_list(features) for b in _as_list(by)
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def missing_reasons_table(
+    frame: pd.DataFrame,
+    *,
+    features: str | Sequence[str],
+    patients: pd.DataFrame | None = None,
+    by: str | None = None,
+    exclude_reasons: Sequence[str] = DEFAULT_EXCLUDED_REASONS,
+    unit: str = "event",
+) -> pd.DataFrame:
+    """How many rows lack each feature, per missing reason (and per subgroup when ``by``).
+
+    Parameters
+    ----------
+    frame
+        A training frame (see `feature_coverage`).
+    features
+        One feature column or several.
+    patients, by
+        Patient attribute to split by, as in `feature_coverage`; both or neither.
+    exclude_reasons
+        Reasons whose rows are dropped first; pass ``()`` to count every reason, including
+        ``not_yet_released``.
+    unit
+        ``"event"`` or ``"patient"`` (each patient at their latest non-excluded event).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``feature``, ``group`` (only with ``by``), ``reason``, ``rows`` and ``share``
+        (of the assessed rows of that feature and group, so a group's shares sum to its
+        missing rate); commonest reason first within each feature and group.
+
+    Raises
+    ------
+    InputError, ValueError
+        As `feature_coverage`.
+
+    Examples
+    --------
+    >>> missing_reasons_table(frame, features="adi_block_group__adi_national_rank",
+    ...                       exclude_reasons=())  # doctest: +SKIP
+    """
+    keys = ["group"] if by is not None else []
+    parts = []
+    for feature in _as_list(features):
+        rows = _assessed(frame, patients, feature=feature, by=by,
+                         exclude_reasons=exclude_reasons, unit=unit)
+        totals = rows.groupby(keys, observed=True).size() if keys else len(rows)
+        counts = rows.loc[~rows["covered"]].groupby([*keys, "reason"], observed=True).size()
+        table = counts.rename("rows").reset_index()
+        base = table[keys[0]].map(totals) if keys else totals
+        table["share"] = table["rows"] / np.asarray(base, dtype=float)
+        table.insert(0, "feature", feature)
+        parts.append(table.sort_values([*keys, "rows", "reason"],
+                                       ascending=[*([True] * len(keys)), False, True]))
+    out = pd.concat(parts, ignore_index=True)
+    if keys:
+        out["group"] = out["group"].astype(str)
+    return out
+
+
+def gaps_by_area(
+    frame: pd.DataFrame,
+    timeline: pd.DataFrame,
+    *,
+    features: str | Sequence[str],
+    level: str = "block_group",
+    boundary_year: int,
+    exclude_reasons: Sequence[str] = DEFAULT_EXCLUDED_REASONS,
+) -> pd.DataFrame:
+    """Per area, the share of linked events with a missing or low-reliability feature.
+
+    Each event is placed in the area of the patient's address at the event (the timeline
+    period with ``valid_from <= event_timestamp < valid_to``; an open ``valid_to`` is the
+    current address), on the boundaries of ``boundary_year``. Events without a linked
+    address there cannot be mapped and are left out. An event is *assessed* when at least one
+    of ``features`` is not excluded on it, and *flagged* when one of those is missing or has
+    low or unknown reliability.
+
+    Parameters
+    ----------
+    frame
+        A training frame (see `feature_coverage`).
+    timeline
+        The patient geography timeline: ``patient_id``, ``valid_from``, ``valid_to`` and
+        ``<level>_geoid_<boundary_year>``.
+    features
+        One feature column or several (e.g. an ADI rank and ACS block-group estimates).
+    level
+        Geography level of the timeline GEOID column to use.
+    boundary_year
+        Boundary vintage of the areas, e.g. 2020.
+    exclude_reasons
+        As for `feature_coverage`, applied feature by feature.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per area with an assessed event, by GEOID: ``geoid``, ``events``,
+        ``patients`` (distinct), ``flagged`` and ``flagged_share``.
+
+    Raises
+    ------
+    InputError
+        A required column is absent.
+
+    Examples
+    --------
+    >>> gaps = gaps_by_area(frame, timeline, features=["adi_block_group__adi_national_rank"],
+    ...                     boundary_year=2020)  # doctest: +SKIP
+    """
+    features = _as_list(features)
+    geoid_col = f"{level}_geoid_{boundary_year}"
+    _require(timeline, ["patient_id", "valid_from", "valid_to", geoid_col], what="timeline")
+    assessed = pd.Series(False, index=frame.index)
+    flagged = pd.Series(False, index=frame.index)
+    for feature in features:
+        rows = _feature_rows(frame, feature=feature, exclude_reasons=exclude_reasons)
+        bad = ~rows["covered"] | rows["flagged"].eq(True)
+        assessed.loc[rows.index] = True
+        flagged.loc[rows.index] |= bad
+    geoid = _area_at_event(frame, timeline, geoid_col=geoid_col)
+    events = pd.DataFrame({"geoid": geoid, "patient_id": frame["patient_id"].astype(str),
+                           "flagged": flagged})[assessed & geoid.notna()]
+    out = events.groupby("geoid").agg(events=("flagged", "size"),
+                                      patients=("patient_id", "nunique"),
+                                      flagged=("flagged", "sum"))
+    out["flagged_share"] = out["flagged"] / out["events"]
+    return out.reset_index()
+
+
+def _area_at_event(frame: pd.DataFrame, timeline: pd.DataFrame, *, geoid_col: str) -> pd.Series:
+    """Find the timeline GEOID of each frame row's address at its event (None if none)."""
+    def utc(values: pd.Series) -> pd.Series:
+        return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]").reset_index(drop=True)
+
+    events = pd.DataFrame({
+        "patient_id": frame["patient_id"].astype(str).to_numpy(),
+        "at": utc(frame["event_timestamp"]),
+        "row": np.arange(len(frame)),
+    }).sort_values("at", kind="stable")
+    periods = pd.DataFrame({
+        "patient_id": timeline["patient_id"].astype(str).to_numpy(),
+        "valid_from": utc(timeline["valid_from"]),
+        "valid_to": utc(timeline["valid_to"]),
+        "geoid": timeline[geoid_col].astype(object).to_numpy(),
+    }).sort_values("valid_from", kind="stable")
+    joined = pd.merge_asof(events, periods, left_on="at", right_on="valid_from",
+                           by="patient_id", direction="backward")
+    ended = joined["valid_to"].notna() & (joined["valid_to"] <= joined["at"])
+    geoid = joined["geoid"].where(~ended & joined["geoid"].notna(), None)
+    by_row = pd.Series(geoid.to_numpy(), index=joined["row"].to_numpy()).sort_index()
+    return by_row.set_axis(frame.index)

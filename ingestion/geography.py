@@ -1,0 +1,133 @@
+"""Normalise geography the way users say it into the zero-padded FIPS codes the Census API uses.
+
+``state`` may be a FIPS code (``"10"``, ``10``), a postal code (``"DE"``) or a name
+(``"Delaware"``, any case); ``county`` a 3-digit FIPS code. Any two digits are accepted as a
+state, including codes that are no state (the synthetic demo region uses ``"99"``).
+
+Examples
+--------
+>>> normalize_state("de"), normalize_state(11), normalize_state("District of Columbia")
+('10', '11', '11')
+>>> normalize_county(1)
+'001'
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["STATES", "normalize_county", "normalize_state"]
+
+# (FIPS, postal code, name): the 50 states, the District of Columbia and Puerto Rico.
+STATES: tuple[tuple[str, str, str], ...] = (
+    ("01", "AL", "Alabama"), ("02", "AK", "Alaska"), ("04", "AZ", "Arizona"),
+    ("05", "AR", "Arkansas"), ("06", "CA", "California"), ("08", "CO", "Colorado"),
+    ("09", "CT", "Connecticut"), ("10", "DE", "Delaware"), ("11", "DC", "District of Columbia"),
+    ("12", "FL", "Florida"), ("13", "GA", "Georgia"), ("15", "HI", "Hawaii"),
+    ("16", "ID", "Idaho"), ("17", "IL", "Illinois"), ("18", "IN", "Indiana"),
+    ("19", "IA", "Iowa"), ("20", "KS", "Kansas"), ("21", "KY", "Kentucky"),
+    ("22", "LA", "Louisiana"), ("23", "ME", "Maine"), ("24", "MD", "Maryland"),
+    ("25", "MA", "Massachusetts"), ("26", "MI", "Michigan"), ("27", "MN", "Minnesota"),
+    ("28", "MS", "Mississippi"), ("29", "MO", "Missouri"), ("30", "MT", "Montana"),
+    ("31", "NE", "Nebraska"), ("32", "NV", "Nevada"), ("33", "NH", "New Hampshire"),
+    ("34", "NJ", "New Jersey"), ("35", "NM", "New Mexico"), ("36", "NY", "New York"),
+    ("37", "NC", "North Carolina"), ("38", "ND", "North Dakota"), ("39", "OH", "Ohio"),
+    ("40", "OK", "Oklahoma"), ("41", "OR", "Oregon"), ("42", "PA", "Pennsylvania"),
+    ("44", "RI", "Rhode Island"), ("45", "SC", "South Carolina"), ("46", "SD", "South Dakota"),
+    ("47", "TN", "Tennessee"), ("48", "TX", "Texas"), ("49", "UT", "Utah"),
+    ("50", "VT", "Vermont"), ("51", "VA", "Virginia"), ("53", "WA", "Washington"),
+    ("54", "WV", "West Virginia"), ("55", "WI", "Wisconsin"), ("56", "WY", "Wyoming"),
+    ("72", "PR", "Puerto Rico"),
+)
+
+_BY_POSTAL = {postal: fips for fips, postal, _ in STATES}
+_BY_NAME = {name.casefold(): fips for fips, _, name in STATES}
+_STATE_ACCEPTS = "a 2-digit FIPS code (e.g. '10' or 10), a postal code ('DE') or a state name"
+
+
+def _digits(value: str | int, *, width: int, what: str, accepts: str) -> str | None:
+    """Zero-pad ``value`` to ``width`` digits if it is a small enough integer, else None."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be str or int, got bool {value!r}; expected {accepts}")
+    if isinstance(value, int):
+        if 0 <= value < 10**width:
+            return str(value).zfill(width)
+        raise ValueError(f"{what} {value!r} is not a code of 1 to {width} digits; "
+                         f"expected {accepts}")
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str or int, got {type(value).__name__}; "
+                        f"expected {accepts}")
+    text = value.strip()
+    if re.fullmatch(rf"\d{{1,{width}}}", text):
+        return text.zfill(width)
+    return None
+
+
+def normalize_state(state: str | int) -> str:
+    """Turn a state given as FIPS code, postal code or name into its 2-digit FIPS string.
+
+    Parameters
+    ----------
+    state : str or int
+        A FIPS code (any one or two digits, e.g. ``"10"``, ``"9"``, ``10`` or ``"99"`` for the
+        synthetic demo region), a postal code (``"DE"``, any case) or a state name
+        (``"Delaware"``, any case). The table covers the 50 states, DC and Puerto Rico.
+
+    Returns
+    -------
+    str
+        The zero-padded 2-digit FIPS code.
+
+    Raises
+    ------
+    ValueError
+        If ``state`` is none of the accepted forms.
+    TypeError
+        If ``state`` is neither ``str`` nor ``int``.
+
+    Examples
+    --------
+    >>> normalize_state("Delaware"), normalize_state("dc"), normalize_state(6)
+    ('10', '11', '06')
+    """
+    fips = _digits(state, width=2, what="state", accepts=_STATE_ACCEPTS)
+    if fips is not None:
+        return fips
+    text = str(state).strip()
+    found = _BY_POSTAL.get(text.upper()) or _BY_NAME.get(" ".join(text.split()).casefold())
+    if found is None:
+        raise ValueError(f"unknown state {state!r}; expected {_STATE_ACCEPTS}")
+    return found
+
+
+def normalize_county(county: str | int) -> str:
+    """Turn a county FIPS code into its zero-padded 3-digit string.
+
+    Parameters
+    ----------
+    county : str or int
+        The county's FIPS code within its state, one to three digits (``"001"``, ``"1"``,
+        ``1``). A 5-digit county GEOID is not accepted: pass its state separately.
+
+    Returns
+    -------
+    str
+        The zero-padded 3-digit county code.
+
+    Raises
+    ------
+    ValueError
+        If ``county`` is not one to three digits.
+    TypeError
+        If ``county`` is neither ``str`` nor ``int``.
+
+    Examples
+    --------
+    >>> normalize_county("1"), normalize_county(101)
+    ('001', '101')
+    """
+    accepts = "a county FIPS code of 1 to 3 digits (e.g. '001' or 1)"
+    fips = _digits(county, width=3, what="county", accepts=accepts)
+    if fips is None:
+        raise ValueError(f"unknown county {county!r}; expected {accepts}")
+    return fips

@@ -1,0 +1,791 @@
+"""Where the patient lived then: address histories in, a geography timeline out.
+
+Three steps, each a function:
+
+1. `read_address_history` reads and validates a patient address history (CSV or Parquet) and
+   returns the accepted periods and a record of every rejected row (file, line, field, reason).
+2. `link_addresses` places each period's coordinates in the boundary polygons of every loaded
+   boundary vintage (one vectorized point-in-polygon per vintage) and returns the patient
+   geography timeline of `ingestion.datasets.geography_timeline_spec`, with a typed missing
+   reason for every period that could not be linked.
+3. `linkage_funnel` counts periods and patients by outcome, for reports.
+
+Semantics
+---------
+* **Periods are half-open**: ``[valid_from, valid_to)``. ``valid_to`` is the first day at the
+  next address, so a patient who moves on 2020-03-01 has one period ending 2020-03-01 and the
+  next starting 2020-03-01; an event on 2020-03-01 belongs to the new address. An empty
+  ``valid_to`` means "current address". Dates become 00:00 UTC; timestamps are stored at
+  microsecond resolution.
+* **Edges and vertices**: a point on the boundary shared by several polygons is assigned to the
+  polygon with the smallest GEOID among those whose closure contains it (the polygons the
+  point *intersects*). The answer is deterministic and does not depend on file order.
+* **No residence, no link**: a PO box locates a post office, so PO-box periods are never linked
+  even when coordinates are given; only a ZIP is too coarse for a block group.
+
+Linking is local: no address leaves the machine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from ingestion.boundaries import BOUNDARY_CRS
+from ingestion.datasets import (
+    BOUNDARY_VINTAGES,
+    GEOID_LENGTH,
+    geography_timeline_spec,
+)
+from ingestion.errors import InputError, LinkageError
+
+__all__ = [
+    "ADDRESS_COLUMNS",
+    "LINK_MISSING_REASONS",
+    "PO_BOX_PATTERN",
+    "REJECT_COLUMNS",
+    "REJECT_REASONS",
+    "US_EXTENTS",
+    "link_addresses",
+    "linkage_funnel",
+    "read_address_history",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Columns of an address history; only ``patient_id`` and ``valid_from`` are required.
+ADDRESS_COLUMNS = (
+    "patient_id", "valid_from", "valid_to", "street", "city", "state", "zip",
+    "latitude", "longitude",
+)
+_REQUIRED = ("patient_id", "valid_from")
+_TEXT_COLUMNS = ("street", "city", "state", "zip")
+
+#: Columns of the rejects frame. ``row`` is the 1-based line in a CSV (header = line 1) or the
+#: 1-based record number in a Parquet file; ``value`` is the offending raw value.
+REJECT_COLUMNS = ("source_file", "row", "patient_id", "field", "value", "reason", "message")
+
+#: Why a row of an address history can be rejected.
+REJECT_REASONS = {
+    "empty_row": "The line holds no value at all",
+    "missing_value": "A required field (patient_id, valid_from) is empty",
+    "unparseable_date": "A date is not an ISO 8601 date or timestamp",
+    "inverted_interval": "valid_to is on or before valid_from",
+    "unparseable_number": "A coordinate is not a number",
+    "impossible_coordinate": "|latitude| > 90 or |longitude| > 180 (or not finite)",
+    "incomplete_coordinates": "Only one of latitude and longitude is given",
+    "placeholder_coordinates": "Latitude and longitude are both 0 (a geocoder's 'no result')",
+    "swapped_coordinates": "Latitude and longitude look swapped (see US_EXTENTS)",
+    "invalid_zip": "The ZIP is not 5 digits, optionally followed by 4 (ZIP+4)",
+    "duplicate_row": "The same period and address as an earlier row of the file",
+    "overlapping_interval": "The period overlaps another period of the same patient",
+}
+
+#: The missing reasons `link_addresses` writes to ``link_missing`` (all in the catalog).
+LINK_MISSING_REASONS = (
+    "po_box", "zip_only", "geocode_failed", "no_coordinates", "outside_boundaries",
+)
+
+#: A PO box, case-insensitive: "PO Box 12", "P.O. Box", "P O Box", "POBox 3", "PO Bx 9",
+#: "Post Office Box 7", "POB 4". "Box Elder Rd", "Boxwood Ln" or "Pobst Rd" do not match.
+PO_BOX_PATTERN = re.compile(
+    r"(?<![a-z0-9])(?:p\s*\.?\s*o\s*\.?\s*(?:box|bx)|post\s+office\s+box|pob)(?![a-z])",
+    re.IGNORECASE,
+)
+
+#: Where U.S. addresses can be, as (min_lon, max_lon, min_lat, max_lat) boxes: North America
+#: from Puerto Rico and the Virgin Islands to Alaska and Hawaii, the Aleutians west of the
+#: antimeridian, Guam and the Northern Marianas, American Samoa. The swapped-coordinate rule:
+#: a pair is swapped when (latitude, longitude) is in none of these boxes but (longitude,
+#: latitude) is. No pair can be inside both ways (a U.S. longitude here is never a valid
+#: U.S. latitude), so a correct U.S. point is never flagged, and a point elsewhere in the
+#: world is never flagged either; it is left to link as ``outside_boundaries``.
+US_EXTENTS = (
+    (-180.0, -64.0, 17.0, 72.0),
+    (172.0, 180.0, 51.0, 54.0),
+    (144.0, 146.5, 13.0, 21.0),
+    (-171.2, -168.0, -15.0, -11.0),
+)
+
+_ZIP_PATTERN = r"(\d{5})(?:-?\d{4})?"
+# A far-future valid_to is a common "open-ended" convention; it means the current address.
+_OPEN_ENDED = re.compile(r"9999-12-31(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]00:?00)?)?")
+_TS_DTYPE = "datetime64[us, UTC]"
+_LEVELS = ("block_group", "tract", "county")
+
+
+# -- reading and validating ---------------------------------------------------------------------
+
+
+def read_address_history(
+    path: str | os.PathLike[str],
+    *,
+    check_swapped: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and validate a patient address history; return accepted and rejected rows.
+
+    Every row is checked. A row that fails a check is not accepted and gets one record per
+    problem in the rejects frame; nothing is dropped without a record. The checks (reason
+    codes in `REJECT_REASONS`): empty line; missing ``patient_id`` or ``valid_from``; dates
+    that are not ISO 8601 (``2020-03-01`` or a timestamp; naive times are UTC; a
+    ``valid_to`` of ``9999-12-31`` means current); ``valid_to`` on or before ``valid_from``;
+    a coordinate that is not a number, out of range, alone (latitude without longitude or the
+    reverse), (0, 0), or probably swapped (see `US_EXTENTS`); a ZIP that is not ``12345`` or
+    ``12345-6789``. Rows passing those checks are then checked together: an exact duplicate
+    of an earlier row is rejected (the first is kept), and all periods of a patient that
+    overlap another of the patient's periods are rejected, since which address held then is
+    unknown. Periods are half-open ``[valid_from, valid_to)``: a period ending on the day the
+    next one starts does not overlap it; two current (open-ended) periods do.
+
+    Parameters
+    ----------
+    path
+        A ``.csv`` (optionally ``.csv.gz``) or ``.parquet`` file with columns
+        `ADDRESS_COLUMNS` (names are matched case-insensitively); ``patient_id`` and
+        ``valid_from`` are required, the others optional. Other columns are ignored.
+    check_swapped
+        Reject probably swapped latitude/longitude pairs (a U.S. rule; turn off for addresses
+        outside the United States).
+
+    Returns
+    -------
+    accepted : pandas.DataFrame
+        `ADDRESS_COLUMNS` plus ``row`` (where it came from), sorted by ``patient_id`` and
+        ``valid_from``: ``valid_from``/``valid_to`` as ``datetime64[us, UTC]`` (``valid_to``
+        NaT = current), coordinates as float64, ``zip`` as its 5 digits, text as string dtype.
+    rejects : pandas.DataFrame
+        `REJECT_COLUMNS`, one row per problem, sorted by ``row``.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read or lacks a required column (names the file and column).
+
+    Examples
+    --------
+    >>> accepted, rejects = read_address_history("addresses.csv")  # doctest: +SKIP
+    >>> rejects[["row", "field", "reason"]].head(1)  # doctest: +SKIP
+       row       field             reason
+    0    7  valid_from  unparseable_date
+    """
+    path = Path(path)
+    raw, rows = _read_table(path)
+    text = {c: _clean_text(raw[c]) for c in raw.columns}
+    text["zip"] = _zip_text(raw["zip"], text["zip"])
+    problems: list[pd.DataFrame] = []
+    rejected = np.zeros(len(raw), dtype=bool)
+
+    def reject(mask: np.ndarray, field: str, reason: str, message: str,
+               value: pd.Series | None = None) -> None:
+        nonlocal rejected
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        shown = raw[field] if value is None and field in raw.columns else value
+        problems.append(pd.DataFrame({
+            "row": rows[mask],
+            "patient_id": text["patient_id"].to_numpy(dtype=object)[mask],
+            "field": field,
+            "value": (shown.astype("string").to_numpy(dtype=object)[mask]
+                      if shown is not None else None),
+            "reason": reason,
+            "message": message,
+        }))
+        rejected |= mask
+
+    empty = np.logical_and.reduce([text[c].isna().to_numpy() for c in text])
+    reject(empty, "", "empty_row", "the line holds no value")
+    live = ~empty
+
+    reject(live & text["patient_id"].isna().to_numpy(), "patient_id", "missing_value",
+           "patient_id is required")
+    reject(live & text["valid_from"].isna().to_numpy(), "valid_from", "missing_value",
+           "valid_from is required")
+    start, bad_start = _parse_dates(raw["valid_from"], open_ended=False)
+    reject(live & bad_start, "valid_from", "unparseable_date",
+           "valid_from is not an ISO 8601 date (YYYY-MM-DD) or timestamp")
+    end, bad_end = _parse_dates(raw["valid_to"], open_ended=True)
+    reject(live & bad_end, "valid_to", "unparseable_date",
+           "valid_to is not an ISO 8601 date (YYYY-MM-DD) or timestamp (empty = current)")
+    inverted = (end.notna() & start.notna() & (end <= start)).to_numpy()
+    reject(live & inverted, "valid_to", "inverted_interval",
+           "valid_to must be after valid_from (periods are [valid_from, valid_to))")
+
+    lat, bad_lat = _parse_numbers(raw["latitude"])
+    lon, bad_lon = _parse_numbers(raw["longitude"])
+    reject(live & bad_lat, "latitude", "unparseable_number", "latitude is not a number")
+    reject(live & bad_lon, "longitude", "unparseable_number", "longitude is not a number")
+    numbers_ok = live & ~bad_lat & ~bad_lon
+    pair = text["latitude"].fillna("") + ", " + text["longitude"].fillna("")
+    coordinate_problems = _coordinate_problems(lat, lon, check_swapped=check_swapped)
+    for (field, reason), mask in coordinate_problems.items():
+        shown = pair if reason in ("placeholder_coordinates", "swapped_coordinates") else None
+        reject(numbers_ok & mask, field, reason, _COORDINATE_MESSAGES[field, reason],
+               value=shown)
+
+    zip_code = text["zip"]
+    bad_zip = (zip_code.notna() & ~zip_code.str.fullmatch(_ZIP_PATTERN).fillna(False)).to_numpy()
+    reject(live & bad_zip, "zip", "invalid_zip", "ZIP must be 12345 or 12345-6789")
+
+    accepted = pd.DataFrame({
+        "patient_id": text["patient_id"],
+        "valid_from": start,
+        "valid_to": end,
+        "street": text["street"],
+        "city": text["city"],
+        "state": text["state"].str.upper(),
+        "zip": zip_code.str.extract(rf"^{_ZIP_PATTERN}$", expand=False).astype("string"),
+        "latitude": lat,
+        "longitude": lon,
+        "row": rows,
+    })[~rejected]
+
+    accepted, group_problems = _check_periods(accepted)
+    problems.extend(group_problems)
+    accepted = (accepted.sort_values(["patient_id", "valid_from"], kind="stable")
+                .reset_index(drop=True))
+    rejects = _rejects_frame(problems, source_file=str(path))
+    logger.info("%s: %d address periods accepted, %d rows rejected (%d problems)", path,
+                len(accepted), rejects["row"].nunique(), len(rejects))
+    return accepted, rejects
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read the file: its columns (names lower-cased) and each record's row number."""
+    if not path.exists():
+        raise InputError(f"{path}: address history not found")
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes and suffixes[-1] in (".parquet", ".pq"):
+            raw = pd.read_parquet(path)
+            rows = np.arange(1, len(raw) + 1, dtype=np.int64)
+        elif ".csv" in suffixes or ".txt" in suffixes:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                              skip_blank_lines=False, encoding="utf-8-sig")
+            rows = _csv_line_numbers(raw, path)
+        else:
+            raise InputError(f"{path}: expected a .csv or .parquet address history")
+    except InputError:
+        raise
+    except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
+        raise InputError(f"{path}: cannot read the address history: {exc}") from exc
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    duplicated = raw.columns[raw.columns.duplicated()].tolist()
+    if duplicated:
+        raise InputError(f"{path}: row 1 (header): column {duplicated[0]!r} appears twice")
+    for column in _REQUIRED:
+        if column not in raw.columns:
+            raise InputError(f"{path}: row 1 (header): required column {column!r} is missing "
+                             f"(found {list(raw.columns)}; expected {list(ADDRESS_COLUMNS)})")
+    for column in ADDRESS_COLUMNS:
+        if column not in raw.columns:
+            raw[column] = None
+    return raw[list(ADDRESS_COLUMNS)].reset_index(drop=True), rows
+
+
+def _csv_line_numbers(raw: pd.DataFrame, path: Path) -> np.ndarray:
+    """Line of each record: header is line 1; quoted fields may span lines."""
+    rows = np.arange(2, len(raw) + 2, dtype=np.int64)
+    if _count_lines(path) == len(raw) + 1:
+        return rows  # one line per record: no field holds a line break
+    extra = np.zeros(len(raw), dtype=np.int64)
+    for column in raw.columns:
+        values = raw[column]
+        if values.notna().any():
+            extra += values.str.count("\n").fillna(0).to_numpy(dtype=np.int64)
+    before = np.concatenate([[0], np.cumsum(extra)[:-1]]) if len(raw) else extra
+    return rows + before
+
+
+def _count_lines(path: Path) -> int:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    newlines, last = 0, b"\n"
+    with opener(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return newlines + (last != b"\n")
+
+
+def _clean_text(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        values = values.dt.strftime("%Y-%m-%d")
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def _zip_text(values: pd.Series, text: pd.Series) -> pd.Series:
+    """ZIPs as text; a numeric column lost its leading zeros, so they are put back."""
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("string").str.zfill(5)
+    return text
+
+
+def _parse_dates(values: pd.Series, *, open_ended: bool) -> tuple[pd.Series, np.ndarray]:
+    """UTC microsecond timestamps and a mask of values that are given but not parseable."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        ts = values if values.dt.tz is not None else values.dt.tz_localize("UTC")
+        ts = ts.dt.tz_convert("UTC").astype(_TS_DTYPE)
+        if open_ended:
+            ts = ts.mask(ts >= pd.Timestamp("9999-12-31", tz="UTC"))
+        return ts, np.zeros(len(values), dtype=bool)
+    text = _clean_text(values)
+    if open_ended:
+        text = text.mask(text.str.fullmatch(_OPEN_ENDED.pattern).fillna(False))
+    parsed = pd.to_datetime(text.astype(object), format="ISO8601", utc=True, errors="coerce")
+    # format="ISO8601" also takes "2020" or "2020-03" as a date: a period needs a day.
+    has_day = text.str.match(r"\d{4}-\d{2}-\d{2}").fillna(False).to_numpy(dtype=bool)
+    bad = text.notna().to_numpy() & (parsed.isna().to_numpy() | ~has_day)
+    parsed = pd.Series(parsed, index=values.index).mask(bad)
+    return parsed.astype(_TS_DTYPE), bad
+
+
+def _parse_numbers(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64"), np.zeros(len(values), dtype=bool)
+    text = _clean_text(values)
+    number = pd.to_numeric(text.astype(object), errors="coerce").astype("float64")
+    bad = text.notna().to_numpy() & number.isna().to_numpy()
+    return number, bad
+
+
+def _in_us(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    inside = np.zeros(lon.shape, dtype=bool)
+    for min_lon, max_lon, min_lat, max_lat in US_EXTENTS:
+        inside |= (lon >= min_lon) & (lon <= max_lon) & (lat >= min_lat) & (lat <= max_lat)
+    return inside
+
+
+_COORDINATE_MESSAGES = {
+    ("latitude", "incomplete_coordinates"): "longitude given without latitude",
+    ("longitude", "incomplete_coordinates"): "latitude given without longitude",
+    ("latitude", "impossible_coordinate"): "latitude must be within [-90, 90]",
+    ("longitude", "impossible_coordinate"): "longitude must be within [-180, 180]",
+    ("latitude", "placeholder_coordinates"): "(0, 0) is a geocoder's 'no result' placeholder",
+    ("latitude", "swapped_coordinates"):
+        "latitude and longitude look swapped: (longitude, latitude) is in the U.S.",
+}
+
+
+def _coordinate_problems(lat: pd.Series, lon: pd.Series, *,
+                         check_swapped: bool) -> dict[tuple[str, str], np.ndarray]:
+    a = lat.to_numpy(dtype="float64")
+    o = lon.to_numpy(dtype="float64")
+    has_a, has_o = ~np.isnan(a), ~np.isnan(o)
+    both = has_a & has_o
+    with np.errstate(invalid="ignore"):
+        swapped = both & ~_in_us(o, a) & _in_us(a, o) if check_swapped else both & False
+        placeholder = both & (a == 0) & (o == 0)
+        bad_a = both & ~swapped & ~(np.abs(a) <= 90)
+        bad_o = both & ~swapped & ~(np.abs(o) <= 180)
+    return {
+        ("latitude", "incomplete_coordinates"): has_o & ~has_a,
+        ("longitude", "incomplete_coordinates"): has_a & ~has_o,
+        ("latitude", "impossible_coordinate"): bad_a,
+        ("longitude", "impossible_coordinate"): bad_o,
+        ("latitude", "placeholder_coordinates"): placeholder,
+        ("latitude", "swapped_coordinates"): swapped,
+    }
+
+
+def _check_periods(accepted: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Reject exact duplicates (keeping the first) and every period that overlaps another."""
+    problems = []
+    duplicate = accepted.drop(columns="row").duplicated(keep="first")
+    if duplicate.any():
+        first_row = accepted.groupby(
+            [accepted[c].astype("string").fillna("\0") for c in ADDRESS_COLUMNS],
+            sort=False,
+        )["row"].transform("min")
+        dup = accepted[duplicate]
+        problems.append(pd.DataFrame({
+            "row": dup["row"].to_numpy(), "patient_id": dup["patient_id"].to_numpy(dtype=object),
+            "field": "", "value": None, "reason": "duplicate_row",
+            "message": [f"same period and address as row {r}" for r in first_row[duplicate]],
+        }))
+        accepted = accepted[~duplicate]
+
+    ordered = accepted.sort_values(["patient_id", "valid_from", "row"], kind="stable")
+    overlap, other_row = _overlaps(ordered)
+    if overlap.any():
+        bad = ordered[overlap]
+        problems.append(pd.DataFrame({
+            "row": bad["row"].to_numpy(), "patient_id": bad["patient_id"].to_numpy(dtype=object),
+            "field": "valid_from",
+            "value": bad["valid_from"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
+            "reason": "overlapping_interval",
+            "message": [f"overlaps row {r} of the same patient (periods are "
+                        "[valid_from, valid_to); both rows are rejected)"
+                        for r in other_row[overlap]],
+        }))
+    return ordered[~overlap], problems
+
+
+def _overlaps(ordered: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Which periods overlap another of the patient's, and the row of one they overlap.
+
+    ``ordered`` is sorted by patient and start. A period overlaps a later one if it ends
+    after the next period starts; it overlaps an earlier one if it starts before the latest
+    end so far. Open ends count as +infinity. Vectorized: no loop per row.
+    """
+    n = len(ordered)
+    if n == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    patient = ordered["patient_id"].to_numpy(dtype=object)
+    start = _micros(ordered["valid_from"])
+    end = _micros(ordered["valid_to"])
+    end[end == np.iinfo(np.int64).min] = np.iinfo(np.int64).max  # NaT: open-ended
+    rows = ordered["row"].to_numpy(dtype=np.int64)
+    same_next = np.zeros(n, dtype=bool)
+    same_next[:-1] = patient[1:] == patient[:-1]
+    same_prev = np.roll(same_next, 1)
+    same_prev[0] = False
+    with_next = same_next & (end > np.roll(start, -1))
+
+    group = np.concatenate([[0], np.cumsum(~same_next[:-1])])
+    running_max = pd.Series(end).groupby(group).cummax().to_numpy()
+    # The position of the period holding the running maximum end (the latest one if tied).
+    holder = np.where(end == running_max, np.arange(n), -1)
+    holder = pd.Series(holder).groupby(group).cummax().to_numpy()
+    with_prev = same_prev & (start < np.roll(running_max, 1))
+    other = np.where(with_next, np.roll(rows, -1), rows[np.roll(holder, 1)])
+    return with_next | with_prev, other
+
+
+def _micros(values: pd.Series) -> np.ndarray:
+    """Microseconds since the epoch (NaT as the smallest int64)."""
+    return pd.DatetimeIndex(values).as_unit("us").asi8.copy()
+
+
+def _rejects_frame(problems: list[pd.DataFrame], *, source_file: str) -> pd.DataFrame:
+    frames = [p for p in problems if len(p)]
+    if frames:
+        out = pd.concat(frames, ignore_index=True)
+    else:
+        out = pd.DataFrame({c: [] for c in REJECT_COLUMNS if c != "source_file"})
+    out.insert(0, "source_file", source_file)
+    out = out.astype({"source_file": "string", "row": "int64", "patient_id": "string",
+                      "field": "string", "value": "string", "reason": "string",
+                      "message": "string"})
+    return out[list(REJECT_COLUMNS)].sort_values(["row", "field", "reason"], kind="stable") \
+        .reset_index(drop=True)
+
+
+# -- linking ----------------------------------------------------------------------------------
+
+
+def link_addresses(
+    history: pd.DataFrame,
+    boundaries: Mapping[int, gpd.GeoDataFrame],
+    *,
+    level: str = "block_group",
+) -> pd.DataFrame:
+    """Link each address period to the geographies of every loaded boundary vintage.
+
+    Periods with coordinates (and no PO box) are placed by point-in-polygon, once per boundary
+    vintage, with a shapely STRtree over the distinct points queried by every polygon
+    (vectorized; no loop per point). A point on an edge or vertex shared by several polygons
+    goes to the smallest GEOID among the polygons it intersects. The tract and county GEOIDs
+    are the first 11 and 5 digits of the block group's. Each period then gets one outcome:
+
+    ========================  ====================  ===========  =====================
+    the period has            link_missing          precision    link_method
+    ========================  ====================  ===========  =====================
+    a PO-box street           po_box                none         none
+    coordinates, in polygons  (null)                coordinate   point_in_polygon
+    coordinates, outside      outside_boundaries    none         none
+    a street, no coordinates  geocode_failed        none         none
+    only a ZIP                zip_only              zip          none
+    nothing usable            no_coordinates        none         none
+    ========================  ====================  ===========  =====================
+
+    A point inside the polygons of one loaded vintage but outside another's keeps the GEOIDs
+    it has, with link method ``point_in_polygon``, precision ``coordinate`` and
+    ``link_missing`` ``outside_boundaries`` explaining the null GEOIDs. The columns of a
+    boundary vintage that was not loaded are null.
+
+    Parameters
+    ----------
+    history
+        Address periods, e.g. the accepted frame of `read_address_history`: ``patient_id``,
+        ``valid_from`` and optionally ``valid_to``, ``street``, ``zip``, ``latitude``,
+        ``longitude`` (longitude/latitude in NAD83 or WGS84 degrees). Other columns are
+        ignored.
+    boundaries
+        Boundary vintage (2010, 2020) to polygons with columns ``geoid`` and ``geometry``, as
+        `ingestion.boundaries.load_boundary_set` returns them. A frame in another CRS is
+        fine: the points are transformed to it.
+    level
+        The level of the polygons: ``"block_group"`` (all three GEOID columns filled),
+        ``"tract"`` (tract and county) or ``"county"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Exactly the columns of `ingestion.datasets.geography_timeline_spec`, in order, one row
+        per period, sorted by ``patient_id`` and ``valid_from``: timestamps
+        ``datetime64[us, UTC]`` (``valid_to`` NaT = current), text as string dtype.
+
+    Raises
+    ------
+    LinkageError
+        ``history`` lacks a required column, has unparseable or inverted dates, a repeated
+        (patient_id, valid_from) or overlapping periods; ``boundaries`` is empty, holds a
+        year other than 2010 or 2020, or a frame without ``geoid``/geometry or with GEOIDs
+        of another level.
+    ValueError
+        ``level`` is not one of block_group, tract, county.
+    TypeError
+        ``history`` is not a DataFrame.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> squares = gpd.GeoDataFrame({"geoid": ["421010005001"]},
+    ...                            geometry=[shapely.box(-76, 39, -75, 40)], crs=4269)
+    >>> history = pd.DataFrame({"patient_id": ["p1"], "valid_from": ["2019-05-01"],
+    ...                         "latitude": [39.95], "longitude": [-75.16]})
+    >>> link_addresses(history, {2020: squares})[["tract_geoid_2020", "precision"]]
+      tract_geoid_2020   precision
+    0      42101000500  coordinate
+    """
+    if level not in _LEVELS:
+        raise ValueError(f"level must be one of {list(_LEVELS)}, got {level!r}")
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
+    polygons = _check_boundaries(boundaries, level=level)
+    periods = _prepare_history(history)
+    n = len(periods)
+
+    street = periods["street"]
+    po_box = street.str.contains(PO_BOX_PATTERN).fillna(False).to_numpy(dtype=bool)
+    lat = periods["latitude"].to_numpy(dtype="float64")
+    lon = periods["longitude"].to_numpy(dtype="float64")
+    has_coords = np.isfinite(lat) & np.isfinite(lon)
+    to_link = has_coords & ~po_box
+
+    spec = geography_timeline_spec()
+    out = pd.DataFrame({
+        "patient_id": periods["patient_id"],
+        "valid_from": periods["valid_from"],
+        "valid_to": periods["valid_to"],
+    })
+    located = _locate(lon[to_link], lat[to_link], polygons)
+    found = {}
+    for year in BOUNDARY_VINTAGES:
+        codes = np.full(n, -1, dtype=np.int64)
+        if year in polygons:
+            codes[to_link] = located[year]
+            found[year] = codes >= 0
+        geoids = polygons[year]["geoid"] if year in polygons else pd.Series([], dtype="string")
+        for lv in _LEVELS:
+            if _LEVELS.index(lv) >= _LEVELS.index(level):
+                out[f"{lv}_geoid_{year}"] = _take_strings(
+                    geoids.str.slice(0, GEOID_LENGTH[lv]), codes)
+            else:
+                out[f"{lv}_geoid_{year}"] = pd.Series(pd.NA, index=out.index, dtype="string")
+
+    any_found = np.logical_or.reduce(list(found.values()))
+    all_found = np.logical_and.reduce(list(found.values()))
+    has_street = street.notna().to_numpy()
+    has_zip = periods["zip"].notna().to_numpy()
+    reason = np.select(
+        [po_box, to_link & all_found, to_link, has_street, has_zip],
+        ["po_box", "", "outside_boundaries", "geocode_failed", "zip_only"],
+        default="no_coordinates",
+    )
+    out["link_method"] = pd.Series(
+        np.where(to_link & any_found, "point_in_polygon", "none"), dtype="string")
+    out["precision"] = pd.Series(
+        np.select([to_link & any_found, reason == "zip_only"], ["coordinate", "zip"], "none"),
+        dtype="string")
+    out["link_missing"] = pd.Series(reason, dtype="string").mask(reason == "")
+    out = out[list(spec.column_names)]
+    logger.info("linked %d of %d address periods (%s)", int((to_link & any_found).sum()), n,
+                ", ".join(f"{r}: {int((reason == r).sum())}" for r in LINK_MISSING_REASONS))
+    return out
+
+
+def _check_boundaries(boundaries: Mapping[int, gpd.GeoDataFrame], *,
+                      level: str) -> dict[int, gpd.GeoDataFrame]:
+    if not isinstance(boundaries, Mapping) or not boundaries:
+        raise LinkageError("boundaries must map a boundary vintage (2010, 2020) to polygons; "
+                           f"got {boundaries!r:.80}")
+    width = GEOID_LENGTH[level]
+    checked = {}
+    for year, frame in boundaries.items():
+        if year not in BOUNDARY_VINTAGES:
+            raise LinkageError(f"boundary year {year!r} is not one of {BOUNDARY_VINTAGES}")
+        if not isinstance(frame, gpd.GeoDataFrame) or "geoid" not in frame.columns:
+            raise LinkageError(f"boundaries[{year}] must be a GeoDataFrame with a 'geoid' "
+                               "column (see ingestion.boundaries.load_boundaries)")
+        geoid = frame["geoid"].astype("string")
+        wrong = ~geoid.str.fullmatch(rf"\d{{{width}}}").fillna(False)
+        if wrong.any():
+            raise LinkageError(
+                f"boundaries[{year}] holds GEOID {geoid[wrong].iloc[0]!r}; level={level!r} "
+                f"expects {width} digits"
+            )
+        # Sorted by GEOID, so the smallest polygon index is the smallest GEOID.
+        frame = frame.assign(geoid=geoid).sort_values("geoid", kind="stable")
+        checked[int(year)] = frame.reset_index(drop=True)
+    return checked
+
+
+def _prepare_history(history: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in _REQUIRED if c not in history.columns]
+    if missing:
+        raise LinkageError(f"history lacks column(s) {missing}; found {list(history.columns)}")
+    periods = pd.DataFrame(index=range(len(history)))
+    periods["patient_id"] = _clean_text(history["patient_id"].reset_index(drop=True))
+    if periods["patient_id"].isna().any():
+        raise LinkageError("history has an empty patient_id "
+                           f"(row index {int(np.flatnonzero(periods['patient_id'].isna())[0])})")
+    for column in ("valid_from", "valid_to"):
+        values = history[column] if column in history.columns \
+            else pd.Series(pd.NaT, index=history.index)
+        parsed, bad = _parse_dates(values.reset_index(drop=True), open_ended=column == "valid_to")
+        if bad.any():
+            raise LinkageError(f"history column {column} has an unparseable date at row index "
+                               f"{int(np.flatnonzero(bad)[0])}: {values.iloc[bad.argmax()]!r}")
+        periods[column] = parsed.reset_index(drop=True)
+    if periods["valid_from"].isna().any():
+        raise LinkageError("history has an empty valid_from (row index "
+                           f"{int(np.flatnonzero(periods['valid_from'].isna())[0])})")
+    inverted = (periods["valid_to"] <= periods["valid_from"]).fillna(False).to_numpy(dtype=bool)
+    if inverted.any():
+        raise LinkageError("history has valid_to on or before valid_from at row index "
+                           f"{int(np.flatnonzero(inverted)[0])}")
+    for column in ("street", "zip"):
+        values = history[column].reset_index(drop=True) if column in history.columns \
+            else pd.Series(None, index=periods.index)
+        periods[column] = _clean_text(values)
+    for column in ("latitude", "longitude"):
+        values = history[column].reset_index(drop=True) if column in history.columns \
+            else pd.Series(np.nan, index=periods.index)
+        periods[column] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    periods["_index"] = np.arange(len(periods))
+    periods = periods.sort_values(["patient_id", "valid_from"], kind="stable") \
+        .reset_index(drop=True)
+    repeated = periods.duplicated(["patient_id", "valid_from"]).to_numpy()
+    if repeated.any():
+        raise LinkageError("history repeats (patient_id, valid_from) at row index "
+                           f"{int(periods['_index'][repeated].iloc[0])}")
+    overlap, _ = _overlaps(periods.assign(row=periods["_index"]))
+    if overlap.any():
+        raise LinkageError(
+            f"history has {int(overlap.sum())} overlapping periods (first at row index "
+            f"{int(periods['_index'][overlap].iloc[0])}); validate it with read_address_history"
+        )
+    return periods
+
+
+def _locate(lon: np.ndarray, lat: np.ndarray,
+            polygons: Mapping[int, gpd.GeoDataFrame]) -> dict[int, np.ndarray]:
+    """Index into each vintage's polygons (sorted by GEOID) of each point's polygon, else -1.
+
+    Distinct points go in one STRtree (per CRS); each polygon is prepared once and queries it
+    with ``intersects``, so edges and vertices count as inside. Of the polygons a point
+    intersects, the first, i.e. the smallest GEOID, wins.
+    """
+    if len(lon) == 0:
+        return {year: np.zeros(0, dtype=np.int64) for year in polygons}
+    # Hash-based distinct points (addresses repeat): one complex number per point.
+    inverse, distinct = pd.factorize(lon + 1j * lat)
+    trees: dict[str, shapely.STRtree] = {}
+    located = {}
+    for year, frame in polygons.items():
+        crs = frame.crs
+        key = "lonlat" if crs is None or _same_lonlat(crs) else crs.to_wkt()
+        if key not in trees:
+            x, y = distinct.real, distinct.imag
+            if key != "lonlat":
+                x, y = Transformer.from_crs(BOUNDARY_CRS, crs, always_xy=True).transform(x, y)
+            trees[key] = shapely.STRtree(shapely.points(x, y))
+        geometries = np.asarray(frame.geometry.array, dtype=object)
+        polygon_index, point_index = trees[key].query(geometries, predicate="intersects")
+        best = np.full(len(distinct), len(frame), dtype=np.int64)
+        np.minimum.at(best, point_index, polygon_index)
+        best[best == len(frame)] = -1
+        located[year] = best[inverse]
+    return located
+
+
+def _take_strings(values: pd.Series, codes: np.ndarray) -> pd.Series:
+    """``values[codes]`` as a string Series, null where ``codes`` is -1."""
+    category_codes, categories = pd.factorize(values.to_numpy(dtype=object))
+    taken = np.where(codes >= 0, category_codes[np.maximum(codes, 0)] if len(values) else -1, -1)
+    return pd.Series(pd.Categorical.from_codes(taken, categories=categories)).astype("string")
+
+
+def _same_lonlat(crs: CRS) -> bool:
+    crs = CRS.from_user_input(crs)
+    return crs.to_epsg(min_confidence=70) in (4269, 4326) or crs.equals(CRS("OGC:CRS84"))
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def linkage_funnel(timeline: pd.DataFrame) -> pd.DataFrame:
+    """Count address periods and patients by linkage outcome.
+
+    Parameters
+    ----------
+    timeline
+        A patient geography timeline, as `link_addresses` returns it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per outcome, in the order ``all``, ``linked``, then each reason of
+        `LINK_MISSING_REASONS` (zero counts included); columns ``outcome``,
+        ``address_periods``, ``share_of_periods`` (of all periods; 0 when there are none) and
+        ``patients`` (distinct patients with at least one period of that outcome, so a patient
+        who moved can count under several outcomes). ``linked`` means a GEOID in every loaded
+        vintage.
+
+    Raises
+    ------
+    LinkageError
+        ``timeline`` lacks ``patient_id`` or ``link_missing``, or holds an unknown reason.
+
+    Examples
+    --------
+    >>> funnel = linkage_funnel(timeline)  # doctest: +SKIP
+    >>> funnel.set_index("outcome").loc["po_box", "address_periods"]  # doctest: +SKIP
+    3
+    """
+    missing = [c for c in ("patient_id", "link_missing") if c not in timeline.columns]
+    if missing:
+        raise LinkageError(f"timeline lacks column(s) {missing}; expected the columns of "
+                           "geography_timeline_spec()")
+    outcome = timeline["link_missing"].astype("string").fillna("linked")
+    unknown = sorted(set(outcome) - {"linked", *LINK_MISSING_REASONS})
+    if unknown:
+        raise LinkageError(f"timeline holds unknown link_missing value(s) {unknown}; "
+                           f"expected {list(LINK_MISSING_REASONS)}")
+    periods = outcome.value_counts()
+    patients = timeline.groupby(outcome.to_numpy())["patient_id"].nunique()
+    order = ["linked", *LINK_MISSING_REASONS]
+    total = len(timeline)
+    funnel = pd.DataFrame({
+        "outcome": ["all", *order],
+        "address_periods": [total, *(int(periods.get(o, 0)) for o in order)],
+        "patients": [int(timeline["patient_id"].nunique()),
+                     *(int(patients.get(o, 0)) for o in order)],
+    })
+    funnel.insert(2, "share_of_periods",
+                  funnel["address_periods"] / total if total else 0.0)
+    return funnel

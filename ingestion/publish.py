@@ -1,0 +1,448 @@
+"""The publishing gate: merge, conform, stage, validate, then publish or quarantine.
+
+Nothing reaches ``published/`` (what Feast serves) without passing the dataset's Great
+Expectations suite. A dataset that fails is moved to ``quarantine/<dataset>/<run id>/`` with
+its report and the served file stays byte-identical. Every file is written to a temporary
+name in its final folder, fsynced and renamed with ``os.replace``, so a reader never sees a
+half-written parquet file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from great_expectations.data_context import AbstractDataContext
+
+from ingestion.datasets import DatasetSpec
+from ingestion.errors import PublishError, ValidationFailed
+from ingestion.validation import ValidationReport, validate
+from ingestion.workspace import Workspace
+
+try:  # POSIX advisory locks keep two publishers of one dataset from interleaving.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["PublishResult", "conform", "publish", "read_published"]
+
+logger = logging.getLogger(__name__)
+
+_EXAMPLES = 5
+_TIMESTAMP_DTYPE = "datetime64[us, UTC]"  # Feast 0.67 + DuckDB fail on nanosecond parquet
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """A dataset that passed validation and now is served.
+
+    Attributes
+    ----------
+    dataset : str
+        The dataset name.
+    path : pathlib.Path
+        The published parquet file.
+    n_rows : int
+        Rows in the published file.
+    report : ValidationReport
+        The validation that let it through.
+    kept_rows : int
+        Rows kept from the previously published file (merge).
+    replaced_rows : int
+        Previously published rows replaced by new rows with the same key.
+
+    Examples
+    --------
+    >>> result = publish(frame, acs_spec("tract"), ws)  # doctest: +SKIP
+    >>> result.path.name  # doctest: +SKIP
+    'acs_tract.parquet'
+    """
+
+    dataset: str
+    path: Path
+    n_rows: int
+    report: ValidationReport
+    kept_rows: int = 0
+    replaced_rows: int = 0
+
+
+def _bad_examples(values: pd.Series, bad: pd.Series) -> str:
+    rows = list(values.index[bad][:_EXAMPLES])
+    return f"examples {list(values[bad].head(_EXAMPLES))} at rows {rows}"
+
+
+def _as_string(col: pd.Series) -> pd.Series:
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        return col.where(col.notna(), None)
+    out = col.astype(object)
+    present = out.notna()
+    out[present] = out[present].astype(str)
+    return out.where(present, None)
+
+
+def _as_number(name: str, col: pd.Series, dtype: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(col):
+        raise PublishError(f"column {name}: expected {dtype}, got booleans")
+    numbers = pd.to_numeric(col, errors="coerce")
+    bad = numbers.isna() & col.notna()
+    if bad.any():
+        raise PublishError(
+            f"column {name}: expected {dtype}, found {int(bad.sum())} non-numeric value(s); "
+            f"{_bad_examples(col, bad)}"
+        )
+    numbers = numbers.astype("float64")
+    if dtype == "int64" and numbers.notna().all():
+        whole = numbers == numbers.round()
+        if whole.all():
+            return numbers.astype("int64")
+        # Fractions stay float64 so the int64 dtype expectation reports them.
+    return numbers
+
+
+def _as_bool(name: str, col: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(col) and col.dtype != object:
+        return col.astype("bool") if col.notna().all() else col.astype(object)
+    ok = col.isna() | col.isin([True, False])
+    if not ok.all():
+        raise PublishError(
+            f"column {name}: expected bool, found {int((~ok).sum())} other value(s); "
+            f"{_bad_examples(col, ~ok)}"
+        )
+    if col.notna().all():
+        return col.astype("bool")
+    # Nulls stay (object) so the not-null expectation reports them.
+    return col.astype(object).where(col.notna(), None)
+
+
+def _as_timestamp(name: str, col: pd.Series) -> pd.Series:
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        stamps = col.dt.tz_convert("UTC")
+    elif pd.api.types.is_datetime64_dtype(col):
+        stamps = col.dt.tz_localize("UTC")
+    else:
+        try:
+            stamps = pd.to_datetime(col, utc=True, format="mixed")
+        except (ValueError, TypeError) as exc:
+            raise PublishError(
+                f"column {name}: expected timestamps, could not parse them ({exc})"
+            ) from exc
+    return stamps.dt.floor("us").astype(_TIMESTAMP_DTYPE)
+
+
+def conform(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """Coerce a frame to the dtypes and column order ``spec`` publishes.
+
+    Strings become object columns of ``str`` (nulls ``None``), ``int64`` and ``float64``
+    numbers, ``bool`` booleans, and timestamps ``datetime64[us, UTC]`` (naive timestamps are
+    taken as UTC; anything finer than a microsecond is floored: Feast 0.67 cannot
+    materialize nanosecond parquet). Columns come in ``spec.column_names`` order; columns the
+    spec lacks are kept at the end and missing ones stay missing, so validation reports both.
+    An int64 or bool column with nulls (or an int64 column with fractions) is left float64 or
+    object so that validation, not coercion, reports it.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The built dataset.
+    spec : DatasetSpec
+        Its schema.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame with a fresh 0..n-1 index.
+
+    Raises
+    ------
+    PublishError
+        If a value cannot be read as its column's type (text in a number column, an
+        unparseable timestamp); the message names the column, values and rows.
+
+    Examples
+    --------
+    >>> from ingestion.datasets import adi_spec
+    >>> out = conform(frame, adi_spec())  # doctest: +SKIP
+    >>> str(out["release_ts"].dtype)  # doctest: +SKIP
+    'datetime64[us, UTC]'
+    """
+    df = df.reset_index(drop=True)
+    out: dict[str, pd.Series] = {}
+    for rule in spec.columns:
+        if rule.name not in df.columns:
+            continue
+        col = df[rule.name]
+        if rule.dtype == "string":
+            out[rule.name] = _as_string(col)
+        elif rule.dtype in ("int64", "float64"):
+            out[rule.name] = _as_number(rule.name, col, rule.dtype)
+        elif rule.dtype == "bool":
+            out[rule.name] = _as_bool(rule.name, col)
+        elif rule.dtype == "timestamp":
+            out[rule.name] = _as_timestamp(rule.name, col)
+        else:
+            raise PublishError(f"column {rule.name}: unknown spec dtype {rule.dtype!r}")
+    known = set(spec.column_names)
+    for name in df.columns:
+        if name not in known:
+            out[str(name)] = df[name]
+    return pd.DataFrame(out, index=df.index)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    """Write through ``write(file)`` to a temp file beside ``path``, fsync, rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    _write_atomic(path, lambda handle: pq.write_table(table, handle, coerce_timestamps="us"))
+
+
+def _move(src: Path, dst: Path) -> None:
+    os.replace(src, dst)
+    _fsync_dir(dst.parent)
+
+
+@contextlib.contextmanager
+def _dataset_lock(workspace: Workspace, dataset: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``dataset`` (read-merge-write must not interleave)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    lock_path = workspace.staging / f".{dataset}.lock"
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _merge(
+    new: pd.DataFrame, old: pd.DataFrame, spec: DatasetSpec
+) -> tuple[pd.DataFrame, int, int]:
+    """Return old rows whose key is not in ``new``, then ``new``; and kept/replaced counts.
+
+    Duplicates inside ``new`` are kept, so the unique-key expectation reports them.
+    """
+    key = list(spec.key_columns)
+    if any(k not in new.columns for k in key):
+        return new, 0, 0  # the column-set expectation reports the missing key column
+    old_keys = pd.MultiIndex.from_frame(old[key])
+    replaced = old_keys.isin(pd.MultiIndex.from_frame(new[key]))
+    kept = old.loc[~replaced]
+    # New rows decide the columns: a column missing from them must stay missing (and fail
+    # validation) rather than be filled with nulls from the old rows' schema.
+    if kept.empty:
+        return new, 0, int(replaced.sum())
+    if new.empty:
+        return kept.reindex(columns=new.columns).reset_index(drop=True), len(kept), 0
+    merged = pd.concat([kept.reindex(columns=new.columns), new], ignore_index=True)
+    return merged, len(kept), int(replaced.sum())
+
+
+def _run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S_%fZ")
+
+
+def _quarantine(
+    staged: Path, workspace: Workspace, spec: DatasetSpec, report: ValidationReport, run_id: str
+) -> tuple[Path, Path]:
+    folder = workspace.quarantine / spec.name / run_id
+    folder.mkdir(parents=True, exist_ok=False)
+    data_path = folder / "data.parquet"
+    _move(staged, data_path)
+    report_path = folder / "report.json"
+    payload = {
+        "run_id": run_id,
+        "dataset": spec.name,
+        "quarantined_at": datetime.now(UTC).isoformat(),
+        "data": str(data_path),
+        "published": str(workspace.published_path(spec.name)),
+        "published_unchanged": True,
+        **report.to_dict(),
+    }
+    text = json.dumps(payload, indent=2, default=str).encode()
+    _write_atomic(report_path, lambda handle: handle.write(text))
+    return data_path, report_path
+
+
+def _failure_message(
+    spec: DatasetSpec, report: ValidationReport, published: Path, data: Path, report_path: Path
+) -> str:
+    served = (
+        f"the served file {published} is unchanged" if published.exists()
+        else "no earlier version is served"
+    )
+    return (
+        f"{spec.name} failed validation and was not published ({served}): "
+        f"{len(report.failures)} failed check(s) on {report.n_rows} rows.\n"
+        f"{report.describe_failures(limit=15)}\n"
+        f"Quarantined data: {data}\n"
+        f"Report: {report_path}\n"
+        f"Next: fix the builder or source data behind the columns above (inspect the rows with "
+        f"pandas.read_parquet('{data}')), then publish {spec.name} again."
+    )
+
+
+def publish(
+    df: pd.DataFrame,
+    spec: DatasetSpec,
+    workspace: Workspace,
+    *,
+    merge: bool = True,
+    context: AbstractDataContext | None = None,
+    data_docs: bool = False,
+) -> PublishResult:
+    """Validate a dataset and, only if it passes, atomically replace the served file.
+
+    Steps: merge with the published file (new rows replace old rows with the same key),
+    conform dtypes and column order (`conform`), write the staged parquet atomically into
+    ``workspace.staging``, validate it (`ingestion.validation.validate` on the staged file
+    read back), then move it over ``workspace.published_path(spec.name)``. On failure the
+    staged file goes to ``workspace.quarantine/<dataset>/<UTC run id>/data.parquet`` with
+    ``report.json`` beside it and the published file is left untouched.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The new rows (or the whole dataset).
+    spec : DatasetSpec
+        The dataset's schema.
+    workspace : Workspace
+        Where staging, published and quarantine folders live.
+    merge : bool, optional
+        Combine with the published file (default). False publishes ``df`` alone.
+    context : great_expectations data context, optional
+        Passed to `validate`; jobs pass ``workspace_context(workspace)``. Default: ephemeral.
+    data_docs : bool, optional
+        Update the context's Data Docs with this run.
+
+    Returns
+    -------
+    PublishResult
+        The published path, row count and validation report.
+
+    Raises
+    ------
+    ValidationFailed
+        If the dataset fails its suite; ``report_path`` points to the quarantined report.
+    PublishError
+        If a value cannot be coerced to its column's type (nothing is staged).
+
+    Examples
+    --------
+    >>> from ingestion.datasets import acs_spec
+    >>> from ingestion.workspace import Workspace
+    >>> ws = Workspace("/tmp/sdoh-example")
+    >>> result = publish(frame, acs_spec("tract"), ws)  # doctest: +SKIP
+    >>> result.n_rows  # doctest: +SKIP
+    40
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"publish() needs a pandas DataFrame, got {type(df).__name__}")
+    published = workspace.published_path(spec.name)
+    with _dataset_lock(workspace, spec.name):
+        frame = conform(df, spec)
+        kept = replaced = 0
+        if merge and published.exists():
+            frame, kept, replaced = _merge(frame, read_published(spec, workspace), spec)
+        run_id = _run_id()
+        staged = workspace.staging / f"{spec.name}-{run_id}.parquet"
+        try:
+            _write_parquet(frame, staged)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise PublishError(
+                f"{spec.name}: cannot write the conformed frame as parquet ({exc}); "
+                "check the columns the spec does not know"
+            ) from exc
+        try:
+            report = validate(
+                pd.read_parquet(staged), spec, context=context, data_docs=data_docs
+            )
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        if not report.success:
+            data_path, report_path = _quarantine(staged, workspace, spec, report, run_id)
+            message = _failure_message(spec, report, published, data_path, report_path)
+            logger.warning("%s failed validation; quarantined to %s", spec.name, data_path.parent)
+            raise ValidationFailed(message, report_path=str(report_path))
+        _move(staged, published)
+    logger.info(
+        "published %s: %d rows (%d kept, %d replaced) to %s",
+        spec.name, report.n_rows, kept, replaced, published,
+    )
+    return PublishResult(
+        dataset=spec.name,
+        path=published,
+        n_rows=report.n_rows,
+        report=report,
+        kept_rows=kept,
+        replaced_rows=replaced,
+    )
+
+
+def read_published(spec: DatasetSpec, workspace: Workspace) -> pd.DataFrame:
+    """Read the served parquet file of a dataset.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+        The dataset's schema.
+    workspace : Workspace
+        The workspace it was published in.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The published rows, columns in spec order, timestamps ``datetime64[us, UTC]``.
+
+    Raises
+    ------
+    PublishError
+        If the dataset has not been published in ``workspace``.
+
+    Examples
+    --------
+    >>> from ingestion.datasets import acs_spec
+    >>> df = read_published(acs_spec("tract"), ws)  # doctest: +SKIP
+    """
+    path = workspace.published_path(spec.name)
+    if not path.exists():
+        raise PublishError(
+            f"{spec.name} has not been published in {workspace.root}: {path} does not exist; "
+            "run `sdoh publish` first"
+        )
+    return pd.read_parquet(path)

@@ -1,0 +1,586 @@
+"""The real Census API client against the local replay server (never mocked).
+
+Conformance tests at the end read the real API responses in ../shared/data/real/dc_acs2024
+(never copied into the repository). Those files hold estimates (E columns) only, so they are
+fetched with `CensusClient.get_table` and parsed with `acs_from_table`, which documents that a
+missing M column gives moe NaN with moe_missing "unknown"; `get_acs` itself always requests
+both E and M and fails if the API lacks either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ingestion.census_api import (
+    MAX_VARIABLES,
+    CensusClient,
+    acs_from_table,
+    get_acs,
+    parse_value,
+    redact_key,
+)
+from ingestion.errors import CensusApiError
+from ingestion.geography import normalize_county, normalize_state
+from ingestion.replay import CensusReplayServer
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "dc_acs2024"
+KEY = "0123456789abcdef0123456789abcdef01234567"
+ENV_KEY = "fedcba9876543210fedcba9876543210fedcba98"
+MANY = [f"B99001_{i:03d}" for i in range(1, 31)]  # 30 variables: 60 E/M columns
+
+
+# --------------------------------------------------------------------------- fixtures
+
+def _write(root: Path, level: str, table: list[list]) -> None:
+    folder = root / "2024" / "acs" / "acs5"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{level}.json").write_text(json.dumps(table), encoding="utf-8")
+
+
+def _many_values(tract: int) -> list[str]:
+    return [str(value) for i in range(1, 31) for value in (tract * 1000 + i, i)]
+
+
+def _synthetic_tree(root: Path) -> Path:
+    """A synthetic region (state 99, marked as such) in the API's formats."""
+    geo = ["state", "county", "tract"]
+    header = ["NAME", "B01003_001E", "B01003_001M", "B19013_001E", "B19013_001M",
+              *[f"{v}{s}" for v in MANY for s in "EM"], *geo]
+    rows = [
+        ["Census Tract 1; Synthetic County; Synthetic State", "1000", "-555555555", "250001",
+         "-222222222", *_many_values(1), "99", "001", "000100"],
+        ["Census Tract 2; Synthetic County; Synthetic State", "2000", "150", "-666666666.0",
+         "-222222222", *_many_values(2), "99", "001", "000200"],
+        ["Census Tract 3; Other County; Synthetic State", 3000, 200.0, None, None,
+         *_many_values(3), "99", "003", "000300"],
+        ["Census Tract 4; Other County; Synthetic State", "-999999999", "-999999999",
+         "-666666666", "-333333333", *_many_values(4), "99", "003", "000400"],
+    ]
+    _write(root, "tract", [header, *rows])
+    bg = [["B01003_001E", "B01003_001M", "state", "county", "tract", "block group"],
+          ["400", "20", "99", "001", "000100", "1"], ["600", "30", "99", "001", "000100", "2"]]
+    _write(root, "block_group", bg)
+    _write(root, "county", [["B01003_001E", "B01003_001M", "state", "county"],
+                            ["3000", "-555555555", "99", "001"], ["7000", "12", "99", "003"]])
+    _write(root, "state", [["B01003_001E", "B01003_001M", "state"], ["10000", "0", "99"],
+                           ["20000", "0", "98"]])
+    _write(root, "zcta", [["B01003_001E", "B01003_001M", "zip code tabulation area"],
+                          ["500", "40", "99001"], ["900", "60", "99002"]])
+    return root
+
+
+@pytest.fixture
+def server(tmp_path):
+    with CensusReplayServer(_synthetic_tree(tmp_path / "replay")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    with CensusClient(base_url=server.base_url, api_key=KEY, timeout=2.0, max_retries=3,
+                      backoff=0.01, max_delay=0.5) as c:
+        yield c
+
+
+def _tract(client: CensusClient, variables=("B01003_001E",), **kw) -> pd.DataFrame:
+    return client.get_table(2024, "acs/acs5", list(variables), "tract", state="99", **kw)
+
+
+# --------------------------------------------------------------------------- geography
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("10", "10"), (10, "10"), ("9", "09"), (6, "06"), ("99", "99"), (" 11 ", "11"),
+    ("DE", "10"), ("de", "10"), ("Delaware", "10"), ("DELAWARE", "10"),
+    ("district of columbia", "11"), ("DC", "11"), ("pr", "72"), (" New  York ", "36"),
+])
+def test_normalize_state(given, expected):
+    assert normalize_state(given) == expected
+
+
+@pytest.mark.parametrize(("given", "error", "match"), [
+    ("XX", ValueError, r"unknown state 'XX'; expected a 2-digit FIPS code"),
+    ("100", ValueError, r"unknown state '100'"),
+    (100, ValueError, r"state 100 is not a code of 1 to 2 digits"),
+    (-1, ValueError, r"state -1 is not a code"),
+    ("", ValueError, r"unknown state ''"),
+    ("Delawar", ValueError, r"postal code \('DE'\) or a state name"),
+    (True, TypeError, r"got bool"),
+    (10.0, TypeError, r"must be str or int, got float"),
+    (None, TypeError, r"got NoneType"),
+])
+def test_normalize_state_rejects(given, error, match):
+    with pytest.raises(error, match=match):
+        normalize_state(given)
+
+
+@pytest.mark.parametrize(("given", "expected"), [("001", "001"), ("1", "001"), (1, "001"),
+                                                  (101, "101"), (" 03", "003")])
+def test_normalize_county(given, expected):
+    assert normalize_county(given) == expected
+
+
+@pytest.mark.parametrize(("given", "error", "match"), [
+    ("10001", ValueError, r"unknown county '10001'; expected a county FIPS code of 1 to 3"),
+    (1000, ValueError, r"county 1000 is not a code of 1 to 3 digits"),
+    ("Kent", ValueError, r"unknown county 'Kent'"),
+    (1.0, TypeError, r"got float"),
+])
+def test_normalize_county_rejects(given, error, match):
+    with pytest.raises(error, match=match):
+        normalize_county(given)
+
+
+# --------------------------------------------------------------------------- get_table
+
+def test_get_table_returns_api_values_unchanged(client):
+    table = _tract(client, ["NAME", "B01003_001E", "B19013_001E"])
+    assert list(table.columns) == ["GEOID", "NAME", "B01003_001E", "B19013_001E",
+                                   "state", "county", "tract"]
+    assert table["GEOID"].tolist() == ["99001000100", "99001000200", "99003000300",
+                                       "99003000400"]
+    assert table["B01003_001E"].tolist() == ["1000", "2000", 3000, "-999999999"]
+    assert table["B19013_001E"].tolist() == ["250001", "-666666666.0", None, "-666666666"]
+
+
+@pytest.mark.parametrize(("geography", "kw", "query", "geoids"), [
+    ("state", {}, "for=state:*", ["99", "98"]),
+    ("state", {"state": "99"}, "for=state:99", ["99"]),
+    ("county", {"state": 99}, "for=county:*&in=state:99", ["99001", "99003"]),
+    ("county", {"state": "99", "county": 3}, "for=county:003&in=state:99", ["99003"]),
+    ("tract", {"state": "99", "county": "001"}, "for=tract:*&in=state:99+county:001",
+     ["99001000100", "99001000200"]),
+    ("block group", {"state": "99"}, "for=block+group:*&in=state:99+county:*",
+     ["990010001001", "990010001002"]),
+    ("block_group", {"state": "99", "county": "1"}, "for=block+group:*&in=state:99+county:001",
+     ["990010001001", "990010001002"]),
+    ("zcta", {}, "for=zip+code+tabulation+area:*", ["99001", "99002"]),
+])
+def test_get_table_geographies(client, server, geography, kw, query, geoids):
+    table = client.get_table(2024, "acs/acs5", ["B01003_001E"], geography, **kw)
+    assert table["GEOID"].tolist() == geoids
+    assert server.requests == [f"/data/2024/acs/acs5?get=B01003_001E&{query}&key=REDACTED"]
+
+
+@pytest.mark.parametrize(("args", "kw", "error", "match"), [
+    ((2024, "acs/acs5", ["X_001E"], "planet"), {}, ValueError, r"unknown geography 'planet'"),
+    ((2024, "acs/acs5", ["X_001E"], "tract"), {}, ValueError, r"'tract' needs a state"),
+    ((2024, "acs/acs5", ["X_001E"], "block group"), {"county": "001"}, ValueError,
+     r"county='001' needs a state"),
+    ((2024, "acs/acs5", ["X_001E"], "zcta"), {"state": "DE"}, ValueError,
+     r"does not nest ZCTAs within states"),
+    ((2024, "acs/acs5", ["X_001E"], "state"), {"state": "DE", "county": 1}, ValueError,
+     r"county= cannot narrow geography 'state'"),
+    (("2024", "acs/acs5", ["X_001E"], "tract"), {"state": "DE"}, TypeError,
+     r"year must be an int"),
+    ((2024, "acs/../secret", ["X_001E"], "tract"), {"state": "DE"}, ValueError,
+     r"dataset must look like 'acs/acs5'"),
+    ((2024, "acs/acs5", [], "tract"), {"state": "DE"}, ValueError, r"variables is empty"),
+    ((2024, "acs/acs5", ["state"], "tract"), {"state": "DE"}, ValueError,
+     r"geography columns"),
+    ((2024, "acs/acs5", ["X_001E"], "tract"), {"state": "Atlantis"}, ValueError,
+     r"unknown state 'Atlantis'"),
+])
+def test_get_table_rejects_bad_arguments_before_any_request(client, server, args, kw, error,
+                                                             match):
+    with pytest.raises(error, match=match):
+        client.get_table(*args, **kw)
+    assert server.requests == []
+
+
+def test_more_than_50_variables_are_split_and_rejoined_on_geography(client, server):
+    wide = get_acs("tract", ["B01003_001", *MANY], 2024, "99", output="wide", client=client)
+    gets = [re.search(r"get=([^&]*)", r).group(1).split(",") for r in server.requests]
+    assert len(gets) == 2 and all(len(g) <= MAX_VARIABLES for g in gets)
+    assert sum(len(g) for g in gets) == 2 + 2 * len(MANY)
+    assert wide["GEOID"].tolist() == ["99001000100", "99001000200", "99003000300",
+                                      "99003000400"]
+    for tract, row in enumerate(wide.itertuples(index=False), start=1):
+        record = row._asdict()
+        for i, variable in enumerate(MANY, start=1):
+            assert record[f"{variable}E"] == tract * 1000 + i
+            assert record[f"{variable}M"] == i
+    assert wide.loc[0, "B01003_001E"] == 1000.0
+
+
+def test_split_requests_keep_the_requested_column_order(client):
+    names = [f"{v}{s}" for v in reversed(MANY) for s in "ME"]
+    table = _tract(client, names)
+    assert list(table.columns) == ["GEOID", *names, "state", "county", "tract"]
+
+
+# --------------------------------------------------------------------------- retries
+
+@pytest.mark.parametrize(("status", "times"), [(429, 1), (500, 2), (502, 1), (503, 3)])
+def test_transient_statuses_are_retried_until_success(client, server, status, times):
+    server.inject(status, times=times)
+    table = _tract(client)
+    assert len(table) == 4
+    assert len(server.requests) == times + 1
+
+
+def test_retry_after_is_honoured_but_capped(server, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    server.inject(429, headers={"Retry-After": "30"})
+    client = CensusClient(base_url=server.base_url, backoff=0.0, max_delay=0.3, timeout=2)
+    start = time.monotonic()
+    _tract(client)
+    assert 0.3 <= time.monotonic() - start < 5
+
+
+def test_exhausted_retries_name_redacted_url_and_status(client, server):
+    server.inject(503, times=10, body="error: service unavailable, try later")
+    with pytest.raises(CensusApiError, match=r"after 4 attempt\(s\): GET http://127\.0\.0\.1:\d+"
+                       r"/data/2024/acs/acs5\?get=B01003_001E&for=tract:\*&in=state:99"
+                       r"&key=REDACTED -> HTTP 503: error: service unavailable") as info:
+        _tract(client)
+    assert KEY not in str(info.value) and KEY not in repr(info.value)
+    assert len(server.requests) == 4
+
+
+def test_timeout_is_retried(server, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    server.inject(None, delay=1.0)
+    client = CensusClient(base_url=server.base_url, timeout=0.2, backoff=0.01, max_retries=2)
+    assert len(_tract(client)) == 4
+    assert len(server.requests) == 2
+
+
+def test_timeouts_exhausting_retries_say_so(server, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    server.inject(None, delay=0.6, times=2)
+    client = CensusClient(base_url=server.base_url, timeout=0.15, backoff=0.01, max_retries=1,
+                          api_key=KEY)
+    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\).*key=REDACTED -> "
+                                             r"timed out after 0\.15 s") as info:
+        _tract(client)
+    assert KEY not in str(info.value)
+
+
+def test_connection_refused_is_retried_then_reported_without_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    server = CensusReplayServer(tmp_path)
+    base_url = server.base_url
+    server.stop()
+    client = CensusClient(base_url=base_url, api_key=KEY, timeout=0.5, backoff=0.01,
+                          max_retries=1)
+    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\).*ConnectionError") as info:
+        _tract(client)
+    assert KEY not in str(info.value)
+    assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+def test_truncated_json_is_retried(client, server):
+    server.inject(None, truncate=True)
+    assert len(_tract(client)) == 4
+    assert len(server.requests) == 2
+
+
+def test_persistently_truncated_json_is_a_clear_error(client, server):
+    server.inject(None, truncate=True, times=10)
+    with pytest.raises(CensusApiError, match=r"HTTP 200 but the body is not valid JSON "
+                                             r"\(\d+ bytes, probably truncated"):
+        _tract(client)
+    assert len(server.requests) == 3  # the first try and two retries of a bad body
+
+
+@pytest.mark.parametrize(("status", "body", "match"), [
+    (404, "<html><head><title>404 Not Found</title></head><body><h1>Nope</h1></body></html>",
+     r"HTTP 404: 404 Not Found$"),
+    (400, "<html><body><h1>Bad &amp; wrong</h1><p>details</p></body></html>",
+     r"HTTP 400: Bad & wrong$"),
+    (200, "<!DOCTYPE html><html><head><title>Invalid Key</title></head></html>",
+     r"HTTP 200 with an HTML page instead of JSON: Invalid Key \(the API key is missing"),
+])
+def test_html_pages_become_short_errors(client, server, status, body, match):
+    server.inject(status, body=body)
+    with pytest.raises(CensusApiError, match=match):
+        _tract(client)
+    assert len(server.requests) == 1
+
+
+def test_html_5xx_page_is_retried_and_reported_by_title(client, server):
+    server.inject(502, times=4, body="<html><title>502 Bad Gateway</title><body>x</body></html>")
+    with pytest.raises(CensusApiError, match=r"HTTP 502: 502 Bad Gateway$"):
+        _tract(client)
+
+
+def test_unknown_variable_message_surfaces_without_retry(client, server):
+    with pytest.raises(CensusApiError, match=r"HTTP 400: error: unknown variable "
+                                             r"'B99999_001E'$"):
+        _tract(client, ["B01003_001E", "B99999_001E"])
+    assert len(server.requests) == 1
+
+
+def test_no_content_is_a_clear_error(client):
+    with pytest.raises(CensusApiError, match=r"county:777&key=REDACTED -> HTTP 204 No Content: "
+                                             r"the API has no data"):
+        _tract(client, county="777")
+
+
+def test_not_a_table_is_a_clear_error(client, server):
+    server.inject(200, body='{"error": "not a table"}')
+    with pytest.raises(CensusApiError, match=r"not a Census API table: the JSON is not an array"):
+        _tract(client)
+
+
+# --------------------------------------------------------------------------- API key
+
+def _key_server(tmp_path, key):
+    return CensusReplayServer(_synthetic_tree(tmp_path / "replay"), api_key=key)
+
+
+def test_explicit_key_wins_over_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CENSUS_API_KEY", ENV_KEY)
+    with _key_server(tmp_path, KEY) as server:
+        good = CensusClient(base_url=server.base_url, api_key=KEY, max_retries=0)
+        assert len(_tract(good)) == 4
+        from_env = CensusClient(base_url=server.base_url, max_retries=0)
+        with pytest.raises(CensusApiError, match=r"Invalid Key \(the API key is missing or "
+                                                 r"invalid") as info:
+            _tract(from_env)
+        assert ENV_KEY not in str(info.value) and KEY not in str(info.value)
+        assert all(KEY not in r and ENV_KEY not in r for r in server.requests)
+        assert server.requests[0].endswith("&key=REDACTED")
+
+
+def test_environment_key_is_used_without_explicit_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("CENSUS_API_KEY", KEY)
+    with _key_server(tmp_path, KEY) as server:
+        assert len(_tract(CensusClient(base_url=server.base_url))) == 4
+
+
+def test_missing_key_is_reported(tmp_path, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    with _key_server(tmp_path, KEY) as server:
+        client = CensusClient(base_url=server.base_url)
+        with pytest.raises(CensusApiError, match=r"Missing Key \(the API key is missing"):
+            _tract(client)
+        assert "key=" not in server.requests[0]
+
+
+def test_key_never_logged(client, server, caplog):
+    server.inject(500)
+    with caplog.at_level(logging.DEBUG):
+        _tract(client)
+        with pytest.raises(CensusApiError):
+            _tract(client, ["B99999_001E"])
+    assert "key=REDACTED" in caplog.text
+    assert KEY not in caplog.text
+    assert KEY not in repr(client) and "api_key=<set>" in repr(client)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("http://h/data?get=X&key=abc123&for=state:*", "http://h/data?get=X&key=REDACTED&for=state:*"),
+    ("GET /data?KEY=abc HTTP/1.1", "GET /data?KEY=REDACTED HTTP/1.1"),
+    (f"bad key {KEY}!", "bad key REDACTED!"),
+])
+def test_redact_key(text, expected):
+    assert redact_key(text, KEY) == expected
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"timeout": 0}, r"timeout must be > 0"),
+    ({"max_retries": -1}, r"max_retries must be an int >= 0"),
+    ({"backoff": -1.0}, r"backoff and max_delay must be >= 0"),
+    ({"base_url": "ftp://x"}, r"base_url must be an http\(s\) URL"),
+])
+def test_client_rejects_bad_settings(kw, match):
+    with pytest.raises(ValueError, match=match):
+        CensusClient(**kw)
+
+
+# --------------------------------------------------------------------------- parsing
+
+@pytest.mark.parametrize(("raw", "kind", "value", "reason"), [
+    ("1262", "estimate", 1262.0, None),
+    ("41.9", "estimate", 41.9, None),
+    (3000, "estimate", 3000.0, None),
+    ("250001", "estimate", 250001.0, None),  # top-code "250,000+" stays a number
+    ("0", "estimate", 0.0, None),
+    ("-666666666", "estimate", math.nan, "insufficient_sample"),
+    ("-666666666.0", "estimate", math.nan, "insufficient_sample"),
+    (-666666666, "estimate", math.nan, "insufficient_sample"),
+    (-666666666.0, "estimate", math.nan, "insufficient_sample"),
+    ("-999999999", "estimate", math.nan, "suppressed_small_sample"),
+    ("-888888888", "estimate", math.nan, "not_applicable"),
+    ("-222222222", "estimate", math.nan, "insufficient_sample"),
+    ("-555555555", "estimate", math.nan, "not_applicable"),
+    (None, "estimate", math.nan, "not_published_at_level"),
+    ("", "estimate", math.nan, "not_published_at_level"),
+    ("-555555555", "moe", 0.0, None),
+    ("-555555555.0", "moe", 0.0, None),
+    ("-222222222", "moe", math.nan, "unknown"),
+    ("-333333333", "moe", math.nan, "unknown"),
+    (-999999999, "moe", math.nan, "unknown"),
+    (None, "moe", math.nan, "unknown"),
+    ("150", "moe", 150.0, None),
+])
+def test_parse_value(raw, kind, value, reason):
+    got_value, got_reason = parse_value(raw, kind=kind)
+    assert got_reason == reason
+    assert (math.isnan(got_value) and math.isnan(value)) or got_value == value
+
+
+@pytest.mark.parametrize(("raw", "kw", "error", "match"), [
+    ("N", {}, ValueError, r"'N' is not a number"),
+    ("nan", {}, ValueError, r"not a finite number"),
+    ("-123456789", {}, ValueError, r"annotation value that missing_reasons\.yaml does not know"),
+    (True, {}, TypeError, r"got bool"),
+    ([1], {}, TypeError, r"got list"),
+    ("1", {"kind": "cv"}, ValueError, r"kind must be 'estimate' or 'moe'"),
+])
+def test_parse_value_rejects(raw, kw, error, match):
+    with pytest.raises(error, match=match):
+        parse_value(raw, **kw)
+
+
+def test_get_acs_tidy(client, server):
+    tidy = get_acs("tract", ["B19013_001", "B01003_001"], 2024, 99,
+                   client=client)
+    assert server.requests[0].startswith(
+        "/data/2024/acs/acs5?get=B19013_001E,B19013_001M,B01003_001E,B01003_001M&")
+    assert list(tidy.columns) == ["GEOID", "variable", "estimate", "moe", "estimate_missing",
+                                  "moe_missing"]
+    assert len(tidy) == 8
+    assert list(tidy[["GEOID", "variable"]].itertuples(index=False, name=None)) == sorted(
+        tidy[["GEOID", "variable"]].itertuples(index=False, name=None))
+    rows = {(r.GEOID, r.variable): r for r in tidy.itertuples(index=False)}
+    first = rows["99001000100", "B01003_001"]
+    assert (first.estimate, first.moe, first.estimate_missing, first.moe_missing) == (
+        1000.0, 0.0, None, None)
+    income = rows["99001000100", "B19013_001"]
+    assert income.estimate == 250001.0 and math.isnan(income.moe)
+    assert income.moe_missing == "unknown"
+    assert rows["99001000200", "B19013_001"].estimate_missing == "insufficient_sample"
+    null = rows["99003000300", "B19013_001"]
+    assert math.isnan(null.estimate) and null.estimate_missing == "not_published_at_level"
+    assert rows["99003000300", "B01003_001"].estimate == 3000.0  # a JSON number
+    suppressed = rows["99003000400", "B01003_001"]
+    assert suppressed.estimate_missing == "suppressed_small_sample"
+    assert suppressed.moe_missing == "unknown"
+    assert tidy["estimate"].dtype == "float64" and tidy["moe"].dtype == "float64"
+
+
+def test_get_acs_wide(client):
+    wide = get_acs("county", "B01003_001", 2024, "99", output="wide", client=client)
+    assert list(wide.columns) == ["GEOID", "B01003_001E", "B01003_001M",
+                                  "B01003_001E_missing", "B01003_001M_missing"]
+    assert wide.to_dict("records") == [
+        {"GEOID": "99001", "B01003_001E": 3000.0, "B01003_001M": 0.0,
+         "B01003_001E_missing": None, "B01003_001M_missing": None},
+        {"GEOID": "99003", "B01003_001E": 7000.0, "B01003_001M": 12.0,
+         "B01003_001E_missing": None, "B01003_001M_missing": None},
+    ]
+
+
+@pytest.mark.parametrize(("args", "kw", "match"), [
+    (("tract", ["B19013_001"], 2024, "99"), {"output": "long"}, r"unknown output 'long'"),
+    (("planet", ["B19013_001"], 2024, "99"), {}, r"unknown geography 'planet'"),
+    (("tract", ["B19013_001E"], 2024, "99"), {}, r"without the E/M suffix.*'B19013_001E'"),
+    (("tract", ["NAME"], 2024, "99"), {}, r"without the E/M suffix"),
+])
+def test_get_acs_rejects_bad_arguments(client, server, args, kw, match):
+    with pytest.raises(ValueError, match=match):
+        get_acs(*args, client=client, **kw)
+    assert server.requests == []
+
+
+def test_get_acs_requires_the_moe_columns(client):
+    with pytest.raises(CensusApiError, match=r"unknown variable 'B99002_001E'"):
+        get_acs("tract", ["B99002_001"], 2024, "99", client=client)
+
+
+def test_acs_from_table_rejects_absent_estimate():
+    raw = pd.DataFrame({"GEOID": ["11001000101"], "B19013_001M": ["5"]})
+    with pytest.raises(ValueError, match=r"lacks columns \['B19013_001E'\]"):
+        acs_from_table(raw, ["B19013_001"])
+
+
+def test_acs_from_table_names_the_bad_value():
+    raw = pd.DataFrame({"GEOID": ["11001000101"], "B19013_001E": ["(X)"]})
+    with pytest.raises(CensusApiError, match=r"B19013_001E for GEOID 11001000101: '\(X\)'"):
+        acs_from_table(raw, ["B19013_001"])
+
+
+# --------------------------------------------------------------------------- conformance
+
+@pytest.fixture
+def real_dir():
+    if not (REAL / "acs_2024_dc_tracts.json").is_file():
+        pytest.skip(f"real Census API responses not found at {REAL} (../shared/data/real)")
+    return REAL
+
+
+def _serve_real(tmp_path: Path, source: Path, level: str) -> CensusReplayServer:
+    folder = tmp_path / "replay" / "2024" / "acs" / "acs5"
+    folder.mkdir(parents=True)
+    shutil.copyfile(source, folder / f"{level}.json")  # at test time, never into the repo
+    return CensusReplayServer(tmp_path / "replay")
+
+
+def test_conformance_dc_tracts(real_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    raw = json.loads((real_dir / "acs_2024_dc_tracts.json").read_text())
+    header, rows = raw[0], raw[1:]
+    estimates = [h for h in header if h.endswith("E") and h != "NAME"]
+    variables = [h[:-1] for h in estimates]
+    with _serve_real(tmp_path, real_dir / "acs_2024_dc_tracts.json", "tract") as server:
+        client = CensusClient(base_url=server.base_url, backoff=0.01)
+        table = client.get_table(2024, "acs/acs5", ["NAME", *estimates], "tract",
+                                 state="District of Columbia")
+    assert len(table) == 206
+    assert table["GEOID"].str.fullmatch(r"11001\d{6}").all()
+    tidy = acs_from_table(table, variables)
+    assert len(tidy) == 206 * len(variables)
+    assert (tidy["moe_missing"] == "unknown").all() and tidy["moe"].isna().all()
+
+    income = tidy[tidy["variable"] == "B19013_001"].set_index("GEOID")
+    column = header.index("B19013_001E")
+    top_coded = {"".join(r[-3:]) for r in rows if r[column] == "250001"}
+    assert top_coded  # the file holds the top-code
+    assert (income.loc[sorted(top_coded), "estimate"] == 250001.0).all()
+
+    by_key = tidy.set_index(["GEOID", "variable"])
+    for spelling in ("-666666666", "-666666666.0"):
+        jammed = [("".join(r[-3:]), h[:-1]) for r in rows
+                  for h, v in zip(header, r, strict=True) if v == spelling]
+        assert jammed, f"the file holds {spelling}"
+        assert by_key.loc[jammed, "estimate"].isna().all()
+        assert (by_key.loc[jammed, "estimate_missing"] == "insufficient_sample").all()
+    assert tidy["estimate"].dropna().ge(0).all()  # no annotation leaked as a number
+
+    picked = next(r for r in rows if r[-1] == "000101")
+    row = table.set_index("GEOID").loc["11001000101"]
+    for name, value in zip(header, picked, strict=True):
+        assert row[name] == value
+        if name in estimates:
+            assert by_key.loc[("11001000101", name[:-1]), "estimate"] == float(value)
+
+
+def test_conformance_dc_block_group_nulls(real_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("CENSUS_API_KEY", raising=False)
+    source = real_dir / "acs_2024_dc_block_groups_980000.json"
+    estimates = [h for h in json.loads(source.read_text())[0] if h.endswith("E")
+                 and h != "NAME"]
+    with _serve_real(tmp_path, source, "block_group") as server:
+        client = CensusClient(base_url=server.base_url, backoff=0.01)
+        table = client.get_table(2024, "acs/acs5", estimates, "block group", state="DC",
+                                 county="001")
+    assert table["GEOID"].tolist() == ["110019800001"]
+    wide = acs_from_table(table, [e[:-1] for e in estimates], output="wide").iloc[0]
+    for variable in ("B17001_001", "B17001_002"):
+        assert math.isnan(wide[f"{variable}E"])
+        assert wide[f"{variable}E_missing"] == "not_published_at_level"
+    assert wide["B01002_001E_missing"] == "insufficient_sample"  # written -666666666.0
+    assert wide["B19013_001E_missing"] == "insufficient_sample"  # written -666666666
+    assert wide["B01003_001E"] == 17.0 and wide["B01003_001E_missing"] is None

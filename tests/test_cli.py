@@ -1,0 +1,51 @@
+import json
+
+import click
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ingestion.cli import sdoh
+
+
+def all_commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in all_commands(sdoh)], ids=" ".join)
+def test_every_command_has_useful_help(path):
+    result = CliRunner().invoke(sdoh, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    command = dict(all_commands(sdoh))[path]
+    if not isinstance(command, click.Group):
+        assert "Example" in result.output
+
+
+def test_project_errors_become_a_message_and_exit_code_1(tmp_path):
+    bad = tmp_path / "US_2020_ADI_Census_Block_Group_v4_0.csv"
+    bad.write_text("FIPS,ADI_NATRANK,ADI_STATERNK\n010010201001,XX,3\n")
+    result = CliRunner().invoke(sdoh, ["ingest", "adi", str(bad), "--available-from", "2022-09-01",
+                                       "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 1
+    assert "row 2, field ADI_NATRANK" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_training_frame_and_online_commands(demo_run, tmp_path):
+    workspace, _ = demo_run
+    events = tmp_path / "events.csv"
+    pd.DataFrame({"patient_id": ["P000001", "P000002"],
+                  "event_timestamp": ["2021-06-01T00:00:00Z", "2023-06-01T00:00:00Z"]}).to_csv(events, index=False)
+    out = tmp_path / "frame.parquet"
+    result = CliRunner().invoke(sdoh, ["training-frame", str(events), "-o", str(out),
+                                       "--workspace", str(workspace.root)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(out)) == 2
+    result = CliRunner().invoke(sdoh, ["online", "P000001", "--workspace", str(workspace.root)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["patient_id"] == "P000001"

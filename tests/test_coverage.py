@@ -1,0 +1,291 @@
+"""Coverage analysis on a tiny hand-built frame; every expected value is worked out by hand.
+
+The frame (feature ``v__x``; patients P1, P2 in group A and P3, P4, P5 in group B):
+
+===  ===  ==========  =====  ================  ===========
+row  pid  event       value  missing           reliability
+===  ===  ==========  =====  ================  ===========
+r0   P1   2020-01-01  1.0                      high
+r1   P1   2021-01-01         po_box
+r2   P2   2020-06-01         not_yet_released
+r3   P2   2021-06-01  2.0                      low
+r4   P3   2021-01-01         geocode_failed
+r5   P3   2021-02-01  3.0                      medium
+r6   P4   2021-03-01  4.0                      unknown
+r7   P5   2021-04-01         geocode_failed
+===  ===  ==========  =====  ================  ===========
+
+Events, ``not_yet_released`` excluded: A = r0, r1, r3 (3 rows, 2 covered, missing 1/3, one of
+two covered low); B = r4..r7 (4 rows, 2 covered, missing 1/2, one of two covered unknown).
+B is the reference (largest): A's missing diff = 1/3 - 1/2 = -1/6, ratio = (1/3)/(1/2) = 2/3.
+Patients at their latest event: P1 r1 (missing), P2 r3 (covered, low), P3 r5, P4 r6, P5 r7:
+A 1 of 2 covered, B 2 of 3; B is the reference; A diff = 1/2 - 1/3 = 1/6, ratio 3/2.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingestion.coverage import (
+    age_band,
+    coverage_table,
+    feature_coverage,
+    gaps_by_area,
+    missing_reasons_table,
+    wilson_interval,
+)
+from ingestion.errors import InputError
+
+X = "v__x"
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "patient_id": ["P1", "P1", "P2", "P2", "P3", "P3", "P4", "P5"],
+        "event_timestamp": pd.to_datetime([
+            "2020-01-01", "2021-01-01", "2020-06-01", "2021-06-01",
+            "2021-01-01", "2021-02-01", "2021-03-01", "2021-04-01"], utc=True),
+        X: [1.0, np.nan, np.nan, 2.0, np.nan, 3.0, 4.0, np.nan],
+        f"{X}_missing": [None, "po_box", "not_yet_released", None,
+                         "geocode_failed", None, None, "geocode_failed"],
+        f"{X}_reliability": ["high", None, None, "low", None, "medium", "unknown", None],
+    })
+
+
+@pytest.fixture
+def patients() -> pd.DataFrame:
+    return pd.DataFrame({
+        "patient_id": ["P1", "P2", "P3", "P4", "P5"],
+        "group": ["A", "A", "B", "B", "B"],
+        "birth_date": ["2003-01-01", "1980-06-01", "1960-01-01", "1950-01-01", "2010-01-01"],
+    })
+
+
+def _row(table: pd.DataFrame, group: str) -> pd.Series:
+    return table.set_index("group").loc[group]
+
+
+# --- wilson_interval -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("k", "n", "confidence", "expected"), [
+    (8, 10, 0.95, (0.4902, 0.9433)),
+    (0, 10, 0.95, (0.0, 0.2775)),
+    (10, 10, 0.95, (0.7225, 1.0)),
+    (2, 4, 0.95, (0.1500, 0.8500)),
+    (2, 3, 0.95, (0.2077, 0.9385)),
+    (8, 10, 0.90, (0.5408, 0.9314)),
+])
+def test_wilson_interval_matches_hand_computed_values(k, n, confidence, expected):
+    low, high = wilson_interval(k, n, confidence=confidence)
+    assert (round(float(low), 4), round(float(high), 4)) == expected
+
+
+def test_wilson_interval_is_exact_at_the_ends_and_vectorised():
+    low, high = wilson_interval(pd.Series([0, 8, 10]), np.array([10, 10, 10]))
+    assert low.shape == high.shape == (3,)
+    assert low[0] == 0.0 and high[2] == 1.0
+    assert np.allclose([low[1], high[1]], [0.4902, 0.9433], atol=5e-5)
+
+
+def test_wilson_interval_is_nan_without_trials():
+    low, high = wilson_interval([0, 1], [0, 2])
+    assert math.isnan(low[0]) and math.isnan(high[0])
+    assert np.isclose(low[1], 0.0945, atol=5e-5)
+
+
+@pytest.mark.parametrize(("k", "n", "confidence", "match"), [
+    (11, 10, 0.95, "0 <= successes <= n"),
+    (-1, 10, 0.95, "0 <= successes <= n"),
+    (1, 10, 1.0, "strictly between 0 and 1"),
+    (1, 10, 0.0, "strictly between 0 and 1"),
+])
+def test_wilson_interval_rejects_bad_input(k, n, confidence, match):
+    with pytest.raises(ValueError, match=match):
+        wilson_interval(k, n, confidence=confidence)
+
+
+# --- age_band --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("born", "at", "expected"), [
+    ("2000-06-15", "2018-06-14", "0-17"),   # the day before the 18th birthday
+    ("2000-06-15", "2018-06-15", "18-34"),  # on it
+    ("1953-01-02", "2018-01-01", "50-64"),  # 64 for one more day
+    ("1938-01-01", "2018-01-01", "80+"),
+])
+def test_age_band_counts_completed_years(born, at, expected):
+    assert age_band(pd.Series([born]), at).tolist() == [expected]
+
+
+def test_age_band_is_ordered_and_nan_before_birth_or_without_date():
+    bands = age_band(pd.Series(["2000-01-01", None, "2030-01-01"]),
+                     pd.Series(pd.to_datetime(["2020-01-01"] * 3, utc=True)))
+    assert bands.cat.ordered
+    assert bands.iloc[0] == "18-34" and bands.iloc[1:].isna().all()
+
+
+def test_age_band_rejects_edges_not_starting_at_zero():
+    with pytest.raises(ValueError, match="start at 0"):
+        age_band(pd.Series(["2000-01-01"]), "2020-01-01", edges=(18, 65))
+
+
+# --- feature_coverage ------------------------------------------------------------------------
+
+def test_event_coverage_rates_intervals_and_gap_to_reference(frame, patients):
+    table = feature_coverage(frame, patients, feature=X, by="group")
+    assert table["group"].tolist() == ["B", "A"]  # largest first
+    assert table.attrs["reference"] == "B"
+    a, b = _row(table, "A"), _row(table, "B")
+    assert (a["n"], a["covered"], b["n"], b["covered"]) == (3, 2, 4, 2)
+    assert a["coverage"] == pytest.approx(2 / 3) and b["missing_rate"] == pytest.approx(0.5)
+    assert (round(a["coverage_low"], 4), round(a["coverage_high"], 4)) == (0.2077, 0.9385)
+    assert (round(b["missing_low"], 4), round(b["missing_high"], 4)) == (0.15, 0.85)
+    assert a["missing_diff"] == pytest.approx(-1 / 6)
+    assert a["missing_ratio"] == pytest.approx(2 / 3)
+    assert b["missing_diff"] == 0 and b["missing_ratio"] == 1 and b["is_reference"]
+    assert a["low_reliability_rate"] == pytest.approx(0.5)  # r3 low of r0, r3
+    assert b["low_reliability_rate"] == pytest.approx(0.5)  # r6 unknown of r5, r6
+    assert a["top_missing_reasons"] == "po_box: 1"
+    assert b["top_missing_reasons"] == "geocode_failed: 2"
+
+
+def test_not_yet_released_rows_are_excluded_unless_asked(frame, patients):
+    kept = feature_coverage(frame, patients, feature=X, by="group", exclude_reasons=())
+    a = _row(kept, "A")
+    assert (a["n"], a["covered"]) == (4, 2)
+    assert a["top_missing_reasons"] == "not_yet_released: 1, po_box: 1"
+    assert kept.attrs["reference"] == "A"  # A and B both have 4 rows: first by name
+
+
+def test_patient_level_uses_each_patients_latest_event(frame, patients):
+    table = feature_coverage(frame, patients, feature=X, by="group", unit="patient")
+    a, b = _row(table, "A"), _row(table, "B")
+    assert (a["n"], a["covered"], b["n"], b["covered"]) == (2, 1, 3, 2)
+    assert table.attrs["reference"] == "B"
+    assert a["missing_diff"] == pytest.approx(1 / 6)
+    assert a["missing_ratio"] == pytest.approx(1.5)
+    assert a["low_reliability_rate"] == 1.0  # P2's latest value (r3) is low
+    assert b["top_missing_reasons"] == "geocode_failed: 1"  # P3's earlier failure is not latest
+
+
+def test_patient_level_does_not_depend_on_row_order(frame, patients):
+    shuffled = frame.sample(frac=1, random_state=3)
+    expected = feature_coverage(frame, patients, feature=X, by="group", unit="patient")
+    pd.testing.assert_frame_equal(
+        feature_coverage(shuffled, patients, feature=X, by="group", unit="patient"), expected)
+
+
+def test_explicit_reference_and_zero_reference_rate(frame, patients):
+    table = feature_coverage(frame, patients, feature=X, by="group", reference="A")
+    assert _row(table, "B")["missing_ratio"] == pytest.approx(1.5)
+    covered_only = frame.assign(**{X: 1.0, f"{X}_missing": None})
+    table = feature_coverage(covered_only, patients, feature=X, by="group")
+    assert table["missing_rate"].eq(0).all() and table["missing_ratio"].isna().all()
+
+
+def test_without_reliability_column_the_rate_is_nan(frame, patients):
+    table = feature_coverage(frame.drop(columns=f"{X}_reliability"), patients,
+                             feature=X, by="group")
+    assert table["low_reliability_rate"].isna().all()
+
+
+def test_unknown_patients_and_empty_attributes_form_a_not_recorded_group(frame, patients):
+    patients = patients.assign(group=["A", "A", "B", "B", None])
+    extra = pd.DataFrame({"patient_id": ["P9"], "event_timestamp": pd.to_datetime(
+        ["2021-05-01"], utc=True), X: [np.nan], f"{X}_missing": ["zip_only"]})
+    table = feature_coverage(pd.concat([frame, extra], ignore_index=True), patients,
+                             feature=X, by="group")
+    row = _row(table, "(not recorded)")
+    assert (row["n"], row["covered"]) == (2, 0)  # P5's r7 and P9
+    assert row["top_missing_reasons"] == "geocode_failed: 1, zip_only: 1"
+
+
+def test_age_band_groups_use_age_at_each_event(frame, patients):
+    table = feature_coverage(frame, patients, feature=X, by="age_band", exclude_reasons=())
+    # P1 (born 2003-01-01) is 17 at r0 and 18 at r1; P5 is 11; P2 40-41; P3 61; P4 71.
+    counts = dict(zip(table["group"], table["n"], strict=True))
+    assert counts == {"0-17": 2, "18-34": 1, "35-49": 2, "50-64": 2, "65-79": 1}
+    assert table["group"].tolist() == list(counts)  # age order, not size order
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"feature": "v__nope", "by": "group"}, InputError, "v__nope"),
+    ({"feature": X, "by": "payer"}, InputError, "payer"),
+    ({"feature": X, "by": "group", "unit": "visit"}, ValueError, "unit must be one of"),
+    ({"feature": X, "by": "group", "reference": "C"}, ValueError, "not a group"),
+])
+def test_feature_coverage_rejects_bad_arguments(frame, patients, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        feature_coverage(frame, patients, **kwargs)
+
+
+def test_duplicated_patients_are_refused(frame, patients):
+    with pytest.raises(InputError, match="P1"):
+        feature_coverage(frame, pd.concat([patients, patients.iloc[:1]]), feature=X, by="group")
+
+
+def test_coverage_table_stacks_features_and_attributes(frame, patients):
+    frame = frame.assign(w__y=1.0)
+    table = coverage_table(frame, patients, features=[X, "w__y"], by=["group", "age_band"],
+                           reference={"group": "A"})
+    assert table[["feature", "by"]].drop_duplicates().values.tolist() == [
+        [X, "group"], [X, "age_band"], ["w__y", "group"], ["w__y", "age_band"]]
+    refs = table.loc[table["is_reference"] & table["by"].eq("group"), "group"]
+    assert refs.tolist() == ["A", "A"]
+
+
+# --- missing_reasons_table -------------------------------------------------------------------
+
+def test_missing_reasons_overall_and_by_group(frame, patients):
+    every = missing_reasons_table(frame, features=X, exclude_reasons=())
+    assert every[["reason", "rows"]].values.tolist() == [
+        ["geocode_failed", 2], ["not_yet_released", 1], ["po_box", 1]]
+    assert every["share"].tolist() == pytest.approx([2 / 8, 1 / 8, 1 / 8])
+    by_group = missing_reasons_table(frame, features=X, patients=patients, by="group")
+    assert by_group[["group", "reason", "rows"]].values.tolist() == [
+        ["A", "po_box", 1], ["B", "geocode_failed", 2]]
+    assert by_group["share"].tolist() == pytest.approx([1 / 3, 2 / 4])
+
+
+def test_missing_reasons_by_group_needs_patients(frame):
+    with pytest.raises(ValueError, match="patients is required"):
+        missing_reasons_table(frame, features=X, by="group")
+
+
+# --- gaps_by_area ----------------------------------------------------------------------------
+
+@pytest.fixture
+def timeline() -> pd.DataFrame:
+    # P1 moves from X to Y on 2021-01-01 (half-open periods: r1 on that day is at Y); P3's only
+    # address ends 2021-01-15 (r5 has none); P5 has no address.
+    return pd.DataFrame({
+        "patient_id": ["P1", "P1", "P2", "P3", "P4"],
+        "valid_from": pd.to_datetime(["2019-01-01", "2021-01-01", "2019-01-01", "2019-01-01",
+                                      "2019-01-01"], utc=True),
+        "valid_to": pd.to_datetime(["2021-01-01", None, None, "2021-01-15", None], utc=True),
+        "block_group_geoid_2020": ["X", "Y", "X", "Y", "Y"],
+    })
+
+
+def test_gaps_by_area_places_events_at_the_address_then(frame, timeline):
+    gaps = gaps_by_area(frame, timeline, features=X, boundary_year=2020).set_index("geoid")
+    # X: r0 (high, fine), r3 (low); r2 is not yet released. Y: r1, r4 missing, r6 unknown.
+    assert gaps.loc["X", ["events", "patients", "flagged"]].tolist() == [2, 2, 1]
+    assert gaps.loc["Y", ["events", "patients", "flagged"]].tolist() == [3, 3, 3]
+    assert gaps["flagged_share"].tolist() == [0.5, 1.0]
+
+
+def test_gaps_by_area_flags_an_event_when_any_assessed_feature_is_bad(frame, timeline):
+    # w__y lacks a value on r0 and is present on r2, where v__x is not yet released.
+    frame = frame.assign(w__y=[np.nan, 1, 1, 1, 1, 1, 1, 1],
+                         w__y_missing=["zip_only", *[None] * 7])
+    gaps = gaps_by_area(frame, timeline, features=[X, "w__y"], boundary_year=2020)
+    x = gaps.set_index("geoid").loc["X"]
+    assert (x["events"], x["flagged"]) == (3, 2)  # r0 (w__y), r2 (fine), r3 (v__x low)
+
+
+def test_gaps_by_area_needs_the_boundary_years_geoid(frame, timeline):
+    with pytest.raises(InputError, match="block_group_geoid_2010"):
+        gaps_by_area(frame, timeline, features=X, boundary_year=2010)

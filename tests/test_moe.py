@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from ingestion import moe
+
+
+@pytest.mark.parametrize(
+    ("moes", "estimates", "expected"),
+    [
+        ([100.0, 50.0], [10.0, 20.0], 111.80339887498948),  # sqrt(100^2 + 50^2)
+        ([30.0, 40.0, 20.0], [0.0, 0.0, 10.0], 44.721359549995796),  # only the largest zero MOE
+        ([30.0, 40.0], [0.0, 0.0], 40.0),
+        ([25.0], [7.0], 25.0),
+    ],
+)
+def test_moe_sum(moes, estimates, expected):
+    assert moe.moe_sum(np.array([moes]), np.array([estimates]))[0] == pytest.approx(expected)
+
+
+def test_moe_proportion_and_fallback_to_ratio():
+    # sqrt(30^2 - 0.2^2 * 50^2) / 1000
+    assert moe.moe_proportion(200, 1000, 30, 50) == pytest.approx(np.sqrt(800) / 1000)
+    # 30^2 - 0.9^2 * 100^2 < 0, so the ratio formula: sqrt(30^2 + 0.81 * 100^2) / 1000
+    assert moe.moe_proportion(900, 1000, 30, 100) == pytest.approx(np.sqrt(9000) / 1000)
+
+
+def test_moe_ratio_and_product():
+    assert moe.moe_ratio(500, 250, 20, 10) == pytest.approx(np.sqrt(20**2 + 4 * 10**2) / 250)
+    assert moe.moe_product(100, 0.5, 10, 0.1) == pytest.approx(np.sqrt(100**2 * 0.01 + 0.25 * 100))
+
+
+def test_cv_and_reliability_classes():
+    cv = moe.coefficient_of_variation(np.array([1000.0, 100.0, 10.0, 0.0, 50.0]),
+                                      np.array([164.5, 32.9, 16.45, 5.0, np.nan]))
+    assert cv[:3] == pytest.approx([10.0, 20.0, 100.0])
+    assert np.isnan(cv[3]) and np.isnan(cv[4])
+    classes = moe.reliability_class(cv, np.array([164.5, 32.9, 16.45, 5.0, np.nan]), high=12, medium=40)
+    assert classes.tolist() == ["high", "medium", "low", "low", "unknown"]
+
+
+def test_reliability_boundaries_are_inclusive():
+    classes = moe.reliability_class(np.array([12.0, 40.0, 40.0001]), np.ones(3), high=12, medium=40)
+    assert classes.tolist() == ["high", "medium", "low"]
+
+
+def test_controlled_zero_estimate_is_high():
+    assert moe.reliability_class(np.array([np.nan]), np.array([0.0]), high=12, medium=40).tolist() == ["high"]

@@ -1,0 +1,96 @@
+"""The demo pipeline end to end, checked against an independent pandas reference."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_repo import feature_store, training_frame
+from ingestion.datasets import acs_spec
+from ingestion.errors import ValidationFailed
+from ingestion.publish import publish
+
+pytestmark = pytest.mark.slow
+
+
+def manifest(workspace):
+    return json.loads((workspace.raw / "demo_region" / "manifest.json").read_text())
+
+
+def reference_frame(workspace, events: pd.DataFrame, view: str, level: str, feature: str) -> pd.Series:
+    """The expected value per event, computed without Feast: address then vintage then lookup."""
+    timeline = pd.read_parquet(workspace.published_path("patient_geography"))
+    data = pd.read_parquet(workspace.published_path(view))
+    calendar = data[["vintage", "release_ts", "boundary_year"]].drop_duplicates().sort_values("release_ts")
+    values = data.set_index([f"{level}_geoid", "vintage"])[feature]
+    out = []
+    for patient, at in zip(events["patient_id"], pd.to_datetime(events["event_timestamp"], utc=True)):
+        periods = timeline[(timeline.patient_id == patient) & (timeline.valid_from <= at)
+                           & (timeline.valid_to.isna() | (timeline.valid_to > at))]
+        released = calendar[calendar.release_ts <= at]
+        if periods.empty or released.empty:
+            out.append(np.nan)
+            continue
+        vintage, boundary = released.iloc[-1][["vintage", "boundary_year"]]
+        geoid = periods.iloc[-1][f"{level}_geoid_{int(boundary)}"]
+        out.append(values.get((geoid, int(vintage)), np.nan) if geoid is not None else np.nan)
+    return pd.Series(out, index=events.index, dtype=float)
+
+
+def test_summary_counts_match_the_generated_region(demo_run):
+    workspace, summary = demo_run
+    m = manifest(workspace)
+    assert summary.rows_ingested["acs 2019 block_group"] == m["geography"]["block_groups"]["2010"]
+    assert summary.rows_ingested["acs 2021 block_group"] == m["geography"]["block_groups"]["2020"]
+    funnel = summary.funnel.set_index("outcome")
+    history = m["patients"]["address_history"]
+    assert funnel.loc["all", "address_periods"] == history["rows"]
+    assert funnel.loc["linked", "address_periods"] == history["categories"]["geocoded"]
+    assert funnel.loc["po_box", "address_periods"] == history["categories"]["po_box"]
+    assert all(line.split(": ")[1].startswith("passed") for line in summary.validation.values())
+    assert summary.training_frame_shape[0] == m["patients"]["encounters"]["rows"]
+
+
+@pytest.mark.parametrize(("view", "level", "feature"), [
+    ("acs_tract", "tract", "pct_below_poverty"),
+    ("acs_block_group", "block_group", "median_household_income"),
+    ("adi_block_group", "block_group", "adi_national_rank"),
+])
+def test_training_frame_matches_independent_reference(demo_run, view, level, feature):
+    workspace, summary = demo_run
+    frame = pd.read_parquet(summary.training_frame_path)
+    sample = frame.sample(1500, random_state=7)
+    expected = reference_frame(workspace, sample, view, level, feature)
+    got = sample[f"{view}__{feature}"].astype(float)
+    assert expected.notna().sum() > 300  # the comparison is not vacuous
+    pd.testing.assert_series_equal(got, expected, check_names=False)
+
+
+def test_every_missing_value_has_a_reason(demo_run):
+    _, summary = demo_run
+    frame = pd.read_parquet(summary.training_frame_path)
+    for col in [c for c in frame.columns if c.endswith("_missing")]:
+        value = frame[col.removesuffix("_missing")]
+        assert (value.isna() == frame[col].notna()).all(), col
+
+
+def test_failed_validation_keeps_served_data(demo_run):
+    workspace, _ = demo_run
+    path = workspace.published_path("acs_tract")
+    before = path.read_bytes()
+    bad = pd.read_parquet(path).head(3).assign(pct_below_poverty=150.0)
+    with pytest.raises(ValidationFailed, match="pct_below_poverty"):
+        publish(bad, acs_spec("tract"), workspace)
+    assert path.read_bytes() == before
+    assert any((workspace.quarantine / "acs_tract").iterdir())
+    events = pd.DataFrame({"patient_id": ["P000001"], "event_timestamp": ["2023-01-01"]})
+    assert len(training_frame(events, store=feature_store(workspace), workspace=workspace)) == 1
+
+
+def test_online_lookup_answers_with_tags(demo_run):
+    _, summary = demo_run
+    row = summary.online_lookup.iloc[0]
+    assert row["acs_tract__vintage"] == 2021
+    assert row["acs_tract__geoid"].startswith("99001")
+    assert summary.online_tags["pct_below_poverty"]["domain"] == "economic_stability"

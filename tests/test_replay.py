@@ -1,0 +1,203 @@
+"""The Census API replay server: projection, filtering, errors and fault injection over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from ingestion.replay import CensusReplayServer
+
+HEADER = ["NAME", "B01003_001E", "B01003_001M", "B19013_001E", "state", "county", "tract"]
+ROWS = [
+    ["Census Tract 1; Synthetic County; Synthetic State", "1000", "50", "52000", "99", "001",
+     "000100"],
+    ["Census Tract 2; Synthetic County; Synthetic State", "2000", "-555555555", None, "99",
+     "001", "000200"],
+    ["Census Tract 3; Other County; Synthetic State", "3000", "70", "-666666666", "99", "003",
+     "000300"],
+]
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    folder = tmp_path / "2024" / "acs" / "acs5"
+    folder.mkdir(parents=True)
+    (folder / "tract.json").write_text(json.dumps([HEADER, *ROWS]), encoding="utf-8")
+    (folder / "county.json").write_text(json.dumps(
+        [["B01003_001E", "state", "county"], ["3000", "99", "001"], ["3000", "99", "003"]]))
+    return tmp_path
+
+
+@pytest.fixture
+def server(root):
+    with CensusReplayServer(root) as srv:
+        yield srv
+
+
+def _get(server: CensusReplayServer, query: str, *, path: str = "2024/acs/acs5",
+         timeout: float = 5.0) -> requests.Response:
+    return requests.get(f"{server.base_url}/{path}?{query}", timeout=timeout)
+
+
+def test_base_url_is_local_and_ephemeral(server):
+    assert server.base_url.startswith("http://127.0.0.1:")
+    assert server.base_url.endswith("/data")
+
+
+def test_projection_keeps_requested_order_then_geography(server):
+    response = _get(server, "get=B19013_001E,NAME&for=tract:*&in=state:99")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.text.startswith('[["B19013_001E","NAME","state","county","tract"],\n')
+    assert response.json() == [["B19013_001E", "NAME", "state", "county", "tract"],
+                               *[[r[3], r[0], *r[4:]] for r in ROWS]]
+
+
+@pytest.mark.parametrize(("query", "tracts"), [
+    ("for=tract:*&in=state:99", ["000100", "000200", "000300"]),
+    ("for=tract:*&in=state:99&in=county:003", ["000300"]),
+    ("for=tract:*&in=state:99+county:001", ["000100", "000200"]),
+    ("for=tract:*&in=state:99%20county:003", ["000300"]),
+    ("for=tract:*&in=state:99+county:*", ["000100", "000200", "000300"]),
+    ("for=tract:000100,000300&in=state:99", ["000100", "000300"]),
+    ("for=tract:*&in=state:99&in=county:001,003", ["000100", "000200", "000300"]),
+])
+def test_filtering_by_for_and_in(server, query, tracts):
+    response = _get(server, f"get=B01003_001E&{query}")
+    assert response.status_code == 200
+    assert [row[-1] for row in response.json()[1:]] == tracts
+
+
+def test_null_values_are_served_as_json_null(server):
+    body = _get(server, "get=B19013_001E&for=tract:000200&in=state:99").json()
+    assert body == [["B19013_001E", "state", "county", "tract"], [None, "99", "001", "000200"]]
+
+
+def test_no_rows_is_204_without_body(server):
+    response = _get(server, "get=B01003_001E&for=tract:*&in=state:98")
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+@pytest.mark.parametrize(("query", "path", "status", "body"), [
+    ("get=B01003_001E,B99999_001E&for=tract:*&in=state:99", "2024/acs/acs5", 400,
+     "error: unknown variable 'B99999_001E'"),
+    ("get=" + ",".join(f"B01001_{i:03d}E" for i in range(1, 52)) + "&for=tract:*",
+     "2024/acs/acs5", 400, "error: 'get' is limited to 50 variables"),
+    ("get=B01003_001E&for=block+group:*&in=state:99+county:001", "2024/acs/acs5", 400,
+     "error: unknown/unsupported geography heirarchy"),
+    ("get=B01003_001E&for=county:*&in=state:99+tract:000100", "2024/acs/acs5", 400,
+     "error: unknown/unsupported geography heirarchy"),
+    ("get=B01003_001E&for=planet:*", "2024/acs/acs5", 400,
+     "error: unknown/unsupported geography heirarchy"),
+    ("get=B01003_001E&for=tract:*&in=state:99", "2024/acs/acs1", 404,
+     "error: unknown dataset '/data/2024/acs/acs1'"),
+    ("get=B01003_001E&for=tract:*", "2024/../../etc", 404, "error: unknown dataset"),
+    ("for=tract:*&in=state:99", "2024/acs/acs5", 400, "error: missing 'get' parameter"),
+    ("get=B01003_001E", "2024/acs/acs5", 400, "error: invalid 'for' or 'in' clause"),
+])
+def test_errors_answer_like_the_api(server, query, path, status, body):
+    response = _get(server, query, path=path)
+    assert response.status_code == status
+    assert response.text.startswith(body)
+    assert response.headers["Content-Type"].startswith("text/plain")
+
+
+def test_requests_are_recorded_with_the_key_redacted(server):
+    _get(server, "get=NAME&for=tract:*&in=state:99&key=s3cr3t-k3y&x=1")
+    _get(server, "key=another&get=NAME&for=county:*")
+    assert server.requests == [
+        "/data/2024/acs/acs5?get=NAME&for=tract:*&in=state:99&key=REDACTED&x=1",
+        "/data/2024/acs/acs5?key=REDACTED&get=NAME&for=county:*",
+    ]
+
+
+def test_api_key_mode_redirects_to_key_pages(root):
+    with CensusReplayServer(root, api_key="right-key-123") as server:
+        ok = _get(server, "get=B01003_001E&for=county:*&key=right-key-123")
+        wrong = _get(server, "get=B01003_001E&for=county:*&key=wrong")
+        missing = _get(server, "get=B01003_001E&for=county:*")
+    assert ok.status_code == 200
+    for response, title in ((wrong, "Invalid Key"), (missing, "Missing Key")):
+        assert response.status_code == 200 and response.history[0].status_code == 302
+        assert f"<title>{title}</title>" in response.text
+        assert response.headers["Content-Type"].startswith("text/html")
+
+
+# --------------------------------------------------------------------------- fault injection
+
+QUERY = "get=B01003_001E&for=tract:*&in=state:99"
+
+
+def test_faults_apply_in_order_then_normal_answers_resume(server):
+    server.inject(429, headers={"Retry-After": "3"})
+    server.inject(500, times=2)
+    statuses = [_get(server, QUERY) for _ in range(4)]
+    assert [r.status_code for r in statuses] == [429, 500, 500, 200]
+    assert statuses[0].headers["Retry-After"] == "3"
+    assert statuses[0].text.startswith("error: ")
+    assert len(server.requests) == 4
+
+
+def test_injected_html_page_is_served_as_html(server):
+    page = "<html><head><title>503 Service Unavailable</title></head></html>"
+    server.inject(503, body=page)
+    response = _get(server, QUERY)
+    assert response.status_code == 503 and response.text == page
+    assert response.headers["Content-Type"].startswith("text/html")
+
+
+def test_truncated_body_is_cut_with_matching_length(server):
+    full = _get(server, QUERY).content
+    server.inject(None, truncate=True)
+    response = _get(server, QUERY)
+    assert response.status_code == 200
+    assert response.content == full[: len(full) // 2]
+    with pytest.raises(ValueError):
+        json.loads(response.content)
+
+
+def test_delay_makes_a_client_time_out(server):
+    server.inject(None, delay=0.5)
+    start = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        _get(server, QUERY, timeout=0.1)
+    assert time.monotonic() - start < 0.45
+    assert _get(server, QUERY).status_code == 200  # the next request is answered at once
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"times": 0}, r"times must be >= 1"),
+    ({"delay": -1.0}, r"delay >= 0, got 1, -1\.0"),
+])
+def test_inject_rejects_bad_faults(server, kw, match):
+    with pytest.raises(ValueError, match=match):
+        server.inject(500, **kw)
+
+
+def test_root_must_be_a_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"replay root '.*nowhere' is not a folder"):
+        CensusReplayServer(tmp_path / "nowhere")
+
+
+def test_stop_is_idempotent_and_closes_the_port(root):
+    server = CensusReplayServer(root)
+    url = server.base_url
+    server.stop()
+    server.stop()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/2024/acs/acs5?{QUERY}", timeout=1)
+
+
+def test_file_changes_are_picked_up(server, root):
+    assert len(_get(server, QUERY).json()) == 4
+    path = root / "2024" / "acs" / "acs5" / "tract.json"
+    path.write_text(json.dumps([HEADER, ROWS[0]]))
+    later = path.stat().st_mtime + 5
+    os.utime(path, (later, later))
+    assert len(_get(server, QUERY).json()) == 2

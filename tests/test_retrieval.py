@@ -1,0 +1,156 @@
+"""Point-in-time semantics pinned on a hand-built region (values chosen so each is traceable).
+
+Tract 99001000300 (2010 boundaries) was split into 000301 and 000302 in 2020; tract 000100
+exists under both boundary vintages. ACS vintages: 2019 released 2020-12-10 (2010 tracts),
+2020 released 2022-03-17 and 2021 released 2022-12-08 (2020 tracts).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
+from ingestion.datasets import acs_spec, geography_timeline_spec
+from ingestion.publish import publish
+from ingestion.workspace import Workspace
+from sdoh_sources import load_catalog
+
+# (tract, vintage) -> percent below poverty
+POVERTY = {
+    ("99001000300", 2019): 10.0,
+    ("99001000100", 2019): 5.0,
+    ("99001000301", 2020): 20.0,
+    ("99001000302", 2020): 30.0,
+    ("99001000100", 2020): 6.0,
+    ("99001000301", 2021): 21.0,
+    ("99001000302", 2021): 31.0,
+    # 99001000100 has no 2021 row: geography_not_in_vintage
+}
+
+
+def acs_tract_frame() -> pd.DataFrame:
+    catalog = load_catalog()
+    spec = acs_spec("tract")
+    rows = []
+    for (geoid, vintage), value in POVERTY.items():
+        release = catalog.release("acs5", vintage)
+        row = {"tract_geoid": geoid, "vintage": vintage, "boundary_year": release.boundary_vintage,
+               "release_ts": pd.Timestamp(release.release_ts), "synthetic": True}
+        for m in spec.measures:
+            row |= {m: np.nan, f"{m}_moe": np.nan, f"{m}_cv": np.nan, f"{m}_reliability": None,
+                    f"{m}_missing": "insufficient_sample"}
+        row |= {"pct_below_poverty": value, "pct_below_poverty_moe": 1.0,
+                "pct_below_poverty_cv": 1.0 / 1.645 / value * 100, "pct_below_poverty_reliability": "high",
+                "pct_below_poverty_missing": None}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def timeline_row(patient, start, end, t2010=None, t2020=None, reason=None):
+    row = {"patient_id": patient, "valid_from": pd.Timestamp(start, tz="UTC"),
+           "valid_to": pd.Timestamp(end, tz="UTC") if end else pd.NaT}
+    for year, tract in ((2010, t2010), (2020, t2020)):
+        row[f"block_group_geoid_{year}"] = tract + "1" if tract else None
+        row[f"tract_geoid_{year}"] = tract
+        row[f"county_geoid_{year}"] = tract[:5] if tract else None
+    linked = t2010 is not None
+    row |= {"link_method": "point_in_polygon" if linked else "none",
+            "precision": "coordinate" if linked else "none", "link_missing": reason}
+    return row
+
+
+TIMELINE = pd.DataFrame([
+    # A moves on 2022-06-01 from the split tract to tract 000100.
+    timeline_row("A", "2019-01-01", "2022-06-01", "99001000300", "99001000301"),
+    timeline_row("A", "2022-06-01", None, "99001000100", "99001000100"),
+    timeline_row("B", "2019-01-01", None, reason="po_box"),
+    timeline_row("C", "2019-01-01", "2021-01-01", "99001000300", "99001000302"),
+])[list(geography_timeline_spec().column_names)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("ws"))
+    publish(acs_tract_frame(), acs_spec("tract"), ws)
+    publish(TIMELINE, geography_timeline_spec(), ws)
+    store = feature_store(ws)
+    apply_definitions(store, ws)
+    materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
+    return store, ws
+
+
+CASES = [
+    # patient, event time, expected value, expected reason, why
+    ("A", "2020-06-01T12:00:00Z", None, "not_yet_released", "before the first release"),
+    ("A", "2020-12-09T23:59:59Z", None, "not_yet_released", "one second before the release"),
+    ("A", "2020-12-10T00:00:00Z", 10.0, None, "at the release instant: 2019 on 2010 tracts"),
+    ("A", "2022-03-16T23:59:59Z", 10.0, None, "still 2019 and the 2010 tract"),
+    ("A", "2022-03-17T00:00:00Z", 20.0, None, "2020 vintage switches to the 2020 tract 000301"),
+    ("A", "2022-05-31T23:00:00Z", 20.0, None, "the old address the evening before the move"),
+    ("A", "2022-06-01T09:00:00Z", 6.0, None, "moved that morning: the new address's tract"),
+    ("A", "2022-12-08T00:00:00Z", None, "geography_not_in_vintage", "000100 has no 2021 row"),
+    ("B", "2022-06-01T00:00:00Z", None, "po_box", "a PO box is never linked"),
+    ("C", "2020-12-15T00:00:00Z", 10.0, None, "address still valid"),
+    ("C", "2021-06-01T00:00:00Z", None, "no_address_at_event", "address period ended"),
+    ("D", "2022-06-01T00:00:00Z", None, "no_address_at_event", "no address history"),
+]
+
+
+@pytest.mark.parametrize(("patient", "at", "value", "reason", "why"), CASES, ids=[c[4] for c in CASES])
+def test_training_frame_point_in_time(served, patient, at, value, reason, why):
+    store, ws = served
+    events = pd.DataFrame({"patient_id": [patient], "event_timestamp": [at]})
+    row = training_frame(events, store=store, workspace=ws).iloc[0]
+    got = row["acs_tract__pct_below_poverty"]
+    if value is None:
+        assert pd.isna(got), why
+    else:
+        assert got == value, why
+    assert (row["acs_tract__pct_below_poverty_missing"] if pd.notna(row["acs_tract__pct_below_poverty_missing"]) else None) == reason, why
+
+
+def test_training_frame_keeps_event_order_and_extra_columns(served):
+    store, ws = served
+    events = pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": [c[1] for c in CASES],
+                           "outcome": range(len(CASES))})
+    frame = training_frame(events, store=store, workspace=ws)
+    assert frame["outcome"].tolist() == list(range(len(CASES)))
+    got = frame["acs_tract__pct_below_poverty"].tolist()
+    assert [None if pd.isna(g) else g for g in got] == [c[2] for c in CASES]
+    assert frame.loc[4, "acs_tract__geoid"] == "99001000301"
+    assert frame.loc[4, "acs_tract__vintage"] == 2020
+
+
+def test_training_frame_equals_feasts_own_join_for_looked_up_rows(served):
+    store, ws = served
+    events = pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": [c[1] for c in CASES]})
+    frame = training_frame(events, store=store, workspace=ws)
+    looked_up = frame[frame["acs_tract__geoid"].notna()]
+    entity_df = pd.DataFrame({"tract_geoid": looked_up["acs_tract__geoid"],
+                              "vintage": looked_up["acs_tract__vintage"].astype("int64"),
+                              "event_timestamp": looked_up["event_timestamp"], "_row": looked_up.index})
+    feast_df = store.get_historical_features(entity_df=entity_df, features=["acs_tract:pct_below_poverty"]) \
+        .to_df().set_index("_row").sort_index()
+    pd.testing.assert_series_equal(looked_up["acs_tract__pct_below_poverty"],
+                                   feast_df["pct_below_poverty"], check_names=False)
+
+
+def test_online_lookup_uses_current_address_and_vintage(served):
+    store, ws = served
+    at = pd.Timestamp("2023-06-01", tz="UTC").to_pydatetime()
+    frame = online_features(["A", "B", "C"], store=store, workspace=ws, at=at)
+    a, b, c = (frame.iloc[i] for i in range(3))
+    # A lives in 000100 since 2022-06; the 2021 vintage is in force and has no row for it.
+    assert a["acs_tract__geoid"] == "99001000100" and a["acs_tract__vintage"] == 2021
+    assert a["acs_tract__pct_below_poverty_missing"] == "geography_not_in_vintage"
+    assert b["acs_tract__pct_below_poverty_missing"] == "po_box"
+    assert c["acs_tract__pct_below_poverty_missing"] == "no_address_at_event"
+
+
+def test_online_lookup_before_the_move(served):
+    store, ws = served
+    # The online store keeps each patient's latest period, so "now" must be after it began.
+    at = pd.Timestamp("2022-07-01", tz="UTC").to_pydatetime()
+    row = online_features(["A"], store=store, workspace=ws, at=at).iloc[0]
+    assert row["acs_tract__vintage"] == 2020
+    assert row["acs_tract__pct_below_poverty"] == 6.0
