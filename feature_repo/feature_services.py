@@ -7,14 +7,13 @@ from feast import FeatureService, FeatureView
 from sdoh_sources import load_catalog
 
 
-
 def _model_input_features(view: FeatureView) -> list[str]:
-    # Values with their reliability and missing reason, for measures meant as model inputs only.
+    # Values with MOE, reliability and missing reason, for measures meant as model inputs only.
     inputs = {m.name for s in (load_catalog().acs, load_catalog().adi) for m in s.measures
               if m.fairness_role == "model_input"}
     return [f.name for f in view.features
             if f.tags.get("fairness_role") == "model_input"
-            and (f.name in inputs or f.name.endswith(("_reliability", "_missing")))]
+            and (f.name in inputs or f.name.endswith(("_moe", "_reliability", "_missing")))]
 
 
 def feature_services(views: list[FeatureView]) -> list[FeatureService]:
@@ -30,7 +29,7 @@ def feature_services(views: list[FeatureView]) -> list[FeatureService]:
         name="model_inputs_v1",
         # Proxies for protected attributes with fairness_role other than model_input stay out.
         features=[v[_model_input_features(v)] for v in area_views],
-        description="Area SDOH features allowed as model inputs, with reliability and reasons.",
+        description="Area SDOH features allowed as model inputs, with MOE, reliability, reasons.",
         owner="sdoh-feature-store",
         tags={"fairness_roles": "model_input"},
     )

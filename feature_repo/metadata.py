@@ -31,7 +31,9 @@ def _reliability_rule_text(measure: Measure) -> str:
             f"CV<={rule['medium']}% medium, else low; no MOE unknown")
 
 
-def measure_tags(measure: Measure, source: Source, publication: Publication, *, suffix: str = "") -> dict[str, str]:
+def measure_tags(
+    measure: Measure, source: Source, publication: Publication, *, suffix: str = ""
+) -> dict[str, str]:
     """The tags of one column of a measure (``suffix`` "" for the value, "_moe", "_cv", ...).
 
     Examples

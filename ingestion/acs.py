@@ -186,4 +186,4 @@ def ingest_acs(
     log.info("ACS %s %s: %d geographies, %d variables", vintage, level, tidy["GEOID"].nunique(),
              len(variables))
     frame = build_acs_measures(tidy, level=level, vintage=vintage, synthetic=synthetic)
-    return publish(frame, acs_spec(level), workspace)
+    return publish(frame, acs_spec(level), workspace, data_docs=True)

@@ -140,4 +140,4 @@ def ingest_adi(
     ...            workspace=Workspace("ws"))  # doctest: +SKIP
     """
     frame = read_adi_file(path, available_from=available_from, vintage=vintage, synthetic=synthetic)
-    return publish(frame, adi_spec(), workspace)
+    return publish(frame, adi_spec(), workspace, data_docs=True)

@@ -7,8 +7,11 @@ The functions here turn those columns into the tables an equity review needs:
 
 * `feature_coverage` -- one feature by one patient attribute: coverage with Wilson confidence
   intervals, the share of covered values with low or unknown reliability, the commonest missing
-  reasons, and the missing rate's difference and ratio against a reference group;
+  reasons, and the missing rate's difference (with Newcombe's interval) and ratio against a
+  reference group;
 * `coverage_table` -- the same for several features and attributes, stacked;
+* `largest_gaps` and `describe_gaps` -- per feature and attribute, the group furthest above
+  its reference, as a table and in words;
 * `missing_reasons_table` -- rows per missing reason, overall or by subgroup;
 * `gaps_by_area` -- per area (e.g. 2020 block group), the share of linked events with a missing
   or low-reliability feature, for maps;
@@ -37,8 +40,10 @@ __all__ = [
     "FLAGGED_RELIABILITY",
     "age_band",
     "coverage_table",
+    "describe_gaps",
     "feature_coverage",
     "gaps_by_area",
+    "largest_gaps",
     "missing_reasons_table",
     "wilson_interval",
 ]
@@ -173,7 +178,8 @@ def _naive_times(at: pd.Series | pd.Timestamp | str, *, index: pd.Index) -> pd.S
 def _require(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError(f"{what} lacks column(s) {missing}; has {list(frame.columns)[:12]}...")
+        shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
+        raise InputError(f"{what} lacks column(s) {missing}; it has {shown}")
 
 
 def _check_unit(unit: str) -> None:
@@ -184,7 +190,12 @@ def _check_unit(unit: str) -> None:
 def _feature_rows(
     frame: pd.DataFrame, *, feature: str, exclude_reasons: Sequence[str]
 ) -> pd.DataFrame:
-    """One row per assessable frame row: covered, reason and reliability flag of ``feature``."""
+    """Per frame row not excluded: whether ``feature`` is covered, why not, and any doubt.
+
+    ``flagged`` is true for a covered value of low or unknown reliability (NaN without a
+    reliability column); ``problem`` is the missing reason, ``"<class>_reliability"`` for a
+    flagged value, else None.
+    """
     _require(frame, ["patient_id", "event_timestamp", feature], what="frame")
     covered = frame[feature].notna()
     reason = frame.get(f"{feature}_missing", pd.Series(None, index=frame.index))
@@ -193,14 +204,18 @@ def _feature_rows(
     reliability = frame.get(f"{feature}_reliability")
     if reliability is None:
         flagged = pd.Series(np.nan, index=frame.index)
+        doubt = pd.Series(None, index=frame.index, dtype=object)
     else:  # a present value without a class has unknown reliability
-        flagged = (reliability.isin(FLAGGED_RELIABILITY) | reliability.isna()) & covered
+        level = reliability.astype(object).where(reliability.notna(), "unknown")
+        flagged = level.isin(FLAGGED_RELIABILITY) & covered
+        doubt = (level.astype(str) + "_reliability").where(flagged, None)
     rows = pd.DataFrame({
         "patient_id": frame["patient_id"].astype(str),
         "event_timestamp": frame["event_timestamp"],
         "covered": covered,
         "reason": reason,
         "flagged": flagged,
+        "problem": reason.where(~covered, doubt),
     })
     keep = ~reason.isin(list(exclude_reasons))
     logger.debug("%s: %d of %d rows excluded", feature, int((~keep).sum()), len(rows))
@@ -259,13 +274,12 @@ def _group_order(counts: pd.Series, group: pd.Series) -> list:
     return sorted(counts.index, key=lambda g: (-counts[g], str(g)))
 
 
-def _top_reasons(rows: pd.DataFrame, *, top: int) -> dict:
-    """Per group, the ``top`` commonest missing reasons as ``"reason: count, ..."``."""
+def _commonest(values: pd.Series, keys: pd.Series, *, top: int) -> dict:
+    """Per key, the ``top`` commonest values as ``"value: count, ..."`` (ties by name)."""
     text = {}
-    missing = rows.loc[~rows["covered"]]
-    for group, reasons in missing.groupby("group", observed=True)["reason"]:
-        counts = reasons.value_counts().sort_index().sort_values(ascending=False, kind="stable")
-        text[group] = ", ".join(f"{r}: {n}" for r, n in counts.head(top).items())
+    for key, part in values.groupby(keys, observed=True):
+        counts = part.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+        text[key] = ", ".join(f"{v}: {n}" for v, n in counts.head(top).items())
     return text
 
 
@@ -297,7 +311,8 @@ def feature_coverage(
         Patient attribute defining the groups, e.g. ``"race_ethnicity"``. Patients without a
         value (or absent from ``patients``) form the group ``"(not recorded)"``.
     reference
-        Group the missing rate is compared with; by default the largest group (most rows).
+        Group the missing rate is compared with; by default the largest group (most rows;
+        on a tie, the first listed).
     exclude_reasons
         Missing reasons whose rows are dropped first (not a coverage gap).
     unit
@@ -314,8 +329,10 @@ def feature_coverage(
         One row per group (largest first; age bands in age order) with ``feature``, ``by``,
         ``group``, ``n``, ``covered``, ``coverage`` and its Wilson interval
         (``coverage_low``, ``coverage_high``), ``missing_rate`` (``1 - coverage``) and its
-        interval (``missing_low``, ``missing_high``), ``missing_diff`` and ``missing_ratio``
-        (the group's missing rate minus / divided by the reference group's; ``inf`` when
+        interval (``missing_low``, ``missing_high``), ``missing_diff`` (the group's missing
+        rate minus the reference group's) with its Newcombe hybrid score interval
+        (``missing_diff_low``, ``missing_diff_high``; NaN on the reference row),
+        ``missing_ratio`` (the group's missing rate divided by the reference's; ``inf`` when
         only the reference rate is 0, NaN when both are), ``is_reference``,
         ``low_reliability_rate`` (share of covered values whose reliability is low or
         unknown; NaN without a reliability column or without covered values) and
@@ -345,14 +362,12 @@ def feature_coverage(
     stats = stats.loc[_group_order(stats["n"], rows["group"])]
     reference = _reference(stats, reference=reference, by=by)
     out = _rates(stats, confidence=confidence)
-    ref_rate = out.loc[reference, "missing_rate"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["missing_diff"] = out["missing_rate"] - ref_rate
-        out["missing_ratio"] = out["missing_rate"].to_numpy() / ref_rate
+    out = out.join(_gap_to_reference(out, reference=reference))
     out["is_reference"] = out.index == reference
     covered = stats["covered"].where(stats["covered"] > 0)
     out["low_reliability_rate"] = stats["flagged"] / covered
-    reasons = _top_reasons(rows, top=top_reasons)
+    missing = rows.loc[~rows["covered"]]
+    reasons = _commonest(missing["reason"], missing["group"], top=top_reasons)
     out["top_missing_reasons"] = [reasons.get(g, "") for g in out.index]
     out = out.rename_axis("group").reset_index()
     out.insert(0, "by", by)
@@ -384,6 +399,22 @@ def _rates(stats: pd.DataFrame, *, confidence: float) -> pd.DataFrame:
         "missing_low": 1 - high,
         "missing_high": 1 - low,
     }, index=stats.index)
+
+
+def _gap_to_reference(rates: pd.DataFrame, *, reference: object) -> pd.DataFrame:
+    """Missing-rate difference (Newcombe hybrid score interval) and ratio against a group."""
+    p, low, high = (rates[c] for c in ("missing_rate", "missing_low", "missing_high"))
+    ref_p, ref_low, ref_high = p[reference], low[reference], high[reference]
+    diff = p - ref_p
+    is_ref = rates.index == reference
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = p.to_numpy() / ref_p
+    return pd.DataFrame({
+        "missing_diff": diff,
+        "missing_diff_low": (diff - np.hypot(p - low, ref_high - ref_p)).mask(is_ref),
+        "missing_diff_high": (diff + np.hypot(high - p, ref_p - ref_low)).mask(is_ref),
+        "missing_ratio": ratio,
+    }, index=rates.index)
 
 
 def _as_list(value: str | Sequence[str]) -> list[str]:
@@ -440,6 +471,98 @@ def coverage_table(
         for f in _as_list(features) for b in _as_list(by)
     ]
     return pd.concat(parts, ignore_index=True)
+
+
+def largest_gaps(table: pd.DataFrame) -> pd.DataFrame:
+    """Per feature and attribute, the group whose missing rate most exceeds the reference's.
+
+    Parameters
+    ----------
+    table
+        A `feature_coverage` or `coverage_table` result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (``feature``, ``by``): the non-reference group with the largest
+        ``missing_ratio`` (ties: larger ``missing_diff``, then table order), with its columns
+        plus ``reference``, ``reference_missing_rate`` and ``clear_gap`` (true when the
+        difference's interval lies above 0). A ``missing_ratio`` of 1 or less means no group
+        lacks the feature more often than the reference.
+
+    Raises
+    ------
+    InputError
+        ``table`` lacks a `feature_coverage` column.
+
+    Examples
+    --------
+    >>> largest_gaps(coverage_table(frame, patients, features=features,
+    ...                             by=["race_ethnicity", "payer"]))  # doctest: +SKIP
+    """
+    _require(table, ["feature", "by", "group", "is_reference", "missing_rate", "missing_ratio",
+                     "missing_diff", "missing_diff_low"], what="table")
+    keys = ["feature", "by"]
+    refs = table.loc[table["is_reference"], [*keys, "group", "missing_rate"]].rename(
+        columns={"group": "reference", "missing_rate": "reference_missing_rate"})
+    others = table.loc[~table["is_reference"]].assign(_order=lambda t: np.arange(len(t)))
+    ranked = others.sort_values(["missing_ratio", "missing_diff", "_order"],
+                                ascending=[False, False, True], na_position="last")
+    worst = ranked.drop_duplicates(keys).sort_values("_order").drop(columns="_order")
+    out = worst.merge(refs, on=keys, how="left")
+    out["clear_gap"] = out["missing_diff_low"] > 0
+    return out
+
+
+def describe_gaps(table: pd.DataFrame, *, unit: str = "event") -> str:
+    """Say in Markdown, per feature and attribute, how far the largest gap exceeds the reference.
+
+    Parameters
+    ----------
+    table
+        A `feature_coverage` or `coverage_table` result.
+    unit
+        The table's unit (``"event"`` or ``"patient"``), used to name what was counted.
+
+    Returns
+    -------
+    str
+        One Markdown bullet per row of `largest_gaps`: the group, its missing rate and
+        interval, the ratio to the reference group, and whether the difference's 95% interval
+        lies above 0; or that no group lacks the feature more often than the reference. Each
+        bullet names the attribute, and the feature too when ``table`` holds several.
+
+    Raises
+    ------
+    InputError
+        ``table`` lacks a `feature_coverage` column.
+    ValueError
+        ``unit`` is unknown.
+
+    Examples
+    --------
+    >>> print(describe_gaps(feature_coverage(frame, patients, feature=adi,
+    ...                                      by="home_area")))  # doctest: +SKIP
+    - **home_area**: `rural` lacks it in 24.9% of events (95% CI 23.2%-26.7%), ...
+    """
+    _check_unit(unit)
+    several = table["feature"].nunique() > 1
+    return "\n".join(_gap_sentence(gap, noun=f"{unit}s", named=several)
+                     for _, gap in largest_gaps(table).iterrows())
+
+
+def _gap_sentence(gap: pd.Series, *, noun: str, named: bool) -> str:
+    head = f"- {'`' + gap['feature'] + '` by ' if named else ''}**{gap['by']}**: "
+    if not gap["missing_ratio"] > 1:
+        return (head + f"no group lacks it more often than the reference `{gap['reference']}` "
+                f"({gap['reference_missing_rate']:.1%}).")
+    verdict = ("a 95% interval above 0" if gap["clear_gap"]
+               else "a 95% interval that includes 0, so it may be chance")
+    return (head + f"`{gap['group']}` lacks it in {gap['missing_rate']:.1%} of {noun} "
+            f"(95% CI {gap['missing_low']:.1%}-{gap['missing_high']:.1%}), "
+            f"{gap['missing_ratio']:.2f} times the reference `{gap['reference']}` "
+            f"({gap['reference_missing_rate']:.1%}); the difference, "
+            f"{100 * gap['missing_diff']:+.1f} percentage points, has {verdict}.")
 
 
 def missing_reasons_table(
@@ -511,6 +634,7 @@ def gaps_by_area(
     level: str = "block_group",
     boundary_year: int,
     exclude_reasons: Sequence[str] = DEFAULT_EXCLUDED_REASONS,
+    top_reasons: int = 2,
 ) -> pd.DataFrame:
     """Per area, the share of linked events with a missing or low-reliability feature.
 
@@ -536,12 +660,16 @@ def gaps_by_area(
         Boundary vintage of the areas, e.g. 2020.
     exclude_reasons
         As for `feature_coverage`, applied feature by feature.
+    top_reasons
+        How many reasons to list per area.
 
     Returns
     -------
     pandas.DataFrame
         One row per area with an assessed event, by GEOID: ``geoid``, ``events``,
-        ``patients`` (distinct), ``flagged`` and ``flagged_share``.
+        ``patients`` (distinct), ``flagged``, ``flagged_share`` and ``top_reasons`` (the
+        commonest problems among the area's feature values, counted per feature and event:
+        a missing reason, or ``low_reliability`` / ``unknown_reliability``).
 
     Raises
     ------
@@ -556,20 +684,24 @@ def gaps_by_area(
     features = _as_list(features)
     geoid_col = f"{level}_geoid_{boundary_year}"
     _require(timeline, ["patient_id", "valid_from", "valid_to", geoid_col], what="timeline")
+    frame = frame.reset_index(drop=True)
+    problems = pd.DataFrame(None, index=frame.index, columns=features, dtype=object)
     assessed = pd.Series(False, index=frame.index)
-    flagged = pd.Series(False, index=frame.index)
     for feature in features:
         rows = _feature_rows(frame, feature=feature, exclude_reasons=exclude_reasons)
-        bad = ~rows["covered"] | rows["flagged"].eq(True)
+        problems.loc[rows.index, feature] = rows["problem"]
         assessed.loc[rows.index] = True
-        flagged.loc[rows.index] |= bad
     geoid = _area_at_event(frame, timeline, geoid_col=geoid_col)
+    mapped = assessed & geoid.notna()
     events = pd.DataFrame({"geoid": geoid, "patient_id": frame["patient_id"].astype(str),
-                           "flagged": flagged})[assessed & geoid.notna()]
+                           "flagged": problems.notna().any(axis=1)})[mapped]
     out = events.groupby("geoid").agg(events=("flagged", "size"),
                                       patients=("patient_id", "nunique"),
                                       flagged=("flagged", "sum"))
     out["flagged_share"] = out["flagged"] / out["events"]
+    found = problems[mapped].melt(ignore_index=False)["value"].dropna()
+    top = _commonest(found, geoid[found.index], top=top_reasons)
+    out["top_reasons"] = [top.get(g, "") for g in out.index]
     return out.reset_index()
 
 

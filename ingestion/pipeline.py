@@ -71,7 +71,7 @@ def link_history_file(
         rejects.to_csv(rejects_path, index=False)
         log.warning("%d address rows rejected; see %s", len(rejects), rejects_path)
     timeline = link_addresses(accepted, load_boundary_set(boundary_paths))
-    published = publish(timeline, geography_timeline_spec(), workspace, merge=False)
+    published = publish(timeline, geography_timeline_spec(), workspace, merge=False, data_docs=True)
     return LinkResult(published, rejects_path, len(rejects), linkage_funnel(timeline))
 
 
@@ -86,6 +86,7 @@ class DemoSummary:
     training_frame_shape: tuple[int, int] | None = None
     online_lookup: pd.DataFrame | None = None
     online_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    data_docs: Path | None = None
 
 
 def ensure_demo_region(workspace: Workspace, *, seed: int, n_patients: int) -> tuple[Path, dict]:
@@ -176,6 +177,8 @@ def run_demo(
     summary.online_lookup = online_features([patient], store=store, workspace=workspace)
     view = store.get_feature_view("acs_tract")
     summary.online_tags = {f.name: f.tags for f in view.features if f.name == "pct_below_poverty"}
+    docs = workspace.gx / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    summary.data_docs = docs if docs.exists() else None
     return summary
 
 

@@ -27,7 +27,7 @@ from great_expectations.data_context import AbstractDataContext
 
 from ingestion.datasets import DatasetSpec
 from ingestion.errors import PublishError, ValidationFailed
-from ingestion.validation import ValidationReport, validate
+from ingestion.validation import ValidationReport, validate, workspace_context
 from ingestion.workspace import Workspace
 
 try:  # POSIX advisory locks keep two publishers of one dataset from interleaving.
@@ -345,9 +345,10 @@ def publish(
     merge : bool, optional
         Combine with the published file (default). False publishes ``df`` alone.
     context : great_expectations data context, optional
-        Passed to `validate`; jobs pass ``workspace_context(workspace)``. Default: ephemeral.
+        Passed to `validate`. Default: the workspace's file project when ``data_docs`` is
+        set (jobs), else an ephemeral context (tests, one-off checks).
     data_docs : bool, optional
-        Update the context's Data Docs with this run.
+        Keep validation results and update Data Docs in the workspace's GX project.
 
     Returns
     -------
@@ -373,6 +374,8 @@ def publish(
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"publish() needs a pandas DataFrame, got {type(df).__name__}")
     published = workspace.published_path(spec.name)
+    if context is None and data_docs:
+        context = workspace_context(workspace)
     with _dataset_lock(workspace, spec.name):
         frame = conform(df, spec)
         kept = replaced = 0

@@ -8,7 +8,6 @@ Examples
 """
 
 from sdoh_sources._models import EquityMetadata, Measure, Release, Source
-from sdoh_sources.errors import SdohError
 from sdoh_sources.catalog import (
     METADATA_KEYS,
     Catalog,
@@ -17,6 +16,7 @@ from sdoh_sources.catalog import (
     load_catalog,
     release_in_force,
 )
+from sdoh_sources.errors import SdohError
 
 __all__ = [
     "METADATA_KEYS",

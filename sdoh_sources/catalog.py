@@ -93,7 +93,8 @@ def check_vocabularies(source: Source, vocabularies: dict[str, tuple[str, ...]])
         for key in VOCABULARY_KEYS:
             value = getattr(m, key)
             if value not in vocabularies[key]:
-                problems.append(f"{source.source}.{m.name}.{key}={value!r} (allowed: {list(vocabularies[key])})")
+                allowed = list(vocabularies[key])
+                problems.append(f"{source.source}.{m.name}.{key}={value!r} (allowed: {allowed})")
         for proxy in m.proxy_for:
             if proxy not in vocabularies["proxy_for"]:
                 problems.append(f"{source.source}.{m.name}.proxy_for has {proxy!r}")

@@ -48,7 +48,8 @@ def test_difference_in_numerator():
 
 def test_zero_estimates_in_a_sum_count_the_largest_moe_once():
     zeros = dict(zip(["B25014_005", "B25014_006", "B25014_007", "B25014_011", "B25014_012", "B25014_013"],
-                     [(0.0, 10.0), (0.0, 20.0), (0.0, 30.0), (0.0, 10.0), (0.0, 10.0), (0.0, 10.0)]))
+                     [(0.0, 10.0), (0.0, 20.0), (0.0, 30.0), (0.0, 10.0), (0.0, 10.0), (0.0, 10.0)],
+                     strict=True))
     row = build({**zeros, "B25014_001": (500.0, 40.0)})
     assert row["pct_crowded"] == 0.0
     assert row["pct_crowded_moe"] == pytest.approx(30 / 500 * 100)

@@ -40,7 +40,8 @@ def test_training_frame_and_online_commands(demo_run, tmp_path):
     workspace, _ = demo_run
     events = tmp_path / "events.csv"
     pd.DataFrame({"patient_id": ["P000001", "P000002"],
-                  "event_timestamp": ["2021-06-01T00:00:00Z", "2023-06-01T00:00:00Z"]}).to_csv(events, index=False)
+                  "event_timestamp": ["2021-06-01T00:00:00Z", "2023-06-01T00:00:00Z"]}
+                 ).to_csv(events, index=False)
     out = tmp_path / "frame.parquet"
     result = CliRunner().invoke(sdoh, ["training-frame", str(events), "-o", str(out),
                                        "--workspace", str(workspace.root)])

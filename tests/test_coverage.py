@@ -31,8 +31,10 @@ import pytest
 from ingestion.coverage import (
     age_band,
     coverage_table,
+    describe_gaps,
     feature_coverage,
     gaps_by_area,
+    largest_gaps,
     missing_reasons_table,
     wilson_interval,
 )
@@ -144,7 +146,13 @@ def test_event_coverage_rates_intervals_and_gap_to_reference(frame, patients):
     assert (round(b["missing_low"], 4), round(b["missing_high"], 4)) == (0.15, 0.85)
     assert a["missing_diff"] == pytest.approx(-1 / 6)
     assert a["missing_ratio"] == pytest.approx(2 / 3)
+    # Newcombe: -1/6 -/+ hypot of A's and B's Wilson arms (A missing 1/3 in (0.0615, 0.7923)).
+    # low = -1/6 - sqrt((1/3 - 0.0615)^2 + (0.85 - 1/2)^2) = -0.6098
+    # high = -1/6 + sqrt((0.7923 - 1/3)^2 + (1/2 - 0.15)^2) = 0.4105
+    assert round(a["missing_diff_low"], 4) == -0.6098
+    assert round(a["missing_diff_high"], 4) == 0.4105
     assert b["missing_diff"] == 0 and b["missing_ratio"] == 1 and b["is_reference"]
+    assert np.isnan(b["missing_diff_low"]) and np.isnan(b["missing_diff_high"])
     assert a["low_reliability_rate"] == pytest.approx(0.5)  # r3 low of r0, r3
     assert b["low_reliability_rate"] == pytest.approx(0.5)  # r6 unknown of r5, r6
     assert a["top_missing_reasons"] == "po_box: 1"
@@ -236,6 +244,49 @@ def test_coverage_table_stacks_features_and_attributes(frame, patients):
     assert refs.tolist() == ["A", "A"]
 
 
+# --- largest_gaps ----------------------------------------------------------------------------
+
+def test_largest_gaps_picks_the_group_furthest_above_the_reference(frame, patients):
+    table = coverage_table(frame, patients, features=X, by="group", reference={"group": "A"})
+    gap = largest_gaps(table)
+    assert len(gap) == 1
+    row = gap.iloc[0]
+    assert (row["group"], row["reference"]) == ("B", "A")
+    assert row["missing_ratio"] == pytest.approx(1.5)
+    assert row["reference_missing_rate"] == pytest.approx(1 / 3)
+    assert not row["clear_gap"]  # B - A = 1/6, interval (-0.4105, 0.6098) includes 0
+
+
+def test_largest_gaps_reports_one_row_per_feature_and_attribute(frame, patients):
+    table = coverage_table(frame.assign(w__y=1.0), patients, features=[X, "w__y"],
+                           by=["group", "age_band"])
+    gaps = largest_gaps(table)
+    assert gaps[["feature", "by"]].values.tolist() == [
+        [X, "group"], [X, "age_band"], ["w__y", "group"], ["w__y", "age_band"]]
+    assert not gaps["is_reference"].any()
+
+
+def test_describe_gaps_states_the_gap_and_its_uncertainty(frame, patients):
+    against_a = feature_coverage(frame, patients, feature=X, by="group", reference="A")
+    assert describe_gaps(against_a) == (
+        "- **group**: `B` lacks it in 50.0% of events (95% CI 15.0%-85.0%), 1.50 times the "
+        "reference `A` (33.3%); the difference, +16.7 percentage points, has a 95% interval "
+        "that includes 0, so it may be chance.")
+    against_b = feature_coverage(frame, patients, feature=X, by="group", unit="patient")
+    assert describe_gaps(against_b, unit="patient") == (
+        "- **group**: `A` lacks it in 50.0% of patients (95% CI 9.5%-90.5%), 1.50 times the "
+        "reference `B` (33.3%); the difference, +16.7 percentage points, has a 95% interval "
+        "that includes 0, so it may be chance.")
+
+
+def test_describe_gaps_says_when_no_group_exceeds_the_reference(frame, patients):
+    table = coverage_table(frame.assign(w__y=1.0), patients, features=[X, "w__y"], by="group")
+    assert describe_gaps(table).splitlines() == [
+        "- `v__x` by **group**: no group lacks it more often than the reference `B` (50.0%).",
+        "- `w__y` by **group**: no group lacks it more often than the reference `A` (0.0%).",
+    ]
+
+
 # --- missing_reasons_table -------------------------------------------------------------------
 
 def test_missing_reasons_overall_and_by_group(frame, patients):
@@ -275,6 +326,8 @@ def test_gaps_by_area_places_events_at_the_address_then(frame, timeline):
     assert gaps.loc["X", ["events", "patients", "flagged"]].tolist() == [2, 2, 1]
     assert gaps.loc["Y", ["events", "patients", "flagged"]].tolist() == [3, 3, 3]
     assert gaps["flagged_share"].tolist() == [0.5, 1.0]
+    assert gaps["top_reasons"].tolist() == [
+        "low_reliability: 1", "geocode_failed: 1, po_box: 1"]  # Y: ties by name, top 2
 
 
 def test_gaps_by_area_flags_an_event_when_any_assessed_feature_is_bad(frame, timeline):
@@ -284,6 +337,7 @@ def test_gaps_by_area_flags_an_event_when_any_assessed_feature_is_bad(frame, tim
     gaps = gaps_by_area(frame, timeline, features=[X, "w__y"], boundary_year=2020)
     x = gaps.set_index("geoid").loc["X"]
     assert (x["events"], x["flagged"]) == (3, 2)  # r0 (w__y), r2 (fine), r3 (v__x low)
+    assert x["top_reasons"] == "low_reliability: 1, zip_only: 1"
 
 
 def test_gaps_by_area_needs_the_boundary_years_geoid(frame, timeline):

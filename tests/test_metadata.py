@@ -22,7 +22,8 @@ def test_tags_carry_vintages_and_release_dates():
     assert tags["release_date"] == "2020-12-10,2022-12-08"
     assert tags["boundary_vintage"] == "2010,2020"
     assert tags["moe_feature"] == "pct_below_poverty_moe"
-    assert measure_tags(cat.acs.measure("pct_below_poverty"), cat.acs, PUB, suffix="_moe")["measure_type"] == "moe"
+    moe_tags = measure_tags(cat.acs.measure("pct_below_poverty"), cat.acs, PUB, suffix="_moe")
+    assert moe_tags["measure_type"] == "moe"
 
 
 def test_linkage_fields_are_flagged_as_location_proxies():
@@ -39,7 +40,8 @@ def test_missing_key_fails():
         check_tags(tags, field="x")
 
 
-@pytest.mark.parametrize(("key", "value"), [("domain", "vibes"), ("direction", "up"), ("proxy_for", "race,zodiac")])
+@pytest.mark.parametrize(("key", "value"),
+                         [("domain", "vibes"), ("direction", "up"), ("proxy_for", "race,zodiac")])
 def test_value_outside_vocabulary_fails(key, value):
     tags = linkage_tags("tract_geoid_2020") | {key: value}
     with pytest.raises(CatalogError, match="outside their vocabularies"):

@@ -25,7 +25,8 @@ def reference_frame(workspace, events: pd.DataFrame, view: str, level: str, feat
     calendar = data[["vintage", "release_ts", "boundary_year"]].drop_duplicates().sort_values("release_ts")
     values = data.set_index([f"{level}_geoid", "vintage"])[feature]
     out = []
-    for patient, at in zip(events["patient_id"], pd.to_datetime(events["event_timestamp"], utc=True)):
+    for patient, at in zip(events["patient_id"], pd.to_datetime(events["event_timestamp"], utc=True),
+                           strict=True):
         periods = timeline[(timeline.patient_id == patient) & (timeline.valid_from <= at)
                            & (timeline.valid_to.isna() | (timeline.valid_to > at))]
         released = calendar[calendar.release_ts <= at]

@@ -106,7 +106,8 @@ def test_training_frame_point_in_time(served, patient, at, value, reason, why):
         assert pd.isna(got), why
     else:
         assert got == value, why
-    assert (row["acs_tract__pct_below_poverty_missing"] if pd.notna(row["acs_tract__pct_below_poverty_missing"]) else None) == reason, why
+    got_reason = row["acs_tract__pct_below_poverty_missing"]
+    assert (got_reason if pd.notna(got_reason) else None) == reason, why
 
 
 def test_training_frame_keeps_event_order_and_extra_columns(served):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import click
 
@@ -29,7 +30,9 @@ def sdoh(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("great_expectations", "feast", "urllib3", "matplotlib"):
+    # ibis (under Feast's DuckDB store) warns about its own deprecated calls on every query.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
+    for noisy in ("great_expectations", "feast", "urllib3", "matplotlib", "pyogrio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
+import pandas as pd
 
 from ingestion.cli._common import workspace_option
 from ingestion.pipeline import DemoSummary, run_demo
+from sdoh_sources import METADATA_KEYS
 
 
 def _print_summary(summary: DemoSummary) -> None:
@@ -23,13 +23,20 @@ def _print_summary(summary: DemoSummary) -> None:
     rows, cols = summary.training_frame_shape
     click.echo(f"Training frame: {rows:,} rows x {cols} columns -> {summary.training_frame_path}")
     record = summary.online_lookup.iloc[0]
-    shown = {k: v for k, v in record.items() if k.startswith("acs_tract__")}
-    click.echo(f"Online lookup for patient {record['patient_id']} (acs_tract):")
-    click.echo("  " + json.dumps(shown, default=str, indent=2).replace("\n", "\n  "))
+    click.echo(f"Online lookup for patient {record['patient_id']}: tract {record['acs_tract__geoid']}, "
+               f"ACS vintage {record['acs_tract__vintage']}")
+    for name in [k for k in record.index if k.startswith("acs_tract__") and k.endswith("_missing")]:
+        measure = name.removesuffix("_missing")
+        value = record[measure]
+        shown = f"{value:,.1f}" if pd.notna(value) else f"missing ({record[name]})"
+        click.echo(f"  {measure.removeprefix('acs_tract__'):<32} {shown:>14}  "
+                   f"{record.get(measure + '_reliability') or ''}")
     for field, tags in summary.online_tags.items():
         click.echo(f"Tags of acs_tract:{field}:")
-        for key, value in tags.items():
-            click.echo(f"  {key:<18} {value}")
+        for key in METADATA_KEYS:
+            click.echo(f"  {key:<18} {tags[key]}")
+    if summary.data_docs:
+        click.echo(f"Validation Data Docs: {summary.data_docs}")
 
 
 @click.command("demo")
