@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from importlib import resources
 from string import Template
 
@@ -18,32 +19,51 @@ from ingestion.errors import PublishError
 from ingestion.workspace import Workspace
 
 log = logging.getLogger(__name__)
-PROFILES = ("embedded",)
+PROFILES = ("embedded", "production")
+# Settings a profile may use; each can be overridden by the environment variable of its name.
+SETTINGS = {
+    "SDOH_PROJECT": "sdoh",
+    "SDOH_REDIS": "127.0.0.1:6379",
+    "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+}
 
 
-def render_profile(workspace: Workspace, profile: str = "embedded") -> str:
-    """The profile's feature_store.yaml text with the workspace filled in.
+def selected_profile(profile: str | None = None) -> str:
+    """The profile to use: the argument, else ``SDOH_PROFILE``, else ``embedded``."""
+    chosen = profile or os.environ.get("SDOH_PROFILE") or "embedded"
+    if chosen not in PROFILES:
+        raise ValueError(f"unknown profile {chosen!r}; choose one of {PROFILES} (SDOH_PROFILE)")
+    return chosen
+
+
+def render_profile(workspace: Workspace, profile: str | None = None) -> str:
+    """The profile's feature_store.yaml text with the workspace and settings filled in.
 
     Examples
     --------
-    >>> "duckdb" in render_profile(Workspace("/tmp/ws"))
+    >>> "duckdb" in render_profile(Workspace("/tmp/ws"), "embedded")
     True
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    text = resources.files("feature_repo").joinpath("profiles", f"{profile}.yaml").read_text()
-    return Template(text).substitute(SDOH_WORKSPACE=str(workspace.root))
+    name = selected_profile(profile)
+    text = resources.files("feature_repo").joinpath("profiles", f"{name}.yaml").read_text()
+    values = {key: os.environ.get(key, default) for key, default in SETTINGS.items()}
+    return Template(text).substitute(values, SDOH_WORKSPACE=str(workspace.root))
 
 
-def feature_store(workspace: Workspace, *, profile: str = "embedded") -> FeatureStore:
-    """A FeatureStore for ``workspace``; also writes its feature_store.yaml for Feast's CLI and UI.
+def feature_store(workspace: Workspace, *, profile: str | None = None) -> FeatureStore:
+    """A FeatureStore for ``workspace`` under a profile (argument, ``SDOH_PROFILE``, or embedded).
+
+    Also writes the rendered feature_store.yaml into ``<workspace>/feast`` for Feast's CLI and
+    UI; the production profile's file holds connection settings, so the folder stays private.
 
     Examples
     --------
     >>> store = feature_store(Workspace("/tmp/ws"))  # doctest: +SKIP
     """
     text = render_profile(workspace, profile)
-    (workspace.feast / "feature_store.yaml").write_text(text)
+    path = workspace.feast / "feature_store.yaml"
+    path.write_text(text)
+    path.chmod(0o600)
     config = RepoConfig(**yaml.safe_load(text))
     config.repo_path = workspace.feast
     return FeatureStore(config=config)

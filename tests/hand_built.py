@@ -1,0 +1,74 @@
+"""A hand-built region whose every value is traceable, shared by the retrieval tests.
+
+Tract 99001000300 (2010 boundaries) was split into 000301 and 000302 in 2020; tract 000100
+exists under both boundary vintages. ACS vintages: 2019 released 2020-12-10 (2010 tracts),
+2020 released 2022-03-17 and 2021 released 2022-12-08 (2020 tracts).
+"""
+
+import numpy as np
+import pandas as pd
+
+from ingestion.datasets import acs_spec, geography_timeline_spec
+from ingestion.publish import publish
+from ingestion.workspace import Workspace
+from sdoh_sources import load_catalog
+
+# (tract, vintage) -> percent below poverty
+POVERTY = {
+    ("99001000300", 2019): 10.0,
+    ("99001000100", 2019): 5.0,
+    ("99001000301", 2020): 20.0,
+    ("99001000302", 2020): 30.0,
+    ("99001000100", 2020): 6.0,
+    ("99001000301", 2021): 21.0,
+    ("99001000302", 2021): 31.0,
+    # 99001000100 has no 2021 row: geography_not_in_vintage
+}
+
+
+def acs_tract_frame() -> pd.DataFrame:
+    catalog = load_catalog()
+    spec = acs_spec("tract")
+    rows = []
+    for (geoid, vintage), value in POVERTY.items():
+        release = catalog.release("acs5", vintage)
+        row = {"tract_geoid": geoid, "vintage": vintage, "boundary_year": release.boundary_vintage,
+               "release_ts": pd.Timestamp(release.release_ts), "synthetic": True}
+        for m in spec.measures:
+            row |= {m: np.nan, f"{m}_moe": np.nan, f"{m}_cv": np.nan, f"{m}_reliability": None,
+                    f"{m}_missing": "insufficient_sample"}
+        row |= {"pct_below_poverty": value, "pct_below_poverty_moe": 1.0,
+                "pct_below_poverty_cv": 1.0 / 1.645 / value * 100, "pct_below_poverty_reliability": "high",
+                "pct_below_poverty_missing": None}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def timeline_row(patient, start, end, t2010=None, t2020=None, reason=None):
+    row = {"patient_id": patient, "valid_from": pd.Timestamp(start, tz="UTC"),
+           "valid_to": pd.Timestamp(end, tz="UTC") if end else pd.NaT}
+    for year, tract in ((2010, t2010), (2020, t2020)):
+        row[f"block_group_geoid_{year}"] = tract + "1" if tract else None
+        row[f"tract_geoid_{year}"] = tract
+        row[f"county_geoid_{year}"] = tract[:5] if tract else None
+    linked = t2010 is not None
+    row |= {"link_method": "point_in_polygon" if linked else "none",
+            "precision": "coordinate" if linked else "none", "link_missing": reason}
+    return row
+
+
+TIMELINE = pd.DataFrame([
+    # A moves on 2022-06-01 from the split tract to tract 000100.
+    timeline_row("A", "2019-01-01", "2022-06-01", "99001000300", "99001000301"),
+    timeline_row("A", "2022-06-01", None, "99001000100", "99001000100"),
+    timeline_row("B", "2019-01-01", None, reason="po_box"),
+    timeline_row("C", "2019-01-01", "2021-01-01", "99001000300", "99001000302"),
+])[list(geography_timeline_spec().column_names)]
+
+
+
+
+def publish_hand_built(workspace: Workspace) -> None:
+    """Publish the hand-built ACS tracts and patient timeline into ``workspace``."""
+    publish(acs_tract_frame(), acs_spec("tract"), workspace)
+    publish(TIMELINE, geography_timeline_spec(), workspace)

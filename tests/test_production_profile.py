@@ -1,0 +1,75 @@
+"""The production profile (SQL registry on PostgreSQL, Redis online store) on real services."""
+
+import os
+import uuid
+
+import pandas as pd
+import pytest
+import redis
+from conftest import require_service
+from hand_built import publish_hand_built
+
+from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
+from feature_repo.store import render_profile
+from ingestion.workspace import Workspace
+
+pytestmark = pytest.mark.services
+REDIS_DB = 15  # a database of its own, flushed by the test
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory):
+    require_service("redis")
+    require_service("postgres")
+    settings = {
+        "SDOH_PROJECT": f"sdoh_test_{uuid.uuid4().hex[:8]}",
+        "SDOH_REDIS": f"127.0.0.1:6379,db={REDIS_DB}",
+        "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    }
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client.flushdb()
+    ws = Workspace(tmp_path_factory.mktemp("prod"))
+    publish_hand_built(ws)
+    store = feature_store(ws, profile="production")
+    apply_definitions(store, ws)
+    materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
+    yield store, ws, client
+    store.registry.delete_project(settings["SDOH_PROJECT"], commit=True)
+    client.flushdb()
+    for key, value in saved.items():
+        os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+
+
+def test_profile_renders_services_from_settings(production):
+    _, ws, _ = production
+    text = render_profile(ws, "production")
+    assert "type: redis" in text and f"db={REDIS_DB}" in text
+    assert "registry_type: sql" in text and "5432/test" in text
+
+
+def test_materialized_rows_are_in_redis(production):
+    _, _, client = production
+    assert client.dbsize() > 0
+
+
+def test_online_lookup_from_redis(production):
+    store, ws, _ = production
+    at = pd.Timestamp("2022-07-01", tz="UTC").to_pydatetime()
+    frame = online_features(["A", "B"], store=store, workspace=ws, at=at)
+    assert frame.loc[0, "acs_tract__pct_below_poverty"] == 6.0
+    assert frame.loc[1, "acs_tract__pct_below_poverty_missing"] == "po_box"
+
+
+def test_training_frame_with_sql_registry_matches_the_embedded_profile(production, tmp_path):
+    store, ws, _ = production
+    events = pd.DataFrame({"patient_id": ["A", "A", "C"],
+                           "event_timestamp": ["2021-01-01", "2022-03-17", "2021-06-01"]})
+    got = training_frame(events, store=store, workspace=ws)
+    embedded_ws = Workspace(tmp_path / "embedded")
+    publish_hand_built(embedded_ws)
+    embedded = feature_store(embedded_ws, profile="embedded")
+    apply_definitions(embedded, embedded_ws)
+    expected = training_frame(events, store=embedded, workspace=embedded_ws)
+    pd.testing.assert_frame_equal(got, expected)
