@@ -7,6 +7,7 @@ from hand_built import publish_hand_built
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
 from ingestion.workspace import Workspace
 
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("ws"))
