@@ -7,6 +7,7 @@ ADI, each keyed by (GEOID, vintage); and the patient geography timeline keyed by
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 from feast import FeatureView, Field
 from feast.types import Float64, String, UnixTimestamp
 
@@ -29,20 +30,34 @@ ACS_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")
 ADI_SUFFIXES = ("", "_missing")
 
 
-def read_publication(spec: DatasetSpec, workspace: Workspace, *, level: str) -> Publication | None:
-    """The vintages a published dataset holds, or None if it is not published yet."""
-    path = workspace.published_path(spec.name)
+def published_calendar(dataset: str, workspace: Workspace) -> pd.DataFrame | None:
+    """Vintage, release instant (UTC) and boundary year of each vintage a dataset holds.
+
+    Returns None if the dataset is not published yet. Read on a UTC connection: DuckDB shows
+    TIMESTAMPTZ values in the session's time zone, which would move releases by hours.
+    """
+    path = workspace.published_path(dataset)
     if not path.exists():
         return None
-    rows = duckdb.sql(
-        "SELECT DISTINCT vintage, strftime(release_ts, '%Y-%m-%d') AS released, boundary_year "
-        f"FROM read_parquet('{path}') ORDER BY vintage"
-    ).fetchall()
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(
+            "SELECT DISTINCT vintage, release_ts, boundary_year FROM read_parquet(?) "
+            "ORDER BY release_ts, vintage", [str(path)]
+        ).df()
+
+
+def read_publication(spec: DatasetSpec, workspace: Workspace, *, level: str) -> Publication | None:
+    """The vintages a published dataset holds, or None if it is not published yet."""
+    calendar = published_calendar(spec.name, workspace)
+    if calendar is None:
+        return None
+    by_vintage = calendar.sort_values("vintage")
     return Publication(
         level=level,
-        vintages=tuple(r[0] for r in rows),
-        release_dates=tuple(r[1] for r in rows),
-        boundary_vintages=tuple(sorted({r[2] for r in rows})),
+        vintages=tuple(int(v) for v in by_vintage["vintage"]),
+        release_dates=tuple(by_vintage["release_ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")),
+        boundary_vintages=tuple(sorted({int(b) for b in by_vintage["boundary_year"]})),
     )
 
 

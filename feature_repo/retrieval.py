@@ -12,12 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from feature_repo.feature_views import GEOGRAPHY_FIELDS
+from feature_repo.feature_views import GEOGRAPHY_FIELDS, published_calendar
 from ingestion.datasets import geoid_column
 from ingestion.errors import InputError
 from ingestion.workspace import Workspace
@@ -47,8 +46,8 @@ class ViewPlan:
 
     def in_force(self, at: pd.Series) -> pd.DataFrame:
         """The vintage and boundary year in force at each time (NaN before any release)."""
-        released = self.calendar["release_ts"].to_numpy(dtype="datetime64[us]")
-        times = at.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        released = _utc_naive(self.calendar["release_ts"])
+        times = _utc_naive(at)
         idx = np.searchsorted(released, times, side="right") - 1
         picked = self.calendar.iloc[np.clip(idx, 0, None)]
         before = idx < 0
@@ -58,12 +57,9 @@ class ViewPlan:
         }, index=at.index).mask(pd.Series(before, index=at.index), np.nan)
 
 
-def _calendar(workspace: Workspace, view: str) -> pd.DataFrame:
-    path = workspace.published_path(view)
-    return duckdb.sql(
-        "SELECT DISTINCT vintage, release_ts::TIMESTAMP AS release_ts, boundary_year "
-        f"FROM read_parquet('{path}') ORDER BY release_ts"
-    ).df()
+def _utc_naive(times: pd.Series) -> np.ndarray:
+    """UTC instants as naive microsecond datetimes, comparable whatever the local time zone."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
 
 
 def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) -> list[ViewPlan]:
@@ -77,7 +73,7 @@ def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) 
                    and f"{n}_missing" in {f.name for f in view.features}]
         features = tuple(dict.fromkeys([*names, *reasons]))
         plans.append(ViewPlan(projection.name, view.tags["geography_level"], features,
-                              _calendar(workspace, projection.name)))
+                              published_calendar(projection.name, workspace)))
     return plans
 
 
@@ -106,22 +102,17 @@ def _keys(plan: ViewPlan, geo: pd.DataFrame, at: pd.Series, address_reason: pd.S
 
 def _finish(plan: ViewPlan, fetched: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     """Prefix columns as ``view__feature`` and give every missing value its reason."""
-    out = pd.DataFrame(index=keys.index)
-    out[f"{plan.name}__vintage"] = keys["vintage"].where(keys[plan.key].notna()).astype("Int64")
-    out[f"{plan.name}__geoid"] = keys[plan.key]
-    for feature in plan.features:
-        out[f"{plan.name}__{feature}"] = fetched.get(feature, pd.Series(index=keys.index, dtype=float))
     looked_up = keys[plan.key].notna()
-    for feature in plan.features:
-        if not feature.endswith("_missing"):
-            continue
-        value = out.get(f"{plan.name}__{feature.removesuffix('_missing')}")
-        col = f"{plan.name}__{feature}"
-        reason = out[col].astype(object).where(looked_up, keys["row_reason"])
+    values = fetched.reindex(columns=list(plan.features))
+    for feature in [f for f in plan.features if f.endswith("_missing")]:
+        value = values.get(feature.removesuffix("_missing"))
+        reason = values[feature].astype(object).where(looked_up, keys["row_reason"])
         if value is not None:
             reason = reason.mask(looked_up & value.isna() & reason.isna(), "geography_not_in_vintage")
-        out[col] = reason
-    return out
+        values[feature] = reason
+    used = pd.DataFrame({"vintage": keys["vintage"].where(looked_up).astype("Int64"),
+                         "geoid": keys[plan.key]}, index=keys.index)
+    return pd.concat([used, values], axis=1, copy=False).add_prefix(f"{plan.name}__")
 
 
 def _check_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -137,13 +128,31 @@ def _check_events(events: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _historical(store: FeatureStore, entity_df: pd.DataFrame, refs: list[str], *, full: bool) -> pd.DataFrame:
+def _historical(store: FeatureStore, entity_df: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
     """Feast's point-in-time join, returned in the entity rows' order (Feast does not keep it)."""
     if entity_df.empty:
         return pd.DataFrame(index=entity_df.index)
     frame = entity_df.assign(_row=entity_df.index)
-    out = store.get_historical_features(entity_df=frame, features=refs, full_feature_names=full).to_df()
-    return out.set_index("_row").sort_index()
+    job = store.get_historical_features(entity_df=frame, features=refs)
+    # to_arrow avoids to_df's extra full copy; one reindex puts rows back in order.
+    return job.to_arrow().to_pandas().set_index("_row").reindex(entity_df.index)
+
+
+def _area_features(store: FeatureStore, plan: ViewPlan, keys: pd.DataFrame) -> pd.DataFrame:
+    """Feast's join once per distinct (GEOID, vintage), spread back to every row that needs it.
+
+    Each distinct key is asked at its vintage's release instant: the key pins the vintage, so
+    the answer is the one any later event would get, and Feast joins far fewer rows.
+    """
+    lookup = keys.loc[keys[plan.key].notna(), [plan.key, "vintage"]].astype({"vintage": "int64"})
+    distinct = lookup.drop_duplicates(ignore_index=True).copy()
+    released = plan.calendar.drop_duplicates("vintage").set_index("vintage")["release_ts"]
+    distinct["event_timestamp"] = distinct["vintage"].map(released)
+    fetched = _historical(store, distinct, plan.refs)
+    position = pd.MultiIndex.from_frame(distinct[[plan.key, "vintage"]]).get_indexer(
+        pd.MultiIndex.from_frame(lookup))
+    fetched = fetched.take(position).set_axis(lookup.index)
+    return fetched.reindex(keys.index)
 
 
 def training_frame(
@@ -186,16 +195,13 @@ def training_frame(
     events = _check_events(events)
     at = events["event_timestamp"]
     geo = _historical(store, events[["patient_id", "event_timestamp"]],
-                      [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES], full=False)
+                      [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES])
     address_reason = _address_reason(geo, at)
     parts = [events]
     for plan in plan_views(store, workspace, feature_service):
         keys = _keys(plan, geo, at, address_reason)
-        lookup = keys.loc[keys[plan.key].notna(), [plan.key, "vintage"]].astype({"vintage": "int64"})
-        lookup["event_timestamp"] = at[lookup.index]
-        fetched = _historical(store, lookup, plan.refs, full=False).reindex(keys.index)
-        parts.append(_finish(plan, fetched, keys))
-    return pd.concat(parts, axis=1)
+        parts.append(_finish(plan, _area_features(store, plan, keys), keys))
+    return pd.concat(parts, axis=1, copy=False)
 
 
 def online_features(
@@ -243,4 +249,4 @@ def online_features(
             result = store.get_online_features(features=plan.refs, entity_rows=lookup.to_dict("records"))
             fetched = pd.DataFrame(result.to_dict(), index=lookup.index).reindex(keys.index)
         parts.append(_finish(plan, fetched, keys))
-    return pd.concat(parts, axis=1)
+    return pd.concat(parts, axis=1, copy=False)

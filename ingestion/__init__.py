@@ -1,50 +1,40 @@
 """How SDOH data gets in: Census API client, boundary files, linking, validation, publishing.
 
+The names below are imported on first use, so ``import ingestion`` (and the ``sdoh`` command's
+``--help``) stays fast while Great Expectations, geopandas and Feast load only when needed.
+
 Examples
 --------
 >>> from ingestion import get_acs, CensusClient  # doctest: +SKIP
 >>> tidy = get_acs("tract", ["B19013_001"], 2021, "DE")  # doctest: +SKIP
 """
 
-from ingestion.acs import build_acs_measures, ingest_acs
-from ingestion.adi import ingest_adi, read_adi_file
-from ingestion.boundaries import load_boundaries, load_boundary_set
-from ingestion.census_api import CensusClient, get_acs
-from ingestion.coverage import coverage_table, feature_coverage, missing_reasons_table, wilson_interval
-from ingestion.errors import CensusApiError, InputError, LinkageError, PublishError, ValidationFailed
-from ingestion.linking import link_addresses, linkage_funnel, read_address_history
-from ingestion.pipeline import link_history_file, run_demo
-from ingestion.publish import publish, read_published
-from ingestion.replay import CensusReplayServer
-from ingestion.validation import validate
-from ingestion.workspace import Workspace
+from importlib import import_module
 
-__all__ = [
-    "CensusApiError",
-    "CensusClient",
-    "CensusReplayServer",
-    "InputError",
-    "LinkageError",
-    "PublishError",
-    "ValidationFailed",
-    "Workspace",
-    "build_acs_measures",
-    "coverage_table",
-    "feature_coverage",
-    "get_acs",
-    "ingest_acs",
-    "ingest_adi",
-    "link_addresses",
-    "link_history_file",
-    "linkage_funnel",
-    "load_boundaries",
-    "load_boundary_set",
-    "missing_reasons_table",
-    "publish",
-    "read_address_history",
-    "read_adi_file",
-    "read_published",
-    "run_demo",
-    "validate",
-    "wilson_interval",
-]
+_EXPORTS = {
+    "build_acs_measures": "acs", "ingest_acs": "acs",
+    "ingest_adi": "adi", "read_adi_file": "adi",
+    "load_boundaries": "boundaries", "load_boundary_set": "boundaries",
+    "CensusClient": "census_api", "get_acs": "census_api",
+    "coverage_table": "coverage", "feature_coverage": "coverage",
+    "missing_reasons_table": "coverage", "wilson_interval": "coverage",
+    "CensusApiError": "errors", "InputError": "errors", "LinkageError": "errors",
+    "PublishError": "errors", "ValidationFailed": "errors",
+    "link_addresses": "linking", "linkage_funnel": "linking", "read_address_history": "linking",
+    "link_history_file": "pipeline", "run_demo": "pipeline",
+    "publish": "publish", "read_published": "publish",
+    "CensusReplayServer": "replay",
+    "validate": "validation",
+    "Workspace": "workspace",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ingestion' has no attribute {name!r}")
+    return getattr(import_module(f"ingestion.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -149,6 +149,7 @@ def run_demo(
     --------
     >>> summary = run_demo(Workspace("demo_workspace"))  # doctest: +SKIP
     """
+    # feature_repo imports ingestion, so it is imported here rather than at module level.
     from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
 
     summary = DemoSummary()

@@ -1,4 +1,7 @@
-"""The ``sdoh`` command: thin wrappers over the library, one module per command group."""
+"""The ``sdoh`` command: thin wrappers over the library, one module per command group.
+
+Commands import the library inside their bodies so that ``sdoh --help`` answers at once.
+"""
 
 from __future__ import annotations
 

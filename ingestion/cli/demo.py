@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 import pandas as pd
 
 from ingestion.cli._common import workspace_option
-from ingestion.pipeline import DemoSummary, run_demo
 from sdoh_sources import METADATA_KEYS
+
+if TYPE_CHECKING:
+    from ingestion.pipeline import DemoSummary
 
 
 def _print_summary(summary: DemoSummary) -> None:
@@ -56,4 +60,6 @@ def demo(n_patients, seed, workspace) -> None:
     Example:
       sdoh demo --workspace demo_workspace
     """
+    from ingestion.pipeline import run_demo
+
     _print_summary(run_demo(workspace, seed=seed, n_patients=n_patients))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ingestion.acs import ingest_acs
-from ingestion.adi import ingest_adi
-from ingestion.census_api import CensusClient
 from ingestion.cli._common import workspace_option
 
 LEVELS = ("block_group", "tract", "county")
@@ -36,6 +33,9 @@ def acs(vintage, state, county, level, base_url, workspace) -> None:
     Example:
       sdoh ingest acs --vintage 2021 --state DE --level tract --workspace ws
     """
+    from ingestion.acs import ingest_acs
+    from ingestion.census_api import CensusClient
+
     client = CensusClient(base_url=base_url)
     for v in vintage:
         for lv in level:
@@ -57,5 +57,7 @@ def adi(path, available_from, vintage, workspace) -> None:
     Example:
       sdoh ingest adi US_2021_ADI_Census_Block_Group_v4_0_1.csv --available-from 2023-06-01
     """
+    from ingestion.adi import ingest_adi
+
     result = ingest_adi(path, available_from=available_from.date(), vintage=vintage, workspace=workspace)
     click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ingestion.cli._common import workspace_option
-from ingestion.pipeline import link_history_file
 
 
 @click.command("link")
@@ -25,6 +24,8 @@ def link(history, boundaries, workspace) -> None:
       sdoh link addresses.csv --boundaries 2010 tl_2010_24_bg10.zip \\
                               --boundaries 2020 tl_2020_24_bg.zip
     """
+    from ingestion.pipeline import link_history_file
+
     result = link_history_file(history, {int(y): p for y, p in boundaries}, workspace=workspace)
     click.echo(result.funnel.to_string(index=False))
     if result.n_rejected:

@@ -7,9 +7,6 @@ import json
 import click
 import pandas as pd
 
-from feature_repo import apply_definitions, feature_store, online_features
-from feature_repo import materialize as materialize_store
-from feature_repo import training_frame as build_training_frame
 from ingestion.cli._common import workspace_option
 from ingestion.errors import InputError
 
@@ -25,6 +22,8 @@ def apply(workspace) -> None:
     Example:
       sdoh apply --workspace ws
     """
+    from feature_repo import apply_definitions, feature_store
+
     names = apply_definitions(feature_store(workspace), workspace)
     click.echo("registered views: " + ", ".join(names))
 
@@ -38,6 +37,9 @@ def materialize(workspace) -> None:
     Example:
       sdoh materialize --workspace ws
     """
+    from feature_repo import feature_store
+    from feature_repo import materialize as materialize_store
+
     materialize_store(feature_store(workspace))
     click.echo("online store up to date")
 
@@ -66,6 +68,9 @@ def training_frame(events, output, feature_service, workspace) -> None:
     Example:
       sdoh training-frame encounters.csv -o frame.parquet --workspace ws
     """
+    from feature_repo import feature_store
+    from feature_repo import training_frame as build_training_frame
+
     frame = build_training_frame(_read_events(events), store=feature_store(workspace),
                                  workspace=workspace, feature_service=feature_service)
     frame.to_parquet(output, index=False)
@@ -83,6 +88,8 @@ def online(patient_ids, feature_service, workspace) -> None:
     Example:
       sdoh online P000001 P000002 --workspace ws
     """
+    from feature_repo import feature_store, online_features
+
     frame = online_features(list(patient_ids), store=feature_store(workspace), workspace=workspace,
                             feature_service=feature_service)
     click.echo(json.dumps(frame.to_dict(orient="records"), indent=2, default=str))
