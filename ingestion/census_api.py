@@ -3,26 +3,56 @@
 The client talks to the real API (``https://api.census.gov/data``) or to anything answering in
 its formats, such as `ingestion.replay.CensusReplayServer`. It retries transient failures
 (HTTP 429 and 5xx, connection errors, timeouts, truncated bodies) with exponential backoff and
-jitter, honours ``Retry-After`` up to a cap, splits requests of more than 50 variables and joins
-the parts on the geography columns (never on ``NAME``, whose format changed in 2024).
+jitter, honours ``Retry-After`` up to a cap (a 429 pauses every worker, not just the one that
+got it), splits requests of more than 50 variables and joins the parts on the geography columns
+(never on ``NAME``, whose format changed in 2024).
+
+**Table families.** `get_acs` takes variables without their E/M suffix and sends each to the
+dataset that publishes it: detailed tables (``B01001_001``, ``C17002_002``) to ``acs/acs5``,
+subject tables (``S1701_C03_001``) to ``acs/acs5/subject`` and data profiles to
+``acs/acs5/profile`` (``DP03_0009`` is a count: ``DP03_0009E``/``M``; ``DP03_0009P`` its
+percent: ``DP03_0009PE``/``PM``). The datasets are requested separately and joined on GEOID.
+
+**Geographies.** ``state=`` takes one state or a list (FIPS, postal code or name), ``county=``
+one county or a list (within a single state). ``state=None`` means every state: one national
+request at state and county level; for tracts and block groups, which the API serves only
+within a state, one request per state of the 50 states, DC and Puerto Rico (`STATE_FIPS`).
+Block groups of a whole state are requested as ``in=state:SS&in=county:*&in=tract:*`` (the
+API's geography.json lets county and tract be wildcards for block groups). ZCTAs are national:
+the API has not nested them in states since 2019 and rejects ``in=state``, so ``zcta`` needs
+``state=None``; ``zcta=`` filters the national table to a list of ZCTAs after the request.
+
+**Cache.** With ``cache_dir=`` (or the ``SDOH_CACHE_DIR`` environment variable) every answered
+request is written to disk as it completes, keyed by the service host, year, dataset, variable
+chunk and geography predicates (never the API key), so a rerun makes no HTTP call and an
+interrupted run resumes with the missing requests only. Errors are never cached.
+
+**Concurrency.** Requests (chunks x states/counties x datasets) run on a pool of
+``max_workers`` threads (default 4), each with its own `requests.Session` (requests does not
+document `Session` as thread-safe, psf/requests#2766), and a tqdm bar counts them on a
+terminal; otherwise progress is logged. Results never depend on the order requests finish in.
 
 The API key comes from ``api_key=`` or else the ``CENSUS_API_KEY`` environment variable, and is
-never shown: every URL in a log line or error reads ``key=REDACTED``.
+never shown: every URL in a log line or error reads ``key=REDACTED``; cache files never hold it.
 
 Census annotation ("jam") values and JSON nulls never become numbers: `get_acs` turns them into
 NaN with a typed reason taken from ``sdoh_sources/catalog/missing_reasons.yaml``.
 
 Examples
 --------
->>> df = get_acs("tract", ["B19013_001"], 2024, "DC")  # doctest: +SKIP
+>>> df = get_acs("tract", ["B19013_001", "S1701_C03_001", "DP03_0009P"], 2024,
+...              ["DC", "MD"])  # doctest: +SKIP
 >>> list(df.columns)  # doctest: +SKIP
 ['GEOID', 'variable', 'estimate', 'moe', 'estimate_missing', 'moe_missing']
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import email.utils
+import enum
+import hashlib
 import html
 import json
 import logging
@@ -30,25 +60,36 @@ import math
 import os
 import random
 import re
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
+import numpy as np
 import pandas as pd
 import requests
+from requests.adapters import HTTPAdapter
+from tqdm import tqdm
 
 from ingestion.errors import CensusApiError
-from ingestion.geography import normalize_county, normalize_state
+from ingestion.geography import STATE_FIPS, normalize_counties, normalize_states, normalize_zctas
 from sdoh_sources import load_catalog
 
 __all__ = [
+    "ACS5",
+    "CACHE_ENV",
     "DEFAULT_BASE_URL",
     "GEOGRAPHIES",
     "MAX_VARIABLES",
     "NOT_PUBLISHED_AT_LEVEL",
+    "STATE_FIPS",
     "CensusClient",
+    "acs_dataset",
     "acs_from_table",
     "get_acs",
     "parse_value",
@@ -59,6 +100,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.census.gov/data"
+ACS5 = "acs/acs5"
+# The environment variable naming the cache folder when `CensusClient(cache_dir=...)` is not given.
+CACHE_ENV = "SDOH_CACHE_DIR"
 # The API refuses a `get` of more than 50 variables ("error: 'get' is limited to 50 variables").
 MAX_VARIABLES = 50
 # Truncated or garbled 200 bodies are transient; retry them this many times at most.
@@ -66,6 +110,7 @@ MAX_BODY_RETRIES = 2
 NOT_PUBLISHED_AT_LEVEL = "not_published_at_level"
 MOE_UNKNOWN = "unknown"
 OUTPUTS = ("tidy", "wide")
+CACHE_FORMAT = "sdoh-census-cache/1"
 
 # Geography level -> the API's geography columns that make up its GEOID, in order.
 GEOGRAPHIES: dict[str, tuple[str, ...]] = {
@@ -78,8 +123,20 @@ GEOGRAPHIES: dict[str, tuple[str, ...]] = {
 _ALIASES = {"block_group": "block group", "zcta": "zip code tabulation area"}
 _GEO_WIDTHS = {"state": 2, "county": 3, "tract": 6, "block group": 1,
                "zip code tabulation area": 5}
+_LEVEL_SLUGS = {"state": "state", "county": "county", "tract": "tract",
+                "block group": "block_group", "zip code tabulation area": "zcta"}
 # Values at or below this that the catalog does not know are unknown annotations, not data.
 _ANNOTATION_FLOOR = -100_000_000
+
+# ACS table families: the bare variable (no E/M suffix) -> the dataset under the survey path.
+_FAMILIES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
+    ("detailed", "", re.compile(r"[BC]\d{5}[A-Z]*_\d{3}")),  # B01001_001, C17002_002, B01001A_001
+    ("subject", "/subject", re.compile(r"S\d{4}[A-Z]*_C\d{2}_\d{3}")),  # S1701_C03_001
+    ("profile", "/profile", re.compile(r"DP\d{2}[A-Z]*_\d{4}P?")),  # DP03_0009, DP03_0009P
+)
+_FAMILY_EXAMPLES = ("detailed tables ('B01001_001', 'C17002_002'), subject tables "
+                    "('S1701_C03_001') or data profiles ('DP03_0009' count, 'DP03_0009P' percent)")
+_BARE = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*")
 
 _KEY_PARAM = re.compile(r"(?i)(\bkey=)[^&\s'\"#<>]*")
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
@@ -87,6 +144,15 @@ _H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _KEY_WORD = re.compile(r"(?i)\b(invalid|missing) key\b")
 _DATASET = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")
+
+
+class _Default(enum.Enum):
+    """Marks an argument left out (distinct from an explicit None)."""
+
+    FROM_ENVIRONMENT = "from the SDOH_CACHE_DIR environment variable"
+
+
+FROM_ENVIRONMENT = _Default.FROM_ENVIRONMENT
 
 
 def redact_key(text: str, key: str | None = None) -> str:
@@ -166,29 +232,92 @@ def resolve_geography(geography: str) -> str:
     return name
 
 
-def _predicates(level: str, state: str | int | None,
-                county: str | int | None) -> list[tuple[str, str]]:
-    """Build the ``for``/``in`` query parameters selecting ``level`` in state and county."""
-    st = None if state is None else normalize_state(state)
-    co = None if county is None else normalize_county(county)
-    if co is not None and st is None:
-        raise ValueError(f"county={county!r} needs a state")
-    if level in ("state", "zip code tabulation area") and co is not None:
+def acs_dataset(variable: str, *, survey: str = ACS5) -> str:
+    """Return the API dataset publishing an ACS variable, from its table family.
+
+    Parameters
+    ----------
+    variable : str
+        A variable without its E/M suffix: detailed (``"B19013_001"``, ``"C17002_002"``),
+        subject (``"S1701_C03_001"``) or data profile (``"DP03_0009"``, or ``"DP03_0009P"``
+        for the percent).
+    survey : str
+        The survey's dataset path, default ``"acs/acs5"``.
+
+    Returns
+    -------
+    str
+        ``survey`` for detailed tables, ``survey + "/subject"`` for subject tables and
+        ``survey + "/profile"`` for data profiles.
+
+    Raises
+    ------
+    ValueError
+        If ``variable`` belongs to none of those families (or carries its E/M suffix).
+
+    Examples
+    --------
+    >>> acs_dataset("C17002_002"), acs_dataset("S1701_C03_001"), acs_dataset("DP03_0009P")
+    ('acs/acs5', 'acs/acs5/subject', 'acs/acs5/profile')
+    """
+    if not isinstance(variable, str):
+        raise TypeError(f"variable must be a str, got {type(variable).__name__}")
+    for _, suffix, pattern in _FAMILIES:
+        if pattern.fullmatch(variable.strip()):
+            return survey.strip("/") + suffix
+    raise ValueError(f"cannot tell the table family of {variable!r}; expected {_FAMILY_EXAMPLES}, "
+                     f"without the E/M suffix (or pass dataset= explicitly)")
+
+
+Predicates = tuple[tuple[str, str], ...]
+
+
+def _geography_requests(level: str, state: Any, county: Any, zcta: Any,
+                        ) -> tuple[list[Predicates], tuple[str, ...] | None]:
+    """Plan the ``for``/``in`` predicates of each request for a level and its filters.
+
+    Returns the predicate sets (one request per set and variable chunk) and the ZCTAs to keep
+    (None: keep all).
+    """
+    states = None if state is None else normalize_states(state)
+    counties = None if county is None else normalize_counties(county)
+    zctas = None if zcta is None else normalize_zctas(zcta)
+    if zctas is not None and level != "zip code tabulation area":
+        raise ValueError(f"zcta= only narrows geography 'zcta', not {level!r}")
+    if counties is not None and level in ("state", "zip code tabulation area"):
         raise ValueError(f"county= cannot narrow geography {level!r}")
+    if counties is not None and states is None:
+        raise ValueError(f"county={county!r} needs a state")
+    if counties is not None and len(states or ()) > 1:
+        raise ValueError(f"county={county!r} needs a single state (county codes repeat across "
+                         f"states), got {len(states or ())} states")
     if level == "state":
-        return [("for", f"state:{st or '*'}")]
+        return [(("for", "state:" + (",".join(states) if states else "*")),)], None
     if level == "zip code tabulation area":
-        if st is not None:
+        if states is not None:
             raise ValueError("the API does not nest ZCTAs within states (since 2019): "
-                             "pass state=None and filter the ZCTAs afterwards")
-        return [("for", "zip code tabulation area:*")]
+                             "pass state=None, and zcta= to keep only some ZCTAs")
+        return [(("for", "zip code tabulation area:*"),)], zctas
     if level == "county":
-        return [("for", f"county:{co or '*'}")] + ([("in", f"state:{st}")] if st else [])
-    if st is None:
-        raise ValueError(f"geography {level!r} needs a state")
-    if level == "tract":
-        return [("for", "tract:*"), ("in", f"state:{st}" + (f" county:{co}" if co else ""))]
-    return [("for", "block group:*"), ("in", f"state:{st} county:{co or '*'}")]
+        if states is None:
+            return [(("for", "county:*"),)], None
+        if counties is not None:
+            return [(("for", "county:" + ",".join(counties)), ("in", f"state:{states[0]}"))], None
+        return [(("for", "county:*"), ("in", f"state:{st}")) for st in states], None
+    if states is None:
+        logger.info("state=None: requesting %s state by state for the %d states, DC and Puerto "
+                    "Rico", level, len(STATE_FIPS) - 2)
+        states = STATE_FIPS
+    tail = (("in", "tract:*"),) if level == "block group" else ()
+    sets: list[Predicates] = []
+    for st in states:
+        for co in counties or ("*",):
+            if level == "tract" and co == "*":
+                sets.append((("for", "tract:*"), ("in", f"state:{st}")))
+            else:
+                sets.append((("for", f"{level}:*"), ("in", f"state:{st}"), ("in", f"county:{co}"),
+                             *tail))
+    return sets, zctas
 
 
 def _html_text(body: str) -> str:
@@ -238,6 +367,7 @@ class _Outcome:
     retryable: bool = False
     retry_after: float | None = None
     bad_body: bool = False
+    rate_limited: bool = False
 
 
 def _check_shape(data: Any) -> str | None:
@@ -253,8 +383,94 @@ def _check_shape(data: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One API request: a dataset, a chunk of at most 50 variables and a geography."""
+
+    year: int
+    dataset: str
+    names: tuple[str, ...]
+    predicates: Predicates
+
+    @property
+    def query(self) -> str:
+        return urlencode([("get", ",".join(self.names)), *self.predicates], safe=":*,",
+                         quote_via=quote_plus)
+
+    @property
+    def level(self) -> str:
+        return self.predicates[0][1].split(":", 1)[0]
+
+
+class _ResponseCache:
+    """API answers on disk, one JSON file per request, written atomically as each completes.
+
+    Layout: ``{root}/{year}/{dataset}/{level}/{sha256}.json``, where the hash covers the
+    service (host and path of the base URL, not its port: a replay server picks a new port each
+    run), year, dataset, variables and predicates. A file holds that request description and the
+    API's table (public data); never the API key, which is not part of a request here.
+    """
+
+    def __init__(self, root: Path, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.root = root
+        self.service = f"{parts.hostname or ''}{parts.path.rstrip('/')}"
+
+    def identity(self, request: _Request) -> dict[str, Any]:
+        return {"service": self.service, "year": request.year, "dataset": request.dataset,
+                "get": list(request.names), "predicates": [list(p) for p in request.predicates]}
+
+    def path(self, request: _Request) -> Path:
+        text = json.dumps(self.identity(request), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return (self.root / str(request.year) / Path(*request.dataset.split("/"))
+                / _LEVEL_SLUGS.get(request.level, "other") / f"{digest}.json")
+
+    def load(self, request: _Request) -> list[list[Any]] | None:
+        path = self.path(request)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("ignoring unreadable cache file %s (%s); fetching again", path, exc)
+            return None
+        rows = entry.get("rows") if isinstance(entry, dict) else None
+        if (entry.get("format") != CACHE_FORMAT or entry.get("request") != self.identity(request)
+                or _check_shape(rows) is not None):
+            logger.warning("ignoring cache file %s: it does not hold this request's table; "
+                           "fetching again", path)
+            return None
+        return rows
+
+    def store(self, request: _Request, rows: list[list[Any]]) -> None:
+        path = self.path(request)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"format": CACHE_FORMAT, "request": self.identity(request),
+                 "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                 "rows": rows}
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=".json")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(entry, out, separators=(",", ":"), ensure_ascii=False)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def _cache_root(cache_dir: str | os.PathLike[str] | None | _Default) -> Path | None:
+    if cache_dir is FROM_ENVIRONMENT:
+        cache_dir = os.environ.get(CACHE_ENV) or None
+    if cache_dir is None:
+        return None
+    if not isinstance(cache_dir, (str, os.PathLike)) or not str(cache_dir).strip():
+        raise TypeError(f"cache_dir must be a folder path or None, got {cache_dir!r}")
+    return Path(cache_dir).expanduser()
+
+
 class CensusClient:
-    """A Census Data API client with one HTTP session, retries and key redaction.
+    """A Census Data API client with retries, key redaction, a disk cache and a thread pool.
 
     Parameters
     ----------
@@ -272,16 +488,32 @@ class CensusClient:
         The first retry waits about ``backoff`` seconds, doubling each retry, with jitter.
     max_delay : float
         Cap on any single wait, including one asked for by ``Retry-After``.
+    cache_dir : str, os.PathLike or None, optional
+        Folder of the on-disk cache of API answers. Left out: the ``SDOH_CACHE_DIR``
+        environment variable if set, else no cache. ``None``: no cache, whatever the
+        environment says. Entries never expire (ACS releases are fixed once published): delete
+        the folder to fetch again. Use one folder per source of data (the real API, a mirror):
+        entries are keyed by host and path of ``base_url``, not its port.
+    max_workers : int
+        Requests in flight at once (default 4), across variable chunks, states or counties
+        and datasets; 1 runs them one after another in the calling thread. Each thread has
+        its own `requests.Session` (requests does not document `Session` as thread-safe);
+        a 429 with ``Retry-After`` pauses all of them.
+    progress : bool, optional
+        Show a tqdm bar over requests: True always, False never, None (default) only when
+        stderr is a terminal. Without a bar, progress is logged at INFO.
 
     Examples
     --------
-    >>> with CensusClient(api_key="...") as client:  # doctest: +SKIP
+    >>> with CensusClient(api_key="...", cache_dir="~/.cache/sdoh") as client:  # doctest: +SKIP
     ...     table = client.get_table(2024, "acs/acs5", ["B01003_001E"], "tract", state="DC")
     """
 
     def __init__(self, *, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
                  timeout: float = 30.0, max_retries: int = 4, backoff: float = 0.5,
-                 max_delay: float = 60.0) -> None:
+                 max_delay: float = 60.0,
+                 cache_dir: str | os.PathLike[str] | None | _Default = FROM_ENVIRONMENT,
+                 max_workers: int = 4, progress: bool | None = None) -> None:
         if not isinstance(base_url, str) or not re.match(r"https?://", base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
         if not timeout > 0:
@@ -290,20 +522,34 @@ class CensusClient:
             raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if backoff < 0 or max_delay < 0:
             raise ValueError(f"backoff and max_delay must be >= 0, got {backoff!r}, {max_delay!r}")
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress must be True, False or None, got {progress!r}")
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.backoff = float(backoff)
         self.max_delay = float(max_delay)
+        self.max_workers = max_workers
+        self.progress = progress
+        root = _cache_root(cache_dir)
+        self.cache_dir = root
+        self._cache = None if root is None else _ResponseCache(root, self.base_url)
         self._api_key = api_key if api_key else (os.environ.get("CENSUS_API_KEY") or None)
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = "sdoh-feature-store census client"
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._paused_until = 0.0
         _install_urllib3_redaction()
 
     def __repr__(self) -> str:
         key = "<set>" if self._api_key else None
         return (f"CensusClient(base_url={self.base_url!r}, api_key={key}, "
-                f"timeout={self.timeout}, max_retries={self.max_retries})")
+                f"timeout={self.timeout}, max_retries={self.max_retries}, "
+                f"cache_dir={None if self.cache_dir is None else str(self.cache_dir)!r}, "
+                f"max_workers={self.max_workers})")
 
     def __enter__(self) -> CensusClient:
         return self
@@ -312,12 +558,20 @@ class CensusClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP session."""
-        self._session.close()
+        """Stop the worker threads and close the HTTP sessions."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            sessions, self._sessions = self._sessions, []
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
 
     def get_table(self, year: int, dataset: str, variables: Sequence[str] | str,
-                  geography: str, *, state: str | int | None = None,
-                  county: str | int | None = None) -> pd.DataFrame:
+                  geography: str, *, state: str | int | Sequence[str | int] | None = None,
+                  county: str | int | Sequence[str | int] | None = None,
+                  zcta: str | int | Sequence[str | int] | None = None) -> pd.DataFrame:
         """Fetch a table as the API gives it, one row per geography, plus a ``GEOID`` column.
 
         Parameters
@@ -332,18 +586,23 @@ class CensusClient:
         geography : str
             ``"state"``, ``"county"``, ``"tract"``, ``"block group"`` or
             ``"zip code tabulation area"`` (``"block_group"`` and ``"zcta"`` also accepted).
-        state : str or int, optional
-            FIPS code, postal code or name; required for tracts and block groups, not allowed
-            for ZCTAs.
-        county : str or int, optional
-            County FIPS code within ``state``.
+        state : str, int, sequence of them, or None
+            One state or a list, each a FIPS code, postal code or name. None (the default) is
+            every state: one national request for states and counties, one request per state
+            of the 50 states, DC and Puerto Rico for tracts and block groups. Not allowed for
+            ZCTAs, which the API does not nest in states.
+        county : str, int, sequence of them, or None
+            County FIPS code(s) within a single ``state``.
+        zcta : str, int, sequence of them, or None
+            For ``geography="zcta"`` only: keep these ZCTAs of the national table (the request
+            itself is national, so every ZCTA list reuses one cached answer).
 
         Returns
         -------
         pandas.DataFrame
             Columns ``GEOID`` (zero-padded string), the variables in the order given, then the
             API's geography columns; object dtype with the values exactly as the API gave
-            them (strings, numbers or None), in the API's row order.
+            them (strings, numbers or None); states in the order given, then the API's order.
 
         Raises
         ------
@@ -361,23 +620,108 @@ class CensusClient:
         ... # doctest: +SKIP
         (206, 5)
         """
+        dataset = _check_dataset(dataset)
+        names = _variable_list(variables)
+        return self._get_tables(year, [(dataset, names)], geography, state=state, county=county,
+                                zcta=zcta)[0]
+
+    def _get_tables(self, year: int, parts: list[tuple[str, list[str]]], geography: str, *,
+                    state: Any, county: Any, zcta: Any) -> list[pd.DataFrame]:
+        """Fetch several datasets' variables for one geography, all requests in one pool."""
         if isinstance(year, bool) or not isinstance(year, int):
             raise TypeError(f"year must be an int such as 2024, got {year!r}")
-        dataset = dataset.strip("/") if isinstance(dataset, str) else dataset
-        if not isinstance(dataset, str) or not _DATASET.fullmatch(dataset):
-            raise ValueError(f"dataset must look like 'acs/acs5', got {dataset!r}")
-        names = _variable_list(variables)
         level = resolve_geography(geography)
-        predicates = _predicates(level, state, county)
-        chunks = [names[i:i + MAX_VARIABLES] for i in range(0, len(names), MAX_VARIABLES)]
-        tables = [self._request(year, dataset, chunk, predicates) for chunk in chunks]
-        return _join_chunks(tables, names, GEOGRAPHIES[level])
+        sets, zctas = _geography_requests(level, state, county, zcta)
+        plan = [[[_Request(year, dataset, tuple(names[i:i + MAX_VARIABLES]), predicates)
+                  for i in range(0, len(names), MAX_VARIABLES)] for predicates in sets]
+                for dataset, names in parts]
+        flat = [r for by_set in plan for chunks in by_set for r in chunks]
+        survey = "ACS" if all(d.startswith("acs/") for d, _ in parts) else "Census API"
+        answers = dict(zip(flat, self._run(flat, f"{survey} {year} {level}"), strict=True))
+        frames = []
+        for (_, names), by_set in zip(parts, plan, strict=True):
+            pieces = [_join_chunks([answers[r] for r in chunks], names, GEOGRAPHIES[level])
+                      for chunks in by_set]
+            frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+            if zctas is not None:
+                frame = _keep_zctas(frame, zctas)
+            frames.append(frame)
+        return frames
 
-    def _request(self, year: int, dataset: str, names: list[str],
-                 predicates: list[tuple[str, str]]) -> list[list[Any]]:
-        query = urlencode([("get", ",".join(names)), *predicates], safe=":*,",
-                          quote_via=quote_plus)
-        url = f"{self.base_url}/{year}/{dataset}?{query}"
+    def _run(self, plan: list[_Request], label: str) -> list[list[list[Any]]]:
+        """Answer every request (from the cache where it can), in the order planned."""
+        answers: list[list[list[Any]] | None] = [None] * len(plan)
+        todo = []
+        for i, request in enumerate(plan):
+            answers[i] = None if self._cache is None else self._cache.load(request)
+            if answers[i] is None:
+                todo.append(i)
+        cached = len(plan) - len(todo)
+        logger.info("%s: %d request(s), %d from the cache, %d to fetch with %d worker(s)",
+                    label, len(plan), cached, len(todo), min(self.max_workers, len(todo) or 1))
+        shown = self.progress if self.progress is not None else sys.stderr.isatty()
+        started = time.monotonic()
+        finished = 0
+        with tqdm(total=len(plan), initial=cached, desc=label, unit="req", disable=not shown,
+                  leave=False) as bar:
+            def done(i: int, rows: list[list[Any]]) -> None:
+                nonlocal finished
+                answers[i] = rows
+                finished += 1
+                bar.update()
+                if not shown and len(todo) >= 10 and finished % max(1, len(todo) // 10) == 0:
+                    logger.info("%s: fetched %d of %d", label, finished, len(todo))
+
+            if self.max_workers == 1 or len(todo) <= 1:
+                for i in todo:
+                    done(i, self._answer(plan[i]))
+            else:
+                pool = self._executor()
+                futures = {pool.submit(self._answer, plan[i]): i for i in todo}
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        done(futures[future], future.result())
+                except BaseException as exc:
+                    for future in futures:
+                        future.cancel()
+                    if isinstance(exc, Exception):  # let requests in flight finish and be cached
+                        concurrent.futures.wait(futures)
+                    raise
+        if todo:
+            logger.info("%s: fetched %d request(s) in %.1f s", label, len(todo),
+                        time.monotonic() - started)
+        return answers  # type: ignore[return-value]
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.max_workers, thread_name_prefix="census-api")
+            return self._pool
+
+    def _session(self) -> requests.Session:
+        """Return the calling thread's session (requests does not promise `Session` is thread-safe)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = "sdoh-feature-store census client"
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=2)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            with self._lock:
+                self._sessions.append(session)
+            self._local.session = session
+        return session
+
+    def _answer(self, request: _Request) -> list[list[Any]]:
+        """Fetch one request and, once it succeeded, cache it."""
+        rows = self._request(request)
+        if self._cache is not None:
+            self._cache.store(request, rows)
+        return rows
+
+    def _request(self, request: _Request) -> list[list[Any]]:
+        url = f"{self.base_url}/{request.year}/{request.dataset}?{request.query}"
         if self._api_key is None:
             return self._fetch(url, url)
         return self._fetch(f"{url}&key={quote(self._api_key, safe='')}", f"{url}&key=REDACTED")
@@ -387,6 +731,7 @@ class CensusClient:
         attempts = self.max_retries + 1
         bad_bodies = 0
         for attempt in range(1, attempts + 1):
+            self._wait_out_pause()
             logger.debug("GET %s (attempt %d of %d)", shown, attempt, attempts)
             outcome = self._attempt(url)
             if outcome.rows is not None:
@@ -400,9 +745,25 @@ class CensusClient:
             delay = self._delay(attempt, outcome.retry_after)
             logger.warning("Census API %s; retrying GET %s in %.2f s (attempt %d of %d)",
                            outcome.problem, shown, delay, attempt + 1, attempts)
-            time.sleep(delay)
+            if outcome.rate_limited:
+                self._pause(delay)  # every worker waits, not just this one
+            else:
+                time.sleep(delay)
         raise CensusApiError(f"Census API request failed after {attempt} attempt(s): "
                              f"GET {shown} -> {outcome.problem}")
+
+    def _pause(self, delay: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + delay)
+
+    def _wait_out_pause(self) -> None:
+        while True:
+            with self._lock:
+                left = self._paused_until - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(left)
+
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -412,7 +773,7 @@ class CensusClient:
     def _attempt(self, url: str) -> _Outcome:
         """One GET; exceptions are turned into redacted problems, never re-raised with the key."""
         try:
-            response = self._session.get(url, timeout=self.timeout)
+            response = self._session().get(url, timeout=self.timeout)
         except requests.Timeout as exc:
             return _Outcome(problem=f"timed out after {self.timeout:g} s ({type(exc).__name__})",
                             retryable=True)
@@ -434,7 +795,8 @@ class CensusClient:
         problem = f"HTTP {status}: {self._redact(_message(body, content_type))}"
         if status == 429 or status >= 500:
             wait = _retry_after(response.headers.get("Retry-After"))
-            return _Outcome(problem=problem, retryable=True, retry_after=wait)
+            return _Outcome(problem=problem, retryable=True, retry_after=wait,
+                            rate_limited=status == 429)
         return _Outcome(problem=problem)
 
     def _parse(self, body: bytes, content_type: str) -> _Outcome:
@@ -511,6 +873,40 @@ def _join_chunks(tables: list[list[list[Any]]], names: list[str],
     return frame
 
 
+def _check_dataset(dataset: Any) -> str:
+    name = dataset.strip("/") if isinstance(dataset, str) else dataset
+    if not isinstance(name, str) or not _DATASET.fullmatch(name):
+        raise ValueError(f"dataset must look like 'acs/acs5', got {dataset!r}")
+    return name
+
+
+def _keep_zctas(frame: pd.DataFrame, zctas: tuple[str, ...]) -> pd.DataFrame:
+    """Keep the rows of the given ZCTAs; log the ones the API does not have."""
+    absent = sorted(set(zctas) - set(frame["GEOID"]))
+    if absent:
+        logger.warning("%d of the %d ZCTAs asked for are not in the API's table (e.g. %s); "
+                       "a ZIP code is not always a ZCTA", len(absent), len(zctas), absent[:5])
+    return frame[frame["GEOID"].isin(zctas)].reset_index(drop=True)
+
+
+def _join_datasets(frames: list[pd.DataFrame], names: list[list[str]]) -> pd.DataFrame:
+    """Join the tables of several datasets on GEOID (values absent from one are None)."""
+    if len(frames) == 1:
+        return frames[0]
+    records: dict[str, dict[str, Any]] = {}
+    for frame, columns in zip(frames, names, strict=True):
+        for geoid, *values in frame[["GEOID", *columns]].itertuples(index=False, name=None):
+            records.setdefault(geoid, {}).update(zip(columns, values, strict=True))
+    if any(len(frame) != len(records) for frame in frames):
+        logger.warning("the %d datasets returned different geographies; values absent from a "
+                       "dataset are None (not published at this level)", len(frames))
+    every = [c for columns in names for c in columns]
+    joined = pd.DataFrame([[r.get(c) for c in every] for r in records.values()],
+                          columns=every, dtype=object)
+    joined.insert(0, "GEOID", pd.Series(list(records), dtype=object))
+    return joined
+
+
 def parse_value(raw: Any, *, kind: str = "estimate") -> tuple[float, str | None]:
     """Parse one API value into a number and its missing reason.
 
@@ -575,28 +971,56 @@ def _annotation(code: int, raw: Any, *, kind: str) -> tuple[float, str | None]:
     return float(code), None
 
 
+_PLAIN_TYPES = {str, int, float, type(None)}
+
+
 def _parse_column(frame: pd.DataFrame, column: str, kind: str) -> tuple[list[float], list[Any]]:
-    numbers: list[float] = []
-    reasons: list[Any] = []
+    """Parse a column like `parse_value` cell by cell, vectorised for the plain numbers.
+
+    Only nulls, negatives and what pandas cannot read as a finite number go through
+    `parse_value` one by one; the results are the same as parsing every cell that way.
+    """
     if column not in frame.columns:  # an estimates-only table: the MOE is unknown
         return [math.nan] * len(frame), [MOE_UNKNOWN] * len(frame)
-    for geoid, raw in zip(frame["GEOID"], frame[column], strict=True):
+    values = frame[column].to_numpy(dtype=object)
+    if {type(v) for v in values} <= _PLAIN_TYPES:
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+            dtype=float, copy=True)
+        with np.errstate(invalid="ignore"):
+            slow = ~np.isfinite(numbers) | (numbers < 0)
+    else:
+        numbers, slow = np.full(len(values), math.nan), np.ones(len(values), dtype=bool)
+    reasons: list[Any] = [None] * len(values)
+    geoids = frame["GEOID"].to_numpy(dtype=object)
+    for i in np.flatnonzero(slow):
         try:
-            number, reason = parse_value(raw, kind=kind)
+            numbers[i], reasons[i] = parse_value(values[i], kind=kind)
         except (TypeError, ValueError) as exc:
-            raise CensusApiError(f"{column} for GEOID {geoid}: {exc}") from None
-        numbers.append(number)
-        reasons.append(reason)
-    return numbers, reasons
+            raise CensusApiError(f"{column} for GEOID {geoids[i]}: {exc}") from None
+    return numbers.tolist(), reasons
 
 
 def _bare_variables(variables: Sequence[str] | str) -> list[str]:
     names = _variable_list(variables)
-    suffixed = [v for v in names if not v[-1].isdigit()]
+    suffixed = [v for v in names if not _BARE.fullmatch(v) or v[-1] in "EM"]
     if suffixed:
-        raise ValueError(f"give ACS variables without the E/M suffix (e.g. 'B19013_001'), "
-                         f"got {suffixed}")
+        raise ValueError(f"give ACS variables without the E/M suffix (e.g. 'B19013_001', "
+                         f"'S1701_C03_001', 'DP03_0009P'), got {suffixed}")
     return names
+
+
+def _route(names: list[str], dataset: str | None) -> list[tuple[str, list[str]]]:
+    """Group variables by the dataset publishing them, datasets in order of first use."""
+    if dataset is not None:
+        return [(_check_dataset(dataset), names)]
+    unknown = [v for v in names if not any(p.fullmatch(v) for _, _, p in _FAMILIES)]
+    if unknown:
+        raise ValueError(f"cannot tell the table family of {unknown}; expected {_FAMILY_EXAMPLES}"
+                         f" (or pass dataset= to send every variable to one dataset)")
+    groups: dict[str, list[str]] = {}
+    for v in names:
+        groups.setdefault(acs_dataset(v), []).append(v)
+    return list(groups.items())
 
 
 def acs_from_table(table: pd.DataFrame, variables: Sequence[str] | str, *,
@@ -653,17 +1077,31 @@ def acs_from_table(table: pd.DataFrame, variables: Sequence[str] | str, *,
         frame = pd.DataFrame(wide).astype({f"{v}{s}": object for v in names
                                            for s in ("E_missing", "M_missing")})
         return frame.sort_values("GEOID", kind="stable").reset_index(drop=True)
-    parts = [pd.DataFrame({"GEOID": geoids, "variable": v, "estimate": est, "moe": moe,
-                           "estimate_missing": pd.Series(est_why, dtype=object),
-                           "moe_missing": pd.Series(moe_why, dtype=object)})
-             for v, ((est, est_why), (moe, moe_why)) in parsed.items()]
-    frame = pd.concat(parts, ignore_index=True)
-    return frame.sort_values(["GEOID", "variable"], kind="stable").reset_index(drop=True)
+    # One block per variable, stacked, then ordered by (GEOID, variable) with a stable sort;
+    # built from arrays because concatenating object columns of None is slow in pandas.
+    n, k = len(geoids), len(names)
+
+    def stacked(position: int, which: int) -> np.ndarray:
+        out = np.empty(n * k, dtype=float if which == 0 else object)
+        for i, v in enumerate(names):
+            out[i * n:(i + 1) * n] = parsed[v][position][which]
+        return out
+
+    _, geo_rank = np.unique(np.asarray(geoids, dtype=str), return_inverse=True)
+    _, name_rank = np.unique(np.asarray(names, dtype=str), return_inverse=True)
+    order = np.lexsort((np.repeat(name_rank, n), np.tile(geo_rank, k)))
+    columns = {"GEOID": np.tile(np.asarray(geoids, dtype=object), k),
+               "variable": np.repeat(np.asarray(names, dtype=object), n),
+               "estimate": stacked(0, 0), "moe": stacked(1, 0),
+               "estimate_missing": stacked(0, 1), "moe_missing": stacked(1, 1)}
+    return pd.DataFrame({name: values[order] for name, values in columns.items()})
 
 
 def get_acs(geography: str, variables: Sequence[str] | str, year: int,
-            state: str | int | None, *, county: str | int | None = None,
-            dataset: str = "acs/acs5", output: str = "tidy",
+            state: str | int | Sequence[str | int] | None, *,
+            county: str | int | Sequence[str | int] | None = None,
+            zcta: str | int | Sequence[str | int] | None = None,
+            dataset: str | None = None, output: str = "tidy",
             client: CensusClient | None = None) -> pd.DataFrame:
     """Fetch ACS estimates with their margins of error, annotations turned into typed reasons.
 
@@ -673,51 +1111,66 @@ def get_acs(geography: str, variables: Sequence[str] | str, year: int,
         ``"state"``, ``"county"``, ``"tract"``, ``"block group"`` or
         ``"zip code tabulation area"`` (``"block_group"`` and ``"zcta"`` also accepted).
     variables : sequence of str
-        Variables without the E/M suffix, e.g. ``["B19013_001"]``; both ``{v}E`` and ``{v}M``
-        are requested.
+        Variables without the E/M suffix; both ``{v}E`` and ``{v}M`` are requested. Table
+        families may be mixed: detailed (``"B19013_001"``, ``"C17002_002"``), subject
+        (``"S1701_C03_001"``) and data profile (``"DP03_0009"`` count, ``"DP03_0009P"``
+        percent) variables each go to their dataset (see `acs_dataset`), requested in chunks of
+        at most 50 API variables and joined on GEOID.
     year : int
         The ACS vintage (end year); there is no default on purpose.
-    state : str, int or None
-        FIPS code, postal code or name. None for all states (state or county level) and for
-        ZCTAs, which the API does not nest in states.
-    county : str or int, optional
-        County FIPS code within ``state``.
-    dataset : str
-        The dataset path, default ``"acs/acs5"``.
+    state : str, int, sequence of them, or None
+        One state or a list (FIPS code, postal code or name). None is every state: one
+        national request at state and county level; one request per state of the 50 states,
+        DC and Puerto Rico for tracts and block groups. Must be None for ZCTAs, which the API
+        does not nest in states (since 2019).
+    county : str, int, sequence of them, or None
+        County FIPS code(s) within a single ``state``.
+    zcta : str, int, sequence of them, or None
+        For ``geography="zcta"``: keep only these ZCTAs of the national table.
+    dataset : str, optional
+        Send every variable to this dataset (e.g. ``"acs/acs1"``) instead of routing each by
+        its table family to the ACS 5-year datasets.
     output : {"tidy", "wide"}
         The shape of the result; see `acs_from_table`.
     client : CensusClient, optional
-        The client to use (e.g. pointed at a replay server); a default one is made and closed
-        otherwise.
+        The client to use (e.g. pointed at a replay server, with a cache folder or more
+        workers); a default one is made and closed otherwise.
 
     Returns
     -------
     pandas.DataFrame
-        Tidy: GEOID, variable, estimate, moe, estimate_missing, moe_missing. Wide: GEOID and
-        ``{v}E``, ``{v}M``, ``{v}E_missing``, ``{v}M_missing`` per variable.
+        Tidy: GEOID, variable (the bare name, e.g. ``"DP03_0009P"``), estimate, moe,
+        estimate_missing, moe_missing. Wide: GEOID and ``{v}E``, ``{v}M``, ``{v}E_missing``,
+        ``{v}M_missing`` per variable. A GEOID that one dataset lacks gets NaN with reason
+        ``not_published_at_level`` for that dataset's variables.
 
     Raises
     ------
     ValueError
-        For an unknown geography or output, or variables given with their E/M suffix.
+        For an unknown geography or output, variables given with their E/M suffix or of no
+        known table family, or inconsistent geography filters.
     CensusApiError
-        If the API request fails; see `CensusClient.get_table`.
+        If an API request fails; see `CensusClient.get_table`.
 
     Examples
     --------
-    >>> get_acs("tract", ["B19013_001"], 2024, "DC",
+    >>> get_acs("tract", ["B19013_001", "S1701_C03_001", "DP03_0009P"], 2024, ["DC", "MD"],
     ...         client=CensusClient(base_url=server.base_url))  # doctest: +SKIP
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output {output!r}; expected one of {list(OUTPUTS)}")
-    level = resolve_geography(geography)
+    resolve_geography(geography)
     names = _bare_variables(variables)
-    requested = [f"{v}{suffix}" for v in names for suffix in ("E", "M")]
+    parts = _route(names, dataset)
+    requested = [(ds, [f"{v}{suffix}" for v in group for suffix in ("E", "M")])
+                 for ds, group in parts]
     own = client is None
     client = client if client is not None else CensusClient()
     try:
-        table = client.get_table(year, dataset, requested, level, state=state, county=county)
+        frames = client._get_tables(year, requested, geography, state=state, county=county,
+                                    zcta=zcta)
     finally:
         if own:
             client.close()
+    table = _join_datasets(frames, [columns for _, columns in requested])
     return acs_from_table(table, names, output=output)

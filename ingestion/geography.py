@@ -1,8 +1,10 @@
 """Normalise geography the way users say it into the zero-padded FIPS codes the Census API uses.
 
 ``state`` may be a FIPS code (``"10"``, ``10``), a postal code (``"DE"``) or a name
-(``"Delaware"``, any case); ``county`` a 3-digit FIPS code. Any two digits are accepted as a
-state, including codes that are no state (the synthetic demo region uses ``"99"``).
+(``"Delaware"``, any case); ``county`` a 3-digit FIPS code; a ZCTA a 5-digit code. Any two
+digits are accepted as a state, including codes that are no state (the synthetic demo region
+uses ``"99"``). The plural forms take one value or a list and return a tuple without
+duplicates, in the order given.
 
 Examples
 --------
@@ -10,13 +12,25 @@ Examples
 ('10', '11', '11')
 >>> normalize_county(1)
 '001'
+>>> normalize_states(["DE", "dc", 10])
+('10', '11')
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
-__all__ = ["STATES", "normalize_county", "normalize_state"]
+__all__ = [
+    "STATES",
+    "STATE_FIPS",
+    "normalize_counties",
+    "normalize_county",
+    "normalize_state",
+    "normalize_states",
+    "normalize_zcta",
+    "normalize_zctas",
+]
 
 # (FIPS, postal code, name): the 50 states, the District of Columbia and Puerto Rico.
 STATES: tuple[tuple[str, str, str], ...] = (
@@ -39,6 +53,10 @@ STATES: tuple[tuple[str, str, str], ...] = (
     ("54", "WV", "West Virginia"), ("55", "WI", "Wisconsin"), ("56", "WY", "Wyoming"),
     ("72", "PR", "Puerto Rico"),
 )
+
+# The FIPS codes of the 50 states, DC and Puerto Rico: what "all states" means for levels the
+# Census API only serves within a state (tracts, block groups).
+STATE_FIPS: tuple[str, ...] = tuple(fips for fips, _, _ in STATES)
 
 _BY_POSTAL = {postal: fips for fips, postal, _ in STATES}
 _BY_NAME = {name.casefold(): fips for fips, _, name in STATES}
@@ -131,3 +149,132 @@ def normalize_county(county: str | int) -> str:
     if fips is None:
         raise ValueError(f"unknown county {county!r}; expected {accepts}")
     return fips
+
+
+def normalize_zcta(zcta: str | int) -> str:
+    """Turn a ZIP Code Tabulation Area code into its zero-padded 5-digit string.
+
+    Parameters
+    ----------
+    zcta : str or int
+        The ZCTA code, one to five digits (``"02139"``, ``2139``). A ZCTA is not a ZIP code:
+        the Census Bureau builds ZCTAs from blocks, and not every ZIP code has one.
+
+    Returns
+    -------
+    str
+        The zero-padded 5-digit code.
+
+    Raises
+    ------
+    ValueError
+        If ``zcta`` is not one to five digits.
+    TypeError
+        If ``zcta`` is neither ``str`` nor ``int``.
+
+    Examples
+    --------
+    >>> normalize_zcta(2139), normalize_zcta("99001")
+    ('02139', '99001')
+    """
+    accepts = "a ZCTA code of 1 to 5 digits (e.g. '02139')"
+    code = _digits(zcta, width=5, what="zcta", accepts=accepts)
+    if code is None:
+        raise ValueError(f"unknown zcta {zcta!r}; expected {accepts}")
+    return code
+
+
+def _many(values: str | int | Sequence[str | int], one: Callable[[str | int], str],
+          what: str) -> tuple[str, ...]:
+    """Apply ``one`` to a single value or to each of a list; drop duplicates, keep order."""
+    items = [values] if isinstance(values, (str, int)) else values
+    if not isinstance(items, Sequence):
+        raise TypeError(f"{what} must be a str, an int or a list of them, "
+                        f"got {type(values).__name__}")
+    if not items:
+        raise ValueError(f"{what} is an empty list; give at least one, or None for all")
+    return tuple(dict.fromkeys(one(v) for v in items))
+
+
+def normalize_states(states: str | int | Sequence[str | int]) -> tuple[str, ...]:
+    """Normalise one state or a list of states (FIPS, postal code or name) to FIPS codes.
+
+    Parameters
+    ----------
+    states : str, int or sequence of str or int
+        One state or several, each in any form `normalize_state` accepts.
+
+    Returns
+    -------
+    tuple of str
+        The 2-digit FIPS codes without duplicates, in the order given.
+
+    Raises
+    ------
+    ValueError
+        If a state is unknown or the list is empty.
+    TypeError
+        If ``states`` or one of its items has the wrong type.
+
+    Examples
+    --------
+    >>> normalize_states("Delaware"), normalize_states(["DC", 10, "11"])
+    (('10',), ('11', '10'))
+    """
+    return _many(states, normalize_state, "state")
+
+
+def normalize_counties(counties: str | int | Sequence[str | int]) -> tuple[str, ...]:
+    """Normalise one county FIPS code or a list of them to 3-digit strings.
+
+    Parameters
+    ----------
+    counties : str, int or sequence of str or int
+        One county code or several, each in any form `normalize_county` accepts.
+
+    Returns
+    -------
+    tuple of str
+        The 3-digit codes without duplicates, in the order given.
+
+    Raises
+    ------
+    ValueError
+        If a code is not one to three digits or the list is empty.
+    TypeError
+        If ``counties`` or one of its items has the wrong type.
+
+    Examples
+    --------
+    >>> normalize_counties([1, "003", "1"])
+    ('001', '003')
+    """
+    return _many(counties, normalize_county, "county")
+
+
+def normalize_zctas(zctas: str | int | Sequence[str | int]) -> tuple[str, ...]:
+    """Normalise one ZCTA code or a list of them to 5-digit strings.
+
+    Parameters
+    ----------
+    zctas : str, int or sequence of str or int
+        One ZCTA code or several, each in any form `normalize_zcta` accepts.
+
+    Returns
+    -------
+    tuple of str
+        The 5-digit codes without duplicates, in the order given.
+
+    Raises
+    ------
+    ValueError
+        If a code is not one to five digits or the list is empty.
+    TypeError
+        If ``zctas`` or one of its items has the wrong type.
+
+    Examples
+    --------
+    >>> normalize_zctas(["99001", 2139])
+    ('99001', '02139')
+    """
+    return _many(zctas, normalize_zcta, "zcta")

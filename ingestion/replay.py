@@ -6,17 +6,27 @@ the client's query building, retries and parsing run exactly as against the real
 The folder holds one full API response per dataset and level::
 
     {root}/{year}/{dataset}/{level}.json     e.g. root/2024/acs/acs5/tract.json
+                                                  root/2024/acs/acs5/subject/county.json
+                                                  root/2024/acs/acs5/profile/tract.json
 
-with ``level`` one of ``state``, ``county``, ``tract``, ``block_group``, ``zcta``. Each file is
+with ``level`` one of ``state``, ``county``, ``tract``, ``block_group``, ``zcta``, and
+``dataset`` any path (``acs/acs5``, ``acs/acs5/subject``, ``acs/acs5/profile``). Each file is
 a JSON array of arrays, header first, with the geography columns (``state``, ``county``,
 ``tract``, ``block group``, ``zip code tabulation area``) as the API returns them.
 
 A request ``GET /data/{year}/{dataset}?get=V1,V2&for=tract:*&in=state:11`` is answered with the
 requested columns in the requested order, then the file's geography columns, filtered by the
-``for`` and ``in`` clauses (``in`` may repeat or hold several space-separated clauses). Errors
-follow the API: an unknown variable is HTTP 400 ``error: unknown variable 'X'``, more than 50
-variables HTTP 400 ``error: 'get' is limited to 50 variables``, a level without a file HTTP 400
-``error: unknown/unsupported geography heirarchy`` (sic), no matching rows HTTP 204.
+``for`` and ``in`` clauses (``in`` may repeat or hold several space-separated clauses; codes may
+be comma lists). The ``in`` clauses follow the API's geography.json for ``acs/acs5``: a county
+may be in a state (``state`` may be ``*``); a tract needs a state and may name a county (or
+``*``); a block group needs a state and a county and may name a tract (county and tract may be
+``*``); states and ZCTAs take no ``in`` (ZCTAs have not nested in states since 2019).
+
+Errors follow the API: an unknown variable (including one of another dataset, such as a subject
+table variable asked of ``acs/acs5``) is HTTP 400 ``error: unknown variable 'X'``, more than 50
+variables HTTP 400 ``error: 'get' is limited to 50 variables``, a level without a file or an
+``in`` outside the hierarchy HTTP 400 ``error: unknown/unsupported geography heirarchy`` (sic),
+a dataset without files HTTP 404, no matching rows HTTP 204.
 
 Examples
 --------
@@ -56,6 +66,13 @@ LEVEL_FILES = {
 GEOGRAPHY_COLUMNS = tuple(LEVEL_FILES)
 MAX_VARIABLES = 50
 HIERARCHY_ERROR = "error: unknown/unsupported geography heirarchy"  # the API's own spelling
+# Per level, as geography.json of acs/acs5 has it: the `in` levels required, those also
+# accepted, and those that may be the wildcard `*`.
+_REQUIRES = {"state": (), "county": (), "tract": ("state",), "block group": ("state", "county"),
+             "zip code tabulation area": ()}
+_OPTIONAL = {"state": (), "county": ("state",), "tract": ("county",), "block group": ("tract",),
+             "zip code tabulation area": ()}
+_WILDCARD = {"county": ("state",), "tract": ("county",), "block group": ("county", "tract")}
 
 _CLAUSE = re.compile(r"([a-z][a-z ]*?):(\S+)")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
@@ -106,6 +123,17 @@ def _default_body(status: int) -> str:
     return f"error: {phrase}"
 
 
+def _in_hierarchy(level: str, within: list[tuple[str, set[str] | None]]) -> bool:
+    """Whether the ``in`` clauses fit the level the way the API's geography.json allows."""
+    names = [name for name, _ in within]
+    allowed = (*_REQUIRES.get(level, ()), *_OPTIONAL.get(level, ()))
+    if len(set(names)) != len(names) or not set(names) <= set(allowed):
+        return False
+    if not set(_REQUIRES.get(level, ())) <= set(names):
+        return False
+    return all(codes is not None or name in _WILDCARD.get(level, ()) for name, codes in within)
+
+
 def _clauses(value: str) -> list[tuple[str, set[str] | None]]:
     """``"state:11 county:001,003"`` -> [("state", {"11"}), ("county", {"001", "003"})].
 
@@ -125,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer one request, applying the next queued fault if there is one."""
         replay = self.server.replay
         fault = replay._arrive(self.path)
+        if replay.latency > 0:
+            time.sleep(replay.latency)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
         if fault is not None and (fault.body is not None or fault.status not in (None, 200)):
@@ -186,6 +216,9 @@ class CensusReplayServer:
     api_key : str, optional
         When given, a request with another key or none is redirected (HTTP 302) to an HTML
         "Invalid Key" / "Missing Key" page served with status 200, as the API does.
+    latency : float
+        Seconds to wait before every answer (default 0), to mimic the real API's round trip
+        when measuring concurrency; requests are answered in parallel threads.
 
     Attributes
     ----------
@@ -205,12 +238,15 @@ class CensusReplayServer:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, host: str = "127.0.0.1",
-                 port: int = 0, api_key: str | None = None) -> None:
+                 port: int = 0, api_key: str | None = None, latency: float = 0.0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise ValueError(f"replay root {str(self.root)!r} is not a folder; expected a "
                              f"folder of {{year}}/{{dataset}}/{{level}}.json files")
+        if not latency >= 0:
+            raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
         self.api_key = api_key
+        self.latency = float(latency)
         self.requests: list[str] = []
         self._faults: collections.deque[_Fault] = collections.deque()
         self._lock = threading.Lock()
@@ -323,7 +359,7 @@ class CensusReplayServer:
                 _SEGMENT.fullmatch(s) for s in segments[1:]):
             return _text(404, f"error: unknown dataset {split.path!r}")
         folder = self.root.joinpath(*segments[1:])
-        if not folder.is_dir():
+        if not folder.is_dir() or not any((folder / f).is_file() for f in LEVEL_FILES.values()):
             return _text(404, f"error: unknown dataset {split.path!r}")
         params = parse_qs(split.query, keep_blank_values=True)
         names = [n for n in ",".join(params.get("get", [])).split(",") if n]
@@ -336,7 +372,9 @@ class CensusReplayServer:
             within = [c for value in params.get("in", []) for c in _clauses(value)]
         except ValueError:
             return _text(400, "error: invalid 'for' or 'in' clause")
-        if level not in LEVEL_FILES or not (folder / LEVEL_FILES[level]).is_file():
+        if level not in LEVEL_FILES or not _in_hierarchy(level, within):
+            return _text(400, HIERARCHY_ERROR)
+        if not (folder / LEVEL_FILES[level]).is_file():
             return _text(400, HIERARCHY_ERROR)
         return self._select(self._table(folder / LEVEL_FILES[level]), names,
                             [(level, wanted), *within])

@@ -15,6 +15,7 @@ import math
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,14 +23,22 @@ import pytest
 
 from ingestion.census_api import (
     MAX_VARIABLES,
+    STATE_FIPS,
     CensusClient,
+    acs_dataset,
     acs_from_table,
     get_acs,
     parse_value,
     redact_key,
 )
 from ingestion.errors import CensusApiError
-from ingestion.geography import normalize_county, normalize_state
+from ingestion.geography import (
+    normalize_counties,
+    normalize_county,
+    normalize_state,
+    normalize_states,
+    normalize_zctas,
+)
 from ingestion.replay import CensusReplayServer
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "dc_acs2024"
@@ -157,12 +166,15 @@ def test_get_table_returns_api_values_unchanged(client):
     ("state", {"state": "99"}, "for=state:99", ["99"]),
     ("county", {"state": 99}, "for=county:*&in=state:99", ["99001", "99003"]),
     ("county", {"state": "99", "county": 3}, "for=county:003&in=state:99", ["99003"]),
-    ("tract", {"state": "99", "county": "001"}, "for=tract:*&in=state:99+county:001",
+    ("tract", {"state": "99", "county": "001"}, "for=tract:*&in=state:99&in=county:001",
      ["99001000100", "99001000200"]),
-    ("block group", {"state": "99"}, "for=block+group:*&in=state:99+county:*",
+    ("block group", {"state": "99"}, "for=block+group:*&in=state:99&in=county:*&in=tract:*",
      ["990010001001", "990010001002"]),
-    ("block_group", {"state": "99", "county": "1"}, "for=block+group:*&in=state:99+county:001",
-     ["990010001001", "990010001002"]),
+    ("block_group", {"state": "99", "county": "1"},
+     "for=block+group:*&in=state:99&in=county:001&in=tract:*", ["990010001001", "990010001002"]),
+    ("county", {"state": "99", "county": [3, "001"]}, "for=county:003,001&in=state:99",
+     ["99001", "99003"]),
+    ("state", {"state": ["99", 98]}, "for=state:99,98", ["99", "98"]),
     ("zcta", {}, "for=zip+code+tabulation+area:*", ["99001", "99002"]),
 ])
 def test_get_table_geographies(client, server, geography, kw, query, geoids):
@@ -173,7 +185,14 @@ def test_get_table_geographies(client, server, geography, kw, query, geoids):
 
 @pytest.mark.parametrize(("args", "kw", "error", "match"), [
     ((2024, "acs/acs5", ["X_001E"], "planet"), {}, ValueError, r"unknown geography 'planet'"),
-    ((2024, "acs/acs5", ["X_001E"], "tract"), {}, ValueError, r"'tract' needs a state"),
+    ((2024, "acs/acs5", ["X_001E"], "tract"), {"state": ["98", "99"], "county": "001"},
+     ValueError, r"county='001' needs a single state \(county codes repeat across states\)"),
+    ((2024, "acs/acs5", ["X_001E"], "tract"), {"state": "99", "zcta": "99001"}, ValueError,
+     r"zcta= only narrows geography 'zcta', not 'tract'"),
+    ((2024, "acs/acs5", ["X_001E"], "zcta"), {"zcta": "990011"}, ValueError,
+     r"unknown zcta '990011'"),
+    ((2024, "acs/acs5", ["X_001E"], "tract"), {"state": []}, ValueError,
+     r"state is an empty list"),
     ((2024, "acs/acs5", ["X_001E"], "block group"), {"county": "001"}, ValueError,
      r"county='001' needs a state"),
     ((2024, "acs/acs5", ["X_001E"], "zcta"), {"state": "DE"}, ValueError,
@@ -216,6 +235,270 @@ def test_split_requests_keep_the_requested_column_order(client):
     names = [f"{v}{s}" for v in reversed(MANY) for s in "ME"]
     table = _tract(client, names)
     assert list(table.columns) == ["GEOID", *names, "state", "county", "tract"]
+
+
+# --------------------------------------------------------------------------- table families
+
+DETAILED = ["B01003_001", *MANY]  # 31 variables: 62 API variables, two requests
+SUBJECT = ["S1701_C03_001", "S2701_C05_001"]
+PROFILE = ["DP03_0009", "DP03_0009P", "DP05_0001"]
+FAMILIES = {"acs/acs5": DETAILED, "acs/acs5/subject": SUBJECT, "acs/acs5/profile": PROFILE}
+_GEO = {"state": ["state"], "county": ["state", "county"], "tract": ["state", "county", "tract"],
+        "block_group": ["state", "county", "tract", "block group"]}
+
+
+def _value(geoid: str, variable: str, suffix: str) -> str:
+    """A deterministic value per GEOID and API variable (estimates > MOEs, percents decimal)."""
+    base = int(geoid[-4:]) + 7 * sum(map(ord, variable))
+    if variable.endswith("P"):
+        return f"{base % 1000 / 10:.1f}" if suffix == "E" else "2.5"
+    return str(base * 10) if suffix == "E" else str(base % 97)
+
+
+def _geographies(states: Sequence[str]) -> dict[str, list[list[str]]]:
+    """Two counties per state, two tracts per county, two block groups per tract."""
+    out: dict[str, list[list[str]]] = {level: [] for level in _GEO}
+    for st in states:
+        out["state"].append([st])
+        for co in ("001", "003"):
+            out["county"].append([st, co])
+            for tr in ("000100", "000200"):
+                out["tract"].append([st, co, tr])
+                out["block_group"] += [[st, co, tr, bg] for bg in ("1", "2")]
+    return out
+
+
+def mixed_tree(root: Path, states: Sequence[str] = ("99", "98"), *, year: int = 2024) -> Path:
+    """A synthetic region (states 98/99 unless told) with detailed, subject and profile files.
+
+    Subject tables and data profiles have no block group file (the API publishes them down to
+    tracts); the profile lacks the first state's last tract and carries a -888888888 annotation in the first.
+    """
+    places = _geographies(states)
+    for dataset, variables in FAMILIES.items():
+        levels = [lv for lv in _GEO if dataset == "acs/acs5" or lv != "block_group"]
+        for level in levels:
+            header = [f"{v}{s}" for v in variables for s in "EM"] + _GEO[level]
+            rows = [[_value("".join(g), v, s) for v in variables for s in "EM"] + g
+                    for g in places[level]]
+            if dataset == "acs/acs5/profile" and level == "tract":
+                rows = [r for r in rows if r[-3:] != [states[0], "003", "000200"]]
+                rows[0][header.index("DP03_0009PE")] = "-888888888"
+            folder = root / str(year) / dataset
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{level}.json").write_text(json.dumps([header, *rows]), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    with CensusReplayServer(mixed_tree(tmp_path / "mixed")) as srv:
+        yield srv
+
+
+def _client(server: CensusReplayServer, **kw) -> CensusClient:
+    settings = {"api_key": KEY, "timeout": 2.0, "max_retries": 3, "backoff": 0.01,
+                "max_delay": 0.5, "cache_dir": None, "progress": False, **kw}
+    return CensusClient(base_url=server.base_url, **settings)
+
+
+def _dataset_of(request: str) -> str:
+    return re.match(r"/data/\d{4}/([^?]+)\?", request).group(1)
+
+
+@pytest.mark.parametrize(("variable", "dataset"), [
+    ("B01001_001", "acs/acs5"), ("C17002_002", "acs/acs5"), ("B01001A_001", "acs/acs5"),
+    ("B05001PR_001", "acs/acs5"), ("S1701_C03_001", "acs/acs5/subject"),
+    ("S0101_C01_001", "acs/acs5/subject"), ("DP03_0009", "acs/acs5/profile"),
+    ("DP03_0009P", "acs/acs5/profile"), ("DP02PR_0001", "acs/acs5/profile"),
+])
+def test_acs_dataset_routes_by_table_family(variable, dataset):
+    assert acs_dataset(variable) == dataset
+    assert acs_dataset(variable, survey="acs/acs1") == dataset.replace("acs5", "acs1")
+
+
+@pytest.mark.parametrize("variable", ["B19013_001E", "DP03_0009PE", "S1701_C03_001M", "NAME",
+                                      "K200101_001", "B19013", "X_001"])
+def test_acs_dataset_rejects_unknown_families(variable):
+    with pytest.raises(ValueError, match=r"cannot tell the table family of"):
+        acs_dataset(variable)
+
+
+def test_mixed_families_in_one_call(mixed):
+    variables = ["S1701_C03_001", "B01003_001", "DP03_0009P", "DP03_0009", *MANY]
+    with _client(mixed) as client:
+        tidy = get_acs("tract", variables, 2024, "99", client=client)
+    datasets = [_dataset_of(r) for r in mixed.requests]
+    assert sorted(datasets) == ["acs/acs5", "acs/acs5", "acs/acs5/profile", "acs/acs5/subject"]
+    gets = {_dataset_of(r): re.search(r"get=([^&]*)", r).group(1) for r in mixed.requests}
+    assert gets["acs/acs5/subject"] == "S1701_C03_001E,S1701_C03_001M"
+    assert gets["acs/acs5/profile"] == "DP03_0009PE,DP03_0009PM,DP03_0009E,DP03_0009M"
+    assert all(len(re.search(r"get=([^&]*)", r).group(1).split(",")) <= MAX_VARIABLES
+               for r in mixed.requests)
+    assert set(tidy["variable"]) == set(variables)
+    assert len(tidy) == 4 * len(variables)
+    rows = {(r.GEOID, r.variable): r for r in tidy.itertuples(index=False)}
+    for geoid in ("99001000200", "99003000100"):
+        for variable in ("S1701_C03_001", "B01003_001", "DP03_0009", MANY[-1]):
+            assert rows[geoid, variable].estimate == float(_value(geoid, variable, "E"))
+            assert rows[geoid, variable].moe == float(_value(geoid, variable, "M"))
+        assert rows[geoid, "DP03_0009P"].estimate == float(_value(geoid, "DP03_0009P", "E"))
+    jammed = rows["99001000100", "DP03_0009P"]
+    assert math.isnan(jammed.estimate) and jammed.estimate_missing == "not_applicable"
+    absent = rows["99003000200", "DP03_0009"]  # not in the profile file
+    assert math.isnan(absent.estimate) and absent.estimate_missing == "not_published_at_level"
+    assert rows["99003000200", "S1701_C03_001"].estimate_missing is None
+
+
+def test_mixed_families_wide(mixed):
+    with _client(mixed) as client:
+        wide = get_acs("county", ["DP03_0009P", "B01003_001", "S2701_C05_001"], 2024, "98",
+                       output="wide", client=client)
+    assert list(wide.columns) == ["GEOID", *[f"{v}{s}" for v in ("DP03_0009P", "B01003_001",
+                                                                 "S2701_C05_001")
+                                             for s in ("E", "M", "E_missing", "M_missing")]]
+    assert wide["GEOID"].tolist() == ["98001", "98003"]
+    assert wide.loc[1, "S2701_C05_001E"] == float(_value("98003", "S2701_C05_001", "E"))
+
+
+def test_explicit_dataset_sends_every_variable_there(mixed):
+    with _client(mixed) as client:
+        tidy = get_acs("county", ["S1701_C03_001"], 2024, "99", dataset="acs/acs5/subject",
+                       client=client)
+        assert len(tidy) == 2
+        with pytest.raises(CensusApiError, match=r"/data/2024/acs/acs5\?get=S1701_C03_001E,"
+                                                 r".* -> HTTP 400: error: unknown variable "
+                                                 r"'S1701_C03_001E'$"):
+            get_acs("county", ["S1701_C03_001"], 2024, "99", dataset="acs/acs5", client=client)
+
+
+@pytest.mark.parametrize(("variables", "kw", "match"), [
+    (["K200101_001"], {}, r"cannot tell the table family of \['K200101_001'\].*pass dataset="),
+    (["DP03_0009PE"], {}, r"without the E/M suffix.*'DP03_0009PE'"),
+    (["S1701_C03_001M"], {}, r"without the E/M suffix"),
+    (["B01003_001"], {"dataset": "acs/../x"}, r"dataset must look like 'acs/acs5'"),
+])
+def test_get_acs_rejects_bad_variables_before_any_request(mixed, variables, kw, match):
+    with _client(mixed) as client, pytest.raises(ValueError, match=match):
+        get_acs("tract", variables, 2024, "99", client=client, **kw)
+    assert mixed.requests == []
+
+
+def test_subject_tables_at_block_group_surface_the_api_error(mixed):
+    with _client(mixed) as client, pytest.raises(
+            CensusApiError, match=r"acs/acs5/subject\?.*-> HTTP 400: error: unknown/unsupported "
+                                  r"geography heirarchy"):
+        get_acs("block group", ["S1701_C03_001"], 2024, "99", client=client)
+
+
+# --------------------------------------------------------------------------- geographies
+
+@pytest.mark.parametrize(("function", "given", "expected"), [
+    (normalize_states, "DE", ("10",)),
+    (normalize_states, ["DE", "Delaware", 11, "dc"], ("10", "11")),
+    (normalize_states, ("99", "98"), ("99", "98")),
+    (normalize_counties, [1, "001", "3"], ("001", "003")),
+    (normalize_zctas, [2139, "99001"], ("02139", "99001")),
+])
+def test_normalize_lists(function, given, expected):
+    assert function(given) == expected
+
+
+@pytest.mark.parametrize(("function", "given", "error", "match"), [
+    (normalize_states, [], ValueError, r"state is an empty list"),
+    (normalize_states, ["DE", "XX"], ValueError, r"unknown state 'XX'"),
+    (normalize_states, {"DE"}, TypeError, r"state must be a str, an int or a list of them"),
+    (normalize_counties, [1.0], TypeError, r"got float"),
+    (normalize_zctas, "ABCDE", ValueError, r"unknown zcta 'ABCDE'"),
+])
+def test_normalize_lists_reject(function, given, error, match):
+    with pytest.raises(error, match=match):
+        function(given)
+
+
+def test_several_states_are_requested_one_by_one_in_the_order_given(mixed):
+    with _client(mixed) as client:
+        wide = get_acs("tract", ["B01003_001"], 2024, [98, "99"], output="wide",
+                       client=client)
+        raw = client.get_table(2024, "acs/acs5", ["B01003_001E"], "tract", state=["99", "98"])
+    assert sorted(re.search(r"&(for=.*)&key", r).group(1) for r in mixed.requests) == [
+        "for=tract:*&in=state:98", "for=tract:*&in=state:98", "for=tract:*&in=state:99",
+        "for=tract:*&in=state:99"]
+    assert wide["GEOID"].str[:2].tolist() == ["98"] * 4 + ["99"] * 4  # sorted by GEOID
+    assert raw["GEOID"].str[:2].tolist() == ["99"] * 4 + ["98"] * 4  # in the order given
+
+
+def test_several_counties_of_a_state(mixed):
+    with _client(mixed) as client:
+        tidy = get_acs("block group", ["B01003_001"], 2024, "99", county=["003", 1],
+                       client=client)
+    assert sorted(re.search(r"&(for=.*)&key", r).group(1) for r in mixed.requests) == [
+        "for=block+group:*&in=state:99&in=county:001&in=tract:*",
+        "for=block+group:*&in=state:99&in=county:003&in=tract:*"]
+    assert len(tidy) == 8 and tidy["GEOID"].str.fullmatch(r"99\d{10}").all()
+
+
+def test_state_none_iterates_over_every_state_for_tracts(tmp_path):
+    with CensusReplayServer(mixed_tree(tmp_path / "us", STATE_FIPS)) as server:
+        with _client(server, max_workers=8) as client:
+            tidy = get_acs("tract", ["B01003_001", "DP05_0001"], 2024, None, client=client)
+        per_state = [r for r in server.requests if "/acs/acs5?" in r]
+        assert len(per_state) == len(STATE_FIPS) == 52
+        assert {re.search(r"in=state:(\d\d)", r).group(1) for r in per_state} == set(STATE_FIPS)
+        assert tidy["GEOID"].str[:2].unique().tolist() == sorted(STATE_FIPS)
+        assert len(tidy) == 52 * 4 * 2
+        server.requests.clear()
+        with _client(server) as client:
+            counties = get_acs("county", ["B01003_001"], 2024, None, client=client)
+        assert [re.search(r"&(for=.*)&key", r).group(1) for r in server.requests] == [
+            "for=county:*"]
+        assert len(counties) == 52 * 2
+
+
+def test_zcta_is_national_and_filtered_afterwards(server, client):
+    tidy = get_acs("zcta", ["B01003_001"], 2024, None, zcta=["99002", 12345], client=client)
+    assert server.requests == ["/data/2024/acs/acs5?get=B01003_001E,B01003_001M"
+                               "&for=zip+code+tabulation+area:*&key=REDACTED"]
+    assert tidy["GEOID"].tolist() == ["99002"]
+    with pytest.raises(ValueError, match=r"does not nest ZCTAs within states \(since 2019\)"):
+        get_acs("zcta", ["B01003_001"], 2024, "DE", client=client)
+
+
+# --------------------------------------------------------------------------- concurrency
+
+def _pull(server: CensusReplayServer, workers: int, output: str = "tidy") -> pd.DataFrame:
+    with _client(server, max_workers=workers) as client:
+        return get_acs("tract", [*DETAILED, *SUBJECT, *PROFILE], 2024, ["99", "98"],
+                       output=output, client=client)
+
+
+@pytest.mark.parametrize("output", ["tidy", "wide"])
+def test_concurrency_gives_the_same_output_as_one_worker(mixed, output):
+    alone = _pull(mixed, 1, output)
+    requests_alone = sorted(mixed.requests)
+    mixed.requests.clear()
+    together = _pull(mixed, 8, output)
+    assert sorted(mixed.requests) == requests_alone and len(requests_alone) == 8
+    pd.testing.assert_frame_equal(alone, together)
+
+
+def test_concurrent_workers_survive_faults(mixed):
+    alone = _pull(mixed, 1)
+    mixed.requests.clear()
+    mixed.inject(429, headers={"Retry-After": "0.05"})
+    mixed.inject(500)
+    mixed.inject(None, truncate=True)
+    together = _pull(mixed, 4)
+    assert len(mixed.requests) == 8 + 3
+    pd.testing.assert_frame_equal(alone, together)
+
+
+def test_one_session_per_worker_thread(mixed):
+    client = _client(mixed, max_workers=3)
+    get_acs("tract", [*DETAILED, *SUBJECT, *PROFILE], 2024, ["99", "98"], client=client)
+    assert 1 <= len(client._sessions) <= 3
+    client.close()
+    assert client._sessions == [] and client._pool is None
 
 
 # --------------------------------------------------------------------------- retries
@@ -442,6 +725,36 @@ def test_parse_value(raw, kind, value, reason):
 def test_parse_value_rejects(raw, kw, error, match):
     with pytest.raises(error, match=match):
         parse_value(raw, **kw)
+
+
+MIXED_RAW = ["1262", "41.9", 3000, 250001.0, "-666666666.0", -999999999, None, "", " 12 ",
+             "1_000", "-5", "-1.5", "0", "-555555555", "-222222222", "-888888888", 7]
+
+
+def test_column_parsing_matches_parse_value_cell_by_cell():
+    geoids = [f"99{i:09d}" for i in range(len(MIXED_RAW))]
+    raw = pd.DataFrame({"GEOID": geoids, "B01003_001E": MIXED_RAW,
+                        "B01003_001M": list(reversed(MIXED_RAW))}, dtype=object)
+    wide = acs_from_table(raw, ["B01003_001"], output="wide")
+    for column, kind, cells in (("B01003_001E", "estimate", MIXED_RAW),
+                                ("B01003_001M", "moe", list(reversed(MIXED_RAW)))):
+        expected = [parse_value(cell, kind=kind) for cell in cells]
+        got = list(zip(wide[column], wide[f"{column}_missing"], strict=True))
+        for (value, reason), (want_value, want_reason) in zip(got, expected, strict=True):
+            assert reason == want_reason
+            assert (math.isnan(value) and math.isnan(want_value)) or value == want_value
+
+
+@pytest.mark.parametrize(("bad", "match"), [
+    ("nan", r"not a finite number"), ("inf", r"not a finite number"), (True, r"got bool"),
+    (float("nan"), r"not a finite number"), ("-123456789", r"does not know"),
+    ("12abc", r"'12abc' is not a number"),
+])
+def test_column_parsing_names_the_first_bad_cell(bad, match):
+    raw = pd.DataFrame({"GEOID": ["99000000001", "99000000002"], "B01003_001E": ["5", bad]},
+                       dtype=object)
+    with pytest.raises(CensusApiError, match=rf"B01003_001E for GEOID 99000000002: .*{match}"):
+        acs_from_table(raw, ["B01003_001"])
 
 
 def test_get_acs_tidy(client, server):

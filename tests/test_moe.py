@@ -45,3 +45,11 @@ def test_reliability_boundaries_are_inclusive():
 
 def test_controlled_zero_estimate_is_high():
     assert moe.reliability_class(np.array([np.nan]), np.array([0.0]), high=12, medium=40).tolist() == ["high"]
+
+
+def test_proportion_matches_the_acs_handbook_worked_example():
+    # ACS General Handbook (2018), ch. 8: never-married females 203,119 (MOE 5,070) of all
+    # females 630,498 (MOE 831); the handbook gives P = 0.3222 with MOE 0.0080.
+    p = 203_119 / 630_498
+    assert round(p, 4) == 0.3222
+    assert round(float(moe.moe_proportion(203_119, 630_498, 5_070, 831)), 4) == 0.0080

@@ -180,6 +180,16 @@ def test_inject_rejects_bad_faults(server, kw, match):
         server.inject(500, **kw)
 
 
+def test_latency_delays_every_answer(root):
+    with CensusReplayServer(root, latency=0.2) as server:
+        start = time.monotonic()
+        assert _get(server, QUERY).status_code == 200
+        assert _get(server, QUERY).status_code == 200
+        assert time.monotonic() - start >= 0.4
+    with pytest.raises(ValueError, match=r"latency must be >= 0 seconds, got -1"):
+        CensusReplayServer(root, latency=-1)
+
+
 def test_root_must_be_a_folder(tmp_path):
     with pytest.raises(ValueError, match=r"replay root '.*nowhere' is not a folder"):
         CensusReplayServer(tmp_path / "nowhere")
@@ -201,3 +211,78 @@ def test_file_changes_are_picked_up(server, root):
     later = path.stat().st_mtime + 5
     os.utime(path, (later, later))
     assert len(_get(server, QUERY).json()) == 2
+
+
+# --------------------------------------------------------------------------- hierarchy, datasets
+
+@pytest.fixture
+def nested(tmp_path):
+    """Detailed tables down to block groups, a subject table down to tracts (as the API has)."""
+    detailed = tmp_path / "2024" / "acs" / "acs5"
+    subject = detailed / "subject"
+    subject.mkdir(parents=True)
+    (detailed / "block_group.json").write_text(json.dumps(
+        [["B01003_001E", "state", "county", "tract", "block group"],
+         ["400", "99", "001", "000100", "1"], ["600", "99", "003", "000300", "2"]]))
+    (detailed / "tract.json").write_text(json.dumps([HEADER, *ROWS]))
+    (detailed / "zcta.json").write_text(json.dumps(
+        [["B01003_001E", "zip code tabulation area"], ["500", "99001"]]))
+    (subject / "tract.json").write_text(json.dumps(
+        [["S1701_C03_001E", "S1701_C03_001M", "state", "county", "tract"],
+         ["12.5", "3.1", "99", "001", "000100"], ["-888888888", "-222222222", "99", "003",
+                                                  "000300"]]))
+    with CensusReplayServer(tmp_path) as server:
+        yield server
+
+
+@pytest.mark.parametrize(("query", "rows"), [
+    ("for=block+group:*&in=state:99&in=county:*&in=tract:*", 2),
+    ("for=block+group:*&in=state:99&in=county:*", 2),  # tract may be left out when `*`
+    ("for=block+group:*&in=state:99+county:003", 1),
+    ("for=block+group:*&in=state:99&in=county:001&in=tract:000100", 1),
+    ("for=tract:*&in=state:99", 3),
+    ("for=tract:*&in=state:99&in=county:*", 3),
+    ("for=zip+code+tabulation+area:*", 1),
+])
+def test_hierarchy_the_api_accepts(nested, query, rows):
+    response = _get(nested, f"get=B01003_001E&{query}")
+    assert response.status_code == 200, response.text
+    assert len(response.json()) == rows + 1
+
+
+@pytest.mark.parametrize("query", [
+    "for=block+group:*&in=state:99",  # a block group needs a county (or county:*)
+    "for=block+group:*&in=state:*&in=county:*",  # the state cannot be a wildcard
+    "for=tract:*",  # a tract needs a state
+    "for=tract:*&in=state:*",
+    "for=tract:*&in=county:001",
+    "for=tract:*&in=state:99&in=state:98",
+    "for=zip+code+tabulation+area:*&in=state:99",  # not nested in states since 2019
+])
+def test_hierarchy_the_api_rejects(nested, query):
+    response = _get(nested, f"get=B01003_001E&{query}")
+    assert response.status_code == 400
+    assert response.text == "error: unknown/unsupported geography heirarchy"
+
+
+def test_subject_dataset_is_served_and_knows_only_its_variables(nested):
+    path = "2024/acs/acs5/subject"
+    ok = _get(nested, "get=S1701_C03_001E,S1701_C03_001M&for=tract:*&in=state:99", path=path)
+    assert ok.json() == [["S1701_C03_001E", "S1701_C03_001M", "state", "county", "tract"],
+                         ["12.5", "3.1", "99", "001", "000100"],
+                         ["-888888888", "-222222222", "99", "003", "000300"]]
+    wrong = _get(nested, "get=B01003_001E&for=tract:*&in=state:99", path=path)
+    assert (wrong.status_code, wrong.text) == (400, "error: unknown variable 'B01003_001E'")
+    elsewhere = _get(nested, "get=S1701_C03_001E&for=tract:*&in=state:99")
+    assert (elsewhere.status_code, elsewhere.text) == (
+        400, "error: unknown variable 'S1701_C03_001E'")
+    no_bg = _get(nested, "get=S1701_C03_001E&for=block+group:*&in=state:99&in=county:*",
+                 path=path)
+    assert (no_bg.status_code, no_bg.text) == (400, "error: unknown/unsupported geography "
+                                                    "heirarchy")
+
+
+def test_a_folder_without_level_files_is_no_dataset(nested):
+    response = _get(nested, "get=B01003_001E&for=tract:*&in=state:99", path="2024/acs")
+    assert response.status_code == 404
+    assert response.text == "error: unknown dataset '/data/2024/acs'"

@@ -23,8 +23,13 @@ def ingest() -> None:
               help="Geography levels. Repeatable.")
 @click.option("--base-url", default="https://api.census.gov/data", show_default=True,
               help="Census Data API base URL (point it at a mirror or replay server).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SDOH_CACHE_DIR", default=None,
+              help="Keep API responses here: a rerun makes no requests, an interrupted run resumes. "
+                   "[env SDOH_CACHE_DIR]")
+@click.option("--max-workers", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Requests in flight at once.")
 @workspace_option
-def acs(vintage, state, county, level, base_url, workspace) -> None:
+def acs(vintage, state, county, level, base_url, cache_dir, max_workers, workspace) -> None:
     """Pull the ACS measure catalog through the Census Data API and publish it.
 
     The API key is read from CENSUS_API_KEY and never logged.
@@ -36,7 +41,7 @@ def acs(vintage, state, county, level, base_url, workspace) -> None:
     from ingestion.acs import ingest_acs
     from ingestion.census_api import CensusClient
 
-    client = CensusClient(base_url=base_url)
+    client = CensusClient(base_url=base_url, cache_dir=cache_dir, max_workers=max_workers)
     for v in vintage:
         for lv in level:
             result = ingest_acs(lv, v, state, county=county, workspace=workspace, client=client)
