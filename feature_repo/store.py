@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import warnings
 from importlib import resources
 from string import Template
 
@@ -19,6 +20,10 @@ from ingestion.errors import PublishError
 from ingestion.workspace import Workspace
 
 log = logging.getLogger(__name__)
+# ibis, under Feast's DuckDB offline store, calls a deprecated DuckDB method on every query;
+# set after importing feast, whose own simplefilter("once", DeprecationWarning) would win.
+warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated",
+                        category=DeprecationWarning)
 PROFILES = ("embedded", "production")
 # Settings a profile may use; each can be overridden by the environment variable of its name.
 SETTINGS = {

@@ -1,7 +1,9 @@
 """Turn raw ACS estimates into the catalog's SDOH measures with MOE, CV, reliability and reasons.
 
 `build_acs_measures` is pure (a tidy frame in, a published-schema frame out); `ingest_acs`
-pulls through the real Census API client, builds and publishes through the validation gate.
+pulls the variables the catalog names for the vintage (detailed, subject and data profile
+tables in one `get_acs` call) through the real Census API client, builds and publishes
+through the validation gate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ingestion.datasets import acs_spec, geoid_column
 from ingestion.publish import PublishResult, publish
 from ingestion.workspace import Workspace
 from sdoh_sources import Measure, load_catalog
+from sdoh_sources.catalog import NOT_AVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -43,29 +46,79 @@ class _Terms:
         return moe.moe_sum(self.moe, self.estimate)
 
 
+# One measure's values for every geography: estimate, MOE and missing reason (None if present).
+_Values = tuple[np.ndarray, np.ndarray, pd.Series]
+
+
+def _columns(wide: dict[str, pd.DataFrame], names: list[str]) -> dict[str, pd.DataFrame]:
+    absent = [n for n in names if n not in wide["estimate"].columns]
+    if absent:
+        raise ValueError(f"the tidy ACS frame lacks variables {absent}; request "
+                         "Source.variables_for(level, vintage)")
+    return {key: frame[names] for key, frame in wide.items()}
+
+
 def _terms(wide: dict[str, pd.DataFrame], terms: tuple[str, ...]) -> _Terms:
     names = [t.lstrip("-") for t in terms]
     signs = np.array([-1.0 if t.startswith("-") else 1.0 for t in terms])
-    reasons = wide["estimate_missing"][names]
+    cols = _columns(wide, names)
     return _Terms(
-        estimate=wide["estimate"][names].to_numpy(float) * signs,
-        moe=wide["moe"][names].to_numpy(float),
-        reason=reasons.bfill(axis=1).iloc[:, 0],
+        estimate=cols["estimate"].to_numpy(float) * signs,
+        moe=cols["moe"].to_numpy(float),
+        reason=cols["estimate_missing"].bfill(axis=1).iloc[:, 0],
     )
 
 
-def _measure_values(m: Measure, wide: dict[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """Estimate, MOE and missing reason of one measure for every geography."""
-    num = _terms(wide, m.numerator)
-    if not m.denominator:
-        return num.total, num.total_moe, num.reason
-    den = _terms(wide, m.denominator)
+def _ratio(num: _Terms, den: _Terms) -> _Values:
+    """100 * numerator / denominator with the proportion MOE; a zero universe is a reason."""
     reason = num.reason.fillna(den.reason)
     reason = reason.mask(reason.isna() & (den.total == 0), "zero_denominator")
     with np.errstate(divide="ignore", invalid="ignore"):
         value = 100 * num.total / den.total
     error = 100 * moe.moe_proportion(num.total, den.total, num.total_moe, den.total_moe)
     return value, error, reason
+
+
+def _published_percent(wide: dict[str, pd.DataFrame], variable: str) -> _Values:
+    """A percent the API publishes (0-100) with its own MOE, taken as it is."""
+    cols = _columns(wide, [variable])
+    return (cols["estimate"][variable].to_numpy(float), cols["moe"][variable].to_numpy(float),
+            cols["estimate_missing"][variable])
+
+
+def _not_available(index: pd.Index) -> _Values:
+    nan = np.full(len(index), np.nan)
+    return nan, nan.copy(), pd.Series(NOT_AVAILABLE, index=index, dtype=object)
+
+
+def _measure_values(m: Measure, vintage: int, wide: dict[str, pd.DataFrame]) -> _Values:
+    """Estimate, MOE and missing reason of one measure in one vintage for every geography."""
+    formula = m.formula(vintage)
+    if formula is None:
+        return _not_available(wide["estimate"].index)
+    if formula.percent is not None:
+        return _published_percent(wide, formula.percent)
+    num = _terms(wide, formula.numerator)
+    if not formula.denominator:
+        return num.total, num.total_moe, num.reason
+    return _ratio(num, _terms(wide, formula.denominator))
+
+
+def _published_columns(name: str, values: _Values, rule: dict[str, float]) -> dict[str, np.ndarray]:
+    """The five published columns of a measure: value, MOE, CV, reliability, missing reason."""
+    value, error, reason = values
+    missing = reason.notna().to_numpy()
+    value = np.where(missing, np.nan, value)
+    error = np.where(missing, np.nan, error)
+    cv = moe.coefficient_of_variation(value, error)
+    reliability = moe.reliability_class(cv, error, **rule)
+    return {
+        name: value,
+        f"{name}_moe": error,
+        f"{name}_cv": cv,
+        f"{name}_reliability": np.where(missing, None, reliability),
+        f"{name}_missing": reason.to_numpy(dtype=object),
+    }
 
 
 def build_acs_measures(
@@ -77,6 +130,11 @@ def build_acs_measures(
     reliability_rule: str | None = None,
 ) -> pd.DataFrame:
     """Compute every catalog measure published at ``level`` from tidy ACS estimates.
+
+    Each measure uses the formula its catalog entry gives for ``vintage`` (a total, a ratio
+    whose terms may be differences, or a percent the API publishes with its MOE); a measure
+    with no variable in ``vintage`` gets the reason ``not_available_in_vintage`` in every
+    row. The columns are the same for every vintage.
 
     Parameters
     ----------
@@ -96,6 +154,13 @@ def build_acs_measures(
     -------
     pandas.DataFrame
         One row per geography with the columns of `acs_spec(level)`.
+
+    Raises
+    ------
+    CatalogError
+        If ``vintage`` is not in the release calendar.
+    ValueError
+        If ``tidy`` lacks a variable a measure reads in ``vintage``.
 
     Examples
     --------
@@ -121,17 +186,7 @@ def build_acs_measures(
         "synthetic": synthetic,
     }
     for m in catalog.acs.measures_at(level):
-        value, error, reason = _measure_values(m, wide)
-        missing = reason.notna().to_numpy()
-        value = np.where(missing, np.nan, value)
-        error = np.where(missing, np.nan, error)
-        cv = moe.coefficient_of_variation(value, error)
-        reliability = moe.reliability_class(cv, error, **rule)
-        out[m.name] = value
-        out[f"{m.name}_moe"] = error
-        out[f"{m.name}_cv"] = cv
-        out[f"{m.name}_reliability"] = np.where(missing, None, reliability)
-        out[f"{m.name}_missing"] = reason.to_numpy(dtype=object)
+        out.update(_published_columns(m.name, _measure_values(m, vintage, wide), rule))
     frame = pd.DataFrame(out).reset_index(drop=True)
     return frame[list(spec.column_names)]
 
@@ -180,8 +235,7 @@ def ingest_acs(
     --------
     >>> ingest_acs("tract", 2021, "DE", workspace=Workspace("ws"))  # doctest: +SKIP
     """
-    measures = load_catalog().acs.measures_at(level)
-    variables = sorted({v for m in measures for v in m.variables})
+    variables = list(load_catalog().acs.variables_for(level, vintage))
     tidy = get_acs(API_GEOGRAPHY[level], variables, vintage, state, county=county, client=client)
     log.info("ACS %s %s: %d geographies, %d variables", vintage, level, tidy["GEOID"].nunique(),
              len(variables))

@@ -6,6 +6,10 @@ Everything is written in the sources' real formats, so the real readers run on i
 
 * ``census_api/{year}/acs/acs5/{level}.json``: Census Data API responses (array of arrays,
   header first, values as strings, jam values, ``null`` where a table is not published);
+* ``census_api/{year}/acs/acs5/subject/{level}.json`` and ``.../profile/{level}.json`` (tract
+  and county only): the subject and data profile percents the catalog reads in that vintage
+  (``{v}E``/``{v}M``; data profile percents end in ``PE``/``PM``), computed from the same
+  synthetic counts with the Census Bureau's proportion MOE;
 * ``tiger/tl_2010_99_bg10.zip`` and ``tiger/tl_2020_99_bg.zip``: TIGER/Line block groups;
 * ``adi/DS_{vintage}_ADI_Census_Block_Group_v*.csv``: Neighborhood Atlas style ADI files;
 * ``patients/``: patients, address histories and encounters with realistic coverage gaps;
@@ -39,7 +43,7 @@ from pyproj import Geod
 from shapely.geometry import Polygon, box
 
 from sdoh_sources import load_catalog
-from sdoh_sources._models import Measure
+from sdoh_sources._models import Measure, acs_dataset
 
 __all__ = ["generate_demo_region"]
 
@@ -120,7 +124,13 @@ DEMO_VINTAGES = (2019, 2020, 2021)
 LEVELS = ("block_group", "tract", "county")
 GEOGRAPHY_COLUMNS = {"block_group": ("state", "county", "tract", "block group"),
                      "tract": ("state", "county", "tract"), "county": ("state", "county")}
-# Table -> (universe, variable holding the universe total).
+DETAILED = "acs/acs5"
+# Subject and data profile tables are published at tract and county only; their files sit in
+# the dataset's own folder (census_api/{year}/acs/acs5/subject/tract.json).
+NARROW_DATASETS = {"acs/acs5/subject": "subject", "acs/acs5/profile": "profile"}
+NARROW_LEVELS = ("tract", "county")
+# Table -> (universe, variable holding the universe total). Universes named in
+# DRAWN_UNIVERSES come from cells of tables drawn earlier, so the order matters.
 TABLES = {
     "B01001": ("population", "B01001_001"),
     "B01003": ("population", "B01003_001"),
@@ -133,17 +143,37 @@ TABLES = {
     "B25044": ("households", "B25044_001"),
     "C16002": ("households", "C16002_001"),
     "B27010": ("civilian_noninstitutional", "B27010_001"),
+    "B05002": ("population", "B05002_001"),
+    "B11001": ("households", "B11001_001"),
+    "B11003": ("families", "B11003_001"),
+    "B11007": ("households", "B11007_001"),
+    "B19057": ("households", "B19057_001"),
+    "B22010": ("households", "B22010_001"),
+    "B28002": ("households", "B28002_001"),
+    "B25002": ("housing_units", "B25002_001"),
+    "B25024": ("housing_units", "B25024_001"),
+    "B25070": ("renter_households", "B25070_001"),
+    "B25091": ("owner_households", "B25091_001"),
+    "B26001": ("group_quarters", "B26001_001"),
+    "B08301": ("workers", "B08301_001"),
+    "B08303": ("commuters", "B08303_001"),
 }
+# Universes that are sums of signed cells drawn before (owners = occupied - renters).
+DRAWN_UNIVERSES = {"renter_households": ("B25003_003",),
+                   "owner_households": ("B25003_001", "-B25003_003")}
+# Cells equal to a universe (vacant units = housing units - households).
+FIXED_CELLS = {"B25002_003": "vacant_units"}
 CONTROLLED_UNIVERSES = ("population",)  # county totals carry MOE -555555555
 
 
 @dataclass(frozen=True)
 class _CellGroup:
-    """Mutually exclusive cells of a table drawn together from its universe.
+    """Cells of a table drawn together.
 
-    ``share`` is the group's share of the universe in an urban area at deprivation 0;
-    ``deprivation`` and ``rural`` are log-share changes per unit of deprivation and in rural
-    areas; ``weights`` split the group among its variables.
+    ``share`` is the group's share of the universe (or of the ``within`` cell it nests in) in
+    an urban area at deprivation 0; ``deprivation`` and ``rural`` are log-share changes per
+    unit of deprivation and in rural areas; ``weights`` split the group among its variables.
+    Groups without ``within`` are mutually exclusive; ``remainder`` takes what is left.
     """
 
     variables: tuple[str, ...]
@@ -151,6 +181,8 @@ class _CellGroup:
     deprivation: float
     rural: float
     weights: tuple[float, ...] | None = None
+    within: str | None = None
+    remainder: bool = False
 
 
 def _vars(table: str, numbers: range | tuple[int, ...]) -> tuple[str, ...]:
@@ -158,10 +190,14 @@ def _vars(table: str, numbers: range | tuple[int, ...]) -> tuple[str, ...]:
 
 
 AGE_65_WEIGHTS = (0.16, 0.21, 0.25, 0.17, 0.11, 0.10)
+AGE_17_WEIGHTS = (0.27, 0.28, 0.28, 0.17)  # under 5, 5-9, 10-14, 15-17
 CELL_GROUPS = (
     _CellGroup(_vars("B01001", range(20, 26)), 0.075, -0.1, 0.3, AGE_65_WEIGHTS),
     _CellGroup(_vars("B01001", range(44, 50)), 0.09, -0.1, 0.3, AGE_65_WEIGHTS),
+    _CellGroup(_vars("B01001", range(3, 7)), 0.115, 0.1, 0.0, AGE_17_WEIGHTS),
+    _CellGroup(_vars("B01001", range(27, 31)), 0.11, 0.1, 0.0, AGE_17_WEIGHTS),
     _CellGroup(("B03002_003",), 0.45, -0.4, 0.55),
+    _CellGroup(("B03002_012",), 0.2, 0.3, -0.3),
     _CellGroup(("C17002_002", "C17002_003"), 0.13, 0.55, -0.1, (0.45, 0.55)),
     _CellGroup(("C17002_004", "C17002_005"), 0.10, 0.3, 0.0),
     _CellGroup(_vars("B15003", range(2, 17)), 0.10, 0.55, 0.1,
@@ -173,16 +209,85 @@ CELL_GROUPS = (
     _CellGroup(_vars("B25014", (11, 12, 13)), 0.035, 0.6, -0.3, (0.7, 0.2, 0.1)),
     _CellGroup(("B25044_003",), 0.012, 0.3, -0.3),
     _CellGroup(("B25044_010",), 0.08, 0.6, -1.0),
-    _CellGroup(_vars("B27010", (17, 33, 50, 66)), 0.062, 0.5, 0.2, (0.1, 0.4, 0.48, 0.02)),
     _CellGroup(_vars("C16002", (4, 7, 10, 13)), 0.045, 0.5, -1.0, (0.55, 0.2, 0.18, 0.07)),
+    # B27010: age groups, then the uninsured within each age group.
+    _CellGroup(("B27010_002",), 0.24, 0.1, 0.05),
+    _CellGroup(("B27010_018",), 0.21, 0.05, -0.2),
+    _CellGroup(("B27010_034",), 0.39, 0.0, 0.05),
+    _CellGroup(("B27010_051",), 0.0, 0.0, 0.0, remainder=True),
+    _CellGroup(("B27010_017",), 0.045, 0.5, 0.3, within="B27010_002"),
+    _CellGroup(("B27010_033",), 0.13, 0.5, 0.2, within="B27010_018"),
+    _CellGroup(("B27010_050",), 0.09, 0.5, 0.2, within="B27010_034"),
+    _CellGroup(("B27010_066",), 0.01, 0.3, 0.0, within="B27010_051"),
+    _CellGroup(("B05002_013",), 0.08, 0.3, -0.9),
+    _CellGroup(("B11003_010",), 0.035, 0.5, 0.0),
+    _CellGroup(("B11003_016",), 0.11, 0.6, -0.1),
+    _CellGroup(("B11007_003",), 0.11, -0.05, 0.25),
+    _CellGroup(("B19057_002",), 0.022, 0.7, 0.1),
+    _CellGroup(("B22010_002",), 0.11, 0.65, 0.1),
+    _CellGroup(("B28002_012", "B28002_013"), 0.11, 0.5, 0.45, (0.2, 0.8)),
+    _CellGroup(_vars("B25024", (7, 8, 9)), 0.12, 0.2, -1.5, (0.45, 0.3, 0.25)),
+    _CellGroup(("B25024_010",), 0.03, 0.3, 1.3),
+    _CellGroup(_vars("B25070", (7, 8, 9)), 0.2, 0.3, -0.1, (0.35, 0.25, 0.4)),
+    _CellGroup(("B25070_010",), 0.22, 0.35, -0.1),
+    _CellGroup(("B25070_011",), 0.05, 0.0, 0.3),
+    _CellGroup(_vars("B25091", (8, 9, 10, 11)), 0.12, 0.3, -0.1, (0.3, 0.2, 0.25, 0.25)),
+    _CellGroup(("B25091_012",), 0.006, 0.2, 0.0),
+    _CellGroup(_vars("B25091", (19, 20, 21, 22)), 0.05, 0.3, 0.1, (0.25, 0.2, 0.25, 0.3)),
+    _CellGroup(("B25091_023",), 0.012, 0.2, 0.0),
+    _CellGroup(("B08301_010",), 0.05, 0.3, -2.0),
+    _CellGroup(("B08303_012", "B08303_013"), 0.08, 0.1, 0.35, (0.7, 0.3)),
 )
 # Fallbacks for catalog variables none of the above covers (a measure added later).
 FALLBACK_SHARE = 0.1
 DIRECTION_SLOPE = {"higher_is_worse": 0.4, "higher_is_better": -0.4, "neutral": 0.0}
-# Median household income: base dollars at deprivation 0, log effects, yearly trend.
-INCOME = {"base": 68000.0, "deprivation": -0.32, "rural": -0.08, "noise": 0.08, "trend": 1.035,
-          "low": 15000.0, "high": 240000.0}
+
+
+@dataclass(frozen=True)
+class _Statistic:
+    """A median or index drawn per block group.
+
+    ``base`` is its value at deprivation 0 in an urban area; ``deprivation`` and ``rural``
+    are log effects, ``noise`` a log standard deviation, ``trend`` a yearly factor, ``low``
+    and ``high`` bounds and ``decimals`` the precision the API publishes.
+    """
+
+    base: float
+    deprivation: float
+    rural: float
+    noise: float
+    trend: float
+    low: float
+    high: float
+    decimals: int = 0
+
+
+STATISTICS = {
+    "B19013_001": _Statistic(68000.0, -0.32, -0.08, 0.08, 1.035, 15000.0, 240000.0),  # income
+    "B25064_001": _Statistic(1150.0, -0.15, -0.3, 0.07, 1.03, 450.0, 3200.0),  # gross rent
+    "B25077_001": _Statistic(240000.0, -0.35, -0.25, 0.12, 1.04, 60000.0, 1_500_000.0),  # value
+    "B01002_001": _Statistic(39.5, -0.06, 0.08, 0.06, 1.003, 22.0, 65.0, 1),  # median age
+    "B19083_001": _Statistic(0.43, 0.06, -0.02, 0.05, 1.0, 0.3, 0.62, 4),  # Gini index
+}
+INCOME = "B19013_001"  # the only top-coded statistic of the demo
 TOP_CODE = 250001
+# Published percents (subject and data profile tables): measure -> (numerator cells,
+# denominator cell). Cells named "hidden_*" are drawn per block group, aggregated like any
+# count and never published themselves.
+PUBLISHED = {
+    "pct_disability": (("hidden_disabled",), "B27010_001"),
+    "pct_limited_english_speakers": (("hidden_limited_english_5_plus",), "hidden_population_5_plus"),
+    "pct_children_in_poverty": (("hidden_children_in_poverty",), "hidden_children_poverty_universe"),
+    "pct_uninsured_published": (_vars("B27010", (17, 33, 50, 66)), "B27010_001"),
+}
+HIDDEN = {  # hidden cell -> (parent cells summed, share, deprivation, rural)
+    "hidden_population_5_plus": (("B01003_001",), 0.945, 0.0, 0.0),
+    "hidden_limited_english_5_plus": (("hidden_population_5_plus",), 0.05, 0.5, -1.0),
+    "hidden_children_poverty_universe": (_vars("B01001", (3, 4, 5, 6, 27, 28, 29, 30)), 0.99, 0.0, 0.0),
+    "hidden_children_in_poverty": (("hidden_children_poverty_universe",), 0.17, 0.6, 0.0),
+    "hidden_disabled": (("B27010_001",), 0.12, 0.3, 0.2),
+}
+PERCENT_DECIMALS = 1  # the API publishes percents with one decimal
 # Yearly population growth and improvement of the deprivation score across vintages.
 POPULATION_TREND = 0.012
 DEPRIVATION_TREND = -0.04
@@ -198,7 +303,7 @@ TINY_ANNOTATIONS = {
     "C16002": (JAM["suppressed"], JAM["suppressed"]),
     "B25014": (JAM["not_applicable"], JAM["not_applicable"]),
 }
-N_INSUFFICIENT_MEDIANS = 3  # block groups whose median income is -666666666 in each vintage
+N_INSUFFICIENT_MEDIANS = 3  # block groups whose medians are -666666666 in each vintage
 
 # -- ADI ----------------------------------------------------------------------------------------
 
@@ -209,6 +314,10 @@ ADI_FILES = (
      "available_from": "2022-09-01", "acs_vintage": 2020},
 )
 ADI_NATIONAL_SHIFT = 0.15  # the region sits a little above the national median
+# Block-group measures combined into the demo's deprivation score (signed by direction).
+ADI_COMPONENTS = ("pct_below_poverty", "pct_below_150_poverty", "median_household_income",
+                  "pct_unemployed", "pct_no_hs_diploma", "pct_bachelors_or_higher",
+                  "pct_no_vehicle", "pct_crowded", "pct_limited_english_households")
 
 # -- patients -----------------------------------------------------------------------------------
 
@@ -256,7 +365,9 @@ NOTES = (
     "person. Files follow the real formats (Census Data API JSON, TIGER/Line shapefiles, "
     "Neighborhood Atlas ADI CSV) so the real readers run on them. ACS 2019 uses the 2010 "
     "block groups, 2020 and 2021 the 2020 block groups; the ADI 2015 ranks are derived from "
-    "the 2019 demo ACS on 2010 block groups. PO boxes may carry the post office's "
+    "the 2019 demo ACS on 2010 block groups. Subject and data profile percents (tract and "
+    "county files under acs/acs5/subject and acs/acs5/profile) are computed from the same "
+    "synthetic counts as the detailed tables. PO boxes may carry the post office's "
     "coordinates: a linker must recognise them from the street text. truth/address_truth.csv "
     "holds the expected linkage of every address row; it is an answer key, not an input."
 )
@@ -410,28 +521,68 @@ def _latents_for(target: gpd.GeoDataFrame, source: gpd.GeoDataFrame,
 # -- ACS values ---------------------------------------------------------------------------------
 
 
-def _catalog_variables() -> tuple[str, ...]:
-    return tuple(sorted({v for m in load_catalog().acs.measures for v in m.variables}))
+def _is_detailed(variable: str) -> bool:
+    return acs_dataset(variable) == DETAILED
 
 
-def _published(level: str) -> set[str]:
-    return {v for m in load_catalog().acs.measures_at(level) for v in m.variables}
+def _catalog_variables(year: int | None = None) -> tuple[str, ...]:
+    """The catalog's detailed-table variables read in ``year`` (or in any vintage), sorted."""
+    measures = load_catalog().acs.measures
+    found = {v for m in measures for v in (m.variables if year is None else m.variables_for(year))}
+    return tuple(sorted(v for v in found if _is_detailed(v)))
 
 
-def _median_variables() -> set[str]:
-    return {v for m in load_catalog().acs.measures if m.measure_type == "median"
-            for v in m.variables}
+def _published(level: str, year: int) -> set[str]:
+    return set(load_catalog().acs.variables_for(level, year))
+
+
+def _statistic_variables() -> list[str]:
+    return [v for v in _catalog_variables() if v in STATISTICS]
+
+
+def _published_measures(year: int, level: str) -> list[tuple[Measure, str]]:
+    """(measure, its published-percent variable in ``year``) for the percents at ``level``."""
+    pairs = [(m, m.formula(year)) for m in load_catalog().acs.measures_at(level)]
+    return [(m, f.percent) for m, f in pairs if f is not None and f.percent is not None]
+
+
+def _published_model(measure: Measure) -> tuple[tuple[str, ...], str]:
+    """The synthetic numerator cells and denominator cell behind a published percent."""
+    if measure.name in PUBLISHED:
+        return PUBLISHED[measure.name]
+    return (f"hidden_{measure.name}",), "B01003_001"
+
+
+def _hidden_specs() -> dict[str, tuple[tuple[str, ...], float, float, float]]:
+    """HIDDEN plus a generic share of the population for published percents without a model."""
+    specs = dict(HIDDEN)
+    for m in load_catalog().acs.measures:
+        if any(f.percent for f in m.formulas) and m.name not in PUBLISHED:
+            logger.warning("demo region: no model for the published percent %s; using a generic "
+                           "share", m.name)
+            specs[f"hidden_{m.name}"] = (("B01003_001",), FALLBACK_SHARE,
+                                         DIRECTION_SLOPE.get(m.direction, 0.0), 0.0)
+    return specs
+
+
+def _published_cells() -> list[str]:
+    cells = set()
+    for m in load_catalog().acs.measures:
+        if any(f.percent for f in m.formulas):
+            numerators, denominator = _published_model(m)
+            cells |= {*numerators, denominator}
+    return sorted(cells)
 
 
 def _table_plan() -> dict[str, tuple[str, str, list[_CellGroup]]]:
-    """Table -> (universe, total variable, cell groups), covering every catalog variable."""
+    """Table -> (universe, total variable, cell groups), covering every detailed variable."""
     plan = {t: (u, total, [g for g in CELL_GROUPS if g.variables[0].startswith(t + "_")])
             for t, (u, total) in TABLES.items()}
-    covered = set(_median_variables())
+    covered = set(STATISTICS) | set(FIXED_CELLS)
     for _, total, groups in plan.values():
         covered |= {total, *(v for g in groups for v in g.variables)}
     for m in load_catalog().acs.measures:
-        missing = [v for v in m.variables if v not in covered]
+        missing = [v for v in m.variables if _is_detailed(v) and v not in covered]
         if missing:
             _plan_fallback(plan, m, missing)
             covered |= set(missing)
@@ -466,32 +617,65 @@ def _vintage_latents(latents: pd.DataFrame, year: int, rng: np.random.Generator)
 
 def _universes(lat: pd.DataFrame, rural: np.ndarray, rng: np.random.Generator) -> dict:
     pop, gq, n = lat["pop"].to_numpy(), lat["gq"].to_numpy(), len(lat)
-    households = np.round(pop * (1 - gq) / lat["hh_size"].to_numpy())
-    return {
+    z = lat["z"].to_numpy()
+    households = np.where(pop < 40, np.round(pop / 3), np.round(pop * (1 - gq) / lat["hh_size"].to_numpy()))
+    labor_force = np.round(pop * rng.uniform(0.45, 0.53, n) * (1 - 0.05 * np.clip(z, -2, 2)))
+    universes = {
         "population": pop,
-        "households": np.where(pop < 40, np.round(pop / 3), households),
+        "households": households,
         "poverty_universe": np.round(pop * (1 - gq) * rng.uniform(0.975, 0.995, n)
                                      + pop * gq * 0.1),
         "adults_25": np.round(pop * (1 - gq) * rng.uniform(0.6, 0.7, n) + rural * pop * 0.03
                               + pop * gq * 0.1),
-        "labor_force": np.round(pop * rng.uniform(0.45, 0.53, n)
-                                * (1 - 0.05 * np.clip(lat["z"].to_numpy(), -2, 2))),
+        "labor_force": labor_force,
         "civilian_noninstitutional": np.round(pop * rng.uniform(0.975, 0.995, n)),
     }
+    vacancy = np.clip(0.09 * np.exp(0.3 * z + 0.5 * rural), 0.01, 0.45)
+    workers = np.round(labor_force * rng.uniform(0.9, 0.96, n))
+    universes.update({
+        "families": np.round(households * rng.uniform(0.6, 0.7, n)),
+        "vacant_units": rng.binomial(households.astype(np.int64), vacancy),
+        "group_quarters": np.round(pop * gq),
+        "workers": workers,
+        "commuters": np.round(workers * rng.uniform(0.88, 0.95, n)),
+    })
+    universes["housing_units"] = households + universes["vacant_units"]
+    return universes
+
+
+def _universe(name: str, universes: dict, columns: dict) -> np.ndarray:
+    """A universe drawn up front, or a signed sum of cells drawn before (DRAWN_UNIVERSES)."""
+    if name not in DRAWN_UNIVERSES:
+        return universes[name]
+    return sum((-1 if t.startswith("-") else 1) * columns[t.lstrip("-")]
+               for t in DRAWN_UNIVERSES[name])
+
+
+def _share(group: _CellGroup, z: np.ndarray, rural: np.ndarray) -> np.ndarray:
+    return group.share * np.exp(group.deprivation * z + group.rural * rural)
 
 
 def _draw_table(total: np.ndarray, groups: list[_CellGroup], z: np.ndarray, rural: np.ndarray,
                 rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draw a table's cells from its universe, group by group, never exceeding the total."""
+    """Draw a table's cells from its universe, group by group, never exceeding the total.
+
+    Exclusive groups share the total; ``remainder`` takes what is left and ``within`` groups
+    are drawn from a cell of the same table drawn before them.
+    """
     values: dict[str, np.ndarray] = {}
     remaining = total.astype(np.int64)
     used = np.zeros(len(total))
     for group in groups:
-        share = np.clip(group.share * np.exp(group.deprivation * z + group.rural * rural), 0, 0.9)
-        conditional = np.clip(share / np.maximum(1 - used, 0.05), 0, 1)
-        drawn = rng.binomial(remaining, conditional)
-        remaining = remaining - drawn
-        used = np.minimum(used + share, 0.95)
+        if group.within is not None:
+            drawn = rng.binomial(values[group.within], np.clip(_share(group, z, rural), 0, 1))
+        elif group.remainder:
+            drawn, remaining = remaining, np.zeros_like(remaining)
+        else:
+            share = np.clip(_share(group, z, rural), 0, 0.9)
+            conditional = np.clip(share / np.maximum(1 - used, 0.05), 0, 1)
+            drawn = rng.binomial(remaining, conditional)
+            remaining = remaining - drawn
+            used = np.minimum(used + share, 0.95)
         weights = np.asarray(group.weights or (1.0,) * len(group.variables), dtype=float)
         split = rng.multinomial(drawn, weights / weights.sum())
         for i, variable in enumerate(group.variables):
@@ -499,12 +683,21 @@ def _draw_table(total: np.ndarray, groups: list[_CellGroup], z: np.ndarray, rura
     return values
 
 
-def _median_income(lat: pd.DataFrame, rural: np.ndarray, year: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    log_income = (np.log(INCOME["base"]) + INCOME["deprivation"] * lat["z"].to_numpy()
-                  + INCOME["rural"] * rural + rng.normal(0, INCOME["noise"], len(lat)))
-    income = np.exp(log_income) * INCOME["trend"] ** (year - DEMO_VINTAGES[0])
-    return np.round(np.clip(income, INCOME["low"], INCOME["high"]))
+def _draw_hidden(columns: dict, z: np.ndarray, rural: np.ndarray,
+                 rng: np.random.Generator) -> None:
+    """Draw the unpublished counts behind the subject and data profile percents."""
+    for name, (parents, share, deprivation, rural_effect) in _hidden_specs().items():
+        parent = sum(columns[p] for p in parents).astype(np.int64)
+        columns[name] = rng.binomial(parent, np.clip(share * np.exp(deprivation * z + rural_effect
+                                                                    * rural), 0, 1))
+
+
+def _statistic(spec: _Statistic, lat: pd.DataFrame, rural: np.ndarray, year: int,
+               rng: np.random.Generator) -> np.ndarray:
+    log_value = (np.log(spec.base) + spec.deprivation * lat["z"].to_numpy() + spec.rural * rural
+                 + rng.normal(0, spec.noise, len(lat)))
+    value = np.exp(log_value) * spec.trend ** (year - DEMO_VINTAGES[0])
+    return np.round(np.clip(value, spec.low, spec.high), spec.decimals)
 
 
 def _acs_block_groups(bgs: gpd.GeoDataFrame, latents: pd.DataFrame, year: int,
@@ -515,11 +708,15 @@ def _acs_block_groups(bgs: gpd.GeoDataFrame, latents: pd.DataFrame, year: int,
     universes = _universes(lat, rural, rng)
     z = lat["z"].to_numpy()
     columns: dict[str, np.ndarray] = {}
-    for universe, total, groups in _table_plan().values():
-        columns[total] = universes[universe].astype(np.int64)
-        columns.update(_draw_table(universes[universe], groups, z, rural, rng))
-    for variable in sorted(_median_variables()):
-        columns[variable] = _median_income(lat, rural, year, rng)
+    for table, (universe, total, groups) in _table_plan().items():
+        columns[total] = _universe(universe, universes, columns).astype(np.int64)
+        columns.update(_draw_table(columns[total], groups, z, rural, rng))
+        for cell, source in FIXED_CELLS.items():
+            if cell.startswith(table + "_"):
+                columns[cell] = universes[source].astype(np.int64)
+    for variable in _statistic_variables():
+        columns[variable] = _statistic(STATISTICS[variable], lat, rural, year, rng)
+    _draw_hidden(columns, z, rural, rng)
     return pd.DataFrame({"geoid": bgs["geoid"], "tract": bgs["tract"],
                          "block_group": bgs["block_group"], "area_type": bgs["area_type"],
                          "z": z, **columns})
@@ -540,7 +737,7 @@ def _rss(est: pd.Series, moe: pd.Series) -> int:
 
 def _aggregate(child: pd.DataFrame, keys: list[str], counts: list[str], medians: list[str],
                rng: np.random.Generator, level: str) -> pd.DataFrame:
-    """Sum counts of child areas, RSS their MOEs and take household-weighted median incomes."""
+    """Sum counts of child areas, RSS their MOEs and take household-weighted statistics."""
     households = TABLES["B25003"][1]
     rows = []
     for key, group in child.groupby(keys, sort=True):
@@ -561,8 +758,9 @@ def _add_median_moes(frame: pd.DataFrame, medians: list[str], rng: np.random.Gen
                      level: str) -> pd.DataFrame:
     low, high = MEDIAN_RELATIVE_MOE[level]
     for v in medians:
-        frame[v] = np.round(frame[v].to_numpy(dtype=float))
-        frame[f"{v}_moe"] = np.round(frame[v] * rng.uniform(low, high, len(frame)))
+        decimals = STATISTICS[v].decimals
+        frame[v] = np.round(frame[v].to_numpy(dtype=float), decimals)
+        frame[f"{v}_moe"] = np.round(frame[v] * rng.uniform(low, high, len(frame)), decimals)
     return frame
 
 
@@ -571,11 +769,11 @@ def _acs_levels(bgs: gpd.GeoDataFrame, latents: pd.DataFrame, year: int,
     """Build the three levels of one vintage, consistent by construction (tract = sum of bgs)."""
     rng = _rng(seed, f"acs-{year}")
     bg = _acs_block_groups(bgs, latents, year, rng)
-    medians = sorted(_median_variables())
-    counts = [v for v in _catalog_variables() if v not in medians]
+    medians = _statistic_variables()
+    counts = sorted({v for v in _catalog_variables() if v not in medians} | set(_published_cells()))
     moes = {f"{v}_moe": _moe_counts(bg[v].to_numpy(), rng) for v in counts}
     bg = pd.concat([bg, pd.DataFrame(moes, index=bg.index)], axis=1)
-    bg = _top_code(bg, medians)
+    bg = _top_code(bg)
     bg = _add_median_moes(bg, medians, rng, "block_group")
     tract = _aggregate(bg, ["tract"], counts, medians, rng, "tract")
     county = _aggregate(tract.assign(county=COUNTY_FIPS), ["county"], counts, medians, rng,
@@ -583,12 +781,12 @@ def _acs_levels(bgs: gpd.GeoDataFrame, latents: pd.DataFrame, year: int,
     return {"block_group": bg, "tract": tract, "county": county}
 
 
-def _top_code(bg: pd.DataFrame, medians: list[str]) -> pd.DataFrame:
-    """Give the least deprived ordinary block group a median above the top code."""
+def _top_code(bg: pd.DataFrame) -> pd.DataFrame:
+    """Give the least deprived ordinary block group a median income above the top code."""
+    if INCOME not in bg:
+        return bg
     ordinary = ~bg["geoid"].isin(_special_geoids().values())
-    richest = bg.loc[ordinary, "z"].idxmin()
-    for v in medians:
-        bg.loc[richest, v] = TOP_CODE + 9999
+    bg.loc[bg.loc[ordinary, "z"].idxmin(), INCOME] = TOP_CODE + 9999
     return bg
 
 
@@ -604,11 +802,12 @@ def _bg_annotations(bg: pd.DataFrame) -> dict[tuple[str, str], tuple[str, str]]:
     ordinary = households.drop(list(specials.values())).sort_values(kind="stable")
     small = [specials["tiny"], specials["small_group_quarters"]]
     small += list(ordinary.index[: N_INSUFFICIENT_MEDIANS - len(small)])
-    for variable in _median_variables():
+    for variable in _statistic_variables():
         for geoid in small:
             notes[(geoid, variable)] = (JAM["insufficient"], JAM["no_se"])
-        for geoid in bg.loc[bg[variable] > TOP_CODE, "geoid"]:
-            notes[(geoid, variable)] = (str(TOP_CODE), JAM["top_coded_moe"])
+    if INCOME in bg:
+        for geoid in bg.loc[bg[INCOME] > TOP_CODE, "geoid"]:
+            notes[(geoid, INCOME)] = (str(TOP_CODE), JAM["top_coded_moe"])
     return notes
 
 
@@ -650,10 +849,16 @@ def _geography_values(level: str, row: pd.Series) -> list[str]:
     return values
 
 
-def _api_rows(frame: pd.DataFrame, level: str, notes: dict) -> list[list[str | None]]:
-    """Build the API response: header, then one row per area, estimates and MOEs as strings."""
-    variables = _catalog_variables()
-    published = _published(level)
+def _text(variable: str, value: float) -> str:
+    """An API value as text: counts and dollars as integers, other statistics with decimals."""
+    decimals = STATISTICS[variable].decimals if variable in STATISTICS else 0
+    return str(int(round(value))) if decimals == 0 else f"{value:.{decimals}f}"
+
+
+def _api_rows(frame: pd.DataFrame, level: str, notes: dict, year: int) -> list[list[str | None]]:
+    """Build a detailed-table response: header, then one row per area, values as strings."""
+    variables = _catalog_variables(year)
+    published = _published(level, year)
     header = ["NAME", *[f"{v}{s}" for v in variables for s in "EM"], *GEOGRAPHY_COLUMNS[level]]
     rows: list[list[str | None]] = [header]
     for _, row in frame.iterrows():
@@ -664,9 +869,36 @@ def _api_rows(frame: pd.DataFrame, level: str, notes: dict) -> list[list[str | N
                 values += [None, None]
                 continue
             est, moe = notes.get((geoid, v), (None, None))
-            values += [est or str(int(row[v])), moe or str(int(row[f"{v}_moe"]))]
+            values += [est or _text(v, row[v]), moe or _text(v, row[f"{v}_moe"])]
         rows.append(values + _geography_values(level, row))
     return rows
+
+
+def _percent_text(row: pd.Series, numerators: tuple[str, ...], denominator: str) -> list[str]:
+    """A published percent and its MOE (Census proportion formula), one decimal, as the API."""
+    num = float(sum(row[c] for c in numerators))
+    num_moe = math.sqrt(sum(float(row[f"{c}_moe"]) ** 2 for c in numerators))
+    den, den_moe = float(row[denominator]), float(row[f"{denominator}_moe"])
+    if den <= 0:
+        return [JAM["insufficient"], JAM["no_se"]]
+    p = num / den
+    under = num_moe**2 - p**2 * den_moe**2
+    under = under if under >= 0 else num_moe**2 + p**2 * den_moe**2
+    return [f"{100 * p:.{PERCENT_DECIMALS}f}", f"{100 * math.sqrt(under) / den:.{PERCENT_DECIMALS}f}"]
+
+
+def _narrow_rows(frame: pd.DataFrame, level: str, year: int,
+                 dataset: str) -> list[list[str | None]]:
+    """A subject or data profile response: the year's published percents (E/M or PE/PM)."""
+    pairs = [(m, v) for m, v in _published_measures(year, level) if acs_dataset(v) == dataset]
+    header = ["NAME", *[f"{v}{s}" for _, v in pairs for s in "EM"], *GEOGRAPHY_COLUMNS[level]]
+    rows: list[list[str | None]] = [header]
+    for _, row in frame.iterrows():
+        values: list[str | None] = [_name(level, row)]
+        for m, _ in pairs:
+            values += _percent_text(row, *_published_model(m))
+        rows.append(values + _geography_values(level, row))
+    return rows if pairs else []
 
 
 def _write_api_json(path: Path, rows: list[list[str | None]]) -> None:
@@ -675,12 +907,24 @@ def _write_api_json(path: Path, rows: list[list[str | None]]) -> None:
 
 
 def _write_acs(out_dir: Path, year: int, levels: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """Write one vintage's API files; returns {file key: relative path}.
+
+    Keys are the levels for the detailed tables and ``subject/{level}`` or
+    ``profile/{level}`` for the tract and county files of the narrower datasets.
+    """
     notes = {**_bg_annotations(levels["block_group"]), **_county_annotations()}
     files = {}
     for level in LEVELS:
-        relative = f"census_api/{year}/acs/acs5/{level}.json"
-        _write_api_json(out_dir / relative, _api_rows(levels[level], level, notes))
+        relative = f"census_api/{year}/{DETAILED}/{level}.json"
+        _write_api_json(out_dir / relative, _api_rows(levels[level], level, notes, year))
         files[level] = relative
+    for dataset, folder in NARROW_DATASETS.items():
+        for level in NARROW_LEVELS:
+            rows = _narrow_rows(levels[level], level, year, dataset)
+            if rows:
+                relative = f"census_api/{year}/{dataset}/{level}.json"
+                _write_api_json(out_dir / relative, rows)
+                files[f"{folder}/{level}"] = relative
     return files
 
 
@@ -756,12 +1000,10 @@ def _measure_values(bg: pd.DataFrame, measure: Measure) -> np.ndarray:
 
 
 def _deprivation_index(bg: pd.DataFrame) -> np.ndarray:
-    """Combine the catalog's directional measures into one score, standardised across bgs."""
+    """Combine the ADI_COMPONENTS measures into one score, standardised across bgs."""
     parts = []
-    for m in load_catalog().acs.measures_at("block_group"):
-        sign = {"higher_is_worse": 1.0, "higher_is_better": -1.0}.get(m.direction)
-        if sign is None or m.measure_type == "count":
-            continue
+    for m in (load_catalog().acs.measure(name) for name in ADI_COMPONENTS):
+        sign = {"higher_is_worse": 1.0, "higher_is_better": -1.0}[m.direction]
         values = _measure_values(bg, m)
         if m.measure_type == "median":
             values = np.log(values)
@@ -1195,9 +1437,10 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
     -------
     dict
         The manifest, also written to ``out_dir/manifest.json``: ``synthetic``, ``seed``,
-        ``state_fips``, ``county_fips``, ``vintages`` (year, dataset, boundary_vintage,
-        files by level), ``tiger``, ``adi_files``, ``patients``, ``geography`` (split
-        tracts, moved boundaries, special block groups) and ``notes``.
+        ``state_fips``, ``county_fips``, ``vintages`` (year, datasets, boundary_vintage,
+        files by level, ``subject/{level}`` and ``profile/{level}``), ``tiger``,
+        ``adi_files``, ``patients``, ``geography`` (split tracts, moved boundaries, special
+        block groups) and ``notes``.
 
     Raises
     ------
@@ -1225,10 +1468,12 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
         release = catalog.release("acs5", year)
         boundary = release.boundary_vintage
         acs[year] = _acs_levels(bgs[boundary], latents[boundary], year, seed)
-        vintages.append({"year": year, "period": release.period, "dataset": "acs/acs5",
-                         "boundary_vintage": boundary,
-                         "release_date": release.release_date.isoformat(),
-                         "files": _write_acs(out_dir, year, acs[year])})
+        files = _write_acs(out_dir, year, acs[year])
+        datasets = [DETAILED, *(d for d, folder in NARROW_DATASETS.items()
+                                if any(k.startswith(folder + "/") for k in files))]
+        vintages.append({"year": year, "period": release.period, "dataset": DETAILED,
+                         "datasets": datasets, "boundary_vintage": boundary,
+                         "release_date": release.release_date.isoformat(), "files": files})
     manifest = {
         "synthetic": True,
         "generator": "ingestion.demo_region.generate_demo_region",

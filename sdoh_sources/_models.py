@@ -5,9 +5,32 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-VARIABLE_PATTERN = r"^-?[BCSD][0-9A-Z]+_[0-9]{3}[A-Z]?$"
+# A signed ACS variable without its E/M suffix: detailed (B19013_001, C17002_002, B01001A_001),
+# subject (S2701_C05_001) or data profile (DP02_0072 a count, DP02_0072P a percent).
+VARIABLE_PATTERN = (r"^-?(?:[BC]\d{5}[A-Z]{0,2}_\d{3}"
+                    r"|S\d{4}[A-Z]{0,2}_C\d{2}_\d{3}"
+                    r"|DP0[2-5](?:PR)?_\d{4}P?)$")
+# A percent the API publishes directly (estimate and MOE in percent, 0-100): a subject table
+# percent column or a data profile percent, whose API names end in PE/PM.
+PERCENT_PATTERN = r"^(?:S\d{4}[A-Z]{0,2}_C\d{2}_\d{3}|DP0[2-5](?:PR)?_\d{4}P)$"
+# The API dataset of each table family; subject and profile tables stop at the tract.
+DATASETS = {"B": "acs/acs5", "C": "acs/acs5", "S": "acs/acs5/subject", "D": "acs/acs5/profile"}
+TRACT_AND_ABOVE = ("acs/acs5/subject", "acs/acs5/profile")
+
+Variable = Annotated[str, Field(pattern=VARIABLE_PATTERN)]
+
+
+def acs_dataset(variable: str) -> str:
+    """The Census API dataset that publishes an ACS variable.
+
+    Examples
+    --------
+    >>> acs_dataset("B19013_001"), acs_dataset("S2701_C05_001"), acs_dataset("DP02_0072P")
+    ('acs/acs5', 'acs/acs5/subject', 'acs/acs5/profile')
+    """
+    return DATASETS[variable.lstrip("-")[0]]
 
 
 class _Frozen(BaseModel):
@@ -44,8 +67,88 @@ class EquityMetadata(_Frozen):
     prohibited_use: str
 
 
-class Measure(EquityMetadata):
-    """One SDOH measure: what it is computed from and what it means.
+class Formula(_Frozen):
+    """How a measure is computed from ACS variables.
+
+    Three kinds: a ``total`` (sum of signed ``numerator`` terms, e.g. a count or a median), a
+    ``ratio`` (100 * numerator / denominator; a leading "-" subtracts a term, on either side)
+    and a ``published_percent`` (the API's own percent and its MOE, taken as they are).
+
+    Examples
+    --------
+    >>> Formula(percent="DP02_0072P").kind, Formula(numerator=("B25003_003",),
+    ...                                             denominator=("B25003_001",)).kind
+    ('published_percent', 'ratio')
+    """
+
+    numerator: tuple[Variable, ...] = ()
+    denominator: tuple[Variable, ...] = ()
+    percent: Annotated[str, Field(pattern=PERCENT_PATTERN)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Formula:
+        if self.percent is not None and (self.numerator or self.denominator):
+            raise ValueError(f"a published percent ({self.percent}) takes no numerator or denominator")
+        if self.denominator and not self.numerator:
+            raise ValueError(f"a denominator {list(self.denominator)} needs a numerator")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``published_percent``, ``ratio``, ``total`` or ``none`` (no variables)."""
+        if self.percent is not None:
+            return "published_percent"
+        if self.denominator:
+            return "ratio"
+        return "total" if self.numerator else "none"
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The ACS variables (without E/M suffix) the formula reads, sorted."""
+        terms = (*self.numerator, *self.denominator, *((self.percent,) if self.percent else ()))
+        return tuple(sorted({v.lstrip("-") for v in terms}))
+
+
+class VintageRule(Formula):
+    """What a measure reads in a range of vintages where the current formula does not hold.
+
+    ``first`` and ``last`` are inclusive ACS 5-year vintages (end years); either may be open.
+    ``available: false`` says the measure has no verified variable in those vintages (the table
+    is not published, or its layout differs), so every row gets the missing reason
+    ``not_available_in_vintage``. Otherwise the rule's formula replaces the measure's own.
+    ``evidence`` says where the codes were verified.
+    """
+
+    first: int | None = None
+    last: int | None = None
+    available: bool = True
+    evidence: Annotated[str, Field(min_length=20)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VintageRule:
+        if self.first is not None and self.last is not None and self.first > self.last:
+            raise ValueError(f"first vintage {self.first} is after last vintage {self.last}")
+        if not self.available and self.kind != "none":
+            raise ValueError("a rule with available: false lists no variables")
+        if self.available and self.kind == "none":
+            raise ValueError("a rule with available: true needs a numerator or a percent")
+        return self
+
+    def covers(self, vintage: int) -> bool:
+        """Whether the rule applies to ``vintage``."""
+        return (self.first is None or vintage >= self.first) and (self.last is None or vintage <= self.last)
+
+    @property
+    def span(self) -> str:
+        """The vintages covered, e.g. ``..2018`` or ``2019..2019``."""
+        return f"{self.first or ''}..{self.last or ''}"
+
+
+class Measure(EquityMetadata, Formula):
+    """One SDOH measure: what it is computed from (per vintage) and what it means.
+
+    The measure's own ``numerator``/``denominator``/``percent`` is its formula in the latest
+    vintages; ``by_vintage`` rules replace it where codes differ or the table is absent.
 
     Examples
     --------
@@ -53,22 +156,68 @@ class Measure(EquityMetadata):
     >>> m = load_catalog().acs.measure("pct_below_poverty")
     >>> m.variables
     ('C17002_001', 'C17002_002', 'C17002_003')
+    >>> load_catalog().acs.measure("pct_disability").variables_for(2018)
+    ('DP02_0071P',)
     """
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     label: str
     universe: str | None = None
-    numerator: tuple[Annotated[str, Field(pattern=VARIABLE_PATTERN)], ...] = ()
-    denominator: tuple[Annotated[str, Field(pattern=VARIABLE_PATTERN)], ...] = ()
+    by_vintage: tuple[VintageRule, ...] = ()
     levels: tuple[str, ...] = ()
     column: str | None = None
     minimum: float | None = None
     maximum: float | None = None
 
+    @model_validator(mode="after")
+    def _vintage_rules_fit(self) -> Measure:
+        rules = sorted(self.by_vintage, key=lambda r: (r.first or 0, r.last or 9999))
+        for before, after in zip(rules, rules[1:], strict=False):
+            if before.last is None or after.first is None or after.first <= before.last:
+                raise ValueError(f"{self.name}: vintage rules {before.span} and {after.span} overlap")
+        for rule in self.by_vintage:
+            if rule.available and self.kind != "none" and rule.kind != self.kind:
+                raise ValueError(f"{self.name}: the rule for {rule.span} is a {rule.kind} but the "
+                                 f"measure is a {self.kind}; published columns must mean the same")
+        return self
+
+    @model_validator(mode="after")
+    def _levels_fit_datasets(self) -> Measure:
+        narrow = [v for v in self.variables if acs_dataset(v) in TRACT_AND_ABOVE]
+        if narrow and "block_group" in self.levels:
+            raise ValueError(f"{self.name}: subject and data profile tables ({narrow}) are not "
+                             "published at block group; drop block_group from levels")
+        return self
+
+    @property
+    def formulas(self) -> tuple[Formula, ...]:
+        """The measure's own formula, then those of its vintage rules."""
+        own = Formula(numerator=self.numerator, denominator=self.denominator, percent=self.percent)
+        return (own, *(r for r in self.by_vintage if r.available))
+
+    def formula(self, vintage: int) -> Formula | None:
+        """The formula in force in ``vintage``, or None where the measure is not available.
+
+        Examples
+        --------
+        >>> from sdoh_sources import load_catalog
+        >>> load_catalog().acs.measure("pct_no_internet_subscription").formula(2016) is None
+        True
+        """
+        for rule in self.by_vintage:
+            if rule.covers(vintage):
+                return rule if rule.available else None
+        return self.formulas[0]
+
+    def variables_for(self, vintage: int) -> tuple[str, ...]:
+        """The ACS variables the measure reads in ``vintage`` (empty where not available)."""
+        formula = self.formula(vintage)
+        return formula.variables if formula is not None else ()
+
     @property
     def variables(self) -> tuple[str, ...]:
-        """The ACS variables (without E/M suffix) the measure reads, sorted."""
-        return tuple(sorted({v.lstrip("-") for v in (*self.numerator, *self.denominator)}))
+        """Every ACS variable (without E/M suffix) the measure reads in any vintage, sorted."""
+        return tuple(sorted({v for f in self.formulas for v in f.variables}))
 
     @property
     def value_range(self) -> tuple[float | None, float | None]:
@@ -113,3 +262,14 @@ class Source(_Frozen):
     def measures_at(self, level: str) -> tuple[Measure, ...]:
         """The measures published at a geography level."""
         return tuple(m for m in self.measures if not m.levels or level in m.levels)
+
+    def variables_for(self, level: str, vintage: int) -> tuple[str, ...]:
+        """Every ACS variable the measures at ``level`` read in ``vintage``, sorted.
+
+        Examples
+        --------
+        >>> from sdoh_sources import load_catalog
+        >>> "B28002_013" in load_catalog().acs.variables_for("tract", 2016)
+        False
+        """
+        return tuple(sorted({v for m in self.measures_at(level) for v in m.variables_for(vintage)}))

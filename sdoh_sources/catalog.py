@@ -25,6 +25,8 @@ METADATA_KEYS = (
     "known_biases", "intended_use", "prohibited_use", "license",
 )
 VOCABULARY_KEYS = ("domain", "gravity_category", "measure_type", "direction", "fairness_role")
+# The missing reason of every row of a vintage in which a measure has no verified variable.
+NOT_AVAILABLE = "not_available_in_vintage"
 
 
 class CatalogError(SdohError, ValueError):
@@ -86,6 +88,28 @@ def _load_source(name: str) -> Source:
         raise CatalogError(f"sdoh_sources/catalog/{name} is invalid:\n{exc}") from exc
 
 
+def check_vintage_rules(source: Source, releases: tuple[Release, ...]) -> None:
+    """Raise `CatalogError` for a vintage rule that names a vintage the calendar does not know.
+
+    A rule's ``first``/``last`` bound must be a released vintage, so a typo (2108) cannot
+    silently switch a measure's variables for every later vintage.
+
+    Examples
+    --------
+    >>> cat = load_catalog()
+    >>> check_vintage_rules(cat.acs, cat.calendar["acs5"])
+    """
+    known = {r.vintage for r in releases}
+    problems = [
+        f"{source.source}.{m.name}: by_vintage bound {bound} is not a vintage of the release "
+        f"calendar {sorted(known)}"
+        for m in source.measures for rule in m.by_vintage
+        for bound in (rule.first, rule.last) if bound is not None and bound not in known
+    ]
+    if problems:
+        raise CatalogError("vintage rules outside the calendar:\n  " + "\n  ".join(problems))
+
+
 def check_vocabularies(source: Source, vocabularies: dict[str, tuple[str, ...]]) -> None:
     """Raise `CatalogError` naming every measure field outside its controlled vocabulary."""
     problems = []
@@ -134,7 +158,10 @@ def load_catalog() -> Catalog:
         source: tuple(Release.model_validate(r) for r in rows)
         for source, rows in _read("release_calendar.yaml").items()
     }
+    check_vintage_rules(acs, calendar["acs5"])
     missing = _read("missing_reasons.yaml")
+    if NOT_AVAILABLE not in missing["reasons"]:
+        raise CatalogError(f"missing_reasons.yaml lacks {NOT_AVAILABLE!r}, used by vintage rules")
     for code, reason in adi.suppression_codes.items():
         if reason not in missing["reasons"]:
             raise CatalogError(f"ADI suppression code {code} maps to unknown reason {reason!r}")

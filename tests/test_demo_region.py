@@ -15,6 +15,7 @@ import shapely
 
 from ingestion.demo_region import generate_demo_region
 from sdoh_sources import load_catalog
+from sdoh_sources._models import acs_dataset
 
 YEARS = (2019, 2020, 2021)
 LEVELS = ("block_group", "tract", "county")
@@ -38,12 +39,12 @@ def _files(root: Path) -> dict[str, bytes]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _api(root: Path, year: int, level: str) -> list[list]:
-    return json.loads((root / f"census_api/{year}/acs/acs5/{level}.json").read_text())
+def _api(root: Path, year: int, level: str, dataset: str = "acs/acs5") -> list[list]:
+    return json.loads((root / f"census_api/{year}/{dataset}/{level}.json").read_text())
 
 
-def _api_frame(root: Path, year: int, level: str) -> pd.DataFrame:
-    rows = _api(root, year, level)
+def _api_frame(root: Path, year: int, level: str, dataset: str = "acs/acs5") -> pd.DataFrame:
+    rows = _api(root, year, level, dataset)
     frame = pd.DataFrame(rows[1:], columns=rows[0])
     frame["GEOID"] = frame[GEO_COLUMNS[level]].agg("".join, axis=1)
     return frame
@@ -71,6 +72,12 @@ def _category(row: pd.Series) -> str:
 
 
 # -- determinism and manifest ------------------------------------------------------------------
+
+
+def test_no_generic_fallback_for_any_catalog_variable(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="ingestion.demo_region"):
+        generate_demo_region(tmp_path, n_patients=5)
+    assert not [r for r in caplog.records if "generic" in r.getMessage()]
 
 
 def test_same_seed_gives_byte_identical_files(region, tmp_path):
@@ -131,15 +138,79 @@ def test_api_response_format(region, year, level):
     assert header[0] == "NAME" and header[-len(GEO_COLUMNS[level]):] == GEO_COLUMNS[level]
     assert len(rows) > 1 and all(len(r) == len(header) for r in rows)
     assert all(v is None or isinstance(v, str) for r in rows for v in r)
-    variables = {v for m in load_catalog().acs.measures for v in m.variables}
-    assert {f"{v}{s}" for v in variables for s in "EM"} <= set(header)
+    variables = _detailed({v for m in load_catalog().acs.measures for v in m.variables_for(year)})
+    assert {f"{v}{s}" for v in variables for s in "EM"} == set(header[1:-len(GEO_COLUMNS[level])])
     frame = _api_frame(root, year, level)
     assert (frame["GEOID"].str.len() == GEOID_LENGTH[level]).all()
     assert frame["GEOID"].is_unique and frame["GEOID"].str.startswith("99001").all()
     assert frame["NAME"].str.endswith("Synthetic County, Demo State").all()
-    published = {v for m in load_catalog().acs.measures_at(level) for v in m.variables}
+    published = set(load_catalog().acs.variables_for(level, year))
     for v in variables:
         assert frame[f"{v}E"].isna().all() == (v not in published), v
+
+
+def _detailed(variables: set[str]) -> set[str]:
+    return {v for v in variables if acs_dataset(v) == "acs/acs5"}
+
+
+NARROW = ("acs/acs5/subject", "acs/acs5/profile")
+
+
+@pytest.mark.parametrize("year", YEARS)
+@pytest.mark.parametrize("level", ["tract", "county"])
+@pytest.mark.parametrize("dataset", NARROW)
+def test_subject_and_profile_files_hold_the_vintage_percents(region, year, level, dataset):
+    root, manifest = region
+    wanted = {v for v in load_catalog().acs.variables_for(level, year) if acs_dataset(v) == dataset}
+    assert wanted, "the catalog reads subject and profile percents"
+    rows = _api(root, year, level, dataset)
+    assert rows[0][-len(GEO_COLUMNS[level]):] == GEO_COLUMNS[level]
+    assert set(rows[0][1:-len(GEO_COLUMNS[level])]) == {f"{v}{s}" for v in wanted for s in "EM"}
+    frame = _api_frame(root, year, level, dataset)
+    assert set(frame["GEOID"]) == set(_api_frame(root, year, level)["GEOID"])
+    for v in wanted:
+        estimate, moe = pd.to_numeric(frame[f"{v}E"]), pd.to_numeric(frame[f"{v}M"])
+        assert estimate.between(0, 100).all() and (moe > 0).all(), v
+        assert frame[f"{v}E"].str.fullmatch(r"\d+\.\d").all(), v  # one decimal, as the API
+    folder = dataset.rsplit("/", 1)[1]
+    entry = next(v for v in manifest["vintages"] if v["year"] == year)
+    assert entry["files"][f"{folder}/{level}"] == f"census_api/{year}/{dataset}/{level}.json"
+    assert dataset in entry["datasets"]
+
+
+@pytest.mark.parametrize("dataset", NARROW)
+def test_no_subject_or_profile_file_at_block_group(region, dataset):
+    assert not (region[0] / f"census_api/2021/{dataset}/block_group.json").exists()
+
+
+def test_profile_percents_carry_pe_pm_suffixes(region):
+    header = _api(region[0], 2021, "tract", "acs/acs5/profile")[0]
+    assert {"DP02_0072PE", "DP02_0072PM", "DP02_0115PE", "DP03_0129PM"} <= set(header)
+    assert "DP02_0071PE" not in header  # the 2014-2018 code is not read in 2021
+    assert {"S2701_C05_001E", "S2701_C05_001M"} == set(
+        _api(region[0], 2021, "county", "acs/acs5/subject")[0][1:-2])
+
+
+def test_published_uninsured_percent_matches_the_detailed_counts(region):
+    subject = _api_frame(region[0], 2021, "tract", "acs/acs5/subject").set_index("GEOID")
+    detailed = _api_frame(region[0], 2021, "tract").set_index("GEOID")
+    uninsured = sum(_number(detailed, f"B27010_{n}E") for n in ("017", "033", "050", "066"))
+    expected = (100 * uninsured / _number(detailed, "B27010_001E")).round(1)
+    assert (pd.to_numeric(subject["S2701_C05_001E"]) - expected).abs().max() < 0.051
+
+
+def test_new_tables_are_consistent(region):
+    frame = _api_frame(region[0], 2021, "tract")
+    households = _number(frame, "B25003_001E")
+    assert (_number(frame, "B11001_001E") == households).all()
+    assert (_number(frame, "B25002_001E") - _number(frame, "B25002_003E") == households).all()
+    assert (_number(frame, "B25070_001E") == _number(frame, "B25003_003E")).all()
+    assert (_number(frame, "B25091_001E") == households - _number(frame, "B25003_003E")).all()
+    assert _number(frame, "B19083_001E").between(0, 1).all()
+    assert frame["B19083_001E"].str.fullmatch(r"0\.\d{4}").all()
+    assert frame["B01002_001E"].str.fullmatch(r"\d{2}\.\d").all()
+    gq = frame.set_index("GEOID")["B26001_001E"].astype(int)
+    assert gq["99001000100"] > 1000 and (gq.drop("99001000100") < 100).all()
 
 
 def test_block_group_nulls_where_table_is_not_published(region):
@@ -155,16 +226,19 @@ def test_block_group_nulls_where_table_is_not_published(region):
 def test_numerators_never_exceed_denominators(region, year, level):
     frame = _api_frame(region[0], year, level)
     for m in load_catalog().acs.measures_at(level):
-        if not m.denominator:
+        f = m.formula(year)
+        if f is None or not f.denominator:
             continue
-        terms = [t.lstrip("-") for t in (*m.numerator, *m.denominator)]
+        terms = [t.lstrip("-") for t in (*f.numerator, *f.denominator)]
         values = {t: _number(frame, f"{t}E") for t in terms}
         ok = pd.concat(values.values(), axis=1).ge(0).all(axis=1)  # skip jam values
-        sign = {t: (-1 if t.startswith("-") else 1) for t in m.numerator}
-        numerator = sum(sign[t] * values[t.lstrip("-")] for t in m.numerator)
-        denominator = sum(values[t] for t in m.denominator)
+        numerator, denominator = _signed(values, f.numerator), _signed(values, f.denominator)
         assert (numerator[ok] <= denominator[ok]).all(), m.name
         assert (numerator[ok] >= 0).all(), m.name
+
+
+def _signed(values: dict[str, pd.Series], terms: tuple[str, ...]) -> pd.Series:
+    return sum((-1 if t.startswith("-") else 1) * values[t.lstrip("-")] for t in terms)
 
 
 @pytest.mark.parametrize("year", YEARS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 
 import click
 
@@ -33,8 +32,6 @@ def sdoh(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # ibis (under Feast's DuckDB store) warns about its own deprecated calls on every query.
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
     for noisy in ("great_expectations", "feast", "urllib3", "matplotlib", "pyogrio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
