@@ -194,7 +194,7 @@ def build_acs_measures(
 def ingest_acs(
     level: str,
     vintage: int,
-    state: str,
+    state: str | list[str] | None,
     *,
     workspace: Workspace,
     county: str | None = None,
@@ -209,8 +209,8 @@ def ingest_acs(
         "block_group", "tract" or "county".
     vintage : int
         ACS 5-year vintage; no default on purpose.
-    state : str
-        State as FIPS, postal code or name.
+    state : str, list of str or None
+        State(s) as FIPS, postal code or name; None for every state, DC and PR.
     workspace : Workspace
         Where staged, published and quarantined data live.
     county : str, optional

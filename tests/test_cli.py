@@ -50,3 +50,26 @@ def test_training_frame_and_online_commands(demo_run, tmp_path):
     result = CliRunner().invoke(sdoh, ["online", "P000001", "--workspace", str(workspace.root)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)[0]["patient_id"] == "P000001"
+
+
+def test_ingest_acs_for_several_states_through_the_replay_server(tmp_path):
+    from ingestion.demo_region import generate_demo_region
+    from ingestion.replay import CensusReplayServer
+    from ingestion.workspace import Workspace
+
+    region = tmp_path / "region"
+    generate_demo_region(region, n_patients=50)
+    tree = region / "census_api"
+    for table in (tree / "2021").rglob("tract.json"):  # a second state: the same rows as 98
+        rows = json.loads(table.read_text())
+        state = rows[0].index("state")
+        rows += [[*r[:state], "98", *r[state + 1:]] for r in rows[1:]]
+        table.write_text(json.dumps(rows))
+    with CensusReplayServer(tree) as server:
+        result = CliRunner().invoke(sdoh, [
+            "ingest", "acs", "--vintage", "2021", "--state", "99", "--state", "98", "--level", "tract",
+            "--base-url", server.base_url, "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    published = pd.read_parquet(Workspace(tmp_path / "ws").published_path("acs_tract"))
+    assert set(published["tract_geoid"].str[:2]) == {"98", "99"}
+    assert published["tract_geoid"].str[:2].value_counts().nunique() == 1  # as many tracts each

@@ -17,7 +17,8 @@ def ingest() -> None:
 @ingest.command("acs")
 @click.option("--vintage", type=int, required=True, multiple=True,
               help="ACS 5-year vintage (final year), e.g. 2021. Repeatable. No default on purpose.")
-@click.option("--state", required=True, help="State as FIPS, postal code or name.")
+@click.option("--state", "states", required=True, multiple=True,
+              help="State as FIPS, postal code or name. Repeatable; `all` for every state, DC and PR.")
 @click.option("--county", default=None, help="Only this county (3-digit FIPS).")
 @click.option("--level", type=click.Choice(LEVELS), multiple=True, default=LEVELS, show_default=True,
               help="Geography levels. Repeatable.")
@@ -29,7 +30,7 @@ def ingest() -> None:
 @click.option("--max-workers", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Requests in flight at once.")
 @workspace_option
-def acs(vintage, state, county, level, base_url, cache_dir, max_workers, workspace) -> None:
+def acs(vintage, states, county, level, base_url, cache_dir, max_workers, workspace) -> None:
     """Pull the ACS measure catalog through the Census Data API and publish it.
 
     The API key is read from CENSUS_API_KEY and never logged.
@@ -42,6 +43,7 @@ def acs(vintage, state, county, level, base_url, cache_dir, max_workers, workspa
     from ingestion.census_api import CensusClient
 
     client = CensusClient(base_url=base_url, cache_dir=cache_dir, max_workers=max_workers)
+    state = None if "all" in states else list(states)
     for v in vintage:
         for lv in level:
             result = ingest_acs(lv, v, state, county=county, workspace=workspace, client=client)
