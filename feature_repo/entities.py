@@ -35,6 +35,21 @@ county = Entity(
     owner="sdoh-feature-store",
 )
 
+zcta = Entity(
+    name="zcta",
+    join_keys=["zcta_geoid"],
+    value_type=ValueType.STRING,
+    description="ZIP Code Tabulation Area, 5-digit GEOID (not nested in states or counties).",
+    owner="sdoh-feature-store",
+)
+state = Entity(
+    name="state",
+    join_keys=["state_geoid"],
+    value_type=ValueType.STRING,
+    description="State, DC or Puerto Rico, 2-digit FIPS.",
+    owner="sdoh-feature-store",
+)
+
 # The vintage is part of every area key so a lookup reads exactly the vintage in force at the
 # event time, never an older vintage of the same GEOID.
 vintage = Entity(
@@ -45,5 +60,6 @@ vintage = Entity(
     owner="sdoh-feature-store",
 )
 
-GEOGRAPHY_ENTITIES = {"block_group": block_group, "tract": tract, "county": county}
-ALL_ENTITIES = [patient, block_group, tract, county, vintage]
+GEOGRAPHY_ENTITIES = {"block_group": block_group, "tract": tract, "county": county, "zcta": zcta,
+                      "state": state}
+ALL_ENTITIES = [patient, *GEOGRAPHY_ENTITIES.values(), vintage]

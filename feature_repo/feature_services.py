@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from feast import FeatureService, FeatureView
 
+from feature_repo.feature_views import LINKED_LEVELS
 from sdoh_sources import load_catalog
 
 
@@ -24,7 +25,7 @@ def feature_services(views: list[FeatureView]) -> list[FeatureService]:
     >>> feature_services([])[0].name
     'model_inputs_v1'
     """
-    area_views = [v for v in views if v.name != "patient_geography"]
+    area_views = [v for v in views if v.tags.get("geography_level") in LINKED_LEVELS]
     model_inputs = FeatureService(
         name="model_inputs_v1",
         # Proxies for protected attributes with fairness_role other than model_input stay out.

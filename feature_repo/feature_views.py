@@ -104,6 +104,9 @@ def adi_view(workspace: Workspace) -> FeatureView | None:
                       "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).")
 
 
+# Levels a patient's address reaches: the timeline's GEOIDs, and the state (county's first two
+# digits). ZCTAs come from ZIP codes, which patient linking does not yet map.
+LINKED_LEVELS = ("block_group", "tract", "county", "state")
 GEOGRAPHY_FIELDS = tuple(
     f"{level}_geoid_{year}" for year in (2010, 2020) for level in ("block_group", "tract", "county")
 )

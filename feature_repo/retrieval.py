@@ -86,13 +86,20 @@ def _address_reason(geo: pd.DataFrame, at: pd.Series) -> pd.Series:
     return reason.mask(~found | ended, "no_address_at_event")
 
 
+def _geoids(geo: pd.DataFrame, level: str, year: int) -> pd.Series:
+    """The patient's GEOID at ``level`` on ``year`` boundaries; a state is its county's prefix."""
+    if level == "state":
+        return geo[f"county_geoid_{year}"].str[:2]
+    return geo[f"{level}_geoid_{year}"]
+
+
 def _keys(plan: ViewPlan, geo: pd.DataFrame, at: pd.Series, address_reason: pd.Series) -> pd.DataFrame:
     """GEOID and vintage to look up per row, and the reason for rows that cannot be looked up."""
     force = plan.in_force(at)
     geoid = pd.Series(None, index=geo.index, dtype=object)
     for year in force["boundary_year"].dropna().unique():
         rows = force["boundary_year"] == year
-        geoid[rows] = geo.loc[rows, f"{plan.level}_geoid_{int(year)}"]
+        geoid[rows] = _geoids(geo.loc[rows], plan.level, int(year))
     usable = address_reason.isna() & force["vintage"].notna()
     geoid = geoid.where(usable & geoid.notna(), None)
     reason = address_reason.where(force["vintage"].notna(), "not_yet_released")

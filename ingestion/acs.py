@@ -17,6 +17,7 @@ import pandas as pd
 from ingestion import moe
 from ingestion.census_api import CensusClient, get_acs
 from ingestion.datasets import acs_spec, geoid_column
+from ingestion.errors import InputError
 from ingestion.publish import PublishResult, publish
 from ingestion.workspace import Workspace
 from sdoh_sources import Measure, load_catalog
@@ -24,7 +25,8 @@ from sdoh_sources.catalog import NOT_AVAILABLE
 
 log = logging.getLogger(__name__)
 
-API_GEOGRAPHY = {"block_group": "block group", "tract": "tract", "county": "county"}
+API_GEOGRAPHY = {"block_group": "block group", "tract": "tract", "county": "county",
+                 "zcta": "zip code tabulation area", "state": "state"}
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def ingest_acs(
     Parameters
     ----------
     level : str
-        "block_group", "tract" or "county".
+        "block_group", "tract", "county", "zcta" (national: state must be None) or "state".
     vintage : int
         ACS 5-year vintage; no default on purpose.
     state : str, list of str or None
@@ -235,6 +237,9 @@ def ingest_acs(
     --------
     >>> ingest_acs("tract", 2021, "DE", workspace=Workspace("ws"))  # doctest: +SKIP
     """
+    if level == "zcta" and state is not None:
+        raise InputError("ZCTAs are not nested in states: the API answers for the whole nation; "
+                         "pull them with state=None (`--state all`)")
     variables = list(load_catalog().acs.variables_for(level, vintage))
     tidy = get_acs(API_GEOGRAPHY[level], variables, vintage, state, county=county, client=client)
     log.info("ACS %s %s: %d geographies, %d variables", vintage, level, tidy["GEOID"].nunique(),

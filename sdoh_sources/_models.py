@@ -260,8 +260,13 @@ class Source(_Frozen):
         raise KeyError(f"{self.source} has no measure {name!r}; it has {[m.name for m in self.measures]}")
 
     def measures_at(self, level: str) -> tuple[Measure, ...]:
-        """The measures published at a geography level."""
-        return tuple(m for m in self.measures if not m.levels or level in m.levels)
+        """The measures published at a geography level.
+
+        ZCTAs and states get every table published at tract, so a measure listed at tract is
+        published for them too.
+        """
+        wanted = "tract" if level in ("zcta", "state") else level
+        return tuple(m for m in self.measures if not m.levels or wanted in m.levels)
 
     def variables_for(self, level: str, vintage: int) -> tuple[str, ...]:
         """Every ACS variable the measures at ``level`` read in ``vintage``, sorted.

@@ -26,13 +26,18 @@ POVERTY = {
 }
 
 
-def acs_tract_frame() -> pd.DataFrame:
+# state -> percent below poverty per vintage; a state is read through its county's prefix.
+STATE_POVERTY = {("99", 2019): 1.0, ("99", 2020): 2.0, ("99", 2021): 3.0}
+
+
+def acs_frame(level: str, poverty: dict) -> pd.DataFrame:
+    """An ACS dataset at ``level`` where only pct_below_poverty is present."""
     catalog = load_catalog()
-    spec = acs_spec("tract")
+    spec = acs_spec(level)
     rows = []
-    for (geoid, vintage), value in POVERTY.items():
+    for (geoid, vintage), value in poverty.items():
         release = catalog.release("acs5", vintage)
-        row = {"tract_geoid": geoid, "vintage": vintage, "boundary_year": release.boundary_vintage,
+        row = {f"{level}_geoid": geoid, "vintage": vintage, "boundary_year": release.boundary_vintage,
                "release_ts": pd.Timestamp(release.release_ts), "synthetic": True}
         for m in spec.measures:
             row |= {m: np.nan, f"{m}_moe": np.nan, f"{m}_cv": np.nan, f"{m}_reliability": None,
@@ -69,6 +74,7 @@ TIMELINE = pd.DataFrame([
 
 
 def publish_hand_built(workspace: Workspace) -> None:
-    """Publish the hand-built ACS tracts and patient timeline into ``workspace``."""
-    publish(acs_tract_frame(), acs_spec("tract"), workspace)
+    """Publish the hand-built ACS tracts and state and the patient timeline into ``workspace``."""
+    publish(acs_frame("tract", POVERTY), acs_spec("tract"), workspace)
+    publish(acs_frame("state", STATE_POVERTY), acs_spec("state"), workspace)
     publish(TIMELINE, geography_timeline_spec(), workspace)

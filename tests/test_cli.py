@@ -73,3 +73,45 @@ def test_ingest_acs_for_several_states_through_the_replay_server(tmp_path):
     published = pd.read_parquet(Workspace(tmp_path / "ws").published_path("acs_tract"))
     assert set(published["tract_geoid"].str[:2]) == {"98", "99"}
     assert published["tract_geoid"].str[:2].value_counts().nunique() == 1  # as many tracts each
+
+
+def _replay_tree_with_state_and_zcta(tmp_path):
+    """The demo region's 2021 tables, plus state and ZCTA tables derived from them."""
+    from ingestion.demo_region import generate_demo_region
+
+    region = tmp_path / "region"
+    generate_demo_region(region, n_patients=50)
+    tree = region / "census_api"
+    for county in (tree / "2021").rglob("county.json"):
+        rows = json.loads(county.read_text())
+        drop = rows[0].index("county")
+        (county.parent / "state.json").write_text(json.dumps([r[:drop] + r[drop + 1:] for r in rows]))
+        tracts = json.loads((county.parent / "tract.json").read_text())
+        header = tracts[0]
+        keep = [i for i, name in enumerate(header) if name not in ("state", "county", "tract")]
+        tract = header.index("tract")
+        zctas = [[header[i] for i in keep] + ["zip code tabulation area"]]
+        zctas += [[r[i] for i in keep] + [f"0{r[tract][2:6]}"] for r in tracts[1:]]
+        (county.parent / "zcta.json").write_text(json.dumps(zctas))
+    return tree
+
+
+def test_ingest_state_and_national_zcta_levels(tmp_path):
+    from ingestion.replay import CensusReplayServer
+    from ingestion.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    with CensusReplayServer(_replay_tree_with_state_and_zcta(tmp_path)) as server:
+        def ingest(*args):
+            return CliRunner().invoke(sdoh, ["ingest", "acs", "--vintage", "2021", *args,
+                                             "--base-url", server.base_url, "--workspace", str(ws)])
+        assert ingest("--state", "99", "--level", "state").exit_code == 0
+        refused = ingest("--state", "99", "--level", "zcta")
+        assert refused.exit_code == 1 and "--state all" in refused.output
+        result = ingest("--state", "all", "--level", "zcta")
+        assert result.exit_code == 0, result.output
+    states = pd.read_parquet(Workspace(ws).published_path("acs_state"))
+    assert states["state_geoid"].tolist() == ["99"]
+    zctas = pd.read_parquet(Workspace(ws).published_path("acs_zcta"))
+    assert zctas["zcta_geoid"].str.fullmatch(r"\d{5}").all() and len(zctas) > 1
+    assert zctas["pct_no_health_insurance"].notna().any()  # tract-level tables reach ZCTAs

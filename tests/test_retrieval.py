@@ -75,6 +75,15 @@ def test_training_frame_equals_feasts_own_join_for_looked_up_rows(served):
                                    feast_df["pct_below_poverty"], check_names=False)
 
 
+@pytest.mark.parametrize(("at", "value"), [("2021-01-01", 1.0), ("2022-06-01", 2.0), ("2023-01-01", 3.0)])
+def test_state_is_read_through_the_county_prefix(served, at, value):
+    store, ws = served
+    row = training_frame(pd.DataFrame({"patient_id": ["A"], "event_timestamp": [at]}),
+                         store=store, workspace=ws).iloc[0]
+    assert row["acs_state__geoid"] == "99"
+    assert row["acs_state__pct_below_poverty"] == value
+
+
 def test_online_lookup_uses_current_address_and_vintage(served):
     store, ws = served
     at = pd.Timestamp("2023-06-01", tz="UTC").to_pydatetime()

@@ -6,7 +6,8 @@ import click
 
 from ingestion.cli._common import workspace_option
 
-LEVELS = ("block_group", "tract", "county")
+LEVELS = ("block_group", "tract", "county", "zcta", "state")
+DEFAULT_LEVELS = ("block_group", "tract", "county")
 
 
 @click.group()
@@ -20,8 +21,8 @@ def ingest() -> None:
 @click.option("--state", "states", required=True, multiple=True,
               help="State as FIPS, postal code or name. Repeatable; `all` for every state, DC and PR.")
 @click.option("--county", default=None, help="Only this county (3-digit FIPS).")
-@click.option("--level", type=click.Choice(LEVELS), multiple=True, default=LEVELS, show_default=True,
-              help="Geography levels. Repeatable.")
+@click.option("--level", type=click.Choice(LEVELS), multiple=True, default=DEFAULT_LEVELS,
+              show_default=True, help="Geography levels. Repeatable. ZCTAs are national: `--state all`.")
 @click.option("--base-url", default="https://api.census.gov/data", show_default=True,
               help="Census Data API base URL (point it at a mirror or replay server).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SDOH_CACHE_DIR", default=None,
