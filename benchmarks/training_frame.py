@@ -317,7 +317,7 @@ def prepare(params: Params, workdir: Path) -> dict[str, Any]:
 # The raw DuckDB reference
 
 
-def _q(path: Path) -> str:
+def _q(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
@@ -328,8 +328,8 @@ def reference_sql(workspace: Any, *, keys_only: bool = False) -> str:
     ``keys_only`` it returns the hop-2 entity rows (_row, block_group_geoid, vintage,
     event_timestamp) of the events that have a GEOID to look up.
     """
-    timeline = _q(workspace.published_path("patient_geography"))
-    acs = _q(workspace.published_path(VIEW))
+    timeline = _q(workspace.published_glob("patient_geography"))
+    acs = _q(workspace.published_glob(VIEW))
     ctes = f"""
 WITH calendar AS (          -- the vintages published, by release instant
     SELECT DISTINCT vintage, release_ts, boundary_year FROM read_parquet({acs})

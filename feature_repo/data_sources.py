@@ -17,7 +17,7 @@ def published_source(spec: DatasetSpec, workspace: Workspace) -> FileSource:
     """
     return FileSource(
         name=f"{spec.name}_source",
-        path=str(workspace.published_path(spec.name)),
+        path=workspace.published_glob(spec.name),  # every partition file
         timestamp_field=spec.timestamp_column,
         description=f"Validated, published {spec.name} dataset.",
         owner="sdoh-feature-store",

@@ -36,14 +36,13 @@ def published_calendar(dataset: str, workspace: Workspace) -> pd.DataFrame | Non
     Returns None if the dataset is not published yet. Read on a UTC connection: DuckDB shows
     TIMESTAMPTZ values in the session's time zone, which would move releases by hours.
     """
-    path = workspace.published_path(dataset)
-    if not path.exists():
+    if not workspace.is_published(dataset):
         return None
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         return con.execute(
             "SELECT DISTINCT vintage, release_ts, boundary_year FROM read_parquet(?) "
-            "ORDER BY release_ts, vintage", [str(path)]
+            "ORDER BY release_ts, vintage", [workspace.published_glob(dataset)]
         ).df()
 
 
@@ -115,7 +114,7 @@ GEOGRAPHY_FIELDS = tuple(
 def patient_geography_view(workspace: Workspace) -> FeatureView | None:
     """Each patient's address period as of an event: GEOIDs per boundary vintage and link status."""
     spec = geography_timeline_spec()
-    if not workspace.published_path(spec.name).exists():
+    if not workspace.is_published(spec.name):
         return None
     fields = [Field(name=f, dtype=String, description=f"GEOID ({f})", tags=linkage_tags(f))
               for f in GEOGRAPHY_FIELDS]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from sdoh_sources import load_catalog
 
 GEOID_LENGTH = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
@@ -48,6 +50,9 @@ class DatasetSpec:
     columns: tuple[ColumnRule, ...]
     timestamp_column: str
     measures: tuple[str, ...] = field(default=())
+    # Published files are split by these: "vintage" (a column) and "state" (the first two
+    # digits of the key's GEOID); none means one file.
+    partition_by: tuple[str, ...] = ()
 
     def column(self, name: str) -> ColumnRule:
         """The rule of column ``name``."""
@@ -57,6 +62,23 @@ class DatasetSpec:
     def column_names(self) -> tuple[str, ...]:
         """Column names in publishing order."""
         return tuple(c.name for c in self.columns)
+
+    def partition_paths(self, frame: pd.DataFrame) -> pd.Series:
+        """The file (relative to the dataset's folder) each row is published in.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> acs_spec("tract").partition_paths(
+        ...     pd.DataFrame({"tract_geoid": ["10001040100"], "vintage": [2021]})).tolist()
+        ['2021/10.parquet']
+        """
+        needed = [self.key_columns[0] if p == "state" else p for p in self.partition_by]
+        if not self.partition_by or any(c not in frame.columns for c in needed):
+            return pd.Series("data.parquet", index=frame.index)
+        parts = [frame[self.key_columns[0]].astype(str).str[:2] if p == "state"
+                 else frame[p].astype(str) for p in self.partition_by]
+        return parts[0].str.cat(parts[1:], sep="/") + ".parquet"
 
 
 def geoid_column(level: str) -> str:
@@ -103,6 +125,8 @@ def acs_spec(level: str) -> DatasetSpec:
         columns=tuple(columns),
         timestamp_column="release_ts",
         measures=tuple(m.name for m in measures),
+        # ZCTAs are not nested in states.
+        partition_by=("vintage",) if level == "zcta" else ("vintage", "state"),
     )
 
 
@@ -121,6 +145,7 @@ def adi_spec() -> DatasetSpec:
         columns=tuple(columns),
         timestamp_column="release_ts",
         measures=tuple(m.name for m in adi.measures),
+        partition_by=("vintage", "state"),
     )
 
 

@@ -109,12 +109,12 @@ def ingest_demo_sources(root: Path, manifest: dict, workspace: Workspace, summar
             for level in DEMO_LEVELS:
                 result = ingest_acs(level, vintage, state, county=county, workspace=workspace,
                                     client=client, synthetic=True)
-                summary.rows_ingested[f"acs {vintage} {level}"] = result.n_rows - result.kept_rows
+                summary.rows_ingested[f"acs {vintage} {level}"] = result.report.n_rows - result.kept_rows
                 summary.validation[f"acs_{level}"] = result.report.summary()
     for adi in manifest["adi_files"]:
         result = ingest_adi(root / adi["path"], vintage=adi["vintage"], workspace=workspace,
                             available_from=dt.date.fromisoformat(adi["available_from"]), synthetic=True)
-        summary.rows_ingested[f"adi {adi['vintage']}"] = result.n_rows - result.kept_rows
+        summary.rows_ingested[f"adi {adi['vintage']}"] = result.report.n_rows - result.kept_rows
         summary.validation["adi_block_group"] = result.report.summary()
 
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -249,27 +250,18 @@ def _dataset_lock(workspace: Workspace, dataset: str) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _merge(
-    new: pd.DataFrame, old: pd.DataFrame, spec: DatasetSpec
-) -> tuple[pd.DataFrame, int, int]:
-    """Return old rows whose key is not in ``new``, then ``new``; and kept/replaced counts.
+def _kept_rows(new: pd.DataFrame, old: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
+    """Served rows whose key is not among the new rows, and how many were replaced.
 
-    Duplicates inside ``new`` are kept, so the unique-key expectation reports them.
+    Duplicates inside ``new`` are kept, so the unique-key expectation reports them. New rows
+    decide the columns: a column missing from them must stay missing (and fail validation)
+    rather than be filled with nulls from the old rows' schema.
     """
     key = list(spec.key_columns)
     if any(k not in new.columns for k in key):
-        return new, 0, 0  # the column-set expectation reports the missing key column
-    old_keys = pd.MultiIndex.from_frame(old[key])
-    replaced = old_keys.isin(pd.MultiIndex.from_frame(new[key]))
-    kept = old.loc[~replaced]
-    # New rows decide the columns: a column missing from them must stay missing (and fail
-    # validation) rather than be filled with nulls from the old rows' schema.
-    if kept.empty:
-        return new, 0, int(replaced.sum())
-    if new.empty:
-        return kept.reindex(columns=new.columns).reset_index(drop=True), len(kept), 0
-    merged = pd.concat([kept.reindex(columns=new.columns), new], ignore_index=True)
-    return merged, len(kept), int(replaced.sum())
+        return old.iloc[0:0].reindex(columns=new.columns), 0
+    replaced = pd.MultiIndex.from_frame(old[key]).isin(pd.MultiIndex.from_frame(new[key]))
+    return old.loc[~replaced].reindex(columns=new.columns), int(replaced.sum())
 
 
 def _run_id() -> str:
@@ -280,30 +272,30 @@ def _quarantine(
     staged: Path, workspace: Workspace, spec: DatasetSpec, report: ValidationReport, run_id: str
 ) -> tuple[Path, Path]:
     folder = workspace.quarantine / spec.name / run_id
-    folder.mkdir(parents=True, exist_ok=False)
-    data_path = folder / "data.parquet"
-    _move(staged, data_path)
+    folder.mkdir(parents=True)
+    os.replace(staged, folder / "data")  # the staged partition files, as validated
+    _fsync_dir(folder)
     report_path = folder / "report.json"
     payload = {
         "run_id": run_id,
         "dataset": spec.name,
         "quarantined_at": datetime.now(UTC).isoformat(),
-        "data": str(data_path),
-        "published": str(workspace.published_path(spec.name)),
+        "data": str(folder / "data"),
+        "published": str(workspace.published_dir(spec.name)),
         "published_unchanged": True,
         **report.to_dict(),
     }
     text = json.dumps(payload, indent=2, default=str).encode()
     _write_atomic(report_path, lambda handle: handle.write(text))
-    return data_path, report_path
+    return folder / "data", report_path
 
 
 def _failure_message(
-    spec: DatasetSpec, report: ValidationReport, published: Path, data: Path, report_path: Path
+    spec: DatasetSpec, report: ValidationReport, workspace: Workspace, data: Path, report_path: Path
 ) -> str:
     served = (
-        f"the served file {published} is unchanged" if published.exists()
-        else "no earlier version is served"
+        f"the served data in {workspace.published_dir(spec.name)} is unchanged"
+        if workspace.is_published(spec.name) else "no earlier version is served"
     )
     return (
         f"{spec.name} failed validation and was not published ({served}): "
@@ -327,11 +319,13 @@ def publish(
 ) -> PublishResult:
     """Validate a dataset and, only if it passes, atomically replace the served file.
 
-    Steps: merge with the published file (new rows replace old rows with the same key),
-    conform dtypes and column order (`conform`), write the staged parquet atomically into
-    ``workspace.staging``, validate it (`ingestion.validation.validate` on the staged file
-    read back), then move it over ``workspace.published_path(spec.name)``. On failure the
-    staged file goes to ``workspace.quarantine/<dataset>/<UTC run id>/data.parquet`` with
+    Steps: conform dtypes and column order (`conform`); split the rows into the dataset's
+    partition files (``<vintage>/<state>.parquet``); merge each touched partition with its
+    served file (new rows replace old rows with the same key); write the staged files
+    atomically under ``workspace.staging``; validate them together (`validate` on the files
+    read back); then move each over its served file in ``workspace.published_dir(spec.name)``
+    by an atomic rename. On failure the staged files go to
+    ``workspace.quarantine/<dataset>/<UTC run id>/`` with
     ``report.json`` beside it and the published file is left untouched.
 
     Parameters
@@ -373,48 +367,86 @@ def publish(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"publish() needs a pandas DataFrame, got {type(df).__name__}")
-    published = workspace.published_path(spec.name)
     if context is None and data_docs:
         context = workspace_context(workspace)
+    folder = workspace.published_dir(spec.name)
     with _dataset_lock(workspace, spec.name):
-        frame = conform(df, spec)
-        kept = replaced = 0
-        if merge and published.exists():
-            frame, kept, replaced = _merge(frame, read_published(spec, workspace), spec)
         run_id = _run_id()
-        staged = workspace.staging / f"{spec.name}-{run_id}.parquet"
+        staged = workspace.staging / f"{spec.name}-{run_id}"
+        frame = conform(df, spec)
+        parts, old_rows, replaced = _stage(frame, spec, folder, staged, merge=merge)
+        kept = len(old_rows)
+        # New rows first, in the caller's order, so the report's row numbers are theirs.
+        checked = pd.concat([frame, old_rows], ignore_index=True) if kept else frame
         try:
-            _write_parquet(frame, staged)
-        except (pa.ArrowException, ValueError, TypeError) as exc:
-            raise PublishError(
-                f"{spec.name}: cannot write the conformed frame as parquet ({exc}); "
-                "check the columns the spec does not know"
-            ) from exc
-        try:
-            report = validate(
-                pd.read_parquet(staged), spec, context=context, data_docs=data_docs
-            )
+            report = validate(checked, spec, context=context, data_docs=data_docs)
         except BaseException:
-            staged.unlink(missing_ok=True)
+            shutil.rmtree(staged, ignore_errors=True)
             raise
         if not report.success:
             data_path, report_path = _quarantine(staged, workspace, spec, report, run_id)
-            message = _failure_message(spec, report, published, data_path, report_path)
+            message = _failure_message(spec, report, workspace, data_path, report_path)
             logger.warning("%s failed validation; quarantined to %s", spec.name, data_path.parent)
             raise ValidationFailed(message, report_path=str(report_path))
-        _move(staged, published)
+        _swap_in(staged, folder, parts, replace_all=not merge)
+    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("**/*.parquet"))
     logger.info(
-        "published %s: %d rows (%d kept, %d replaced) to %s",
-        spec.name, report.n_rows, kept, replaced, published,
+        "published %s: %d rows validated (%d kept, %d replaced), %d served from %s",
+        spec.name, report.n_rows, kept, replaced, n_rows, folder,
     )
     return PublishResult(
         dataset=spec.name,
-        path=published,
-        n_rows=report.n_rows,
+        path=folder,
+        n_rows=n_rows,
         report=report,
         kept_rows=kept,
         replaced_rows=replaced,
     )
+
+
+def _stage(
+    frame: pd.DataFrame, spec: DatasetSpec, folder: Path, staged: Path, *, merge: bool
+) -> tuple[list[str], pd.DataFrame, int]:
+    """Write each partition the new rows touch, merged with its served file, into ``staged``.
+
+    Returns the partition files written, the served rows they keep, and how many served rows
+    the new rows replace.
+    """
+    kept: list[pd.DataFrame] = []
+    replaced = 0
+    groups = dict(tuple(frame.groupby(spec.partition_paths(frame), sort=True))) or {
+        "data.parquet": frame}
+    for rel, part in groups.items():
+        served = folder / rel
+        if merge and served.exists():
+            old, n_replaced = _kept_rows(part, pd.read_parquet(served), spec)
+            kept.append(old)
+            replaced += n_replaced
+            part = pd.concat([old, part], ignore_index=True) if len(old) else part
+        target = staged / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _write_parquet(part, target)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise PublishError(
+                f"{spec.name}: cannot write the conformed frame as parquet ({exc}); "
+                "check the columns the spec does not know"
+            ) from exc
+    old_rows = pd.concat(kept, ignore_index=True) if kept else frame.iloc[0:0]
+    return sorted(groups), old_rows, replaced
+
+
+def _swap_in(staged: Path, folder: Path, parts: list[str], *, replace_all: bool) -> None:
+    """Move validated partition files over the served ones, each by an atomic rename."""
+    for rel in parts:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        _move(staged / rel, folder / rel)
+    if replace_all:  # publishing without merge serves exactly the new partitions
+        for old in folder.glob("**/*.parquet"):
+            if old.relative_to(folder).as_posix() not in parts:
+                old.unlink()
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 def read_published(spec: DatasetSpec, workspace: Workspace) -> pd.DataFrame:
@@ -442,10 +474,10 @@ def read_published(spec: DatasetSpec, workspace: Workspace) -> pd.DataFrame:
     >>> from ingestion.datasets import acs_spec
     >>> df = read_published(acs_spec("tract"), ws)  # doctest: +SKIP
     """
-    path = workspace.published_path(spec.name)
-    if not path.exists():
+    if not workspace.is_published(spec.name):
         raise PublishError(
-            f"{spec.name} has not been published in {workspace.root}: {path} does not exist; "
-            "run `sdoh publish` first"
+            f"{spec.name} has not been published in {workspace.root}: "
+            f"{workspace.published_dir(spec.name)} holds no data; ingest it first (`sdoh ingest`)"
         )
+    path = workspace.published_dir(spec.name)
     return pd.read_parquet(path)

@@ -19,8 +19,8 @@ class Workspace:
     Examples
     --------
     >>> ws = Workspace("/tmp/sdoh-example")
-    >>> ws.published_path("acs_tract").name
-    'acs_tract.parquet'
+    >>> ws.published_dir("acs_tract").name
+    'acs_tract'
     """
 
     root: Path
@@ -68,6 +68,14 @@ class Workspace:
         """Training frames and reports written for users."""
         return self._dir("outputs")
 
-    def published_path(self, dataset: str) -> Path:
-        """The parquet file Feast serves ``dataset`` from."""
-        return self._dir("published") / f"{dataset}.parquet"
+    def published_dir(self, dataset: str) -> Path:
+        """The folder of ``dataset``'s partition files (``<vintage>/<state>.parquet``)."""
+        return self._dir("published") / dataset
+
+    def published_glob(self, dataset: str) -> str:
+        """The glob Feast and DuckDB read ``dataset`` through."""
+        return str(self.published_dir(dataset) / "**" / "*.parquet")
+
+    def is_published(self, dataset: str) -> bool:
+        """Whether ``dataset`` has any published partition."""
+        return any(self.published_dir(dataset).glob("**/*.parquet"))

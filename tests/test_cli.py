@@ -70,7 +70,7 @@ def test_ingest_acs_for_several_states_through_the_replay_server(tmp_path):
             "ingest", "acs", "--vintage", "2021", "--state", "99", "--state", "98", "--level", "tract",
             "--base-url", server.base_url, "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 0, result.output
-    published = pd.read_parquet(Workspace(tmp_path / "ws").published_path("acs_tract"))
+    published = pd.read_parquet(Workspace(tmp_path / "ws").published_dir("acs_tract"))
     assert set(published["tract_geoid"].str[:2]) == {"98", "99"}
     assert published["tract_geoid"].str[:2].value_counts().nunique() == 1  # as many tracts each
 
@@ -110,8 +110,8 @@ def test_ingest_state_and_national_zcta_levels(tmp_path):
         assert refused.exit_code == 1 and "--state all" in refused.output
         result = ingest("--state", "all", "--level", "zcta")
         assert result.exit_code == 0, result.output
-    states = pd.read_parquet(Workspace(ws).published_path("acs_state"))
+    states = pd.read_parquet(Workspace(ws).published_dir("acs_state"))
     assert states["state_geoid"].tolist() == ["99"]
-    zctas = pd.read_parquet(Workspace(ws).published_path("acs_zcta"))
+    zctas = pd.read_parquet(Workspace(ws).published_dir("acs_zcta"))
     assert zctas["zcta_geoid"].str.fullmatch(r"\d{5}").all() and len(zctas) > 1
     assert zctas["pct_no_health_insurance"].notna().any()  # tract-level tables reach ZCTAs

@@ -20,8 +20,8 @@ def manifest(workspace):
 
 def reference_frame(workspace, events: pd.DataFrame, view: str, level: str, feature: str) -> pd.Series:
     """The expected value per event, computed without Feast: address then vintage then lookup."""
-    timeline = pd.read_parquet(workspace.published_path("patient_geography"))
-    data = pd.read_parquet(workspace.published_path(view))
+    timeline = pd.read_parquet(workspace.published_dir("patient_geography"))
+    data = pd.read_parquet(workspace.published_dir(view))
     calendar = data[["vintage", "release_ts", "boundary_year"]].drop_duplicates().sort_values("release_ts")
     values = data.set_index([f"{level}_geoid", "vintage"])[feature]
     out = []
@@ -78,12 +78,12 @@ def test_every_missing_value_has_a_reason(demo_run):
 
 def test_failed_validation_keeps_served_data(demo_run):
     workspace, _ = demo_run
-    path = workspace.published_path("acs_tract")
-    before = path.read_bytes()
-    bad = pd.read_parquet(path).head(3).assign(pct_below_poverty=150.0)
+    folder = workspace.published_dir("acs_tract")
+    before = {f: f.read_bytes() for f in folder.glob("**/*.parquet")}
+    bad = pd.read_parquet(folder).head(3).assign(pct_below_poverty=150.0)
     with pytest.raises(ValidationFailed, match="pct_below_poverty"):
         publish(bad, acs_spec("tract"), workspace)
-    assert path.read_bytes() == before
+    assert {f: f.read_bytes() for f in folder.glob("**/*.parquet")} == before
     assert any((workspace.quarantine / "acs_tract").iterdir())
     events = pd.DataFrame({"patient_id": ["P000001"], "event_timestamp": ["2023-01-01"]})
     assert len(training_frame(events, store=feature_store(workspace), workspace=workspace)) == 1

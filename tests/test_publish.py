@@ -42,10 +42,10 @@ def test_publish_writes_microsecond_utc_parquet_in_spec_order(ws, context):
     result = publish(df, spec, ws, context=context)
 
     assert isinstance(result, PublishResult)
-    assert result.path == ws.published_path("patient_geography")
+    assert result.path == ws.published_dir("patient_geography")
     assert (result.dataset, result.n_rows, result.report.success) == ("patient_geography", 12,
                                                                       True)
-    schema = pq.read_schema(result.path)
+    schema = pq.read_schema(next(result.path.glob("**/*.parquet")))
     assert schema.names == list(spec.column_names)
     assert schema.field("valid_from").type == pa.timestamp("us", tz="UTC")
     assert schema.field("valid_to").type == pa.timestamp("us", tz="UTC")
@@ -61,7 +61,7 @@ def test_publish_acs_dtypes(ws, context):
     df = valid_frame(spec, 8)
     df["vintage"] = df["vintage"].astype("float64")  # whole numbers: coerced back to int64
     result = publish(df, spec, ws, context=context)
-    schema = pq.read_schema(result.path)
+    schema = pq.read_schema(next(result.path.glob("**/*.parquet")))
     assert schema.field("vintage").type == pa.int64()
     assert schema.field("boundary_year").type == pa.int64()
     assert schema.field("synthetic").type == pa.bool_()
@@ -79,21 +79,20 @@ def _break_percent(df: pd.DataFrame) -> pd.DataFrame:
 def test_failed_publish_quarantines_and_keeps_served_file(ws, context):
     spec = acs_spec("tract")
     publish(valid_frame(spec, 10), spec, ws, context=context)
-    published = ws.published_path(spec.name)
-    before = published.read_bytes()
+    served = {f: f.read_bytes() for f in ws.published_dir(spec.name).glob("**/*.parquet")}
 
     bad = _break_percent(valid_frame(spec, 10, seed=1))
     with pytest.raises(ValidationFailed, match=r"acs_tract failed validation") as info:
         publish(bad, spec, ws, context=context, merge=False)
 
-    assert published.read_bytes() == before
+    assert {f: f.read_bytes() for f in ws.published_dir(spec.name).glob("**/*.parquet")} == served
     message = str(info.value)
     assert "pct_below_poverty: 1 value(s)" in message and "112.5" in message
     assert "rows [3]" in message
     assert "pct_below_poverty_moe" in message and "-666666666" in message
     assert "is unchanged" in message and "Next:" in message
     (run_dir,) = (ws.quarantine / "acs_tract").iterdir()
-    assert sorted(p.name for p in run_dir.iterdir()) == ["data.parquet", "report.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["data", "report.json"]
     assert info.value.report_path == str(run_dir / "report.json")
     assert str(run_dir / "report.json") in message
     report = json.loads((run_dir / "report.json").read_text())
@@ -101,9 +100,9 @@ def test_failed_publish_quarantines_and_keeps_served_file(ws, context):
     assert report["run_id"] == run_dir.name
     assert {f["columns"][0] for f in report["failures"]} == {"pct_below_poverty",
                                                               "pct_below_poverty_moe"}
-    quarantined = pd.read_parquet(run_dir / "data.parquet")
-    assert quarantined.loc[3, "pct_below_poverty"] == 112.5
-    assert list(ws.staging.glob("*.parquet")) == []
+    quarantined = pd.read_parquet(run_dir / "data")
+    assert (quarantined["pct_below_poverty"] == 112.5).sum() == 1
+    assert [p for p in ws.staging.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_failed_first_publish_publishes_nothing(ws, context):
@@ -113,7 +112,7 @@ def test_failed_first_publish_publishes_nothing(ws, context):
     with pytest.raises(ValidationFailed,
                        match=r"(?s)no earlier version is served.*block_group_geoid"):
         publish(bad, spec, ws, context=context)
-    assert not ws.published_path(spec.name).exists()
+    assert not ws.is_published(spec.name)
     with pytest.raises(PublishError, match="adi_block_group has not been published"):
         read_published(spec, ws)
 
@@ -128,7 +127,10 @@ def test_merge_replaces_rows_with_the_same_key_and_keeps_others(ws, context):
     update["vintage"] = first["vintage"].iloc[1], first["vintage"].iloc[1]
     result = publish(update, spec, ws, context=context)
 
-    assert (result.n_rows, result.kept_rows, result.replaced_rows) == (5, 3, 1)
+    # Only the partition the new rows fall in is merged; the others are served untouched.
+    touched = spec.partition_paths(first) == spec.partition_paths(update).iloc[0]
+    assert spec.partition_paths(update).nunique() == 1
+    assert (result.n_rows, result.kept_rows, result.replaced_rows) == (5, int(touched.sum()) - 1, 1)
     out = read_published(spec, ws).set_index("block_group_geoid")
     assert out.loc["000000000001", "adi_national_rank"] == 99.0
     assert out.loc["000000000004", "adi_national_rank"] == 42.0
