@@ -115,3 +115,33 @@ def test_ingest_state_and_national_zcta_levels(tmp_path):
     zctas = pd.read_parquet(Workspace(ws).published_dir("acs_zcta"))
     assert zctas["zcta_geoid"].str.fullmatch(r"\d{5}").all() and len(zctas) > 1
     assert zctas["pct_no_health_insurance"].notna().any()  # tract-level tables reach ZCTAs
+
+
+def test_connecticut_planning_regions_flow_through_from_2022(tmp_path):
+    """ACS 2022+ county data for CT are keyed by planning regions 09110-09190, not counties."""
+    from ingestion.demo_region import generate_demo_region
+    from ingestion.replay import CensusReplayServer
+    from ingestion.workspace import Workspace
+    from sdoh_sources import load_catalog
+
+    assert "planning regions" in load_catalog().release("acs5", 2022).note
+    region = tmp_path / "region"
+    generate_demo_region(region, n_patients=50)
+    tree = region / "census_api"
+    for county in (tree / "2021").rglob("county.json"):  # serve them as CT's 2022 regions
+        rows = json.loads(county.read_text())
+        state, code = rows[0].index("state"), rows[0].index("county")
+        regions = [f"{n}0" for n in range(11, 20)]  # 110, 120, ..., 190
+        out = [rows[0]] + [[*r[:state], "09", *r[state + 1:code], c, *r[code + 1:]]
+                           for r in rows[1:] for c in regions]
+        target = tree / "2022" / county.relative_to(tree / "2021")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(out))
+    with CensusReplayServer(tree) as server:
+        result = CliRunner().invoke(sdoh, [
+            "ingest", "acs", "--vintage", "2022", "--state", "CT", "--level", "county",
+            "--base-url", server.base_url, "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    counties = pd.read_parquet(Workspace(tmp_path / "ws").published_dir("acs_county"))
+    assert sorted(counties["county_geoid"]) == [f"09{n}0" for n in range(11, 20)]
+    assert (counties["boundary_year"] == 2020).all()
