@@ -475,10 +475,6 @@ def _special_geoids() -> dict[str, str]:
             for role, (tract, bg) in SPECIAL_BLOCK_GROUPS.items()}
 
 
-def _county_polygon() -> Polygon:
-    return box(COLUMN_EDGES[0], ROW_EDGES[-1], COLUMN_EDGES[-1], ROW_EDGES[0])
-
-
 # -- latent neighbourhood attributes ----------------------------------------------------------
 
 

@@ -28,11 +28,6 @@ class Workspace:
     def __init__(self, root: str | os.PathLike[str]):
         object.__setattr__(self, "root", Path(root).resolve())
 
-    @classmethod
-    def from_env(cls) -> Workspace:
-        """The workspace named by ``SDOH_WORKSPACE``, else ``./sdoh_workspace``."""
-        return cls(os.environ.get("SDOH_WORKSPACE", "sdoh_workspace"))
-
     def _dir(self, name: str) -> Path:
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)

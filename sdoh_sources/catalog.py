@@ -70,9 +70,6 @@ class Catalog:
             "Add it to sdoh_sources/catalog/release_calendar.yaml with its source."
         )
 
-    def releases_in_force(self, source: str, vintages: list[int]) -> tuple[Release, ...]:
-        """The releases of the given vintages, oldest release first."""
-        return tuple(sorted((self.release(source, v) for v in vintages), key=lambda r: r.release_date))
 
 
 def _apply_defaults(raw: dict) -> dict:
