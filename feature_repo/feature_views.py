@@ -57,7 +57,18 @@ def read_publication(spec: DatasetSpec, workspace: Workspace, *, level: str) -> 
         vintages=tuple(int(v) for v in by_vintage["vintage"]),
         release_dates=tuple(by_vintage["release_ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d")),
         boundary_vintages=tuple(sorted({int(b) for b in by_vintage["boundary_year"]})),
+        reliability_rules=_published_rules(spec, workspace),
     )
+
+
+def _published_rules(spec: DatasetSpec, workspace: Workspace) -> tuple[str, ...]:
+    """The reliability rules a published dataset's rows were built with (none for indices)."""
+    if "reliability_rule" not in spec.column_names:
+        return ()
+    with duckdb.connect() as con:
+        rows = con.execute("SELECT DISTINCT reliability_rule FROM read_parquet(?) ORDER BY 1",
+                           [workspace.published_glob(spec.name)]).fetchall()
+    return tuple(r[0] for r in rows)
 
 
 def _measure_fields(source: Source, level: str, publication: Publication, suffixes) -> list[Field]:

@@ -20,15 +20,17 @@ class Publication:
     vintages: tuple[int, ...]
     release_dates: tuple[str, ...]
     boundary_vintages: tuple[int, ...]
+    reliability_rules: tuple[str, ...] = ()  # the rules the published rows were built with
 
 
-def _reliability_rule_text(measure: Measure) -> str:
+def _reliability_rule_text(measure: Measure, publication: Publication) -> str:
     if measure.measure_type in ("percentile_rank", "decile_rank", "index"):
         return "not_applicable: published index without MOE"
     catalog = load_catalog()
-    rule = catalog.reliability_rules[catalog.default_reliability_rule]
-    return (f"{catalog.default_reliability_rule}: CV<={rule['high']}% high, "
-            f"CV<={rule['medium']}% medium, else low; no MOE unknown")
+    names = publication.reliability_rules or (catalog.default_reliability_rule,)
+    rules = {name: catalog.reliability_rules[name] for name in names}
+    return "; ".join(f"{name}: CV<={rule['high']}% high, CV<={rule['medium']}% medium, else low; "
+                     f"no MOE unknown" for name, rule in rules.items())
 
 
 def measure_tags(
@@ -58,7 +60,7 @@ def measure_tags(
         "unit": ROLE_UNIT.get(suffix, measure.unit),
         "direction": measure.direction if suffix == "" else "neutral",
         "moe_feature": f"{measure.name}_moe" if has_moe else "none",
-        "reliability_rule": _reliability_rule_text(measure),
+        "reliability_rule": _reliability_rule_text(measure, publication),
         "proxy_for": ",".join(measure.proxy_for),
         "fairness_role": measure.fairness_role,
         "known_biases": measure.known_biases.strip(),

@@ -150,7 +150,8 @@ def build_acs_measures(
     synthetic : bool
         Marks rows built from the generated demo region.
     reliability_rule : str, optional
-        A rule name from the catalog; defaults to the catalog's default (CV 12% / 40%).
+        A rule name from the catalog; defaults to the catalog's default (CV 12% / 40%). It is
+        stored in every row, so the published fields' tags name the rule that was applied.
 
     Returns
     -------
@@ -173,7 +174,11 @@ def build_acs_measures(
     """
     catalog = load_catalog()
     release = catalog.release("acs5", vintage)
-    rule = catalog.reliability_rules[reliability_rule or catalog.default_reliability_rule]
+    rule_name = reliability_rule or catalog.default_reliability_rule
+    if rule_name not in catalog.reliability_rules:
+        raise InputError(f"unknown reliability rule {rule_name!r}; the catalog has "
+                         f"{sorted(catalog.reliability_rules)} (sdoh_sources/catalog/missing_reasons.yaml)")
+    rule = catalog.reliability_rules[rule_name]
     spec = acs_spec(level)
     wide = {
         col: tidy.pivot(index="GEOID", columns="variable", values=col)
@@ -186,6 +191,7 @@ def build_acs_measures(
         "vintage": vintage,
         "release_ts": pd.Timestamp(release.release_ts).as_unit("us"),
         "synthetic": synthetic,
+        "reliability_rule": rule_name,
     }
     for m in catalog.acs.measures_at(level):
         out.update(_published_columns(m.name, _measure_values(m, vintage, wide), rule))
@@ -199,9 +205,10 @@ def ingest_acs(
     state: str | list[str] | None,
     *,
     workspace: Workspace,
-    county: str | None = None,
+    county: str | list[str] | None = None,
     client: CensusClient | None = None,
     synthetic: bool = False,
+    reliability_rule: str | None = None,
 ) -> PublishResult:
     """Pull the catalog's ACS variables, build the measures and publish them through the gate.
 
@@ -215,12 +222,14 @@ def ingest_acs(
         State(s) as FIPS, postal code or name; None for every state, DC and PR.
     workspace : Workspace
         Where staged, published and quarantined data live.
-    county : str, optional
-        Restrict to one county (FIPS).
+    county : str or list of str, optional
+        Restrict to these counties (3-digit FIPS) of a single state.
     client : CensusClient, optional
         A configured client (base URL, key); a default one otherwise.
     synthetic : bool
         Marks the demo region's rows.
+    reliability_rule : str, optional
+        A reliability rule of the catalog; the catalog's default otherwise.
 
     Returns
     -------
@@ -244,5 +253,6 @@ def ingest_acs(
     tidy = get_acs(API_GEOGRAPHY[level], variables, vintage, state, county=county, client=client)
     log.info("ACS %s %s: %d geographies, %d variables", vintage, level, tidy["GEOID"].nunique(),
              len(variables))
-    frame = build_acs_measures(tidy, level=level, vintage=vintage, synthetic=synthetic)
+    frame = build_acs_measures(tidy, level=level, vintage=vintage, synthetic=synthetic,
+                               reliability_rule=reliability_rule)
     return publish(frame, acs_spec(level), workspace, data_docs=True)

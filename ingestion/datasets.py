@@ -109,7 +109,8 @@ def acs_spec(level: str) -> DatasetSpec:
     """The ACS measures dataset at ``level``: estimate, MOE, CV, reliability, missing reason."""
     catalog = load_catalog()
     measures = catalog.acs.measures_at(level)
-    columns = list(_area_columns(level))
+    columns = [*_area_columns(level), ColumnRule("reliability_rule", "string", nullable=False,
+                                                 allowed=tuple(catalog.reliability_rules))]
     for m in measures:
         low, high = m.value_range
         columns += [

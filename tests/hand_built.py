@@ -38,7 +38,8 @@ def acs_frame(level: str, poverty: dict) -> pd.DataFrame:
     for (geoid, vintage), value in poverty.items():
         release = catalog.release("acs5", vintage)
         row = {f"{level}_geoid": geoid, "vintage": vintage, "boundary_year": release.boundary_vintage,
-               "release_ts": pd.Timestamp(release.release_ts), "synthetic": True}
+               "release_ts": pd.Timestamp(release.release_ts), "synthetic": True,
+               "reliability_rule": catalog.default_reliability_rule}
         for m in spec.measures:
             row |= {m: np.nan, f"{m}_moe": np.nan, f"{m}_cv": np.nan, f"{m}_reliability": None,
                     f"{m}_missing": "insufficient_sample"}

@@ -170,7 +170,7 @@ def test_measure_absent_from_a_vintage_is_a_reason_in_every_row(vintage):
 
 def test_published_columns_are_the_same_in_every_vintage():
     columns = {v: tuple(build_acs_measures(tidy_frame({}, vintage=v), level="tract", vintage=v).columns)
-               for v in range(2014, 2024)}
+               for v in (r.vintage for r in load_catalog().calendar["acs5"])}
     assert len(set(columns.values())) == 1
     assert columns[2014] == acs_spec("tract").column_names
 

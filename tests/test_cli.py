@@ -145,3 +145,39 @@ def test_connecticut_planning_regions_flow_through_from_2022(tmp_path):
     counties = pd.read_parquet(Workspace(tmp_path / "ws").published_dir("acs_county"))
     assert sorted(counties["county_geoid"]) == [f"09{n}0" for n in range(11, 20)]
     assert (counties["boundary_year"] == 2020).all()
+
+
+def test_ingest_acs_for_listed_counties_with_another_reliability_rule(tmp_path):
+    from feature_repo.feature_views import acs_view
+    from ingestion.demo_region import generate_demo_region
+    from ingestion.replay import CensusReplayServer
+    from ingestion.workspace import Workspace
+
+    region = tmp_path / "region"
+    generate_demo_region(region, n_patients=50)
+    for table in (region / "census_api" / "2021").rglob("tract.json"):  # counties 003 and 005
+        rows = json.loads(table.read_text())
+        county = rows[0].index("county")
+        rows += [[*r[:county], c, *r[county + 1:]] for c in ("003", "005") for r in rows[1:]]
+        table.write_text(json.dumps(rows))
+    ws = Workspace(tmp_path / "ws")
+    with CensusReplayServer(region / "census_api") as server:
+        result = CliRunner().invoke(sdoh, [
+            "ingest", "acs", "--vintage", "2021", "--state", "99", "--county", "001",
+            "--county", "003", "--level", "tract", "--reliability-rule", "cv_15_30",
+            "--base-url", server.base_url, "--workspace", str(ws.root)])
+        assert result.exit_code == 0, result.output
+        unknown = CliRunner().invoke(sdoh, [
+            "ingest", "acs", "--vintage", "2021", "--state", "99", "--level", "tract",
+            "--reliability-rule", "cv_1_2", "--base-url", server.base_url,
+            "--workspace", str(ws.root)])
+    assert unknown.exit_code == 1 and "cv_15_30" in unknown.output
+    tracts = pd.read_parquet(ws.published_dir("acs_tract"))
+    assert set(tracts["tract_geoid"].str[2:5]) == {"001", "003"}
+    assert set(tracts["reliability_rule"]) == {"cv_15_30"}
+    cv = tracts["pct_renter_occupied_cv"]
+    expected = pd.Series("low", index=cv.index).mask(cv <= 30, "medium").mask(cv <= 15, "high")
+    known = tracts["pct_renter_occupied_reliability"].isin(["high", "medium", "low"])
+    assert (tracts.loc[known, "pct_renter_occupied_reliability"] == expected[known]).all()
+    field = next(f for f in acs_view("tract", ws).schema if f.name == "pct_renter_occupied")
+    assert field.tags["reliability_rule"].startswith("cv_15_30: CV<=15% high, CV<=30% medium")

@@ -53,3 +53,30 @@ def test_proportion_matches_the_acs_handbook_worked_example():
     p = 203_119 / 630_498
     assert round(p, 4) == 0.3222
     assert round(float(moe.moe_proportion(203_119, 630_498, 5_070, 831)), 4) == 0.0080
+
+
+@pytest.mark.parametrize(("estimates", "moes", "expected"), [
+    ([36, 0, 0, 0], [56, 25, 28, 31], 64.0078),  # sqrt(56^2 + 31^2): the largest zero MOE only
+    ([0, 58], [24, 62], 66.4831),                 # sqrt(62^2 + 24^2)
+    ([0, 0, 0], [27, 19, 22], 27.0),              # all zero: the largest MOE
+    ([73, 22], [49, 26], 55.4707),                # sqrt(49^2 + 26^2)
+])
+def test_sum_matches_the_published_zero_estimate_examples(estimates, moes, expected):
+    # The worked groups of the ACS Data Users Group thread "calculating approximated MOE's for
+    # summed estimates that =0" (acsdatacommunity.prb.org, 2017), which apply slide 26 of the
+    # Census Bureau's 2016 MOE training ("use only the largest MOE of the zero estimates").
+    got = moe.moe_sum(np.array([moes], dtype=float), np.array([estimates], dtype=float))[0]
+    assert round(float(got), 4) == expected
+
+
+def test_average_gross_rent_falls_back_from_proportion_to_ratio():
+    # ACS 2022 1-year, United States (ACS Data Users Group thread "MOEs for derived averages"):
+    # aggregate gross rent B25065_001 = 63,086,890,700 +/- 234,476,359 over renters paying cash
+    # rent B25063_002 = 42,971,061 +/- 162,515. The mean is 1,468.13; the proportion formula's
+    # radicand 234,476,359^2 - 1,468.125^2 * 162,515^2 = -1.95e15 is negative, so the handbook
+    # says to use the ratio formula: sqrt(234,476,359^2 + 1,468.125^2 * 162,515^2) / 42,971,061
+    # = 7.78 (hand-computed).
+    x, y, mx, my = 63_086_890_700, 42_971_061, 234_476_359, 162_515
+    assert round(x / y, 2) == 1468.13
+    assert round(float(moe.moe_proportion(x, y, mx, my)), 2) == 7.78
+    assert moe.moe_proportion(x, y, mx, my) == pytest.approx(moe.moe_ratio(x, y, mx, my))

@@ -20,7 +20,8 @@ def ingest() -> None:
               help="ACS 5-year vintage (final year), e.g. 2021. Repeatable. No default on purpose.")
 @click.option("--state", "states", required=True, multiple=True,
               help="State as FIPS, postal code or name. Repeatable; `all` for every state, DC and PR.")
-@click.option("--county", default=None, help="Only this county (3-digit FIPS).")
+@click.option("--county", "counties", multiple=True,
+              help="Only this county (3-digit FIPS) of the one --state given. Repeatable.")
 @click.option("--level", type=click.Choice(LEVELS), multiple=True, default=DEFAULT_LEVELS,
               show_default=True, help="Geography levels. Repeatable. ZCTAs are national: `--state all`.")
 @click.option("--base-url", default="https://api.census.gov/data", show_default=True,
@@ -30,8 +31,13 @@ def ingest() -> None:
                    "[env SDOH_CACHE_DIR]")
 @click.option("--max-workers", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Requests in flight at once.")
+@click.option("--reliability-rule", default=None,
+              help="Reliability rule of the catalog (sdoh_sources/catalog/missing_reasons.yaml), "
+                   "e.g. cv_15_30; the catalog default (cv_12_40) otherwise. Stored with the rows "
+                   "and shown in the fields' tags.")
 @workspace_option
-def acs(vintage, states, county, level, base_url, cache_dir, max_workers, workspace) -> None:
+def acs(vintage, states, counties, level, base_url, cache_dir, max_workers, reliability_rule,
+        workspace) -> None:
     """Pull the ACS measure catalog through the Census Data API and publish it.
 
     The API key is read from CENSUS_API_KEY and never logged.
@@ -39,6 +45,7 @@ def acs(vintage, states, county, level, base_url, cache_dir, max_workers, worksp
     \b
     Example:
       sdoh ingest acs --vintage 2021 --state DE --level tract --workspace ws
+      sdoh ingest acs --vintage 2022 --state PA --county 101 --county 045 --level block_group
     """
     from ingestion.acs import ingest_acs
     from ingestion.census_api import CensusClient
@@ -47,7 +54,8 @@ def acs(vintage, states, county, level, base_url, cache_dir, max_workers, worksp
     state = None if "all" in states else list(states)
     for v in vintage:
         for lv in level:
-            result = ingest_acs(lv, v, state, county=county, workspace=workspace, client=client)
+            result = ingest_acs(lv, v, state, county=list(counties) or None, workspace=workspace,
+                                client=client, reliability_rule=reliability_rule)
             click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")
 
 
