@@ -5,16 +5,12 @@ from __future__ import annotations
 from feast import FeatureService, FeatureView
 
 from feature_repo.feature_views import LINKED_LEVELS
-from sdoh_sources import load_catalog
 
 
 def _model_input_features(view: FeatureView) -> list[str]:
-    # Values with MOE, reliability and missing reason, for measures meant as model inputs only.
-    inputs = {m.name for s in (load_catalog().acs, load_catalog().adi) for m in s.measures
-              if m.fairness_role == "model_input"}
-    return [f.name for f in view.features
-            if f.tags.get("fairness_role") == "model_input"
-            and (f.name in inputs or f.name.endswith(("_moe", "_reliability", "_missing")))]
+    # Values with MOE, CV, reliability and missing reason, for measures meant as model inputs
+    # only: every column of a measure carries the measure's fairness_role.
+    return [f.name for f in view.features if f.tags.get("fairness_role") == "model_input"]
 
 
 def feature_services(views: list[FeatureView]) -> list[FeatureService]:

@@ -1,7 +1,8 @@
 """Feature views, generated from the catalog and the published datasets' vintages.
 
-One view per published dataset: ACS measures per geography level and the Neighborhood Atlas
-ADI, each keyed by (GEOID, vintage); and the patient geography timeline keyed by patient.
+One view per published dataset: ACS measures per geography level, the SVI and the ADI computed
+from ACS per reference area, and the Neighborhood Atlas ADI, each keyed by (GEOID, vintage);
+and the patient geography timeline keyed by patient.
 """
 
 from __future__ import annotations
@@ -14,9 +15,20 @@ from feast.types import Float64, String, UnixTimestamp
 from feature_repo.data_sources import published_source
 from feature_repo.entities import GEOGRAPHY_ENTITIES, patient, vintage
 from feature_repo.metadata import Publication, linkage_tags, measure_tags
-from ingestion.datasets import DatasetSpec, acs_spec, adi_spec, geography_timeline_spec
+from ingestion.datasets import (
+    DatasetSpec,
+    acs_spec,
+    adi_acs_spec,
+    adi_spec,
+    geography_timeline_spec,
+    svi_spec,
+)
 from ingestion.workspace import Workspace
 from sdoh_sources import Source, load_catalog
+from sdoh_sources.adi_computed import adi_acs_source
+from sdoh_sources.svi import svi_source
+
+INDEX_REFERENCES = ("state", "nation")
 
 SUFFIX_DTYPE = {"": Float64, "_moe": Float64, "_cv": Float64, "_reliability": String, "_missing": String}
 SUFFIX_DESCRIPTION = {
@@ -27,7 +39,7 @@ SUFFIX_DESCRIPTION = {
     "_missing": "Why the value is missing (typed reason), null when present: {label}",
 }
 ACS_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")
-ADI_SUFFIXES = ("", "_missing")
+INDEX_SUFFIXES = ("", "_missing")  # published indices: ranks without MOE
 
 
 def published_calendar(dataset: str, workspace: Workspace) -> pd.DataFrame | None:
@@ -108,9 +120,24 @@ def acs_view(level: str, workspace: Workspace) -> FeatureView | None:
                       f"ACS 5-year SDOH measures by {level}, with MOE, CV, reliability and reasons.")
 
 
+def svi_view(level: str, reference: str, workspace: Workspace) -> FeatureView | None:
+    """CDC/ATSDR SVI ranks within a state or the nation (`svi_<level>_<reference>`), if published."""
+    return _area_view(svi_spec(level, reference), svi_source(reference), level, INDEX_SUFFIXES,
+                      workspace, f"CDC/ATSDR Social Vulnerability Index by {level}, ranked within "
+                      f"the {reference} (computed from ACS or read from CDC's file: see origin).")
+
+
+def adi_acs_view(reference: str, workspace: Workspace) -> FeatureView | None:
+    """The ADI computed from ACS block groups, ranked within the nation or a state, if published."""
+    return _area_view(adi_acs_spec(reference), adi_acs_source(reference), "block_group",
+                      INDEX_SUFFIXES, workspace,
+                      f"Area Deprivation Index computed from ACS (Singh 2003 coefficients), ranked "
+                      f"within the {reference}; not the Neighborhood Atlas file.")
+
+
 def adi_view(workspace: Workspace) -> FeatureView | None:
     """Neighborhood Atlas ADI ranks by block group (`adi_block_group`), if published."""
-    return _area_view(adi_spec(), load_catalog().adi, "block_group", ADI_SUFFIXES, workspace,
+    return _area_view(adi_spec(), load_catalog().adi, "block_group", INDEX_SUFFIXES, workspace,
                       "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).")
 
 
@@ -154,5 +181,7 @@ def patient_geography_view(workspace: Workspace) -> FeatureView | None:
 def feature_views(workspace: Workspace) -> list[FeatureView]:
     """Every view whose dataset is published in ``workspace``."""
     views = [acs_view(level, workspace) for level in GEOGRAPHY_ENTITIES]
+    views += [svi_view(level, ref, workspace) for level in ("tract", "county") for ref in INDEX_REFERENCES]
+    views += [adi_acs_view(ref, workspace) for ref in INDEX_REFERENCES]
     views += [adi_view(workspace), patient_geography_view(workspace)]
     return [v for v in views if v is not None]

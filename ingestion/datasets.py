@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sdoh_sources import load_catalog
+from sdoh_sources import Source, load_catalog
+from sdoh_sources.adi_computed import adi_acs_source
+from sdoh_sources.svi import svi_source
 
 GEOID_LENGTH = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
 BOUNDARY_VINTAGES = (2010, 2020)
@@ -150,6 +152,53 @@ def adi_spec() -> DatasetSpec:
     )
 
 
+# Where an index row comes from: computed here from ACS, or read from the publisher's file.
+INDEX_ORIGINS = ("computed_from_acs", "publisher_file")
+
+
+def _index_spec(name: str, level: str, source: Source, *extra: ColumnRule) -> DatasetSpec:
+    columns = [*_area_columns(level), ColumnRule("origin", "string", nullable=False,
+                                                 allowed=INDEX_ORIGINS), *extra]
+    for m in source.measures:
+        low, high = m.value_range
+        columns += [ColumnRule(m.name, "float64", minimum=low, maximum=high),
+                    _missing_rule(f"{m.name}_missing")]
+    return DatasetSpec(
+        name=name,
+        key_columns=(geoid_column(level), "vintage"),
+        columns=tuple(columns),
+        timestamp_column="release_ts",
+        measures=tuple(m.name for m in source.measures),
+        partition_by=("vintage", "state"),
+    )
+
+
+def svi_spec(level: str, reference: str) -> DatasetSpec:
+    """CDC/ATSDR SVI ranks of tracts or counties within a state or the nation (`svi_<level>_<ref>`).
+
+    ``vintage`` is the ACS 5-year vintage the SVI release is computed from (SVI 2020: 2020).
+
+    Examples
+    --------
+    >>> svi_spec("tract", "state").name
+    'svi_tract_state'
+    """
+    return _index_spec(f"svi_{level}_{reference}", level, svi_source(reference),
+                       ColumnRule("svi_release", "int64", nullable=False, minimum=2000, maximum=2100))
+
+
+def adi_acs_spec(reference: str) -> DatasetSpec:
+    """The ADI computed from ACS block groups, ranked within the nation or a state.
+
+    Examples
+    --------
+    >>> adi_acs_spec("nation").name
+    'adi_acs_block_group_nation'
+    """
+    return _index_spec(f"adi_acs_block_group_{reference}", "block_group", adi_acs_source(reference),
+                       ColumnRule("method_version", "string", nullable=False))
+
+
 LINK_METHODS = ("point_in_polygon", "none")
 LINK_PRECISIONS = ("coordinate", "zip", "none")
 
@@ -180,4 +229,5 @@ def geography_timeline_spec() -> DatasetSpec:
 def published_specs() -> tuple[DatasetSpec, ...]:
     """Every dataset the embedded profile publishes."""
     return (*(acs_spec(level) for level in ("block_group", "tract", "county")), adi_spec(),
-            geography_timeline_spec())
+            *(svi_spec(level, ref) for level in ("tract", "county") for ref in ("state", "nation")),
+            *(adi_acs_spec(ref) for ref in ("state", "nation")), geography_timeline_spec())

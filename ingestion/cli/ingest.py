@@ -8,6 +8,7 @@ from ingestion.cli._common import workspace_option
 
 LEVELS = ("block_group", "tract", "county", "zcta", "state")
 DEFAULT_LEVELS = ("block_group", "tract", "county")
+REFERENCES = ("state", "nation")
 
 
 @click.group()
@@ -15,28 +16,53 @@ def ingest() -> None:
     """Ingest a source: pull, build measures, validate, publish (or quarantine)."""
 
 
+def census_options(func):
+    """The Census Data API options every pulling command shares: states, URL, cache, workers."""
+    options = [
+        click.option("--state", "states", required=True, multiple=True,
+                     help="State as FIPS, postal code or name. Repeatable; `all` for every state, "
+                          "DC and PR."),
+        click.option("--base-url", default="https://api.census.gov/data", show_default=True,
+                     help="Census Data API base URL (point it at a mirror or replay server)."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SDOH_CACHE_DIR",
+                     default=None, help="Keep API responses here: a rerun makes no requests, an "
+                                        "interrupted run resumes. [env SDOH_CACHE_DIR]"),
+        click.option("--max-workers", type=click.IntRange(1, 16), default=4, show_default=True,
+                     help="Requests in flight at once."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _client(base_url: str, cache_dir: str | None, max_workers: int):
+    from ingestion.census_api import CensusClient
+
+    return CensusClient(base_url=base_url, cache_dir=cache_dir, max_workers=max_workers)
+
+
+def _states(states: tuple[str, ...]) -> list[str] | None:
+    return None if "all" in states else list(states)
+
+
+def _report(result) -> None:
+    click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")
+
+
 @ingest.command("acs")
 @click.option("--vintage", type=int, required=True, multiple=True,
               help="ACS 5-year vintage (final year), e.g. 2021. Repeatable. No default on purpose.")
-@click.option("--state", "states", required=True, multiple=True,
-              help="State as FIPS, postal code or name. Repeatable; `all` for every state, DC and PR.")
 @click.option("--county", "counties", multiple=True,
               help="Only this county (3-digit FIPS) of the one --state given. Repeatable.")
 @click.option("--level", type=click.Choice(LEVELS), multiple=True, default=DEFAULT_LEVELS,
               show_default=True, help="Geography levels. Repeatable. ZCTAs are national: `--state all`.")
-@click.option("--base-url", default="https://api.census.gov/data", show_default=True,
-              help="Census Data API base URL (point it at a mirror or replay server).")
-@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SDOH_CACHE_DIR", default=None,
-              help="Keep API responses here: a rerun makes no requests, an interrupted run resumes. "
-                   "[env SDOH_CACHE_DIR]")
-@click.option("--max-workers", type=click.IntRange(1, 16), default=4, show_default=True,
-              help="Requests in flight at once.")
 @click.option("--reliability-rule", default=None,
               help="Reliability rule of the catalog (sdoh_sources/catalog/missing_reasons.yaml), "
                    "e.g. cv_15_30; the catalog default (cv_12_40) otherwise. Stored with the rows "
                    "and shown in the fields' tags.")
+@census_options
 @workspace_option
-def acs(vintage, states, counties, level, base_url, cache_dir, max_workers, reliability_rule,
+def acs(vintage, counties, level, reliability_rule, states, base_url, cache_dir, max_workers,
         workspace) -> None:
     """Pull the ACS measure catalog through the Census Data API and publish it.
 
@@ -48,15 +74,86 @@ def acs(vintage, states, counties, level, base_url, cache_dir, max_workers, reli
       sdoh ingest acs --vintage 2022 --state PA --county 101 --county 045 --level block_group
     """
     from ingestion.acs import ingest_acs
-    from ingestion.census_api import CensusClient
 
-    client = CensusClient(base_url=base_url, cache_dir=cache_dir, max_workers=max_workers)
-    state = None if "all" in states else list(states)
+    client = _client(base_url, cache_dir, max_workers)
     for v in vintage:
         for lv in level:
-            result = ingest_acs(lv, v, state, county=list(counties) or None, workspace=workspace,
-                                client=client, reliability_rule=reliability_rule)
-            click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")
+            _report(ingest_acs(lv, v, _states(states), county=list(counties) or None,
+                               workspace=workspace, client=client, reliability_rule=reliability_rule))
+
+
+@ingest.command("svi")
+@click.option("--release", type=int, required=True, multiple=True,
+              help="SVI release (2020, 2022), computed from its ACS 5-year vintage. Repeatable.")
+@click.option("--level", type=click.Choice(("tract", "county")), multiple=True,
+              default=("tract", "county"), show_default=True, help="Geography levels. Repeatable.")
+@click.option("--reference", type=click.Choice(REFERENCES), required=True,
+              help="Rank within each state (CDC's state files) or the nation (CDC's US files; "
+                   "needs `--state all`).")
+@census_options
+@workspace_option
+def svi(release, level, reference, states, base_url, cache_dir, max_workers, workspace) -> None:
+    """Compute the CDC/ATSDR SVI from ACS with CDC's method and publish its ranks.
+
+    \b
+    Example:
+      sdoh ingest svi --release 2020 --state DE --reference state --level tract
+      sdoh ingest svi --release 2022 --state all --reference nation
+    """
+    from ingestion.svi import ingest_svi
+
+    client = _client(base_url, cache_dir, max_workers)
+    for r in release:
+        for lv in level:
+            _report(ingest_svi(lv, r, _states(states), reference=reference, workspace=workspace,
+                               client=client))
+
+
+@ingest.command("svi-file")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--release", type=int, required=True, help="SVI release of the file, e.g. 2020.")
+@click.option("--reference", type=click.Choice(REFERENCES), required=True,
+              help="`state` for CDC's state files, `nation` for its US files.")
+@click.option("--available-from", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="Day the file became available to you (its rows' event time).")
+@workspace_option
+def svi_file(path, release, reference, available_from, workspace) -> None:
+    """Read an SVI CSV as CDC publishes it (tract or county) and publish its ranks.
+
+    \b
+    Example:
+      sdoh ingest svi-file SVI_2020_US.csv --release 2020 --reference nation \\
+        --available-from 2022-12-22
+    """
+    from ingestion.svi import ingest_svi_file
+
+    _report(ingest_svi_file(path, release=release, reference=reference,
+                            available_from=available_from.date(), workspace=workspace))
+
+
+@ingest.command("adi-acs")
+@click.option("--vintage", type=int, required=True, multiple=True,
+              help="ACS 5-year vintage on 2020 block groups, e.g. 2022. Repeatable.")
+@click.option("--reference", type=click.Choice(REFERENCES), required=True,
+              help="Scale and rank within each state, or the nation (needs `--state all`).")
+@census_options
+@workspace_option
+def adi_acs(vintage, reference, states, base_url, cache_dir, max_workers, workspace) -> None:
+    """Compute the Area Deprivation Index from ACS block groups (Singh 2003) and publish it.
+
+    Both the unstandardized index (as the Neighborhood Atlas) and the standardized variant
+    (Petterson 2023) are published. Not the Atlas file: see `sdoh ingest adi` for that.
+
+    \b
+    Example:
+      sdoh ingest adi-acs --vintage 2022 --state DE --reference state
+    """
+    from ingestion.adi_compute import ingest_adi_acs
+
+    client = _client(base_url, cache_dir, max_workers)
+    for v in vintage:
+        _report(ingest_adi_acs(v, _states(states), reference=reference, workspace=workspace,
+                               client=client))
 
 
 @ingest.command("adi")
@@ -75,5 +172,4 @@ def adi(path, available_from, vintage, workspace) -> None:
     """
     from ingestion.adi import ingest_adi
 
-    result = ingest_adi(path, available_from=available_from.date(), vintage=vintage, workspace=workspace)
-    click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")
+    _report(ingest_adi(path, available_from=available_from.date(), vintage=vintage, workspace=workspace))
