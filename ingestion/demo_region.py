@@ -10,7 +10,15 @@ Everything is written in the sources' real formats, so the real readers run on i
   and county only): the subject and data profile percents the catalog reads in that vintage
   (``{v}E``/``{v}M``; data profile percents end in ``PE``/``PM``), computed from the same
   synthetic counts with the Census Bureau's proportion MOE;
-* ``tiger/tl_2010_99_bg10.zip`` and ``tiger/tl_2020_99_bg.zip``: TIGER/Line block groups;
+* the inputs of the indices computed from the ACS, in the same files: every variable
+  `ingestion.svi.svi_variables` names for the SVI release of a demo vintage (2020, at tract
+  and county) and `ingestion.adi_compute.adi_variables` names (2020 and 2021, at block group,
+  tract and county);
+* ``census_api/2020/dec/pl/block_group.json``: the 2020 Census redistricting data's group
+  quarters population (``P5_001N``), which the computed ADI needs and the ACS does not publish
+  at block group;
+* ``tiger/tl_2010_99_bg10.zip`` and ``tiger/tl_2020_99_bg.zip``: TIGER/Line block groups,
+  with the county's offshore water-only tract ``990000`` (block group ``0``, no people) in both;
 * ``adi/DS_{vintage}_ADI_Census_Block_Group_v*.csv``: Neighborhood Atlas style ADI files;
 * ``patients/``: patients, address histories and encounters with realistic coverage gaps;
 * ``truth/address_truth.csv``: what a correct linker should return for each address row;
@@ -32,8 +40,12 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections import ChainMap
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -44,6 +56,9 @@ from shapely.geometry import Polygon, box
 
 from sdoh_sources import load_catalog
 from sdoh_sources._models import Measure, acs_dataset
+
+if TYPE_CHECKING:
+    from sdoh_sources.adi_computed import GroupQuartersSource
 
 __all__ = ["generate_demo_region"]
 
@@ -117,6 +132,15 @@ SPECIAL_LATENTS = {
 }
 ADI_SUPPRESSION = {"tiny": "PH", "group_quarters": "GQ", "small_group_quarters": "GQ-PH",
                    "questionable": "QDI"}
+# The county's coastal water is a water-only tract in both boundary vintages (the Census Bureau
+# codes them 9900xx, with the one block group 0): boundary year -> tract -> box. No one lives
+# there, so every ACS count is 0 (the SVI does not rank it, an ADI suppresses it as PH); it lies
+# east of the coast, where no address is. Present in every vintage, so every vintage's files
+# have the same kinds of missing values.
+WATER_BOX = (COLUMN_EDGES[-1], ROW_EDGES[-1], -69.56, ROW_EDGES[0])
+WATER_TRACTS = {2010: {"990000": WATER_BOX}, 2020: {"990000": WATER_BOX}}
+WATER_BLOCK_GROUP = "0"
+WATER_ADI_CODE = "PH"
 
 # -- ACS ----------------------------------------------------------------------------------------
 
@@ -268,6 +292,9 @@ STATISTICS = {
     "B25077_001": _Statistic(240000.0, -0.35, -0.25, 0.12, 1.04, 60000.0, 1_500_000.0),  # value
     "B01002_001": _Statistic(39.5, -0.06, 0.08, 0.06, 1.003, 22.0, 65.0, 1),  # median age
     "B19083_001": _Statistic(0.43, 0.06, -0.02, 0.05, 1.0, 0.3, 0.62, 4),  # Gini index
+    # read by the computed ADI only
+    "B19113_001": _Statistic(82000.0, -0.33, -0.06, 0.09, 1.035, 18000.0, 240000.0),  # family
+    "B25088_002": _Statistic(1650.0, -0.18, -0.25, 0.08, 1.02, 500.0, 4000.0),  # mortgage costs
 }
 INCOME = "B19013_001"  # the only top-coded statistic of the demo
 TOP_CODE = 250001
@@ -304,6 +331,117 @@ TINY_ANNOTATIONS = {
     "B25014": (JAM["not_applicable"], JAM["not_applicable"]),
 }
 N_INSUFFICIENT_MEDIANS = 3  # block groups whose medians are -666666666 in each vintage
+
+# -- inputs of the indices computed from the ACS -------------------------------------------------
+
+# Index -> the demo vintages and levels its inputs are served at. Which variables is the index
+# module's own list (`svi_variables` of the SVI release computed from that ACS vintage,
+# `adi_variables`); the models below only say how to draw them. SVI releases exist for ACS
+# 2016-2020 and 2018-2022, so of the demo vintages only 2020 has one; the computed ADI needs
+# the 2020 Census group quarters, hence 2020-boundary vintages.
+INDEX_INPUTS = {
+    "svi": {"vintages": (2020,), "levels": ("tract", "county")},
+    "adi_computed": {"vintages": (2020, 2021), "levels": ("block_group", "tract", "county")},
+}
+# Index inputs drawn per block group after the catalog's variables, from a stream of their own
+# (so that they leave every other value as it was): (universe as signed cells drawn before,
+# cell groups), in order. A remainder group takes the rest of a table's total, so its cells and
+# the catalog's add up to the total.
+INDEX_TABLES: tuple[tuple[tuple[str, ...], tuple[_CellGroup, ...]], ...] = (
+    # B03002 not Hispanic: Black, AIAN, Asian, NHPI, some other race, two or more races
+    (("B03002_001", "-B03002_003", "-B03002_012"),
+     (_CellGroup(_vars("B03002", range(4, 10)), 0.0, 0.0, 0.0,
+                 (0.55, 0.06, 0.2, 0.01, 0.03, 0.15), remainder=True),)),
+    # B15003 high school diploma, GED, some college (<1 year, 1+ years), associate's degree
+    (("B15003_001", *(f"-{v}" for v in _vars("B15003", (*range(2, 17), *range(22, 26))))),
+     (_CellGroup(_vars("B15003", range(17, 22)), 0.0, 0.0, 0.0, (0.42, 0.06, 0.09, 0.24, 0.19),
+                 remainder=True),)),
+    # B16005 speaks English "not well" or "not at all": native (007-023) and foreign born
+    # (029-045); Spanish, other Indo-European, Asian and Pacific Island, other languages
+    (("hidden_limited_english_5_plus",),
+     (_CellGroup(_vars("B16005", (7, 8, 12, 13, 17, 18, 22, 23, 29, 30, 34, 35, 39, 40, 44, 45)),
+                 0.0, 0.0, 0.0, (3, 1, 0.5, 0.1, 0.4, 0.1, 0.2, 0.05, 30, 18, 5, 1.5, 10, 4, 2, 0.5),
+                 remainder=True),)),
+    # B19001 household income: under $10,000; $50,000 or more in seven brackets
+    (("B25003_001",),
+     (_CellGroup(("B19001_002",), 0.06, 0.6, 0.2),
+      _CellGroup(_vars("B19001", range(11, 18)), 0.52, -0.35, -0.2,
+                 (0.09, 0.12, 0.17, 0.13, 0.09, 0.11, 0.12)))),
+    # B11005 households with people under 18, other family among them; B11012 single parents
+    # (male, female householder) with own children, within those other families
+    (("B25003_001",),
+     (_CellGroup(("B11005_002",), 0.3, 0.1, 0.05),
+      _CellGroup(("B11005_005",), 0.27, 0.45, -0.1, within="B11005_002"),
+      _CellGroup(("B11012_010", "B11012_015"), 0.85, 0.0, 0.0, (0.22, 0.78), within="B11005_005"))),
+    (("B11003_001",), (_CellGroup(("B17010_002",), 0.07, 0.6, 0.1),)),  # families in poverty
+    # C24010 management, business, science and arts occupations (male, female) among employed
+    (("B23025_003", "-B23025_005"),
+     (_CellGroup(("C24010_003", "C24010_039"), 0.4, -0.35, -0.3, (0.47, 0.53)),)),
+    # no telephone service (B25043) and lacking complete plumbing (B25016), owners and renters
+    (("B25003_001", "-B25003_003"), (_CellGroup(("B25043_007",), 0.005, 0.5, 0.4),)),
+    (("B25003_003",), (_CellGroup(("B25043_016",), 0.02, 0.5, 0.3),)),
+    (("B25003_001", "-B25003_003"), (_CellGroup(("B25016_007",), 0.003, 0.4, 0.8),)),
+    (("B25003_003",), (_CellGroup(("B25016_016",), 0.008, 0.4, 0.5),)),
+    # S2503 housing costs >= 30% of income, by income: < $20,000, $20,000-34,999,
+    # $35,000-49,999, $50,000-74,999 (occupied units)
+    (("B25003_001",),
+     (_CellGroup(("S2503_C01_028",), 0.09, 0.5, 0.0), _CellGroup(("S2503_C01_032",), 0.07, 0.35, 0.0),
+      _CellGroup(("S2503_C01_036",), 0.05, 0.2, 0.0), _CellGroup(("S2503_C01_040",), 0.05, 0.1, 0.0))),
+)
+# Index inputs that publish a count drawn before under another name: variable -> signed cells
+# summed (the same people or units in another table or dataset). Derived at every level, with
+# the MOE of the cell (or the root sum of squares of the cells).
+SAME_COUNTS = {
+    "B06009_002": _vars("B15003", range(2, 17)),  # less than high school graduate, 25+
+    "B09001_001": ("hidden_children_poverty_universe",),  # under 18 in households
+    "B16005_001": ("hidden_population_5_plus",),
+    "B17010_001": ("B11003_001",),  # families
+    "B25001_001": ("B25002_001",),  # housing units
+    "B25003_002": ("B25003_001", "-B25003_003"),  # owner occupied
+    "B25016_001": ("B25003_001",),  # occupied units
+    "B25043_001": ("B25003_001",),
+    "C24010_001": ("B23025_003", "-B23025_005"),  # employed civilians 16+
+    "S0101_C01_030": _vars("B01001", (*range(20, 26), *range(44, 50))),  # 65 and over
+    "S0601_C01_001": ("B01003_001",),  # total population
+    "S1701_C01_001": ("C17002_001",),  # poverty status determined
+    "S1701_C01_040": _vars("C17002", range(2, 6)),  # below 150% of poverty
+    "S2503_C01_001": ("B25003_001",),
+    "S2701_C04_001": _vars("B27010", (17, 33, 50, 66)),  # uninsured
+    "DP02_0001": ("B11001_001",),  # households
+    "DP02_0072": ("hidden_disabled",),  # with a disability
+    "DP03_0005": ("B23025_005",),  # unemployed
+    "DP04_0001": ("B25002_001",),
+    "DP04_0002": ("B25003_001",),
+    "DP04_0012": ("B25024_007",),  # 10 to 19 units
+    "DP04_0013": ("B25024_008", "B25024_009"),  # 20 or more units
+    "DP04_0014": ("B25024_010",),  # mobile homes
+    "DP04_0058": ("B25044_003", "B25044_010"),  # no vehicle available
+    "DP04_0078": ("B25014_005", "B25014_011"),  # 1.01 to 1.50 occupants per room
+    "DP04_0079": ("B25014_006", "B25014_007", "B25014_012", "B25014_013"),  # 1.51 or more
+    "DP05_0071": ("B03002_012",),  # Hispanic or Latino (2016-2020 DP05 layout)
+    "DP05_0078": ("B03002_004",),  # not Hispanic: Black
+    "DP05_0079": ("B03002_005",),  # AIAN
+    "DP05_0080": ("B03002_006",),  # Asian
+    "DP05_0081": ("B03002_007",),  # NHPI
+    "DP05_0082": ("B03002_008",),  # some other race
+    "DP05_0083": ("B03002_009",),  # two or more races
+}
+# Published percents the indices read beyond the catalog's: percent -> (numerator cells,
+# denominator cell), computed from the same counts like the catalog's (PUBLISHED).
+INDEX_PERCENTS = {
+    "S0101_C02_030": (("S0101_C01_030",), "B01003_001"),
+    "S0601_C01_033": (("B06009_002",), "B15003_001"),
+    "S2701_C05_001": PUBLISHED["pct_uninsured_published"],
+    "DP02_0072P": PUBLISHED["pct_disability"],
+    "DP03_0009P": (("B23025_005",), "B23025_003"),
+    "DP04_0014P": (("B25024_010",), "B25024_001"),
+    "DP04_0058P": (("B25044_003", "B25044_010"), "B25044_001"),
+}
+# The computed ADI's suppression rule reads the group quarters population of a block group from
+# the decennial census table its catalog names per boundary vintage (adi_computed.yaml
+# `group_quarters_sources`: 2020 Census redistricting data, dec/pl P5_001N, for 2020 block
+# groups); the demo serves it for the boundary vintages that have one.
+DECENNIAL_LEVEL = "block_group"
 
 # -- ADI ----------------------------------------------------------------------------------------
 
@@ -367,7 +505,11 @@ NOTES = (
     "block groups, 2020 and 2021 the 2020 block groups; the ADI 2015 ranks are derived from "
     "the 2019 demo ACS on 2010 block groups. Subject and data profile percents (tract and "
     "county files under acs/acs5/subject and acs/acs5/profile) are computed from the same "
-    "synthetic counts as the detailed tables. PO boxes may carry the post office's "
+    "synthetic counts as the detailed tables. The same files also hold the inputs of the CDC "
+    "SVI 2020 (ACS 2020, tract and county) and of the ADI computed from ACS block groups (2020 "
+    "and 2021); census_api/2020/dec/pl holds the 2020 Census group quarters population "
+    "(P5_001N) per block group. Tract 9900 is water only: its counts are 0 and its medians "
+    "and percents not available. PO boxes may carry the post office's "
     "coordinates: a linker must recognise them from the street text. truth/address_truth.csv "
     "holds the expected linkage of every address row; it is an answer key, not an input."
 )
@@ -468,6 +610,19 @@ def _block_groups(boundary_year: int) -> gpd.GeoDataFrame:
             })
     frame = gpd.GeoDataFrame(records, geometry="geometry", crs=CRS)
     return frame.sort_values("geoid", ignore_index=True)
+
+
+def _with_water(bgs: gpd.GeoDataFrame, boundary_year: int) -> gpd.GeoDataFrame:
+    """Add the water-only block groups (block group 0 of each water tract), sorted by GEOID."""
+    records = [{"tract": code, "block_group": WATER_BLOCK_GROUP,
+                "geoid": f"{STATE_FIPS}{COUNTY_FIPS}{code}{WATER_BLOCK_GROUP}",
+                "tract_geoid": f"{STATE_FIPS}{COUNTY_FIPS}{code}", "area_type": "water",
+                "parent_tract_2010": "", "geometry": box(*cell)}
+               for code, cell in sorted(WATER_TRACTS.get(boundary_year, {}).items())]
+    if not records:
+        return bgs
+    water = gpd.GeoDataFrame(records, geometry="geometry", crs=CRS)
+    return pd.concat([bgs, water], ignore_index=True).sort_values("geoid", ignore_index=True)
 
 
 def _special_geoids() -> dict[str, str]:
@@ -723,31 +878,37 @@ def _moe_counts(est: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(est > 0, np.maximum(moe, 2), ZERO_ESTIMATE_MOE).astype(np.int64)
 
 
-def _rss(est: pd.Series, moe: pd.Series) -> int:
-    """Census aggregation: root sum of squares, counting only the largest zero-estimate MOE."""
-    nonzero = moe[est > 0].to_numpy(dtype=float)
-    zeros = moe[est == 0].to_numpy(dtype=float)
-    total = np.sum(nonzero**2) + (zeros.max() ** 2 if len(zeros) else 0.0)
-    return max(1, round(math.sqrt(total)))
+def _rss(est: np.ndarray, moe: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Aggregate MOEs by group as the Census Bureau does (rows of ``est``, ``moe``: areas).
+
+    Root sum of squares of the MOEs, counting only the largest zero-estimate MOE; ``est`` and
+    ``moe`` are (rows, variables), ``groups`` the group of each row.
+    """
+    squares = np.zeros((n_groups, est.shape[1]))
+    np.add.at(squares, groups, np.where(est > 0, moe.astype(float) ** 2, 0.0))
+    zeros = np.zeros((n_groups, est.shape[1]))
+    np.maximum.at(zeros, groups, np.where(est == 0, moe.astype(float), 0.0))
+    return np.maximum(1, np.round(np.sqrt(squares + zeros**2))).astype(np.int64)
 
 
-def _aggregate(child: pd.DataFrame, keys: list[str], counts: list[str], medians: list[str],
-               rng: np.random.Generator, level: str) -> pd.DataFrame:
-    """Sum counts of child areas, RSS their MOEs and take household-weighted statistics."""
-    households = TABLES["B25003"][1]
-    rows = []
-    for key, group in child.groupby(keys, sort=True):
-        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        for v in counts:
-            row[v] = int(group[v].sum())
-            row[f"{v}_moe"] = _rss(group[v], group[f"{v}_moe"])
-        weights = group[households].to_numpy(dtype=float) + 1e-9
-        for v in medians:
-            row[v] = float(np.exp(np.average(np.log(group[v].to_numpy(dtype=float)),
-                                             weights=weights)))
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    return _add_median_moes(frame, medians, rng, level)
+def _aggregate(child: pd.DataFrame, keys: list[str], counts: list[str],
+               medians: list[str]) -> pd.DataFrame:
+    """Sum counts of child areas, RSS their MOEs and take household-weighted statistics.
+
+    Medians get their MOEs from `_add_median_moes`.
+    """
+    grouped = child.groupby(keys, sort=True)
+    groups = grouped.ngroup().to_numpy()
+    frame = grouped[counts].sum().reset_index()
+    moes = _rss(child[counts].to_numpy(), child[[f"{v}_moe" for v in counts]].to_numpy(),
+                groups, len(frame))
+    columns = {f"{v}_moe": moes[:, i] for i, v in enumerate(counts)}
+    weights = child[TABLES["B25003"][1]].to_numpy(dtype=float) + 1e-9
+    for v in medians:
+        logs = np.log(child[v].to_numpy(dtype=float))
+        columns[v] = [float(np.exp(np.average(logs[groups == g], weights=weights[groups == g])))
+                      for g in range(len(frame))]
+    return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
 
 
 def _add_median_moes(frame: pd.DataFrame, medians: list[str], rng: np.random.Generator,
@@ -760,9 +921,15 @@ def _add_median_moes(frame: pd.DataFrame, medians: list[str], rng: np.random.Gen
     return frame
 
 
-def _acs_levels(bgs: gpd.GeoDataFrame, latents: pd.DataFrame, year: int,
-                seed: int) -> dict[str, pd.DataFrame]:
-    """Build the three levels of one vintage, consistent by construction (tract = sum of bgs)."""
+def _acs_levels(bgs: gpd.GeoDataFrame, latents: pd.DataFrame, year: int, seed: int,
+                boundary_year: int) -> dict[str, pd.DataFrame]:
+    """Build the three levels of one vintage, consistent by construction (tract = sum of bgs).
+
+    The catalog's variables come from the vintage's stream, the index inputs (in the vintages
+    that serve them) from a stream of their own, so that adding them changed no other value.
+    Water-only areas come last, with zero counts; the counts published under other names
+    (SAME_COUNTS) are then derived at each level.
+    """
     rng = _rng(seed, f"acs-{year}")
     bg = _acs_block_groups(bgs, latents, year, rng)
     medians = _statistic_variables()
@@ -771,10 +938,35 @@ def _acs_levels(bgs: gpd.GeoDataFrame, latents: pd.DataFrame, year: int,
     bg = pd.concat([bg, pd.DataFrame(moes, index=bg.index)], axis=1)
     bg = _top_code(bg)
     bg = _add_median_moes(bg, medians, rng, "block_group")
-    tract = _aggregate(bg, ["tract"], counts, medians, rng, "tract")
-    county = _aggregate(tract.assign(county=COUNTY_FIPS), ["county"], counts, medians, rng,
-                        "county")
-    return {"block_group": bg, "tract": tract, "county": county}
+    index_rng = _rng(seed, f"index-inputs-{year}")
+    bg, index_counts, index_medians = _draw_index_inputs(bg, year, index_rng)
+    counts, all_medians = counts + index_counts, medians + index_medians
+    levels = {"block_group": bg}
+    child, keys = bg, ["tract"]
+    for level in ("tract", "county"):
+        frame = _aggregate(child, keys, counts, all_medians)
+        frame = _add_median_moes(frame, medians, rng, level)
+        levels[level] = _add_median_moes(frame, index_medians, index_rng, level)
+        child, keys = levels[level].assign(county=COUNTY_FIPS), ["county"]
+    water = _with_water(bgs.iloc[:0], boundary_year)
+    for level in ("block_group", "tract"):
+        levels[level] = _add_water(levels[level], water, level, counts)
+    if index_counts or index_medians:
+        levels = {level: _add_same_counts(frame) for level, frame in levels.items()}
+    return levels
+
+
+def _add_water(frame: pd.DataFrame, water: gpd.GeoDataFrame, level: str,
+               counts: list[str]) -> pd.DataFrame:
+    """Append the water-only areas: every count 0 with the zero-estimate MOE, no statistic."""
+    if water.empty:
+        return frame
+    keys = ["geoid", "tract", "block_group", "area_type"] if level == "block_group" else ["tract"]
+    rows = water[keys].drop_duplicates().reset_index(drop=True)
+    zeros = {v: np.zeros(len(rows), dtype=np.int64) for v in counts}
+    zeros |= {f"{v}_moe": np.full(len(rows), ZERO_ESTIMATE_MOE, dtype=np.int64) for v in counts}
+    rows = pd.concat([rows, pd.DataFrame(zeros, index=rows.index)], axis=1)
+    return pd.concat([frame, rows], ignore_index=True).sort_values(keys[0], ignore_index=True)
 
 
 def _top_code(bg: pd.DataFrame) -> pd.DataFrame:
@@ -790,15 +982,16 @@ def _bg_annotations(bg: pd.DataFrame) -> dict[tuple[str, str], tuple[str, str]]:
     """(geoid, variable) -> (estimate, MOE) strings that replace the drawn values."""
     specials = _special_geoids()
     notes: dict[tuple[str, str], tuple[str, str]] = {}
-    for variable in _catalog_variables():
+    for variable in bg.columns:
         table = variable.split("_")[0]
-        if table in TINY_ANNOTATIONS:
+        if table in TINY_ANNOTATIONS and not variable.endswith("_moe"):
             notes[(specials["tiny"], variable)] = TINY_ANNOTATIONS[table]
-    households = bg.set_index("geoid")[TABLES["B25003"][1]]
+    land = bg[bg["area_type"] != "water"]
+    households = land.set_index("geoid")[TABLES["B25003"][1]]
     ordinary = households.drop(list(specials.values())).sort_values(kind="stable")
     small = [specials["tiny"], specials["small_group_quarters"]]
     small += list(ordinary.index[: N_INSUFFICIENT_MEDIANS - len(small)])
-    for variable in _statistic_variables():
+    for variable in (v for v in STATISTICS if v in bg.columns):
         for geoid in small:
             notes[(geoid, variable)] = (JAM["insufficient"], JAM["no_se"])
     if INCOME in bg:
@@ -808,9 +1001,118 @@ def _bg_annotations(bg: pd.DataFrame) -> dict[tuple[str, str], tuple[str, str]]:
 
 
 def _county_annotations() -> dict[tuple[str, str], tuple[str | None, str]]:
+    """Controlled totals (and the same counts published under other names) have no MOE."""
     geoid = STATE_FIPS + COUNTY_FIPS
-    return {(geoid, total): (None, JAM["controlled"])
-            for universe, total in TABLES.values() if universe in CONTROLLED_UNIVERSES}
+    controlled = {total for universe, total in TABLES.values() if universe in CONTROLLED_UNIVERSES}
+    controlled |= {v for v, terms in SAME_COUNTS.items() if len(terms) == 1 and terms[0] in controlled}
+    return {(geoid, v): (None, JAM["controlled"]) for v in sorted(controlled)}
+
+
+def _water_annotations() -> dict[tuple[str, str], tuple[str, str]]:
+    """No statistic (median, Gini index) can be computed for a water-only area."""
+    prefix = STATE_FIPS + COUNTY_FIPS
+    geoids = [prefix + code + suffix for tracts in WATER_TRACTS.values() for code in tracts
+              for suffix in ("", WATER_BLOCK_GROUP)]
+    return {(g, v): (JAM["insufficient"], JAM["no_se"]) for g in geoids for v in STATISTICS}
+
+
+# -- index inputs -------------------------------------------------------------------------------
+
+
+def _svi_releases(years) -> list[int]:
+    """The SVI releases computed from the ACS vintages ``years``."""
+    from sdoh_sources.svi import load_svi_catalog
+
+    return sorted(r.release for r in load_svi_catalog().releases if r.acs_vintage in years)
+
+
+def _index_variables(index: str, year: int) -> list[str]:
+    """The API names (``{v}E``, ``{v}M``) an index reads in ACS vintage ``year``, from its module.
+
+    Imported here: the index modules load the publishing stack, which generating the region
+    does not otherwise need.
+    """
+    if index == "svi":
+        from ingestion.svi import svi_variables
+
+        return sorted({v for r in _svi_releases([year]) for v in svi_variables(r)})
+    from ingestion.adi_compute import adi_variables
+
+    return adi_variables(year)
+
+
+@cache
+def _index_inputs(year: int) -> dict[str, frozenset[str]]:
+    """Level -> the variables the indices read in ``year``, bare (``B19113_001``, ``DP03_0009P``)."""
+    found: dict[str, set[str]] = {level: set() for level in LEVELS}
+    for index, spec in INDEX_INPUTS.items():
+        if year in spec["vintages"]:
+            names = {name[:-1] for name in _index_variables(index, year)}  # drop the E/M suffix
+            for level in spec["levels"]:
+                found[level] |= names
+    return {level: frozenset(names) for level, names in found.items()}
+
+
+def _index_percent(variable: str) -> tuple[tuple[str, ...], str] | None:
+    """The (numerator cells, denominator cell) of a published percent the indices read."""
+    if variable in INDEX_PERCENTS:
+        return INDEX_PERCENTS[variable]
+    if variable.endswith("P"):  # a data profile percent without a model
+        return (f"generic_{variable}",), "B01003_001"
+    return None
+
+
+def _signed_sum(terms: tuple[str, ...], columns: Mapping) -> np.ndarray:
+    return sum((-1 if t.startswith("-") else 1) * np.asarray(columns[t.lstrip("-")], dtype=np.int64)
+               for t in terms)
+
+
+def _draw_index_inputs(bg: pd.DataFrame, year: int,
+                       rng: np.random.Generator) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Draw the index inputs the catalog does not, per block group: (bg, counts, medians).
+
+    Counts come from INDEX_TABLES with their MOEs, medians from STATISTICS; SAME_COUNTS and
+    the published percents are derived later from these and the catalog's cells. An input
+    without a model gets a generic share of the population, with a warning.
+    """
+    needed = set().union(*_index_inputs(year).values())
+    if not needed:
+        return bg, [], []
+    rural = (bg["area_type"] == "rural").to_numpy().astype(float)
+    z = bg["z"].to_numpy()
+    drawn: dict[str, np.ndarray] = {}
+    for universe, groups in INDEX_TABLES:
+        total = _signed_sum(universe, ChainMap(drawn, bg))
+        drawn.update(_draw_table(total, list(groups), z, rural, rng))
+    known = {*bg.columns, *drawn, *SAME_COUNTS, *INDEX_PERCENTS, *STATISTICS}
+    for variable in sorted(needed - known):
+        logger.warning("demo region: no model for the index input %s; using a generic share",
+                       variable)
+        name = f"generic_{variable}" if _index_percent(variable) else variable
+        drawn[name] = rng.binomial(bg["B01003_001"].to_numpy(np.int64), FALLBACK_SHARE)
+    # cells drawn for the catalog without an MOE of their own (table totals it does not read)
+    cells = {t.lstrip("-") for terms in SAME_COUNTS.values() for t in terms}
+    unmeasured = sorted(c for c in cells if c in bg.columns and f"{c}_moe" not in bg.columns)
+    values = {**drawn, **{c: bg[c].to_numpy() for c in unmeasured}}
+    counts = [*sorted(drawn), *unmeasured]
+    medians = sorted(v for v in needed & set(STATISTICS) if v not in bg.columns)
+    columns = {**drawn, **{f"{v}_moe": _moe_counts(values[v], rng) for v in counts},
+               **{v: _statistic(STATISTICS[v], bg, rural, year, rng) for v in medians}}
+    bg = pd.concat([bg, pd.DataFrame(columns, index=bg.index)], axis=1)
+    return _add_median_moes(bg, medians, rng, "block_group"), counts, medians
+
+
+def _add_same_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the SAME_COUNTS variables: signed sums of cells, MOE by root sum of squares."""
+    columns = {}
+    for variable, terms in SAME_COUNTS.items():
+        cells = [t.lstrip("-") for t in terms]
+        signs = np.array([-1 if t.startswith("-") else 1 for t in terms])
+        est = frame[cells].to_numpy(np.int64)
+        moe = frame[[f"{c}_moe" for c in cells]].to_numpy(np.int64)
+        columns[variable] = est @ signs
+        columns[f"{variable}_moe"] = _rss(est.T, moe.T, np.zeros(len(cells), dtype=int), 1)[0]
+    return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
 
 
 # -- Census API files ---------------------------------------------------------------------------
@@ -851,10 +1153,20 @@ def _text(variable: str, value: float) -> str:
     return str(int(round(value))) if decimals == 0 else f"{value:.{decimals}f}"
 
 
+def _detailed_variables(year: int) -> list[str]:
+    """The detailed-table variables of a vintage's files: the catalog's, then the indices'."""
+    catalog = _catalog_variables(year)
+    index = {v for names in _index_inputs(year).values() for v in names if _is_detailed(v)}
+    return [*catalog, *sorted(index - set(catalog))]
+
+
 def _api_rows(frame: pd.DataFrame, level: str, notes: dict, year: int) -> list[list[str | None]]:
-    """Build a detailed-table response: header, then one row per area, values as strings."""
-    variables = _catalog_variables(year)
-    published = _published(level, year)
+    """Build a detailed-table response: header, then one row per area, values as strings.
+
+    Every level has the same header; a variable not published at a level is null there.
+    """
+    variables = _detailed_variables(year)
+    published = _published(level, year) | _index_inputs(year)[level]
     header = ["NAME", *[f"{v}{s}" for v in variables for s in "EM"], *GEOGRAPHY_COLUMNS[level]]
     rows: list[list[str | None]] = [header]
     for _, row in frame.iterrows():
@@ -883,18 +1195,31 @@ def _percent_text(row: pd.Series, numerators: tuple[str, ...], denominator: str)
     return [f"{100 * p:.{PERCENT_DECIMALS}f}", f"{100 * math.sqrt(under) / den:.{PERCENT_DECIMALS}f}"]
 
 
-def _narrow_rows(frame: pd.DataFrame, level: str, year: int,
-                 dataset: str) -> list[list[str | None]]:
-    """A subject or data profile response: the year's published percents (E/M or PE/PM)."""
-    pairs = [(m, v) for m, v in _published_measures(year, level) if acs_dataset(v) == dataset]
-    header = ["NAME", *[f"{v}{s}" for _, v in pairs for s in "EM"], *GEOGRAPHY_COLUMNS[level]]
+def _narrow_rows(frame: pd.DataFrame, level: str, year: int, dataset: str,
+                 notes: dict) -> list[list[str | None]]:
+    """A subject or data profile response: the year's published percents (E/M or PE/PM).
+
+    The catalog's percents come first, then the variables the indices read from the dataset
+    at the level: published percents, or counts with their MOEs.
+    """
+    models = {v: _published_model(m) for m, v in _published_measures(year, level)
+              if acs_dataset(v) == dataset}
+    index = sorted(v for v in _index_inputs(year)[level]
+                   if acs_dataset(v) == dataset and v not in models)
+    models |= {v: _index_percent(v) for v in index}
+    header = ["NAME", *[f"{v}{s}" for v in models for s in "EM"], *GEOGRAPHY_COLUMNS[level]]
     rows: list[list[str | None]] = [header]
     for _, row in frame.iterrows():
+        geoid = _geoid(level, row)
         values: list[str | None] = [_name(level, row)]
-        for m, _ in pairs:
-            values += _percent_text(row, *_published_model(m))
+        for v, model in models.items():
+            if model is not None:
+                values += _percent_text(row, *model)
+                continue
+            est, moe = notes.get((geoid, v), (None, None))
+            values += [est or _text(v, row[v]), moe or _text(v, row[f"{v}_moe"])]
         rows.append(values + _geography_values(level, row))
-    return rows if pairs else []
+    return rows if models else []
 
 
 def _write_api_json(path: Path, rows: list[list[str | None]]) -> None:
@@ -908,7 +1233,8 @@ def _write_acs(out_dir: Path, year: int, levels: dict[str, pd.DataFrame]) -> dic
     Keys are the levels for the detailed tables and ``subject/{level}`` or
     ``profile/{level}`` for the tract and county files of the narrower datasets.
     """
-    notes = {**_bg_annotations(levels["block_group"]), **_county_annotations()}
+    notes = {**_bg_annotations(levels["block_group"]), **_county_annotations(),
+             **_water_annotations()}
     files = {}
     for level in LEVELS:
         relative = f"census_api/{year}/{DETAILED}/{level}.json"
@@ -916,12 +1242,44 @@ def _write_acs(out_dir: Path, year: int, levels: dict[str, pd.DataFrame]) -> dic
         files[level] = relative
     for dataset, folder in NARROW_DATASETS.items():
         for level in NARROW_LEVELS:
-            rows = _narrow_rows(levels[level], level, year, dataset)
+            rows = _narrow_rows(levels[level], level, year, dataset, notes)
             if rows:
                 relative = f"census_api/{year}/{dataset}/{level}.json"
                 _write_api_json(out_dir / relative, rows)
                 files[f"{folder}/{level}"] = relative
     return files
+
+
+def _group_quarters_source(boundary_year: int) -> GroupQuartersSource | None:
+    """The decennial table the computed ADI reads group quarters from, or None."""
+    from sdoh_sources.adi_computed import load_adi_method
+
+    return load_adi_method().suppression.group_quarters_source(boundary_year)
+
+
+def _write_decennial(out_dir: Path, bgs: gpd.GeoDataFrame, latents: pd.DataFrame,
+                     boundary_year: int, seed: int) -> dict | None:
+    """Write the census group quarters population of every block group, if the ADI reads one.
+
+    Each person of a block group is in group quarters with its latent share: the same people
+    the ACS group quarters (B26001) are drawn from, counted on census day.
+    """
+    source = _group_quarters_source(boundary_year)
+    if source is None:
+        return None
+    rng = _rng(seed, f"decennial-{source.year}")
+    quarters = rng.binomial(latents["pop"].to_numpy(np.int64), np.clip(latents["gq"], 0.0, 1.0))
+    frame = _with_water(bgs.assign(**{source.variable: quarters}), boundary_year)
+    counts = frame[source.variable].fillna(0).astype(np.int64)  # nobody lives in the water
+    level = DECENNIAL_LEVEL
+    rows: list[list[str | None]] = [["NAME", source.variable, *GEOGRAPHY_COLUMNS[level]]]
+    for (_, row), count in zip(frame.iterrows(), counts, strict=True):
+        rows.append([_name(level, row), str(count), *_geography_values(level, row)])
+    relative = f"census_api/{source.year}/{source.dataset}/{level}.json"
+    _write_api_json(out_dir / relative, rows)
+    return {"year": source.year, "dataset": source.dataset, "boundary_vintage": boundary_year,
+            "variables": [source.variable], "files": {level: relative},
+            "read_by": "ingestion.adi_compute (group quarters share of the suppression rule)"}
 
 
 # -- TIGER files --------------------------------------------------------------------------------
@@ -933,7 +1291,8 @@ def _tiger_frame(bgs: gpd.GeoDataFrame, boundary_year: int) -> gpd.GeoDataFrame:
     geod = Geod(ellps="GRS80")
     area = np.array([abs(geod.geometry_area_perimeter(p)[0]) for p in bgs.geometry])
     coastal = np.array([p.bounds[2] == COLUMN_EDGES[-1] for p in bgs.geometry])
-    water = np.round(np.where(coastal, area * 0.02, 0.0)).astype(np.int64)
+    water_only = (bgs["area_type"] == "water").to_numpy()
+    water = np.round(np.where(water_only, area, np.where(coastal, area * 0.02, 0.0))).astype(np.int64)
     point = bgs.geometry.representative_point()
     columns = {
         "STATEFP": STATE_FIPS, "COUNTYFP": COUNTY_FIPS, "TRACTCE": bgs["tract"],
@@ -1011,15 +1370,18 @@ def _deprivation_index(bg: pd.DataFrame) -> np.ndarray:
 
 def _adi_frame(bg: pd.DataFrame) -> pd.DataFrame:
     """GISJOIN, FIPS and ranks (national percentile, state decile) or suppression codes."""
-    index = _deprivation_index(bg)
+    water = (bg["area_type"] == "water").to_numpy()
+    index = np.full(len(bg), np.nan)
+    index[~water] = _deprivation_index(bg[~water])
     national = np.clip(np.ceil(100 * _normal_cdf(ADI_NATIONAL_SHIFT + 0.85 * index)), 1, 100)
     codes = {geoid: ADI_SUPPRESSION[role] for role, geoid in _special_geoids().items()}
+    codes |= {geoid: WATER_ADI_CODE for geoid in bg.loc[water, "geoid"]}
     suppressed = bg["geoid"].isin(codes).to_numpy()
     ranked = pd.Series(index[~suppressed]).rank(method="first").to_numpy()
     deciles = np.zeros(len(bg))
     deciles[~suppressed] = np.ceil(10 * ranked / len(ranked))
-    nat = [codes.get(g, str(int(v))) for g, v in zip(bg["geoid"], national, strict=True)]
-    state = [codes.get(g, str(int(v))) for g, v in zip(bg["geoid"], deciles, strict=True)]
+    nat = [codes[g] if g in codes else str(int(v)) for g, v in zip(bg["geoid"], national, strict=True)]
+    state = [codes[g] if g in codes else str(int(v)) for g, v in zip(bg["geoid"], deciles, strict=True)]
     gisjoin = "G" + STATE_FIPS + "0" + COUNTY_FIPS + "0" + bg["tract"] + bg["block_group"]
     return pd.DataFrame({"GISJOIN": gisjoin, "FIPS": bg["geoid"], "ADI_NATRANK": nat,
                          "ADI_STATERNK": state})
@@ -1392,7 +1754,9 @@ def _check_arguments(seed: int, n_patients: int) -> None:
 
 
 def _geography_manifest(bgs: dict[int, gpd.GeoDataFrame]) -> dict:
+    """Describe the block groups of each boundary vintage (water-only ones included)."""
     prefix = STATE_FIPS + COUNTY_FIPS
+    water = {str(y): [prefix + t for t in sorted(tracts)] for y, tracts in WATER_TRACTS.items()}
     split = {prefix + old: [prefix + new for new, _ in parts] for old, parts in SPLITS_2020.items()}
     return {
         "block_groups": {str(y): len(f) for y, f in bgs.items()},
@@ -1405,9 +1769,27 @@ def _geography_manifest(bgs: dict[int, gpd.GeoDataFrame]) -> dict:
                             "from the southern to the northern tract"),
         }],
         "block_group_changes": {prefix + t: n for t, n in BLOCK_GROUPS_2020.items()},
+        "water_tracts": water,
         "special_block_groups": _special_geoids(),
-        "adi_suppression": {g: ADI_SUPPRESSION[r] for r, g in _special_geoids().items()},
+        "adi_suppression": {**{g: ADI_SUPPRESSION[r] for r, g in _special_geoids().items()},
+                            **{t + WATER_BLOCK_GROUP: WATER_ADI_CODE for ts in water.values()
+                               for t in ts}},
     }
+
+
+def _land(levels: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The block groups where people live (patients are drawn from them)."""
+    bg = levels["block_group"]
+    return bg[bg["area_type"] != "water"].reset_index(drop=True)
+
+
+def _index_manifest() -> dict:
+    """Which index inputs are served: vintages, levels and where the variable list comes from."""
+    source = {"svi": "ingestion.svi.svi_variables", "adi_computed": "ingestion.adi_compute.adi_variables"}
+    out = {index: {"vintages": list(spec["vintages"]), "levels": list(spec["levels"]),
+                   "variables": source[index]} for index, spec in INDEX_INPUTS.items()}
+    out["svi"]["releases"] = _svi_releases(INDEX_INPUTS["svi"]["vintages"])
+    return out
 
 
 def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int = 2000) -> dict:
@@ -1415,9 +1797,11 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
 
     The county "Synthetic County, Demo State" (state FIPS ``99``, county ``001``) lies in the
     Atlantic Ocean; ~40 block groups in 2010 and 2020 boundaries (one tract split, one edge
-    moved), ACS 5-year 2019/2020/2021 responses consistent across levels, two ADI files, and
-    patients with address histories and encounters whose coverage gaps differ by subgroup.
-    The same seed gives byte-identical files.
+    moved, an offshore water-only tract), ACS 5-year 2019/2020/2021 responses consistent
+    across levels, with the inputs of the CDC SVI 2020 (tract, county) and of the ADI computed
+    from ACS block groups (2020, 2021) and the 2020 Census group quarters it needs, two ADI
+    files, and patients with address histories and encounters whose coverage gaps differ by
+    subgroup. The same seed gives byte-identical files.
 
     Parameters
     ----------
@@ -1435,8 +1819,9 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
         The manifest, also written to ``out_dir/manifest.json``: ``synthetic``, ``seed``,
         ``state_fips``, ``county_fips``, ``vintages`` (year, datasets, boundary_vintage,
         files by level, ``subject/{level}`` and ``profile/{level}``), ``tiger``,
-        ``adi_files``, ``patients``, ``geography`` (split tracts, moved boundaries, special
-        block groups) and ``notes``.
+        ``adi_files``, ``decennial`` (the 2020 Census group quarters file), ``index_inputs``
+        (which SVI and computed-ADI inputs are served, where), ``patients``, ``geography``
+        (split tracts, moved boundaries, water tracts, special block groups) and ``notes``.
 
     Raises
     ------
@@ -1463,7 +1848,7 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
     for year in DEMO_VINTAGES:
         release = catalog.release("acs5", year)
         boundary = release.boundary_vintage
-        acs[year] = _acs_levels(bgs[boundary], latents[boundary], year, seed)
+        acs[year] = _acs_levels(bgs[boundary], latents[boundary], year, seed, boundary)
         files = _write_acs(out_dir, year, acs[year])
         datasets = [DETAILED, *(d for d, folder in NARROW_DATASETS.items()
                                 if any(k.startswith(folder + "/") for k in files))]
@@ -1482,11 +1867,13 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
         "bbox": [COLUMN_EDGES[0], ROW_EDGES[-1], COLUMN_EDGES[-1], ROW_EDGES[0]],
         "census_api_root": "census_api",
         "vintages": vintages,
-        "tiger": {str(y): _write_tiger(out_dir, f, y) for y, f in bgs.items()},
+        "tiger": {str(y): _write_tiger(out_dir, _with_water(f, y), y) for y, f in bgs.items()},
         "adi_files": _write_adi(out_dir, acs),
-        "patients": _write_patients(out_dir, seed, n_patients, acs[DEMO_VINTAGES[0]]["block_group"],
-                                    bgs),
-        "geography": _geography_manifest(bgs),
+        "decennial": [entry for y, f in bgs.items()
+                      if (entry := _write_decennial(out_dir, f, latents[y], y, seed))],
+        "index_inputs": _index_manifest(),
+        "patients": _write_patients(out_dir, seed, n_patients, _land(acs[DEMO_VINTAGES[0]]), bgs),
+        "geography": _geography_manifest({y: _with_water(f, y) for y, f in bgs.items()}),
         "notes": NOTES,
     }
     manifest["split_tracts"] = manifest["geography"]["split_tracts"]

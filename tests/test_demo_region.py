@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 import shapely
 
+from ingestion.census_api import CensusClient, get_acs
 from ingestion.demo_region import generate_demo_region
+from ingestion.replay import CensusReplayServer
 from sdoh_sources import load_catalog
 from sdoh_sources._models import acs_dataset
 
@@ -26,6 +28,11 @@ TIGER_COLUMNS = ("STATEFP", "COUNTYFP", "TRACTCE", "BLKGRPCE", "GEOID", "NAMELSA
                  "FUNCSTAT", "ALAND", "AWATER", "INTPTLAT", "INTPTLON")
 PO_BOX = re.compile(r"(?i)\b(p\.?\s*o\.?\s*box|post office box)\b")
 JAMS = {"-666666666", "-999999999", "-888888888", "-222222222", "-333333333", "-555555555"}
+WATER_TRACT = "99001990000"  # offshore, water only, no population (both boundary vintages)
+WATER_BLOCK_GROUP = WATER_TRACT + "0"
+# Inputs of the indices computed from the ACS: index -> (demo vintages, levels served).
+INDEX_INPUTS = {"svi": ((2020,), ("tract", "county")),
+                "adi": ((2020, 2021), ("block_group", "tract", "county"))}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +59,31 @@ def _api_frame(root: Path, year: int, level: str, dataset: str = "acs/acs5") -> 
 
 def _number(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(frame[column])
+
+
+def _index_variables(index: str, year: int) -> set[str]:
+    """The API names (E and M) an index reads in a demo vintage, from the index module."""
+    if index == "svi":
+        from ingestion.svi import svi_variables
+
+        return set(svi_variables(2020)) if year == 2020 else set()
+    from ingestion.adi_compute import adi_variables
+
+    return set(adi_variables(year))
+
+
+def _index_served(year: int, level: str) -> set[str]:
+    """The index inputs the demo serves in ``year`` at ``level`` (API names)."""
+    return {v for index, (years, levels) in INDEX_INPUTS.items()
+            if year in years and level in levels for v in _index_variables(index, year)}
+
+
+def _dataset(api_name: str) -> str:
+    return acs_dataset(api_name[:-1])  # without the E/M suffix
+
+
+def _populated(frame: pd.DataFrame) -> pd.Series:
+    return frame["GEOID"].str[:11] != WATER_TRACT
 
 
 def _history(root: Path) -> pd.DataFrame:
@@ -139,7 +171,10 @@ def test_api_response_format(region, year, level):
     assert len(rows) > 1 and all(len(r) == len(header) for r in rows)
     assert all(v is None or isinstance(v, str) for r in rows for v in r)
     variables = _detailed({v for m in load_catalog().acs.measures for v in m.variables_for(year)})
-    assert {f"{v}{s}" for v in variables for s in "EM"} == set(header[1:-len(GEO_COLUMNS[level])])
+    catalog = [f"{v}{s}" for v in sorted(variables) for s in "EM"]
+    assert header[1:1 + len(catalog)] == catalog  # the catalog's variables come first
+    index = {v for lv in LEVELS for v in _index_served(year, lv) if _dataset(v) == "acs/acs5"}
+    assert set(header[1 + len(catalog):-len(GEO_COLUMNS[level])]) == index - set(catalog)
     frame = _api_frame(root, year, level)
     assert (frame["GEOID"].str.len() == GEOID_LENGTH[level]).all()
     assert frame["GEOID"].is_unique and frame["GEOID"].str.startswith("99001").all()
@@ -147,6 +182,9 @@ def test_api_response_format(region, year, level):
     published = set(load_catalog().acs.variables_for(level, year))
     for v in variables:
         assert frame[f"{v}E"].isna().all() == (v not in published), v
+    served = _index_served(year, level)
+    for name in index:
+        assert frame[name].isna().all() == (name not in served), name
 
 
 def _detailed(variables: set[str]) -> set[str]:
@@ -165,13 +203,16 @@ def test_subject_and_profile_files_hold_the_vintage_percents(region, year, level
     assert wanted, "the catalog reads subject and profile percents"
     rows = _api(root, year, level, dataset)
     assert rows[0][-len(GEO_COLUMNS[level]):] == GEO_COLUMNS[level]
-    assert set(rows[0][1:-len(GEO_COLUMNS[level])]) == {f"{v}{s}" for v in wanted for s in "EM"}
+    index = {v for v in _index_served(year, level) if _dataset(v) == dataset}
+    assert set(rows[0][1:-len(GEO_COLUMNS[level])]) == {f"{v}{s}" for v in wanted for s in "EM"} | index
     frame = _api_frame(root, year, level, dataset)
     assert set(frame["GEOID"]) == set(_api_frame(root, year, level)["GEOID"])
+    populated = _populated(frame)
     for v in wanted:
         estimate, moe = pd.to_numeric(frame[f"{v}E"]), pd.to_numeric(frame[f"{v}M"])
-        assert estimate.between(0, 100).all() and (moe > 0).all(), v
-        assert frame[f"{v}E"].str.fullmatch(r"\d+\.\d").all(), v  # one decimal, as the API
+        assert estimate[populated].between(0, 100).all() and (moe[populated] > 0).all(), v
+        assert frame.loc[populated, f"{v}E"].str.fullmatch(r"\d+\.\d").all(), v  # one decimal
+        assert (frame.loc[~populated, [f"{v}E", f"{v}M"]] == ["-666666666", "-222222222"]).all().all()
     folder = dataset.rsplit("/", 1)[1]
     entry = next(v for v in manifest["vintages"] if v["year"] == year)
     assert entry["files"][f"{folder}/{level}"] == f"census_api/{year}/{dataset}/{level}.json"
@@ -201,6 +242,7 @@ def test_published_uninsured_percent_matches_the_detailed_counts(region):
 
 def test_new_tables_are_consistent(region):
     frame = _api_frame(region[0], 2021, "tract")
+    frame = frame[_populated(frame)]
     households = _number(frame, "B25003_001E")
     assert (_number(frame, "B11001_001E") == households).all()
     assert (_number(frame, "B25002_001E") - _number(frame, "B25002_003E") == households).all()
@@ -283,6 +325,7 @@ def test_census_annotations_are_present(region):
 
 def test_median_income_falls_with_poverty(region):
     frame = _api_frame(region[0], 2019, "tract")
+    frame = frame[_populated(frame)]
     poverty = (_number(frame, "C17002_002E") + _number(frame, "C17002_003E")) / _number(
         frame, "C17002_001E")
     income = _number(frame, "B19013_001E")
@@ -293,7 +336,9 @@ def test_vintages_differ(region):
     root = region[0]
     y2020, y2021 = (_api_frame(root, y, "block_group").set_index("GEOID") for y in (2020, 2021))
     assert list(y2020.index) == list(y2021.index)
-    assert (y2020["B01003_001E"] != y2021["B01003_001E"]).all()
+    populated = y2020.index != WATER_BLOCK_GROUP
+    assert (y2020.loc[populated, "B01003_001E"] != y2021.loc[populated, "B01003_001E"]).all()
+    assert y2020.loc[WATER_BLOCK_GROUP, "B01003_001E"] == y2021.loc[WATER_BLOCK_GROUP, "B01003_001E"] == "0"
     tracts = {y: set(_api_frame(root, y, "tract")["GEOID"]) for y in YEARS}
     assert "99001000300" in tracts[2019] and "99001000300" not in tracts[2020]
     assert {"99001000301", "99001000302"} <= tracts[2020] - tracts[2019]
@@ -319,7 +364,11 @@ def test_tiger_files(region, year, suffix):
     assert (frame[f"MTFCC{suffix}"] == "G5030").all()
     assert frame[f"INTPTLAT{suffix}"].str.fullmatch(r"\+38\.\d{7}").all()
     assert frame[f"INTPTLON{suffix}"].str.fullmatch(r"-069\.\d{7}").all()
-    assert (frame[f"ALAND{suffix}"] > 0).all()
+    water = frame[f"TRACTCE{suffix}"].str.startswith("99")  # Census water-only tract codes
+    assert (frame[f"ALAND{suffix}"] > 0).all() == (not water.any())
+    assert (frame.loc[water, f"ALAND{suffix}"] == 0).all() and (frame.loc[water, f"AWATER{suffix}"] > 0).all()
+    assert (frame.loc[~water, f"ALAND{suffix}"] > 0).all()
+    assert list(geoid[water]) == [WATER_BLOCK_GROUP]
     vintage = next(v["year"] for v in manifest["vintages"] if v["boundary_vintage"] == year)
     assert set(geoid) == set(_api_frame(root, vintage, "block_group")["GEOID"])
 
@@ -328,9 +377,12 @@ def test_tiger_files(region, year, suffix):
 def test_block_groups_tile_the_county(region, year):
     root, manifest = region
     frame = gpd.read_file(root / manifest["tiger"][str(year)]["path"])
-    county = shapely.box(-70.0, 38.0, -69.6, 38.3).area
-    assert shapely.area(frame.geometry.to_numpy()).sum() == pytest.approx(county, rel=1e-9)
-    assert shapely.union_all(frame.geometry.to_numpy()).area == pytest.approx(county, rel=1e-9)
+    land = frame[frame.filter(regex="^ALAND").iloc[:, 0] > 0].geometry.to_numpy()
+    county = shapely.box(-70.0, 38.0, -69.6, 38.3)
+    assert shapely.area(land).sum() == pytest.approx(county.area, rel=1e-9)
+    assert shapely.union_all(land).area == pytest.approx(county.area, rel=1e-9)
+    water = frame[frame.filter(regex="^ALAND").iloc[:, 0] == 0].geometry.to_numpy()
+    assert all(w.touches(county) and w.bounds[0] == -69.6 for w in water)  # offshore, east
     overlaps = gpd.sjoin(frame, frame, predicate="overlaps")
     assert overlaps.empty
 
@@ -374,6 +426,248 @@ def test_adi_follows_acs_deprivation(region):
         joined, "C17002_001E")
     rank = pd.to_numeric(joined["ADI_NATRANK"])
     assert rank.corr(poverty, method="spearman") > 0.5
+
+
+# -- inputs of the indices computed from the ACS (SVI, ADI) -------------------------------------
+
+
+def _file_for(year: int, level: str, name: str) -> str:
+    return f"census_api/{year}/{_dataset(name)}/{level}.json"
+
+
+@pytest.mark.parametrize(("index", "year", "level"), [
+    (index, year, level) for index, (years, levels) in INDEX_INPUTS.items()
+    for year in years for level in levels])
+def test_every_index_input_is_served(region, index, year, level):
+    root = region[0]
+    names = _index_variables(index, year)
+    assert names, f"{index} reads ACS {year}"
+    frames = {}
+    for name in sorted(names):
+        path = _file_for(year, level, name)
+        if path not in frames:
+            frames[path] = _api_frame(root, year, level, path.split("/", 2)[2].rsplit("/", 1)[0])
+        column = frames[path][name]
+        populated = _populated(frames[path])
+        assert column[populated].notna().all(), (path, name)
+        values = pd.to_numeric(column[populated])
+        assert ((values >= 0) | column[populated].isin(JAMS)).all(), (path, name)
+        if name.endswith("M"):
+            assert ((values > 0) | column[populated].isin(JAMS)).all(), (path, name)
+        if name.endswith("PE") or name.startswith("S") and "_C02_" in name or name == "S2701_C05_001E":
+            assert values[values >= 0].le(100).all(), (path, name)
+
+
+def test_profile_and_subject_counts_repeat_the_detailed_ones(region):
+    root = region[0]
+    detailed = _api_frame(root, 2020, "tract").set_index("GEOID")
+    subject = _api_frame(root, 2020, "tract", "acs/acs5/subject").set_index("GEOID")
+    profile = _api_frame(root, 2020, "tract", "acs/acs5/profile").set_index("GEOID")
+    for narrow, twin in (((subject, "S0601_C01_001"), "B01003_001"),
+                         ((subject, "S1701_C01_001"), "C17002_001"),
+                         ((profile, "DP02_0001"), "B11001_001"),
+                         ((profile, "DP04_0001"), "B25002_001"),
+                         ((profile, "DP03_0005"), "B23025_005"),
+                         ((profile, "DP05_0071"), "B03002_012")):
+        frame, name = narrow
+        assert (frame[f"{name}E"] == detailed[f"{twin}E"]).all(), name
+        assert (frame[f"{name}M"] == detailed[f"{twin}M"]).all(), name  # same cell, same MOE
+    county = _api_frame(root, 2020, "county", "acs/acs5/subject")
+    assert county["S0601_C01_001M"].item() == "-555555555"  # controlled, like B01003_001
+
+
+def test_index_tables_add_up(region):
+    root = region[0]
+    for year, level in ((2020, "tract"), (2020, "block_group"), (2021, "block_group")):
+        frame = _api_frame(root, year, level)
+        frame = frame[_populated(frame) & frame[[c for c in frame if c.endswith("E")]]
+                      .apply(pd.to_numeric, errors="coerce").ge(0).all(axis=1)]
+
+        def total(*cells: str, frame: pd.DataFrame = frame) -> pd.Series:
+            return sum(_number(frame, f"{c}E") for c in cells)
+
+        education = [f"B15003_{n:03d}" for n in range(2, 26)]
+        assert (total(*education) == total("B15003_001")).all()
+        owners, renters = total("B25003_002"), total("B25003_003")
+        assert (owners + renters == total("B25003_001")).all()
+        assert (total(*[f"B19001_{n:03d}" for n in (2, *range(11, 18))]) <= total("B25003_001")).all()
+        assert (total("B11005_005") <= total("B11005_002")).all()
+        assert (total("B25043_007") <= owners).all() and (total("B25016_016") <= renters).all()
+        assert (total("C24010_003", "C24010_039") <= total("C24010_001")).all()
+        assert (total("C24010_001") == total("B23025_003") - total("B23025_005")).all()
+    tract = _api_frame(root, 2020, "tract")
+    tract = tract[_populated(tract)]
+    profile = _api_frame(root, 2020, "tract", "acs/acs5/profile").set_index("GEOID").loc[tract["GEOID"]]
+    minority = sum(pd.to_numeric(profile[f"DP05_{n:04d}E"]) for n in (71, *range(78, 84)))
+    white = _number(tract, "B03002_003E").to_numpy()  # the rest of the population
+    assert (minority.to_numpy() + white == _number(tract, "B03002_001E").to_numpy()).all()
+    limited = sum(_number(tract, c) for c in tract if c.startswith("B16005_") and c.endswith("E")
+                  and c != "B16005_001E")
+    assert (limited <= _number(tract, "B16005_001E")).all()
+
+
+def test_svi_formulas_never_exceed_their_denominators(region):
+    from ingestion.svi import load_svi_catalog
+
+    root = region[0]
+    tract = _api_frame(root, 2020, "tract").set_index("GEOID")
+    for dataset in NARROW:
+        tract = tract.join(_api_frame(root, 2020, "tract", dataset).set_index("GEOID")
+                           .drop(columns=["NAME", *GEO_COLUMNS["tract"]]))
+    tract = tract.drop(WATER_TRACT)
+    totals = {f"E_{t.name}": t.releases[2020].estimate for t in load_svi_catalog().totals}
+    checked = 0
+    for variable in load_svi_catalog().variables:
+        formula = variable.releases[2020]
+        if formula.percent.denominator is None:
+            continue
+        den = formula.percent.denominator
+        denominator = totals.get(den, (den,))
+        num = sum(pd.to_numeric(tract[f"{t}E"]) for t in formula.estimate)
+        assert (num <= sum(pd.to_numeric(tract[f"{t}E"]) for t in denominator)).all(), variable.name
+        checked += 1
+    assert checked >= 8
+
+
+def test_adi_formulas_never_exceed_their_denominators(region):
+    from sdoh_sources.adi_computed import load_adi_method
+
+    root = region[0]
+    for year in (2020, 2021):
+        bg = _api_frame(root, year, "block_group")
+        bg = bg[_populated(bg)]
+        for indicator in load_adi_method().indicators:
+            numerator, denominator = indicator.terms(year)
+            if indicator.formula != "percent":
+                continue
+            values = bg[[f"{v}E" for v in (*numerator, *denominator)]].apply(pd.to_numeric)
+            ok = values.ge(0).all(axis=1)  # jam values of the tiny block group
+            num = values[[f"{v}E" for v in numerator]].sum(axis=1)
+            den = values[[f"{v}E" for v in denominator]].sum(axis=1)
+            assert (num[ok] <= den[ok]).all(), (year, indicator.name)
+
+
+def test_new_medians_follow_deprivation(region):
+    bg = _api_frame(region[0], 2020, "block_group")
+    values = bg[["B19113_001E", "B25088_002E", "B19013_001E", "C17002_001E", "C17002_002E",
+                 "C17002_003E"]].apply(pd.to_numeric)
+    values = values[(values >= 0).all(axis=1) & (values["C17002_001E"] > 0)]
+    poverty = (values["C17002_002E"] + values["C17002_003E"]) / values["C17002_001E"]
+    assert values["B19113_001E"].corr(poverty, method="spearman") < -0.5
+    assert values["B19113_001E"].corr(values["B19013_001E"], method="spearman") > 0.7
+    assert values["B25088_002E"].between(500, 4000).all()
+    jammed = bg.set_index("GEOID").loc[WATER_BLOCK_GROUP, ["B19113_001E", "B19113_001M"]]
+    assert jammed.tolist() == ["-666666666", "-222222222"]
+
+
+def test_decennial_group_quarters_file(region):
+    root, manifest = region
+    assert manifest["decennial"][0]["files"] == {"block_group": "census_api/2020/dec/pl/block_group.json"}
+    rows = json.loads((root / "census_api/2020/dec/pl/block_group.json").read_text())
+    assert rows[0] == ["NAME", "P5_001N", *GEO_COLUMNS["block_group"]]
+    assert all(isinstance(v, str) for r in rows for v in r)
+    frame = _api_frame(root, 2020, "block_group", "dec/pl").set_index("GEOID")
+    acs = _api_frame(root, 2020, "block_group").set_index("GEOID")
+    assert list(frame.index) == list(acs.index)
+    share = _number(frame, "P5_001N") / _number(acs, "B01003_001E").replace(0, np.nan)
+    specials = manifest["geography"]["special_block_groups"]
+    assert share[specials["group_quarters"]] > 0.33 and share[specials["small_group_quarters"]] > 0.33
+    assert (share.drop([specials["group_quarters"], specials["small_group_quarters"]]).fillna(0)
+            < 0.33).all()
+    assert frame.loc[WATER_BLOCK_GROUP, "P5_001N"] == "0"
+
+
+@pytest.fixture(scope="module")
+def fetched(region) -> dict:
+    """The index inputs pulled through the real client from a replay server of the region."""
+    from ingestion.adi_compute import adi_variables
+    from ingestion.svi import svi_variables
+
+    root = region[0]
+    out = {}
+    with CensusReplayServer(root / "census_api") as server:
+        client = CensusClient(base_url=server.base_url)
+        svi = sorted({v[:-1] for v in svi_variables(2020)})
+        for level in ("tract", "county"):
+            out[("svi", level)] = get_acs(level, svi, 2020, "99", output="wide", client=client)
+        for year in (2020, 2021):
+            adi = sorted({v[:-1] for v in adi_variables(year)})
+            out[("adi", year)] = get_acs("block group", adi, year, "99", county="001",
+                                         output="wide", client=client)
+        out["P5"] = client.get_table(2020, "dec/pl", ["P5_001N"], "block group", state="99")
+        client.close()
+    return out
+
+
+@pytest.mark.parametrize("level", ["tract", "county"])
+def test_svi_inputs_through_the_real_client(region, fetched, level):
+    from ingestion.svi import svi_variables
+
+    frame = fetched[("svi", level)]
+    assert set(svi_variables(2020)) <= set(frame.columns)
+    expected = set(_api_frame(region[0], 2020, level)["GEOID"])
+    assert set(frame["GEOID"]) == expected
+    populated = frame["GEOID"] != WATER_TRACT
+    assert frame.loc[populated, sorted(svi_variables(2020))].notna().all().all()
+
+
+@pytest.mark.parametrize("year", [2020, 2021])
+def test_adi_inputs_through_the_real_client(region, fetched, year):
+    from ingestion.adi_compute import adi_variables
+
+    frame = fetched[("adi", year)]
+    assert set(adi_variables(year)) <= set(frame.columns)
+    assert set(frame["GEOID"]) == set(_api_frame(region[0], year, "block_group")["GEOID"])
+    quarters = fetched["P5"]
+    assert set(quarters["GEOID"]) == set(frame["GEOID"])
+    assert quarters["P5_001N"].map(lambda v: v.isdigit()).all()
+
+
+def test_svi_ranks_every_populated_tract(region, fetched):
+    from ingestion.svi import compute_svi
+
+    svi = compute_svi(fetched[("svi", "tract")], release=2020, reference="state").set_index("GEOID")
+    populated = svi["E_TOTPOP"] > 0
+    assert populated.sum() == len(svi) - 1 and not populated[WATER_TRACT]
+    assert svi.loc[populated, "RPL_THEMES"].notna().all()
+    assert svi.loc[populated, [f"RPL_THEME{n}" for n in range(1, 5)]].notna().all().all()
+    assert np.isnan(svi.loc[WATER_TRACT, "RPL_THEMES"])
+    assert svi.loc[WATER_TRACT, "RPL_THEMES_missing"] == "svi_not_computed"
+    tract = _api_frame(region[0], 2020, "tract").set_index("GEOID").loc[svi.index[populated]]
+    poverty = (_number(tract, "C17002_002E") + _number(tract, "C17002_003E")) / _number(
+        tract, "C17002_001E")
+    assert svi.loc[populated, "RPL_THEME1"].corr(poverty, method="spearman") > 0.5
+    assert svi.loc[populated, "RPL_THEMES"].corr(poverty, method="spearman") > 0.3
+
+
+@pytest.mark.parametrize("year", [2020, 2021])
+def test_computed_adi_suppresses_and_follows_deprivation(region, fetched, year):
+    from ingestion.adi_compute import compute_adi
+
+    root, manifest = region
+    quarters = fetched["P5"][["GEOID", "P5_001N"]].rename(
+        columns={"P5_001N": "group_quarters_population"})
+    inputs = fetched[("adi", year)].merge(quarters, on="GEOID", how="left")
+    adi = compute_adi(inputs, vintage=year, reference="state").set_index("GEOID")
+    reasons = load_catalog().adi.suppression_codes
+    specials = manifest["geography"]["special_block_groups"]
+    expected = {specials["tiny"]: "PH", specials["group_quarters"]: "GQ",
+                specials["small_group_quarters"]: "GQ-PH", WATER_BLOCK_GROUP: "PH"}
+    for geoid, code in expected.items():
+        assert adi.loc[geoid, "adi_missing"] == reasons[code], geoid
+        assert np.isnan(adi.loc[geoid, "adi_percentile"])
+    ranked = adi["adi_missing"].isna()
+    assert ranked.sum() >= 30 and adi.loc[ranked, "adi_percentile"].between(1, 100).all()
+    # the block group whose medians the ACS could not compute has no score, and says why
+    assert (adi.loc[~ranked, "adi_missing"] == "adi_indicator_missing").sum() >= 1
+    bg = _api_frame(root, year, "block_group").set_index("GEOID").loc[adi.index[ranked]]
+    poverty = (_number(bg, "C17002_002E") + _number(bg, "C17002_003E")) / _number(bg, "C17002_001E")
+    assert adi.loc[ranked, "adi_percentile"].corr(poverty, method="spearman") > 0.5
+    atlas = pd.read_csv(root / "adi/DS_2020_ADI_Census_Block_Group_v4_0.csv", dtype=str)
+    atlas = atlas.set_index("FIPS").loc[adi.index[ranked], "ADI_NATRANK"]
+    numeric = atlas.str.isdigit()
+    assert adi.loc[ranked, "adi_percentile"][numeric].corr(
+        pd.to_numeric(atlas[numeric]), method="spearman") > 0.5
 
 
 # -- patients, addresses, encounters -----------------------------------------------------------

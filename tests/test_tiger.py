@@ -1,0 +1,648 @@
+"""Tests of ingestion.tiger: catalog URLs, and downloads from a local server with faults.
+
+The server serves generated TIGER-like shapefile zips at the Census Bureau's paths, answers
+``Range: bytes=N-`` with 206 (honouring ``If-Range``), and can be told to fail: an HTTP status,
+a connection dropped half-way through the body, a truncated body that ignores Range, a slow
+answer. The real client runs against it over HTTP; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import re
+import socket
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import geopandas as gpd
+import pytest
+import requests
+import shapely
+
+from ingestion.boundaries import load_boundaries
+from ingestion.tiger import (
+    DEFAULT_BASE_URL,
+    LEVELS,
+    MANIFEST_FORMAT,
+    BoundaryDownloadError,
+    _catalog,
+    _parse_catalog,
+    _plan,
+    boundary_url,
+    download_boundaries,
+    read_manifest,
+)
+from sdoh_sources.catalog import CatalogError
+from sdoh_sources.errors import SdohError
+
+CENSUS = "https://www2.census.gov/geo/tiger"
+PREFIX = "/geo/tiger"
+LAST_MODIFIED = "Tue, 07 Sep 2021 14:00:00 GMT"
+NOT_FOUND_PAGE = (b'<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">\n<html><head>\n'
+                  b"<title>404 Not Found</title>\n</head><body>\n<h1>Not Found</h1>\n"
+                  b"<p>The requested URL was not found on this server.</p>\n</body></html>\n")
+
+
+# -- generated boundary zips ------------------------------------------------------------------
+
+
+def _shapes(n: int, x0: float) -> list[shapely.Polygon]:
+    # Round-ish polygons with many vertices, so a zip is a few kilobytes and "half" means something.
+    return [shapely.Point(x0 + i, 39.5).buffer(0.4, quad_segs=64) for i in range(n)]
+
+
+def tract_frame(geoids: list[str], *, field: str, suffix: str = "") -> gpd.GeoDataFrame:
+    """Columns named as in the TIGER/Line tract files (``suffix`` "10" for 2010)."""
+    return gpd.GeoDataFrame({
+        f"STATEFP{suffix}": [g[:2] for g in geoids],
+        f"COUNTYFP{suffix}": [g[2:5] for g in geoids],
+        f"TRACTCE{suffix}": [g[5:] for g in geoids],
+        field: geoids,
+        f"NAMELSAD{suffix}": [f"Census Tract {int(g[5:]) / 100:g}" for g in geoids],
+    }, geometry=_shapes(len(geoids), -75.0), crs="EPSG:4269")
+
+
+def zcta_frame(zctas: list[str]) -> gpd.GeoDataFrame:
+    """Columns named as in tl_2020_us_zcta520."""
+    return gpd.GeoDataFrame({"ZCTA5CE20": zctas, "GEOID20": zctas},
+                            geometry=_shapes(len(zctas), -77.0), crs="EPSG:4269")
+
+
+def county_gz2010_frame() -> gpd.GeoDataFrame:
+    """Columns named as in the 2010 cartographic boundary files (GEO_ID, STATE, COUNTY)."""
+    return gpd.GeoDataFrame({"GEO_ID": ["0500000US10001", "0500000US10003"],
+                             "STATE": ["10", "10"], "COUNTY": ["001", "003"]},
+                            geometry=_shapes(2, -75.5), crs="EPSG:4269")
+
+
+def zipped(frame: gpd.GeoDataFrame, stem: str, folder: Path, *, drop: str | None = None) -> bytes:
+    """The bytes of ``stem``.zip holding ``stem``.shp and its sidecars, as TIGER ships them."""
+    where = folder / stem
+    where.mkdir()
+    frame.to_file(where / f"{stem}.shp", engine="pyogrio")
+    if drop is not None:
+        (where / f"{stem}{drop}").unlink()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for part in sorted(where.iterdir()):
+            archive.write(part, part.name)
+    return buffer.getvalue()
+
+
+STATE_TRACTS = {"10": ["10001040100", "10001040200"], "11": ["11001000101", "11001000102"],
+                "24": ["24001000100", "24001000200"], "42": ["42101000500", "42101000600"]}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, bytes]:
+    """Census path (under /geo/tiger) -> generated zip bytes."""
+    folder = tmp_path_factory.mktemp("zips")
+    out = {f"TIGER2020/TRACT/tl_2020_{st}_tract.zip":
+           zipped(tract_frame(geoids, field="GEOID"), f"tl_2020_{st}_tract", folder)
+           for st, geoids in STATE_TRACTS.items()}
+    out["TIGER2010/TRACT/2010/tl_2010_10_tract10.zip"] = zipped(
+        tract_frame(["10001040100", "10001040200"], field="GEOID10", suffix="10"),
+        "tl_2010_10_tract10", folder)
+    out["TIGER2020/ZCTA520/tl_2020_us_zcta520.zip"] = zipped(
+        zcta_frame(["19901", "19904", "20001"]), "tl_2020_us_zcta520", folder)
+    out["GENZ2010/gz_2010_us_050_00_20m.zip"] = zipped(
+        county_gz2010_frame(), "gz_2010_us_050_00_20m", folder)
+    out["TIGER2021/TRACT/tl_2021_10_tract.zip"] = zipped(
+        tract_frame(["10001040100"], field="GEOID"), "tl_2021_10_tract", folder, drop=".prj")
+    out["TIGER2022/TRACT/tl_2022_10_tract.zip"] = NOT_FOUND_PAGE.replace(b"404 Not Found",
+                                                                         b"Maintenance")
+    return out
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """One request as the server saw it."""
+
+    path: str
+    range: str | None
+    if_range: str | None
+    status: int
+    sent: int
+
+
+class TigerServer:
+    """Census-like file server: Range/If-Range support and per-path fault injection.
+
+    Faults, queued per file and used one per request: an int (that HTTP status), ``"drop"``
+    (headers as usual, then half the body and the connection closed), ``"truncate"`` (ignore
+    Range, answer 200 with the full Content-Length and send half), ``"slow"`` (wait
+    ``slow_seconds`` before answering).
+    """
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = {f"{PREFIX}/{path}": data for path, data in files.items()}
+        self.faults: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self.log: list[Served] = []
+        self.range_support = True
+        self.delay = 0.0
+        self.slow_seconds = 1.0
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,),
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{PREFIX}"
+
+    def fault(self, path: str, *faults: int | str) -> None:
+        self.faults[f"{PREFIX}/{path}"].extend(faults)
+
+    def served(self, path: str | None = None) -> list[Served]:
+        with self.lock:
+            return [r for r in self.log if path is None or r.path == f"{PREFIX}/{path}"]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        server: TigerServer = self.server.owner  # type: ignore[attr-defined]
+        with server.lock:
+            server.in_flight += 1
+            server.max_in_flight = max(server.max_in_flight, server.in_flight)
+        try:
+            self._answer(server)
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def _record(self, server: TigerServer, path: str, status: int, sent: int) -> None:
+        with server.lock:
+            server.log.append(Served(path, self.headers.get("Range"),
+                                     self.headers.get("If-Range"), status, sent))
+
+    def _answer(self, server: TigerServer) -> None:
+        path = urlsplit(self.path).path
+        with server.lock:
+            queue = server.faults.get(path)
+            fault = queue.popleft() if queue else None
+        if server.delay:
+            time.sleep(server.delay)
+        if fault == "slow":
+            time.sleep(server.slow_seconds)
+        data = server.files.get(path)
+        if isinstance(fault, int) or data is None:
+            status = fault if isinstance(fault, int) else 404
+            body = NOT_FOUND_PAGE if status == 404 else (
+                f"<html><head><title>{status} Error</title></head><body>busy</body></html>"
+                .encode())
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=iso-8859-1")
+            self.send_header("Content-Length", str(len(body)))
+            if status in (429, 503):
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(body)
+            self._record(server, path, status, len(body))
+            return
+        etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+        asked, if_range = self.headers.get("Range"), self.headers.get("If-Range")
+        start, status = 0, 200
+        if asked and server.range_support and fault != "truncate" \
+                and (if_range is None or if_range == etag):
+            start = int(re.fullmatch(r"bytes=(\d+)-", asked).group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                self._record(server, path, 416, 0)
+                return
+            status = 206
+        body = data[start:]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", LAST_MODIFIED)
+        if server.range_support:
+            self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if fault in ("drop", "truncate"):
+            body = body[:len(body) // 2]
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self.wfile.write(body)
+        self._record(server, path, status, len(body))
+
+
+@pytest.fixture
+def server(files):
+    srv = TigerServer(files)
+    yield srv
+    srv.stop()
+
+
+def fetch(server: TigerServer, tmp_path: Path, level: str, year: int, state, **options):
+    options = {"base_url": server.base_url, "cache_dir": tmp_path / "cache", "backoff": 0.0,
+               "progress": False, **options}
+    return download_boundaries(level, year, state, **options)
+
+
+def mirrored(tmp_path: Path, path: str) -> Path:
+    return tmp_path / "cache" / "127.0.0.1" / "geo" / "tiger" / path
+
+
+DE_2020 = "TIGER2020/TRACT/tl_2020_10_tract.zip"
+
+
+# -- URLs from the catalog ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "options", "expected"), [
+    (("tract", 2020, "DE"), {}, "TIGER2020/TRACT/tl_2020_10_tract.zip"),
+    (("tract", 2020, "Delaware"), {}, "TIGER2020/TRACT/tl_2020_10_tract.zip"),
+    (("tract", 2023, 6), {}, "TIGER2023/TRACT/tl_2023_06_tract.zip"),
+    (("tract", 2010, "de"), {}, "TIGER2010/TRACT/2010/tl_2010_10_tract10.zip"),
+    (("block_group", 2010, "11"), {}, "TIGER2010/BG/2010/tl_2010_11_bg10.zip"),
+    (("block group", 2022, "PA"), {}, "TIGER2022/BG/tl_2022_42_bg.zip"),
+    (("county", 2010, None), {}, "TIGER2010/COUNTY/2010/tl_2010_us_county10.zip"),
+    (("county", 2023, None), {}, "TIGER2023/COUNTY/tl_2023_us_county.zip"),
+    (("zcta", 2010, None), {}, "TIGER2010/ZCTA5/2010/tl_2010_us_zcta510.zip"),
+    (("zcta", 2015, None), {}, "TIGER2015/ZCTA5/tl_2015_us_zcta510.zip"),
+    (("zip code tabulation area", 2020, None), {}, "TIGER2020/ZCTA520/tl_2020_us_zcta520.zip"),
+    (("tract", 2020, "DE"), {"kind": "cb"}, "GENZ2020/shp/cb_2020_10_tract_500k.zip"),
+    (("tract", 2022, None), {"kind": "cb"}, "GENZ2022/shp/cb_2022_us_tract_500k.zip"),
+    (("tract", 2013, "DE"), {"kind": "cb"}, "GENZ2013/cb_2013_10_tract_500k.zip"),
+    (("tract", 2010, "DE"), {"kind": "cb"}, "GENZ2010/gz_2010_10_140_00_500k.zip"),
+    (("block_group", 2010, "DE"), {"kind": "cb"}, "GENZ2010/gz_2010_10_150_00_500k.zip"),
+    (("block_group", 2016, "DE"), {"kind": "cb"}, "GENZ2016/shp/cb_2016_10_bg_500k.zip"),
+    (("county", 2020, None), {"kind": "cb", "resolution": "20m"},
+     "GENZ2020/shp/cb_2020_us_county_20m.zip"),
+    (("county", 2013, None), {"kind": "cb", "resolution": "5m"},
+     "GENZ2013/cb_2013_us_county_5m.zip"),
+    (("county", 2010, None), {"kind": "cb", "resolution": "5m"},
+     "GENZ2010/gz_2010_us_050_00_5m.zip"),
+    (("zcta", 2020, None), {"kind": "cb"}, "GENZ2020/shp/cb_2020_us_zcta520_500k.zip"),
+    (("zcta", 2018, None), {"kind": "cb"}, "GENZ2018/shp/cb_2018_us_zcta510_500k.zip"),
+    (("zcta", 2010, None), {"kind": "cb"}, "GENZ2010/gz_2010_us_860_00_500k.zip"),
+])
+def test_boundary_url_follows_the_catalog(args, options, expected):
+    assert boundary_url(*args, **options) == f"{CENSUS}/{expected}"
+
+
+def test_boundary_url_takes_a_mirror():
+    assert boundary_url("tract", 2020, "DE", base_url="http://mirror.example/tiger/") == \
+        "http://mirror.example/tiger/TIGER2020/TRACT/tl_2020_10_tract.zip"
+
+
+@pytest.mark.parametrize(("args", "options", "error", "match"), [
+    (("tract", 2011, "DE"), {"kind": "cb"}, ValueError, r"no cartographic boundary files for 2011"),
+    (("county", 2012, None), {"kind": "cb"}, ValueError, r"tigris#145"),
+    (("zcta", 2022, None), {"kind": "cb"}, ValueError, r"no cartographic boundary ZCTA file after 2020"),
+    (("zcta", 2011, None), {}, ValueError, r"2011 ZCTA file could be verified"),
+    (("tract", 2009, "DE"), {}, ValueError, r"before the 2010 vintage are not supported"),
+    (("county", 2020, "DE"), {}, ValueError, r"national only .*pass state=None"),
+    (("zcta", 2020, "DE"), {}, ValueError, r"national only"),
+    (("tract", 2020, None), {}, ValueError, r"published per state: pass a state"),
+    (("tract", 2020, "DE"), {"resolution": "500k"}, ValueError, r"kind='cb'"),
+    (("tract", 2020, "DE"), {"kind": "cb", "resolution": "20m"}, ValueError,
+     r"come in resolutions \['500k'\], not '20m'"),
+    (("tract", 2020, "DE"), {"kind": "genz"}, ValueError, r"kind must be one of"),
+    (("blocks", 2020, "DE"), {}, ValueError, r"unknown level 'blocks'"),
+    (("tract", 2020, "Atlantis"), {}, ValueError, r"unknown state 'Atlantis'"),
+    (("tract", 2020, "DE"), {"base_url": "ftp://x"}, ValueError, r"base_url"),
+    (("tract", "2020", "DE"), {}, TypeError, r"no default vintage"),
+    (("tract", True, "DE"), {}, TypeError, r"year must be an int"),
+    (("tract", 2020, ["DE"]), {}, TypeError, r"one state"),
+])
+def test_boundary_url_refuses_what_the_catalog_does_not_cover(args, options, error, match):
+    with pytest.raises(error, match=match):
+        boundary_url(*args, **options)
+
+
+def test_state_none_means_every_state_for_per_state_files():
+    targets = _plan("tract", 2020, None, kind="tiger", resolution=None, base_url=CENSUS)
+    assert len(targets) == 52 and targets[0].url.endswith("tl_2020_01_tract.zip")
+    assert targets[-1].url.endswith("tl_2020_72_tract.zip")
+
+
+def test_catalog_cites_a_source_for_every_pattern():
+    catalog = _catalog()
+    assert set(LEVELS) == set(catalog.levels)
+    assert catalog.base_url == DEFAULT_BASE_URL == CENSUS
+    for pattern in catalog.patterns:
+        assert pattern.sources and set(pattern.sources) <= set(catalog.sources), pattern.path
+        assert pattern.path.endswith(".zip")
+    assert all("github.com" in text or "NSAPH" in text for text in catalog.sources.values())
+
+
+def _mini_catalog(**changes):
+    entry = {"years": [2011, None], "scope": "state", "geoid_field": "GEOID",
+             "path": "TIGER{year}/TRACT/tl_{year}_{state}_tract.zip", "boundary_vintage": "decade",
+             "sources": ["pygris"]}
+    data = {"format": "sdoh-boundary-catalog/1", "required_members": [".shp"],
+            "sources": {"pygris": "https://github.com/walkerke/pygris"},
+            "layers": {"tract": {"tiger": [entry]}}}
+    for key, value in changes.items():
+        if key == "second":
+            data["layers"]["tract"]["tiger"].append({**entry, **value})
+        else:
+            entry[key] = value
+    return data
+
+
+@pytest.mark.parametrize(("changes", "match"), [
+    ({"sources": ["nowhere"]}, r"not in the sources table"),
+    ({"sources": []}, r"cite its sources"),
+    ({"second": {"years": [2015, 2016], "path": "X/{state}.zip"}}, r"cover the same years"),
+    ({"path": "TIGER{year}/TRACT/tl_{year}_us_tract.zip"}, r"must contain \{state\}"),
+    ({"path": "TIGER{year}/{layer}.zip"}, r"only \['resolution', 'state', 'year'\]"),
+    ({"years": [2016, 2011]}, r"first year after last"),
+    ({"resolutions": ["500k"]}, r"no resolution"),
+])
+def test_catalog_errors_are_caught(changes, match):
+    assert _parse_catalog(_mini_catalog())  # the unchanged mini catalog is fine
+    with pytest.raises(CatalogError, match=match):
+        _parse_catalog(_mini_catalog(**changes))
+
+
+# -- downloads --------------------------------------------------------------------------------
+
+
+def test_download_mirrors_the_url_records_a_manifest_and_loads(server, files, tmp_path):
+    paths = fetch(server, tmp_path, "tract", 2020, ["DE", "District of Columbia"])
+    assert paths == [mirrored(tmp_path, "TIGER2020/TRACT/tl_2020_10_tract.zip"),
+                     mirrored(tmp_path, "TIGER2020/TRACT/tl_2020_11_tract.zip")]
+    manifest = read_manifest(paths[0])
+    data = files[DE_2020]
+    assert manifest["format"] == MANIFEST_FORMAT
+    assert manifest["url"] == f"{server.base_url}/{DE_2020}"
+    assert manifest["size"] == len(data) == paths[0].stat().st_size
+    assert manifest["sha256"] == hashlib.sha256(data).hexdigest()
+    assert dt.datetime.fromisoformat(manifest["downloaded_at"]).tzinfo is not None
+    assert (manifest["level"], manifest["year"], manifest["state"]) == ("tract", 2020, "10")
+    assert (manifest["geoid_field"], manifest["boundary_vintage"]) == ("GEOID", 2020)
+    assert {Path(m).suffix for m in manifest["members"]} >= {".shp", ".shx", ".dbf", ".prj"}
+    assert manifest["last_modified"] == LAST_MODIFIED
+    assert not list(paths[0].parent.glob("*.part*"))
+    tracts = load_boundaries(paths[0], level="tract", boundary_year=manifest["boundary_vintage"])
+    assert tracts["geoid"].tolist() == STATE_TRACTS["10"]
+    assert tracts.crs.to_epsg() == 4269
+
+
+@pytest.mark.parametrize(("level", "year", "state", "path", "geoids"), [
+    ("tract", 2010, "DE", "TIGER2010/TRACT/2010/tl_2010_10_tract10.zip",
+     ["10001040100", "10001040200"]),
+    ("zcta", 2020, None, "TIGER2020/ZCTA520/tl_2020_us_zcta520.zip", ["19901", "19904", "20001"]),
+])
+def test_special_layouts_download_and_load(server, tmp_path, level, year, state, path, geoids):
+    [got] = fetch(server, tmp_path, level, year, state)
+    assert got == mirrored(tmp_path, path)
+    vintage = read_manifest(got)["boundary_vintage"]
+    assert load_boundaries(got, level=level, boundary_year=vintage)["geoid"].tolist() == geoids
+
+
+def test_a_rerun_makes_no_request(server, tmp_path):
+    first = fetch(server, tmp_path, "tract", 2020, ["DE", "DC"])
+    assert len(server.served()) == 2
+    again = fetch(server, tmp_path, "tract", 2020, ["DE", "DC"])
+    assert again == first
+    assert len(server.served()) == 2  # nothing asked of the server the second time
+
+
+@pytest.mark.parametrize("damage", ["flip_byte", "truncate_file", "delete_manifest"])
+def test_a_corrupted_cached_file_is_detected_and_downloaded_again(server, files, tmp_path,
+                                                                  caplog, damage):
+    [path] = fetch(server, tmp_path, "tract", 2020, "DE")
+    data = bytearray(path.read_bytes())
+    if damage == "flip_byte":
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "truncate_file":
+        path.write_bytes(bytes(data[:100]))
+    else:
+        Path(f"{path}.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="ingestion.tiger"):
+        [again] = fetch(server, tmp_path, "tract", 2020, "DE")
+    assert again == path and path.read_bytes() == files[DE_2020]
+    assert len(server.served(DE_2020)) == 2
+    expected = "has no usable manifest" if damage == "delete_manifest" else "is corrupted"
+    assert any(expected in r.getMessage() for r in caplog.records)
+    assert read_manifest(path)["sha256"] == hashlib.sha256(files[DE_2020]).hexdigest()
+
+
+@pytest.mark.parametrize("statuses", [(500,), (502, 503), (429,)])
+def test_5xx_and_429_are_retried(server, files, tmp_path, caplog, statuses):
+    server.fault(DE_2020, *statuses)
+    with caplog.at_level(logging.WARNING, logger="ingestion.tiger"):
+        [path] = fetch(server, tmp_path, "tract", 2020, "DE")
+    assert path.read_bytes() == files[DE_2020]
+    assert [r.status for r in server.served(DE_2020)] == [*statuses, 200]
+    assert f"HTTP {statuses[0]}" in caplog.text and "retry 1 of 4" in caplog.text
+
+
+def test_retries_are_bounded_and_the_error_names_the_url(server, tmp_path):
+    server.fault(DE_2020, 500, 500, 500)
+    with pytest.raises(BoundaryDownloadError, match=r"after 3 attempt\(s\): GET http://127\.0\.0"
+                       r"\.1:\d+/geo/tiger/TIGER2020/TRACT/tl_2020_10_tract\.zip -> HTTP 500"):
+        fetch(server, tmp_path, "tract", 2020, "DE", max_retries=2)
+    assert not mirrored(tmp_path, DE_2020).exists()
+
+
+def test_backoff_grows_with_jitter(server, tmp_path, monkeypatch):
+    waits: list[float] = []
+    monkeypatch.setattr("ingestion.tiger.time.sleep", waits.append)
+    server.fault(DE_2020, 500, 500, 500)
+    fetch(server, tmp_path, "tract", 2020, "DE", backoff=1.0, max_delay=3.0)
+    # about backoff * 2 ** (n - 1), times a jitter factor in [0.5, 1.5], capped at max_delay
+    assert 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 3.0 and 2.0 <= waits[2] <= 3.0
+
+
+def test_a_dropped_connection_is_resumed_with_a_range_request(server, files, tmp_path):
+    server.fault(DE_2020, "drop")
+    [path] = fetch(server, tmp_path, "tract", 2020, "DE")
+    data = files[DE_2020]
+    assert path.read_bytes() == data
+    first, second = server.served(DE_2020)
+    assert (first.status, first.sent, first.range) == (200, len(data) // 2, None)
+    assert second.range == f"bytes={len(data) // 2}-" and second.status == 206
+    assert second.if_range and second.if_range.startswith('"')  # the first answer's ETag
+    assert first.sent + second.sent == len(data)  # nothing fetched twice
+
+
+def test_an_interrupted_run_is_resumed_by_the_next_one(server, files, tmp_path):
+    server.fault(DE_2020, "drop", 503)
+    with pytest.raises(BoundaryDownloadError, match="HTTP 503"):
+        fetch(server, tmp_path, "tract", 2020, "DE", max_retries=0)
+    part = Path(f"{mirrored(tmp_path, DE_2020)}.part")
+    assert part.stat().st_size == len(files[DE_2020]) // 2
+    [path] = fetch(server, tmp_path, "tract", 2020, "DE")
+    assert path.read_bytes() == files[DE_2020] and not part.exists()
+    last = server.served(DE_2020)[-1]
+    assert (last.range, last.status) == (f"bytes={len(files[DE_2020]) // 2}-", 206)
+
+
+def test_a_file_changed_on_the_server_is_not_spliced(server, files, tmp_path):
+    server.fault(DE_2020, "drop", 503)
+    with pytest.raises(BoundaryDownloadError):
+        fetch(server, tmp_path, "tract", 2020, "DE", max_retries=0)
+    newer = files["TIGER2020/TRACT/tl_2020_11_tract.zip"]
+    server.files[f"{PREFIX}/{DE_2020}"] = newer  # a new ETag: If-Range no longer matches
+    [path] = fetch(server, tmp_path, "tract", 2020, "DE")
+    assert path.read_bytes() == newer
+    last = server.served(DE_2020)[-1]
+    assert last.range is not None and last.if_range is not None and last.status == 200
+
+
+def test_a_server_without_range_support_starts_again(server, files, tmp_path):
+    server.range_support = False
+    server.fault(DE_2020, "drop")
+    [path] = fetch(server, tmp_path, "tract", 2020, "DE")
+    assert path.read_bytes() == files[DE_2020]
+    second = server.served(DE_2020)[1]
+    assert second.range is not None and second.status == 200  # asked for the rest, got it all
+
+
+def test_a_truncated_body_is_detected(server, files, tmp_path):
+    server.fault(DE_2020, "truncate", "truncate", "truncate")
+    size = len(files[DE_2020])
+    with pytest.raises(BoundaryDownloadError,
+                       match=rf"truncated download: received {size // 2} of the {size} bytes "
+                             rf"announced \(Content-Length\)"):
+        fetch(server, tmp_path, "tract", 2020, "DE", max_retries=1)
+    dest = mirrored(tmp_path, DE_2020)
+    assert not dest.exists() and not Path(f"{dest}.json").exists()
+
+
+def test_a_truncated_body_then_a_good_one_succeeds(server, files, tmp_path):
+    server.fault(DE_2020, "truncate")
+    [path] = fetch(server, tmp_path, "tract", 2020, "DE")
+    assert path.read_bytes() == files[DE_2020]
+
+
+def test_a_timeout_is_retried(server, files, tmp_path):
+    server.slow_seconds = 1.0
+    server.fault(DE_2020, "slow")
+    [path] = fetch(server, tmp_path, "tract", 2020, "DE", timeout=0.25)
+    assert path.read_bytes() == files[DE_2020]
+
+
+def test_404_names_the_url_and_what_may_be_wrong_without_retrying(server, tmp_path):
+    with pytest.raises(BoundaryDownloadError) as caught:
+        fetch(server, tmp_path, "tract", 2031, "DE")
+    message = str(caught.value)
+    assert f"{server.base_url}/TIGER2031/TRACT/tl_2031_10_tract.zip -> HTTP 404: 404 Not Found" \
+        in message
+    assert "may not publish this layer for this year (yet)" in message
+    assert f"{server.base_url}/TIGER2031/TRACT/" in message
+    assert isinstance(caught.value, SdohError)
+    assert len(server.served()) == 1
+
+
+def test_an_html_page_instead_of_a_zip_is_rejected(server, tmp_path):
+    with pytest.raises(BoundaryDownloadError, match=r"not a valid zip file .*an HTML page"):
+        fetch(server, tmp_path, "tract", 2022, "DE", max_retries=1)
+    assert len(server.served()) == 2
+    assert not list((tmp_path / "cache").rglob("*.zip"))
+
+
+def test_a_zip_without_the_projection_is_rejected(server, tmp_path):
+    with pytest.raises(BoundaryDownloadError, match=r"lacks the shapefile parts \['\.prj'\]"):
+        fetch(server, tmp_path, "tract", 2021, "DE", max_retries=0)
+
+
+def test_several_states_download_on_a_bounded_pool(server, tmp_path):
+    server.delay = 0.15
+    paths = fetch(server, tmp_path, "tract", 2020, ["PA", "DE", "MD", "DC"], max_workers=2,
+                  progress=True)
+    assert [p.name for p in paths] == ["tl_2020_42_tract.zip", "tl_2020_10_tract.zip",
+                                       "tl_2020_24_tract.zip", "tl_2020_11_tract.zip"]
+    assert server.max_in_flight == 2
+
+
+def test_one_failed_state_is_reported_and_the_others_are_kept(server, tmp_path):
+    with pytest.raises(BoundaryDownloadError, match=r"tl_2020_44_tract\.zip -> HTTP 404"):
+        fetch(server, tmp_path, "tract", 2020, ["DE", "RI", "DC"], max_workers=3)
+    assert mirrored(tmp_path, DE_2020).exists()
+    assert mirrored(tmp_path, "TIGER2020/TRACT/tl_2020_11_tract.zip").exists()
+    server.fault("TIGER2020/TRACT/tl_2020_24_tract.zip", 404)
+    with pytest.raises(BoundaryDownloadError, match=r"2 of 3 boundary downloads failed"):
+        fetch(server, tmp_path, "tract", 2020, ["DE", "RI", "MD"], max_workers=3,
+              max_retries=0)
+
+
+def test_a_given_session_is_used_and_left_open(server, tmp_path):
+    calls = []
+
+    class Counting(requests.Session):
+        def request(self, method, url, *args, **kwargs):
+            calls.append((url, kwargs.get("timeout")))
+            return super().request(method, url, *args, **kwargs)
+
+    with Counting() as session:
+        fetch(server, tmp_path, "tract", 2020, "DE", session=session, timeout=7.0)
+        assert calls == [(f"{server.base_url}/{DE_2020}", (7.0, 7.0))]
+        assert session.get(f"{server.base_url}/{DE_2020}").status_code == 200  # still open
+
+
+def test_the_cache_folder_comes_from_the_argument_or_the_environment(server, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.delenv("SDOH_CACHE_DIR", raising=False)
+    with pytest.raises(ValueError, match=r"pass cache_dir= or set the SDOH_CACHE_DIR"):
+        download_boundaries("tract", 2020, "DE", base_url=server.base_url, progress=False)
+    monkeypatch.setenv("SDOH_CACHE_DIR", str(tmp_path / "env"))
+    [path] = download_boundaries("tract", 2020, "DE", base_url=server.base_url, progress=False)
+    assert path == tmp_path / "env" / "127.0.0.1" / "geo" / "tiger" / DE_2020
+
+
+def test_a_2010_cartographic_file_warns_that_load_boundaries_cannot_read_it(server, tmp_path):
+    with pytest.warns(UserWarning, match=r"GEO_ID"):
+        [path] = fetch(server, tmp_path, "county", 2010, None, kind="cb", resolution="20m")
+    assert path.name == "gz_2010_us_050_00_20m.zip"
+    assert read_manifest(path)["geoid_field"] == "GEO_ID"
+
+
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"max_workers": 0}, ValueError, "max_workers"),
+    ({"timeout": 0}, ValueError, "timeout"),
+    ({"max_retries": -1}, ValueError, "max_retries"),
+    ({"progress": "yes"}, TypeError, "progress"),
+    ({"session": object()}, TypeError, "requests.Session"),
+])
+def test_bad_settings_are_refused(server, tmp_path, options, error, match):
+    with pytest.raises(error, match=match):
+        fetch(server, tmp_path, "tract", 2020, "DE", **options)
+
+
+def test_read_manifest_of_a_file_without_one(tmp_path):
+    with pytest.raises(BoundaryDownloadError, match="cannot read the download manifest"):
+        read_manifest(tmp_path / "tl_2020_10_tract.zip")
+    (tmp_path / "x.zip.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(BoundaryDownloadError, match="not a sdoh-boundary-manifest/1"):
+        read_manifest(tmp_path / "x.zip")
