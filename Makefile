@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## Side-by-side performance measurements (not part of the tests).
 	$(BIN)/python -m benchmarks.training_frame
+	$(BIN)/python -m benchmarks.linking --small
 
 clean:
 	rm -rf demo_workspace .pytest_cache

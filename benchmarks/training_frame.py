@@ -146,8 +146,9 @@ def _acs_frame(rng: np.random.Generator, geoids: np.ndarray, vintage: int) -> pd
         "vintage": np.full(n, vintage, dtype=np.int64),
         "release_ts": pd.Series(pd.Timestamp(release.release_ts), index=range(n)),
         "synthetic": np.ones(n, dtype=bool),
+        "reliability_rule": np.full(n, "cv_12_40", dtype=object),
     }
-    high, medium = 12.0, 40.0  # the default cv_12_40 rule
+    high, medium = 12.0, 40.0  # the cv_12_40 rule
     for m in catalog.acs.measures_at("block_group"):
         if m.measure_type == "count":
             value = rng.integers(20, 4000, n).astype(float)
@@ -226,6 +227,13 @@ def _timeline(rng: np.random.Generator, n_patients: int,
         "precision": np.where(~unlinked, "coordinate",
                               np.where(reason == "zip_only", "zip", "none")).astype(object),
         "link_missing": reason,
+        # Linked by points only: no ZCTA polygons, no ZIP crosswalk, raw patient ids.
+        **{f"zcta_geoid_{year}": np.full(n, None, dtype=object) for year in by_year},
+        **{column: np.full(n, None, dtype=object)
+           for column in ("zip_join_type", "zip_crosswalk_vintage")},
+        "zip_link_ratio": np.full(n, np.nan),
+        "nonresidential_zip": np.zeros(n, dtype=bool),
+        "patient_id_scheme": np.full(n, "raw", dtype=object),
     })
     return frame[list(geography_timeline_spec().column_names)]
 

@@ -7,14 +7,26 @@ Examples
 >>> frame = training_frame(events, store=store, workspace=workspace)  # doctest: +SKIP
 """
 
-from feature_repo.retrieval import online_features, training_frame
-from feature_repo.store import apply_definitions, feature_store, materialize, render_profile
+from feature_repo.online import OnlineLookup, online_features, online_features_at
+from feature_repo.retrieval import training_frame
+from feature_repo.store import (
+    ViewWindow,
+    apply_definitions,
+    feature_store,
+    materialization_plan,
+    materialize,
+    render_profile,
+)
 
 __all__ = [
+    "OnlineLookup",
+    "ViewWindow",
     "apply_definitions",
     "feature_store",
+    "materialization_plan",
     "materialize",
     "online_features",
+    "online_features_at",
     "render_profile",
     "training_frame",
 ]

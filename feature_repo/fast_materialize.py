@@ -45,7 +45,6 @@ import pandas as pd
 import pyarrow as pa
 from feast import FeatureStore, FeatureView, ValueType
 from feast.feature_view import FeatureViewState
-from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.online_stores import sqlite as _feast_sqlite  # noqa: F401 (its datetime adapter)
 from feast.infra.online_stores.helpers import _mmh3, compute_table_id, compute_versioned_name
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -198,8 +197,10 @@ def _select_views(store: FeatureStore, names: Sequence[str] | None) -> list[Feat
 
 def _plan(view: FeatureView) -> _ViewPlan:
     source = view.batch_source
-    if not isinstance(source, FileSource):
-        raise ValueError(f"view {view.name}: source {type(source).__name__} is not a FileSource")
+    # FileSource, or the Spark profile's SparkSource over the same parquet files.
+    if not getattr(source, "path", None):
+        raise ValueError(f"view {view.name}: source {type(source).__name__} reads no parquet path; "
+                         "use feature_repo.materialize(..., feast_default=True)")
     if source.field_mapping:
         raise ValueError(f"view {view.name}: sources with a field_mapping are not supported; "
                          "use feature_repo.materialize")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 from feast import FeatureView, Field
-from feast.types import Float64, String, UnixTimestamp
+from feast.types import Bool, Float64, String, UnixTimestamp
 
 from feature_repo.data_sources import published_source
 from feature_repo.entities import GEOGRAPHY_ENTITIES, patient, vintage
 from feature_repo.metadata import Publication, linkage_tags, measure_tags
 from ingestion.datasets import (
+    BOUNDARY_VINTAGES,
+    TIMELINE_LEVELS,
     DatasetSpec,
     acs_spec,
     adi_acs_spec,
@@ -141,11 +143,11 @@ def adi_view(workspace: Workspace) -> FeatureView | None:
                       "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).")
 
 
-# Levels a patient's address reaches: the timeline's GEOIDs, and the state (county's first two
-# digits). ZCTAs come from ZIP codes, which patient linking does not yet map.
-LINKED_LEVELS = ("block_group", "tract", "county", "state")
+# Levels a patient's address reaches: the timeline's GEOIDs (ZCTAs from ZCTA polygons or a ZIP
+# crosswalk), and the state (county's first two digits).
+LINKED_LEVELS = ("block_group", "tract", "county", "zcta", "state")
 GEOGRAPHY_FIELDS = tuple(
-    f"{level}_geoid_{year}" for year in (2010, 2020) for level in ("block_group", "tract", "county")
+    f"{level}_geoid_{year}" for year in BOUNDARY_VINTAGES for level in TIMELINE_LEVELS
 )
 
 
@@ -165,6 +167,12 @@ def patient_geography_view(workspace: Workspace) -> FeatureView | None:
               tags=linkage_tags("precision", measure_type="category")),
         Field(name="link_missing", dtype=String, description="Why the address has no GEOID.",
               tags=linkage_tags("link_missing", measure_type="missing_reason")),
+        Field(name="zip_join_type", dtype=String,
+              description="How the ZIP crosswalk placed a ZIP-only address (null otherwise).",
+              tags=linkage_tags("zip_join_type", measure_type="category")),
+        Field(name="nonresidential_zip", dtype=Bool,
+              description="The address's ZIP is a PO-box, unique or military ZIP.",
+              tags=linkage_tags("nonresidential_zip", measure_type="category")),
     ]
     return FeatureView(
         name=spec.name,

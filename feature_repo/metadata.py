@@ -1,8 +1,17 @@
-"""Equity metadata as Feast Field tags: every field carries every key of DESIGN.md section 4."""
+"""Equity metadata as Feast Field tags: every field carries every key of DESIGN.md section 4.
+
+`check_views` enforces it on the built definitions: `feature_repo.store.apply_definitions`
+calls it before registering anything, so a field without a key, or with a value outside its
+controlled vocabulary (``sdoh_sources/catalog/vocabularies.yaml``), fails the build.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from feast import FeatureView
 
 from sdoh_sources import METADATA_KEYS, CatalogError, EquityMetadata, Measure, Source, load_catalog
 
@@ -23,8 +32,9 @@ class Publication:
     reliability_rules: tuple[str, ...] = ()  # the rules the published rows were built with
 
 
-def _reliability_rule_text(measure: Measure, publication: Publication) -> str:
-    if measure.measure_type in ("percentile_rank", "decile_rank", "index"):
+def _reliability_rule_text(source: Source, publication: Publication) -> str:
+    # Every ACS estimate (the Gini index too) has an MOE and a class; composite indices do not.
+    if source.measurement_level != "area_ecological":
         return "not_applicable: published index without MOE"
     catalog = load_catalog()
     names = publication.reliability_rules or (catalog.default_reliability_rule,)
@@ -60,7 +70,7 @@ def measure_tags(
         "unit": ROLE_UNIT.get(suffix, measure.unit),
         "direction": measure.direction if suffix == "" else "neutral",
         "moe_feature": f"{measure.name}_moe" if has_moe else "none",
-        "reliability_rule": _reliability_rule_text(measure, publication),
+        "reliability_rule": _reliability_rule_text(source, publication),
         "proxy_for": ",".join(measure.proxy_for),
         "fairness_role": measure.fairness_role,
         "known_biases": measure.known_biases.strip(),
@@ -68,7 +78,6 @@ def measure_tags(
         "prohibited_use": measure.prohibited_use.strip(),
         "license": source.license.strip(),
     }
-    check_tags(tags, field=f"{measure.name}{suffix}")
     return tags
 
 
@@ -101,27 +110,100 @@ def linkage_tags(field: str, *, measure_type: str = "identifier") -> dict[str, s
         "known_biases": m.known_biases, "intended_use": m.intended_use,
         "prohibited_use": m.prohibited_use, "license": "local patient data: never leaves the machine",
     }
-    check_tags(tags, field=field)
     return tags
 
 
-def check_tags(tags: dict[str, str], *, field: str) -> None:
-    """Raise `CatalogError` if a field lacks a metadata key or has a value outside its vocabulary.
+# Keys whose tag lists several values, comma-separated ("race,ethnicity", "2019,2021").
+LIST_KEYS = ("proxy_for", "vintage", "release_date", "boundary_vintage")
+# Formats of the list keys that have no vocabulary; "none" where a field has no vintage.
+FORMATS = {
+    "vintage": re.compile(r"^(none|\d{4}(,\d{4})*)$"),
+    "boundary_vintage": re.compile(r"^(none|\d{4}(,\d{4})*)$"),
+    "release_date": re.compile(r"^(none|\d{4}-\d{2}-\d{2}(,\d{4}-\d{2}-\d{2})*)$"),
+}
+FIX_HINT = ("fix the measure in sdoh_sources/catalog/*.yaml (or the tags in feature_repo/metadata.py), "
+            "or add the value to sdoh_sources/catalog/vocabularies.yaml if it is a new category")
+
+
+def tag_values(tags: Mapping[str, str], key: str) -> list[str]:
+    """The values of one tag: the comma-separated items of a list key, else the whole tag.
 
     Examples
     --------
-    >>> check_tags({"domain": "astrology"}, field="x")
-    Traceback (most recent call last):
-    ...
-    sdoh_sources.catalog.CatalogError: field x: missing metadata keys [...]
+    >>> tag_values({"proxy_for": "race,ethnicity"}, "proxy_for")
+    ['race', 'ethnicity']
     """
-    missing = [k for k in METADATA_KEYS if not tags.get(k)]
-    if missing:
-        raise CatalogError(f"field {field}: missing metadata keys {missing}")
-    vocab = load_catalog().vocabularies
-    bad = [f"{k}={tags[k]!r}" for k in ("domain", "gravity_category", "measure_type", "direction",
-                                         "fairness_role", "measurement_level")
-           if k in vocab and tags[k] not in vocab[k]]
-    bad += [f"proxy_for has {p!r}" for p in tags["proxy_for"].split(",") if p not in vocab["proxy_for"]]
-    if bad:
-        raise CatalogError(f"field {field}: values outside their vocabularies: {bad}")
+    value = tags.get(key, "")
+    return value.split(",") if key in LIST_KEYS else [value]
+
+
+def tag_problems(tags: Mapping[str, str]) -> list[str]:
+    """What is wrong with one field's tags: missing keys, values outside vocabularies or formats.
+
+    Every key of DESIGN.md section 4 (`sdoh_sources.METADATA_KEYS`) must be present and
+    non-empty; every key with a vocabulary in ``vocabularies.yaml`` must take its values from
+    it ("none" alone, never beside another value); vintages and release dates must be years
+    and ISO dates.
+
+    Examples
+    --------
+    >>> tag_problems({"domain": "astrology"})[0]
+    "missing metadata key 'gravity_category'"
+    """
+    problems = [f"missing metadata key {k!r}" for k in METADATA_KEYS if not tags.get(k)]
+    vocabularies = load_catalog().vocabularies
+    for key in METADATA_KEYS:
+        if not tags.get(key):
+            continue
+        values = tag_values(tags, key)
+        if key in vocabularies:
+            allowed = vocabularies[key]
+            problems += [f"{key}={v!r} is outside its vocabulary; allowed values: {', '.join(allowed)}"
+                         for v in values if v not in allowed]
+            if "none" in values and len(values) > 1:
+                problems.append(f"{key}={tags[key]!r} lists 'none' beside other values")
+        if key in FORMATS and not FORMATS[key].match(tags[key]):
+            problems.append(f"{key}={tags[key]!r} does not match the format {FORMATS[key].pattern}")
+    return problems
+
+
+def view_problems(view: FeatureView) -> list[str]:
+    """`tag_problems` of every field of a view, plus MOE fields the view does not have.
+
+    Examples
+    --------
+    >>> view_problems(acs_view("tract", workspace))  # doctest: +SKIP
+    []
+    """
+    names = {f.name for f in view.features}
+    problems = []
+    for field in view.features:
+        found = tag_problems(field.tags)
+        moe = field.tags.get("moe_feature", "none")
+        if moe not in ("none", *names):
+            found.append(f"moe_feature={moe!r} is not a field of the view")
+        problems += [f"feature view {view.name}, field {field.name}: {p}" for p in found]
+    return problems
+
+
+def check_views(views: Iterable[FeatureView]) -> None:
+    """Raise `CatalogError` listing every field of ``views`` whose equity metadata is incomplete.
+
+    Parameters
+    ----------
+    views : iterable of feast.FeatureView
+        The definitions about to be registered.
+
+    Raises
+    ------
+    CatalogError
+        Naming the view, field, key and allowed values of each problem, and how to fix it.
+
+    Examples
+    --------
+    >>> check_views(feature_views(workspace))  # doctest: +SKIP
+    """
+    problems = [p for view in views for p in view_problems(view)]
+    if problems:
+        raise CatalogError(f"{len(problems)} equity metadata problems ({FIX_HINT}):\n  "
+                           + "\n  ".join(problems))

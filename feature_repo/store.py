@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import json
 import logging
 import os
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
+from pathlib import Path
 from string import Template
 
 import yaml
-from feast import FeatureStore
+from feast import FeatureStore, FeatureView
 from feast.repo_config import RepoConfig
+from feast.utils import make_tzaware
 
 from feature_repo.entities import ALL_ENTITIES
+from feature_repo.fast_materialize import DEFAULT_START, fast_materialize
 from feature_repo.feature_services import feature_services
 from feature_repo.feature_views import feature_views
-from ingestion.errors import PublishError
+from feature_repo.metadata import check_views
+from ingestion.errors import InputError, PublishError
 from ingestion.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -24,12 +32,15 @@ log = logging.getLogger(__name__)
 # set after importing feast, whose own simplefilter("once", DeprecationWarning) would win.
 warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated",
                         category=DeprecationWarning)
-PROFILES = ("embedded", "production")
+PROFILES = ("embedded", "production", "spark")
 # Settings a profile may use; each can be overridden by the environment variable of its name.
 SETTINGS = {
     "SDOH_PROJECT": "sdoh",
     "SDOH_REDIS": "127.0.0.1:6379",
     "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    "SDOH_SPARK_MASTER": "local[2]",
+    "SDOH_SPARK_DRIVER_MEMORY": "4g",  # Spark's 1g default hangs near 1M entity rows
+    "SDOH_SPARK_SHUFFLE_PARTITIONS": "8",  # Spark's 200 default suits a cluster, not local[2]
 }
 
 
@@ -79,12 +90,149 @@ def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
     views = feature_views(workspace)
     if not views:
         raise PublishError(f"nothing is published in {workspace.root}: run `sdoh ingest` first")
+    check_views(views)  # every field carries DESIGN.md section 4's metadata, in vocabulary
     store.apply([*ALL_ENTITIES, *views, *feature_services(views)])
     return [v.name for v in views]
 
 
-def materialize(store: FeatureStore, *, end: dt.datetime | None = None) -> None:
-    """Load every view's latest rows up to ``end`` (default now) into the online store."""
-    end = end or dt.datetime.now(dt.UTC)
-    # Release dates go back years; a window from the epoch keeps old vintages' rows.
-    store.materialize(start_date=dt.datetime(1970, 1, 2, tzinfo=dt.UTC), end_date=end)
+@dataclass(frozen=True)
+class ViewWindow:
+    """One view's materialization: its event-time window, why, and the rows written.
+
+    ``written`` is None on Feast's path, which does not report it.
+    """
+
+    view: str
+    start: dt.datetime
+    end: dt.datetime
+    reason: str  # "first", "incremental" or "files changed"
+    written: int | None = None
+
+
+def _files(view: FeatureView) -> dict[str, list[int]]:
+    """Each file of a view's source glob with (mtime in ns, size, inode): what it was read from."""
+    files = {}
+    for path in sorted(glob.glob(view.batch_source.path, recursive=True)):
+        stat = os.stat(path)
+        files[path] = [stat.st_mtime_ns, stat.st_size, stat.st_ino]
+    return files
+
+
+def _record_path(store: FeatureStore) -> Path:
+    return Path(store.config.repo_path) / "materialized_files.json"
+
+
+def _read_record(store: FeatureStore) -> dict:
+    path = _record_path(store)
+    record = json.loads(path.read_text()) if path.exists() else {}
+    return record.get(store.project, {})
+
+
+def _write_record(store: FeatureStore, views: dict[str, dict]) -> None:
+    path = _record_path(store)
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record[store.project] = {**record.get(store.project, {}), **views}
+    path.write_text(json.dumps(record, indent=1))
+
+
+def materialization_plan(store: FeatureStore, *, views: Sequence[str] | None = None,
+                         end: dt.datetime | None = None) -> list[ViewWindow]:
+    """The window each view needs, from the registry's materialization intervals.
+
+    Feast's ``materialize-incremental`` semantics: a view materialized before gets
+    ``[its most recent end, end]``. A view never materialized (no interval in the registry)
+    gets the whole history from 1970. A view whose published files changed since its last
+    materialization (a vintage published late, with a release date inside a window already
+    done, or a republished timeline) gets the whole history again, which Feast's event-time
+    windows alone would miss.
+
+    Examples
+    --------
+    >>> [w.reason for w in materialization_plan(store)]  # doctest: +SKIP
+    ['incremental', 'files changed']
+    """
+    end = make_tzaware(end or dt.datetime.now(dt.UTC))
+    done = _read_record(store)
+    plan = []
+    for view in _online_views(store, views):
+        last = view.most_recent_end_time
+        if last is None:
+            plan.append(ViewWindow(view.name, DEFAULT_START, end, "first"))
+        elif _files(view) != done.get(view.name):
+            plan.append(ViewWindow(view.name, DEFAULT_START, end, "files changed"))
+        else:
+            plan.append(ViewWindow(view.name, make_tzaware(last), end, "incremental"))
+    return plan
+
+
+def _online_views(store: FeatureStore, names: Sequence[str] | None) -> list[FeatureView]:
+    known = {v.name: v for v in store.list_feature_views() if v.online}
+    if names is None:
+        return list(known.values())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(f"unknown feature views {unknown}; choose from {sorted(known)} "
+                         "(or run `sdoh apply` first)")
+    return [known[n] for n in names]
+
+
+def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
+                end: dt.datetime | None = None, feast_default: bool = False,
+                progress: bool = True) -> list[ViewWindow]:
+    """Bring the online store up to date: only the rows each view gained since last time.
+
+    Windows come from `materialization_plan`; views sharing a window are written together, by
+    `feature_repo.fast_materialize.fast_materialize` (same online values as Feast, about 8-10x
+    faster) or, with ``feast_default``, by Feast's own ``store.materialize``. Both record the
+    window in the registry, so Feast's ``materialize-incremental`` continues where this stops.
+
+    Parameters
+    ----------
+    store : feast.FeatureStore
+        A store with definitions applied.
+    views : sequence of str, optional
+        Feature views to materialize; default every online view.
+    end : datetime, optional
+        End of the event-time window (included); default now.
+    feast_default : bool, default False
+        Write through Feast's default (slow) materialization instead.
+    progress : bool, default True
+        Show a progress bar per view.
+
+    Returns
+    -------
+    list of ViewWindow
+        Per view: the window, why, and the entity rows written (None on Feast's path).
+
+    Raises
+    ------
+    InputError
+        If a view is unknown or offline.
+
+    Examples
+    --------
+    >>> [(w.view, w.written) for w in materialize(store)]  # doctest: +SKIP
+    [('acs_tract', 0), ('patient_geography', 2)]
+    """
+    plan = materialization_plan(store, views=views, end=end)
+    groups: dict[tuple[dt.datetime, dt.datetime], list[ViewWindow]] = {}
+    for window in plan:
+        groups.setdefault((window.start, window.end), []).append(window)
+    done = []
+    for (start, stop), windows in groups.items():
+        names = [w.view for w in windows]
+        files = {w.view: _files(store.get_feature_view(w.view)) for w in windows}
+        written = _write(store, names, start=start, end=stop, feast_default=feast_default,
+                         progress=progress)
+        _write_record(store, files)
+        done += [replace(w, written=written.get(w.view)) for w in windows]
+        log.info("materialized %s from %s to %s", ", ".join(names), start, stop)
+    return done
+
+
+def _write(store: FeatureStore, names: list[str], *, start: dt.datetime, end: dt.datetime,
+           feast_default: bool, progress: bool) -> dict[str, int]:
+    if not feast_default:
+        return fast_materialize(store, views=names, start=start, end=end, progress=progress)
+    store.materialize(start_date=start, end_date=end, feature_views=names)
+    return {}

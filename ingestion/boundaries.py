@@ -53,6 +53,12 @@ _COMPONENTS = {
     "zcta": ("ZCTA5CE",),
 }
 _POLYGONAL = ("Polygon", "MultiPolygon")
+# Cartographic-boundary ids: summary level (150 = block group, 140 tract, 050 county, 860 ZCTA),
+# geographic component, "US", then the GEOID: "1500000US240010001001".
+_SUMMARY_LEVEL_PREFIX = r"^\d{7}US"
+# Connecticut's county-equivalents: counties up to the 2021 files, planning regions from 2022.
+_CT_COUNTIES = frozenset(f"09{code:03d}" for code in range(1, 16, 2))
+_CT_PLANNING_REGIONS = frozenset(f"09{code:03d}" for code in range(110, 191, 10))
 
 
 def load_boundaries(
@@ -66,12 +72,16 @@ def load_boundaries(
     """Read a boundary file and normalize it to ``geoid`` and ``geometry`` in EPSG:4269.
 
     The GEOID column is found by name, case-insensitively, preferring the one that matches
-    ``boundary_year`` (``GEOID10`` for 2010, then ``GEOID``; ``GEOID`` for 2020, then
-    ``GEOID20``). A file with only another vintage's column (``GEOID10`` given as 2020) is
-    refused. Without any GEOID column, it is built from the TIGER components (``STATEFP``,
-    ``COUNTYFP``, ``TRACTCE``, ``BLKGRPCE``, with the vintage suffix if any). Integer GEOIDs
-    (a reader that dropped the leading zero) are zero-padded; text GEOIDs must already have
-    the right length.
+    the decade of ``boundary_year`` (``GEOID10`` for 2010-2019, then ``GEOID``; ``GEOID`` for
+    2020-2029, then ``GEOID20``, as in the 2020-vintage ZCTA files of later years). A file with
+    only another decade's column (``GEOID10`` given as 2020) is refused. Without one, the
+    cartographic-boundary id ``GEO_ID`` (2010 ``gz_`` files) or ``AFFGEOID`` gives the GEOID
+    after its summary-level prefix (``1500000US240010001001`` -> ``240010001001``); without
+    that, it is built from the TIGER components (``STATEFP``, ``COUNTYFP``, ``TRACTCE``,
+    ``BLKGRPCE``, ``ZCTA5CE``, with the decade suffix if any). Integer GEOIDs (a reader that
+    dropped the leading zero) are zero-padded; text GEOIDs must already have the right length.
+    Connecticut's 8 counties (09001-09015, files up to 2021) and 9 planning regions
+    (09110-09190, from 2022) both load, but not together in one file.
 
     Parameters
     ----------
@@ -100,9 +110,10 @@ def load_boundaries(
     ------
     InputError
         The file cannot be read, has no GEOID, a GEOID of the wrong length, a duplicated
-        GEOID, a missing, empty, non-polygonal or (with ``repair=False``) invalid geometry, or
-        no CRS and coordinates that are not longitude/latitude. The message names the file,
-        the first bad row (1-based feature number) and the field.
+        GEOID, both Connecticut counties and planning regions, a missing, empty,
+        non-polygonal or (with ``repair=False``) invalid geometry, or no CRS and coordinates
+        that are not longitude/latitude. The message names the file, the first bad row
+        (1-based feature number) and the field.
     ValueError
         ``level`` is unknown.
     TypeError
@@ -123,6 +134,7 @@ def load_boundaries(
     path = Path(path)
     frame = _read(path, layer=layer)
     geoid = _find_geoid(frame, path=path, level=level, boundary_year=boundary_year)
+    _check_connecticut(geoid, path=path, level=level)
     geometry = _check_geometry(frame.geometry.array, path=path, repair=repair)
     out = gpd.GeoDataFrame(
         {"geoid": pd.array(geoid, dtype="string")}, geometry=geometry, crs=frame.crs
@@ -230,15 +242,31 @@ def _zip_source(path: Path, *, layer: str | None) -> str:
 def _find_geoid(
     frame: pd.DataFrame, *, path: Path, level: str, boundary_year: int
 ) -> np.ndarray:
+    """The file's GEOIDs, normalized (see `load_boundaries` for the columns looked for).
+
+    Examples
+    --------
+    >>> frame = gpd.GeoDataFrame({"GEO_ID": ["0500000US09001"]},
+    ...                          geometry=[shapely.box(-74, 41, -73, 42)])
+    >>> _find_geoid(frame, path=Path("gz_2010_us_050_00_500k.shp"), level="county",
+    ...             boundary_year=2010).tolist()
+    ['09001']
+    """
     by_upper = {str(c).upper(): c for c in frame.columns if c != frame.geometry.name}
-    suffix = f"{boundary_year % 100:02d}"
+    suffix = f"{boundary_year // 10 * 10 % 100:02d}"  # the decade's geography: GEOID10, GEOID20
     if boundary_year < 2020:
         candidates = ["GEOID" + suffix, "GEOID"]
     else:
         candidates = ["GEOID", "GEOID" + suffix]
+    prefixed = [name for name in ("GEO_ID", "AFFGEOID", "AFFGEOID" + suffix) if name in by_upper]
     column = next((by_upper[c] for c in candidates if c in by_upper), None)
-    if column is None:
-        others = sorted(c for c in by_upper if re.fullmatch(r"GEOID\d\d", c))
+    if column is not None:
+        values = frame[column]
+    elif prefixed:
+        column = by_upper[prefixed[0]]
+        values = _strip_summary_level(frame[column])
+    else:
+        others = sorted(c for c in by_upper if re.fullmatch(r"(?:AFF)?GEOID\d\d", c))
         if others:
             raise InputError(
                 f"{path}: field {others[0]} belongs to another boundary vintage than "
@@ -247,13 +275,23 @@ def _find_geoid(
         built = _geoid_from_components(frame, by_upper, level=level, suffix=suffix)
         if built is None:
             raise InputError(
-                f"{path}: no GEOID field (looked for {candidates} or the TIGER components "
-                f"{list(_COMPONENTS[level])}); fields are {list(by_upper)}"
+                f"{path}: no GEOID field (looked for {candidates}, GEO_ID, AFFGEOID or the "
+                f"TIGER components {list(_COMPONENTS[level])}); fields are {list(by_upper)}"
             )
         column, values = built
-    else:
-        values = frame[column]
     return _normalize_geoid(values, path=path, field=str(column), level=level)
+
+
+def _strip_summary_level(values: pd.Series) -> pd.Series:
+    """GEOIDs from cartographic-boundary ids: the digits after the summary-level prefix.
+
+    Examples
+    --------
+    >>> _strip_summary_level(pd.Series(["1500000US240010001001", "8600000US01001"])).tolist()
+    ['240010001001', '01001']
+    """
+    return values.astype("string").str.strip().str.replace(_SUMMARY_LEVEL_PREFIX, "", n=1,
+                                                           regex=True)
 
 
 def _geoid_from_components(
@@ -302,6 +340,36 @@ def _normalize_geoid(values: pd.Series, *, path: Path, field: str, level: str) -
             f"repeats row {first + 1}; expected one feature per geography"
         )
     return array
+
+
+def _check_connecticut(geoids: np.ndarray, *, path: Path, level: str) -> None:
+    """Refuse a file holding both Connecticut's counties and its planning regions.
+
+    Either is a valid boundary vintage: the 8 counties (09001-09015) up to the 2021 files, the
+    9 planning regions (09110-09190) from 2022. Together they would overlap.
+
+    Examples
+    --------
+    >>> _check_connecticut(np.array(["09001", "09003"]), path=Path("c.shp"), level="county")
+    >>> _check_connecticut(np.array(["09001", "09110"]), path=Path("c.shp"), level="county")
+    Traceback (most recent call last):
+    ...
+    ingestion.errors.InputError: c.shp: row 2 (1-based feature number), field geoid: 09110...
+    """
+    if level not in ("county", "tract", "block_group"):
+        return
+    county = pd.Series(geoids, dtype=object).str.slice(0, 5)
+    legacy = county.isin(_CT_COUNTIES).to_numpy()
+    regions = county.isin(_CT_PLANNING_REGIONS).to_numpy()
+    if legacy.any() and regions.any():
+        i, j = int(np.flatnonzero(regions)[0]), int(np.flatnonzero(legacy)[0])
+        raise InputError(
+            f"{path}: row {i + 1} (1-based feature number), field geoid: {geoids[i]} lies in a "
+            f"Connecticut planning region (09110-09190, 2022 on) but row {j + 1} ({geoids[j]}) "
+            "in a Connecticut county (09001-09015, up to 2021): load one boundary vintage per file"
+        )
+    if regions.any():
+        logger.info("%s: Connecticut by planning regions (09110-09190)", path)
 
 
 # -- geometry ----------------------------------------------------------------------------------

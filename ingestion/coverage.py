@@ -12,6 +12,9 @@ The functions here turn those columns into the tables an equity review needs:
 * `coverage_table` -- the same for several features and attributes, stacked;
 * `largest_gaps` and `describe_gaps` -- per feature and attribute, the group furthest above
   its reference, as a table and in words;
+* `missingness_odds_ratios` -- odds ratios of lacking a feature per subgroup, adjusted for
+  the other attributes by a logistic regression (`fit_logistic`, Newton's method with Wald
+  intervals);
 * `missing_reasons_table` -- rows per missing reason, overall or by subgroup;
 * `gaps_by_area` -- per area (e.g. 2020 block group), the share of linked events with a missing
   or low-reliability feature, for maps;
@@ -42,9 +45,11 @@ __all__ = [
     "coverage_table",
     "describe_gaps",
     "feature_coverage",
+    "fit_logistic",
     "gaps_by_area",
     "largest_gaps",
     "missing_reasons_table",
+    "missingness_odds_ratios",
     "wilson_interval",
 ]
 
@@ -335,8 +340,11 @@ def feature_coverage(
         ``missing_ratio`` (the group's missing rate divided by the reference's; ``inf`` when
         only the reference rate is 0, NaN when both are), ``is_reference``,
         ``low_reliability_rate`` (share of covered values whose reliability is low or
-        unknown; NaN without a reliability column or without covered values) and
-        ``top_missing_reasons``. ``attrs`` holds ``reference``, ``unit`` and
+        unknown; NaN without a reliability column or without covered values) with its Wilson
+        interval (``low_reliability_low``, ``low_reliability_high``) and the same difference,
+        interval and ratio against the reference (``low_reliability_diff``,
+        ``low_reliability_diff_low``, ``low_reliability_diff_high``,
+        ``low_reliability_ratio``), and ``top_missing_reasons``. ``attrs`` holds ``reference``, ``unit`` and
         ``exclude_reasons``.
 
     Raises
@@ -362,10 +370,11 @@ def feature_coverage(
     stats = stats.loc[_group_order(stats["n"], rows["group"])]
     reference = _reference(stats, reference=reference, by=by)
     out = _rates(stats, confidence=confidence)
-    out = out.join(_gap_to_reference(out, reference=reference))
+    out = out.join(_gap_to_reference(out, reference=reference, prefix="missing"))
     out["is_reference"] = out.index == reference
-    covered = stats["covered"].where(stats["covered"] > 0)
-    out["low_reliability_rate"] = stats["flagged"] / covered
+    flagged = _low_reliability(stats, confidence=confidence)
+    out = out.join(flagged).join(_gap_to_reference(flagged, reference=reference,
+                                                   prefix="low_reliability"))
     missing = rows.loc[~rows["covered"]]
     reasons = _commonest(missing["reason"], missing["group"], top=top_reasons)
     out["top_missing_reasons"] = [reasons.get(g, "") for g in out.index]
@@ -401,19 +410,34 @@ def _rates(stats: pd.DataFrame, *, confidence: float) -> pd.DataFrame:
     }, index=stats.index)
 
 
-def _gap_to_reference(rates: pd.DataFrame, *, reference: object) -> pd.DataFrame:
-    """Missing-rate difference (Newcombe hybrid score interval) and ratio against a group."""
-    p, low, high = (rates[c] for c in ("missing_rate", "missing_low", "missing_high"))
+def _low_reliability(stats: pd.DataFrame, *, confidence: float) -> pd.DataFrame:
+    """Share of covered values flagged low or unknown reliability, with its Wilson interval."""
+    covered = stats["covered"].where(stats["covered"] > 0)
+    low, high = wilson_interval(stats["flagged"].fillna(0), covered.fillna(0), confidence=confidence)
+    unknown = stats["flagged"].isna() | covered.isna()
+    return pd.DataFrame({
+        "low_reliability_rate": stats["flagged"] / covered,
+        "low_reliability_low": np.where(unknown, np.nan, low),
+        "low_reliability_high": np.where(unknown, np.nan, high),
+    }, index=stats.index)
+
+
+def _gap_to_reference(rates: pd.DataFrame, *, reference: object, prefix: str) -> pd.DataFrame:
+    """Difference (Newcombe hybrid score interval) and ratio of ``<prefix>_rate`` against a group.
+
+    ``rates`` holds ``<prefix>_rate`` and its Wilson bounds ``<prefix>_low``/``<prefix>_high``.
+    """
+    p, low, high = (rates[f"{prefix}_{c}"] for c in ("rate", "low", "high"))
     ref_p, ref_low, ref_high = p[reference], low[reference], high[reference]
     diff = p - ref_p
     is_ref = rates.index == reference
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = p.to_numpy() / ref_p
     return pd.DataFrame({
-        "missing_diff": diff,
-        "missing_diff_low": (diff - np.hypot(p - low, ref_high - ref_p)).mask(is_ref),
-        "missing_diff_high": (diff + np.hypot(high - p, ref_p - ref_low)).mask(is_ref),
-        "missing_ratio": ratio,
+        f"{prefix}_diff": diff,
+        f"{prefix}_diff_low": (diff - np.hypot(p - low, ref_high - ref_p)).mask(is_ref),
+        f"{prefix}_diff_high": (diff + np.hypot(high - p, ref_p - ref_low)).mask(is_ref),
+        f"{prefix}_ratio": ratio,
     }, index=rates.index)
 
 
@@ -667,7 +691,10 @@ def gaps_by_area(
     -------
     pandas.DataFrame
         One row per area with an assessed event, by GEOID: ``geoid``, ``events``,
-        ``patients`` (distinct), ``flagged``, ``flagged_share`` and ``top_reasons`` (the
+        ``patients`` (distinct), ``flagged``, ``missing`` (events lacking a feature),
+        ``low_reliability`` (events with a low or unknown reliability value; an event can
+        count in both), each also as a share of ``events`` (``flagged_share``,
+        ``missing_share``, ``low_reliability_share``), and ``top_reasons`` (the
         commonest problems among the area's feature values, counted per feature and event:
         a missing reason, or ``low_reliability`` / ``unknown_reliability``).
 
@@ -693,12 +720,18 @@ def gaps_by_area(
         assessed.loc[rows.index] = True
     geoid = _area_at_event(frame, timeline, geoid_col=geoid_col)
     mapped = assessed & geoid.notna()
+    doubtful = problems.isin([f"{level}_reliability" for level in FLAGGED_RELIABILITY])
     events = pd.DataFrame({"geoid": geoid, "patient_id": frame["patient_id"].astype(str),
-                           "flagged": problems.notna().any(axis=1)})[mapped]
+                           "flagged": problems.notna().any(axis=1),
+                           "missing": (problems.notna() & ~doubtful).any(axis=1),
+                           "low_reliability": doubtful.any(axis=1)})[mapped]
     out = events.groupby("geoid").agg(events=("flagged", "size"),
                                       patients=("patient_id", "nunique"),
-                                      flagged=("flagged", "sum"))
-    out["flagged_share"] = out["flagged"] / out["events"]
+                                      flagged=("flagged", "sum"),
+                                      missing=("missing", "sum"),
+                                      low_reliability=("low_reliability", "sum"))
+    for column in ("flagged", "missing", "low_reliability"):
+        out[f"{column}_share"] = out[column] / out["events"]
     found = problems[mapped].melt(ignore_index=False)["value"].dropna()
     top = _commonest(found, geoid[found.index], top=top_reasons)
     out["top_reasons"] = [top.get(g, "") for g in out.index]
@@ -727,3 +760,195 @@ def _area_at_event(frame: pd.DataFrame, timeline: pd.DataFrame, *, geoid_col: st
     geoid = joined["geoid"].where(~ended & joined["geoid"].notna(), None)
     by_row = pd.Series(geoid.to_numpy(), index=joined["row"].to_numpy()).sort_index()
     return by_row.set_axis(frame.index)
+
+
+def fit_logistic(
+    design: pd.DataFrame,
+    outcome: ArrayLike,
+    *,
+    confidence: float = 0.95,
+    max_iter: int = 50,
+    tol: float = 1e-10,
+) -> pd.DataFrame:
+    """Maximum-likelihood logistic regression by Newton's method, with Wald intervals.
+
+    An intercept is added; ``design`` holds the other regressors (e.g. 0/1 indicators).
+
+    Parameters
+    ----------
+    design
+        One column per regressor, numeric, one row per observation.
+    outcome
+        0/1 outcomes aligned with ``design``'s rows.
+    confidence
+        Level of the Wald intervals.
+    max_iter, tol
+        Newton steps allowed, and the largest coefficient change that counts as converged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per term (``"intercept"`` first, then ``design``'s columns) with ``coef``
+        (log odds), ``se``, ``odds_ratio`` (``exp(coef)``), ``odds_ratio_low``,
+        ``odds_ratio_high`` (``exp(coef -/+ z * se)``) and ``p_value`` (two-sided Wald).
+
+    Raises
+    ------
+    InputError
+        The regressors are collinear, or the fit does not converge (a group whose rows are
+        all or none 0 or 1 separates the outcome): merge or drop such groups.
+    ValueError
+        ``outcome`` is not 0/1 or its length differs from ``design``'s.
+
+    Examples
+    --------
+    >>> x = pd.DataFrame({"b": [0] * 40 + [1] * 60})
+    >>> y = [1] * 10 + [0] * 30 + [1] * 30 + [0] * 30  # odds 1/3 and 1: OR 3
+    >>> round(float(fit_logistic(x, y).loc["b", "odds_ratio"]), 6)
+    3.0
+    """
+    y = np.asarray(outcome, dtype=float)
+    if y.shape != (len(design),) or not np.isin(y, (0, 1)).all():
+        raise ValueError(f"outcome must be {len(design)} values of 0 or 1")
+    x = np.column_stack([np.ones(len(design)), design.to_numpy(dtype=float)])
+    names = ["intercept", *map(str, design.columns)]
+    beta = np.zeros(x.shape[1])
+    for _ in range(max_iter):
+        p = 1 / (1 + np.exp(-(x @ beta)))
+        information = x.T @ (x * (p * (1 - p))[:, None])
+        try:
+            step = np.linalg.solve(information, x.T @ (y - p))
+        except np.linalg.LinAlgError:
+            raise InputError(f"regressors {names[1:]} are collinear (or a column is constant); "
+                             "drop one of the collinear groups") from None
+        beta += step
+        if np.max(np.abs(step)) < tol:
+            break
+    else:
+        raise InputError(f"the logistic fit did not converge in {max_iter} steps: some group "
+                         "separates the outcome (none or all of its rows are 1); merge or drop it")
+    se = np.sqrt(np.diag(np.linalg.inv(information)))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    wald = np.abs(beta / se)
+    return pd.DataFrame({
+        "coef": beta, "se": se, "odds_ratio": np.exp(beta),
+        "odds_ratio_low": np.exp(beta - z * se), "odds_ratio_high": np.exp(beta + z * se),
+        "p_value": [2 * (1 - NormalDist().cdf(w)) for w in wald],
+    }, index=pd.Index(names, name="term"))
+
+
+def missingness_odds_ratios(
+    frame: pd.DataFrame,
+    patients: pd.DataFrame,
+    *,
+    feature: str,
+    by: str | Sequence[str],
+    reference: Mapping[str, str] | None = None,
+    exclude_reasons: Sequence[str] = DEFAULT_EXCLUDED_REASONS,
+    unit: str = "event",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Odds ratios of lacking a feature per subgroup, adjusted for the other attributes.
+
+    A logistic regression of "``feature`` is missing" on indicators of every group of every
+    attribute in ``by`` except its reference group (`fit_logistic`), so each group's odds
+    ratio is against its own attribute's reference with the other attributes held fixed.
+    A group whose rows are all or none missing separates the outcome: its rows are left out
+    of the model (its odds ratio is NaN and ``note`` says why) rather than stopping the fit.
+
+    Parameters
+    ----------
+    frame, patients, feature, exclude_reasons, unit
+        As for `feature_coverage`.
+    by
+        Patient attributes to adjust for together, e.g. ``["race_ethnicity", "payer"]``.
+    reference
+        Reference group per attribute; attributes not named use their largest group.
+    confidence
+        Level of the Wald intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per attribute and group (reference first, then largest first; age bands in
+        age order): ``feature``, ``by``, ``group``, ``is_reference``, ``n``, ``missing``,
+        ``crude_odds_ratio`` (the group against the reference alone: ``ad/bc``),
+        ``odds_ratio`` (adjusted; 1 on the reference row), ``odds_ratio_low``,
+        ``odds_ratio_high``, ``p_value`` and ``note``. ``attrs`` holds ``n`` (rows in the
+        model, without those of separated groups), ``reference`` (per attribute) and ``unit``.
+
+    Raises
+    ------
+    InputError
+        A required column is absent, the attributes are collinear, or the fit fails.
+    ValueError
+        ``unit`` is unknown, a ``reference`` is not a group, or no row is left.
+
+    Examples
+    --------
+    >>> odds = missingness_odds_ratios(frame, patients, feature="adi_block_group__adi_national_rank",
+    ...                                by=["race_ethnicity", "preferred_language", "payer"])  # doctest: +SKIP
+    >>> odds[["by", "group", "odds_ratio", "odds_ratio_low", "odds_ratio_high"]]  # doctest: +SKIP
+    """
+    rows = _assessed(frame, patients, feature=feature, by=None,
+                     exclude_reasons=exclude_reasons, unit=unit)
+    if rows.empty:
+        raise ValueError(f"no {unit} is left for {feature!r} after excluding {exclude_reasons}")
+    missing = (~rows["covered"]).astype(int)
+    if missing.nunique() < 2:
+        raise InputError(f"{'all' if missing.iloc[0] else 'none'} of the {len(rows)} {unit}s lack "
+                         f"{feature!r}: there is no missingness to model")
+    reference = dict(reference or {})
+    tables, indicators = [], []
+    modelled_rows = pd.Series(True, index=rows.index)
+    for attribute in _as_list(by):
+        group = _attach_group(rows, patients, by=attribute)
+        table = _group_counts(group, missing, attribute=attribute, reference=reference.get(attribute))
+        tables.append(table)
+        labels = group.astype(str)
+        modelled_rows &= ~labels.isin(table.loc[table["note"].ne(""), "group"])
+        modelled = table.loc[~table["is_reference"] & table["note"].eq(""), "group"]
+        indicators += [(labels == g).rename(f"{attribute}={g}") for g in modelled]
+    design = pd.concat(indicators, axis=1) if indicators else pd.DataFrame(index=rows.index)
+    fit = fit_logistic(design[modelled_rows].astype(float), missing[modelled_rows],
+                       confidence=confidence)
+    out = pd.concat(tables, ignore_index=True)
+    terms = out["by"] + "=" + out["group"]
+    for column in ("odds_ratio", "odds_ratio_low", "odds_ratio_high", "p_value"):
+        out[column] = terms.map(fit[column]).astype(float)
+    out.loc[out["is_reference"], "odds_ratio"] = 1.0
+    out.insert(0, "feature", feature)
+    out.attrs.update(n=int(modelled_rows.sum()), unit=unit,
+                     reference=dict(zip(out.loc[out["is_reference"], "by"],
+                                        out.loc[out["is_reference"], "group"], strict=True)))
+    return out[["feature", "by", "group", "is_reference", "n", "missing", "crude_odds_ratio",
+                "odds_ratio", "odds_ratio_low", "odds_ratio_high", "p_value", "note"]]
+
+
+def _group_counts(group: pd.Series, missing: pd.Series, *, attribute: str,
+                  reference: str | None) -> pd.DataFrame:
+    """Per group of one attribute: rows, missing rows, crude OR against the reference, note."""
+    stats = missing.groupby(group, observed=True).agg(n="size", missing="sum")
+    stats = stats.loc[_group_order(stats["n"], group)]
+    ref = _reference(stats, reference=reference, by=attribute)
+    stats = pd.concat([stats.loc[[ref]], stats.drop(index=ref)])
+    a, b = stats["missing"], stats["n"] - stats["missing"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crude = (a * b[ref]) / (b * a[ref])
+    separated = (a == 0) | (b == 0)
+    if separated[ref]:
+        raise InputError(f"{'none' if a[ref] == 0 else 'all'} of the {int(stats.loc[ref, 'n'])} rows "
+                         f"of reference group {str(ref)!r} of {attribute!r} lack the feature, so "
+                         f"no odds ratio against it exists; pass reference={{{attribute!r}: ...}} "
+                         "naming a group with both covered and missing rows")
+    note = np.where(a == 0, "no row lacks the feature: not estimable",
+                    np.where(b == 0, "every row lacks the feature: not estimable", ""))
+    return pd.DataFrame({
+        "by": attribute,
+        "group": stats.index.astype(str),
+        "is_reference": stats.index == ref,
+        "n": stats["n"].to_numpy(),
+        "missing": a.to_numpy(),
+        "crude_odds_ratio": np.where(separated, np.nan, crude.to_numpy(dtype=float)),
+        "note": note,
+    })

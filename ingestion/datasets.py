@@ -199,24 +199,54 @@ def adi_acs_spec(reference: str) -> DatasetSpec:
                        ColumnRule("method_version", "string", nullable=False))
 
 
-LINK_METHODS = ("point_in_polygon", "none")
-LINK_PRECISIONS = ("coordinate", "zip", "none")
+LINK_METHODS = ("point_in_polygon", "zip_crosswalk", "none")
+#: How precisely a period is placed: a point (coordinate), the ZCTA or the county of its ZIP
+#: (zcta, county: from a ZIP crosswalk, never a tract or block group), only a ZIP known and not
+#: linked (zip), or nowhere (none).
+LINK_PRECISIONS = ("coordinate", "zcta", "county", "zip", "none")
+#: The levels of the timeline's GEOID columns, ``<level>_geoid_<boundary year>``.
+TIMELINE_LEVELS = ("block_group", "tract", "county", "zcta")
+#: ``patient_id`` as given, or an HMAC-SHA256 pseudonym with the key's public fingerprint
+#: (see `ingestion.pseudonym`).
+PATIENT_ID_SCHEME_PATTERN = r"^(?:raw|hmac_sha256:[0-9a-f]{16})$"
 
 
 def geography_timeline_spec() -> DatasetSpec:
-    """The patient geography timeline: one row per address period, GEOIDs per boundary vintage."""
+    """The patient geography timeline: one row per address period, GEOIDs per boundary vintage.
+
+    Besides the GEOIDs of every level and boundary vintage, a row says how it was linked
+    (``link_method``, ``precision``), why a GEOID is missing (``link_missing``), what a ZIP
+    crosswalk link rests on (``zip_join_type``, ``zip_link_ratio``, ``nonresidential_zip``,
+    ``zip_crosswalk_vintage``) and whether ``patient_id`` is a pseudonym
+    (``patient_id_scheme``).
+
+    Examples
+    --------
+    >>> spec = geography_timeline_spec()
+    >>> spec.key_columns, "zcta_geoid_2020" in spec.column_names
+    (('patient_id', 'valid_from'), True)
+    """
+    # zip_crosswalk imports this module: import it here, not at the top.
+    from ingestion.zip_crosswalk import zip_join_types
+
     columns = [
         ColumnRule("patient_id", "string", nullable=False),
         ColumnRule("valid_from", "timestamp", nullable=False),
         ColumnRule("valid_to", "timestamp"),
     ]
     for year in BOUNDARY_VINTAGES:
-        for level in ("block_group", "tract", "county"):
+        for level in TIMELINE_LEVELS:
             columns.append(_geoid_rule(f"{level}_geoid_{year}", level, nullable=True))
     columns += [
         ColumnRule("link_method", "string", nullable=False, allowed=LINK_METHODS),
         ColumnRule("precision", "string", nullable=False, allowed=LINK_PRECISIONS),
         _missing_rule("link_missing"),
+        ColumnRule("zip_join_type", "string", allowed=zip_join_types()),
+        ColumnRule("zip_link_ratio", "float64", minimum=0, maximum=1),
+        ColumnRule("nonresidential_zip", "bool", nullable=False),
+        ColumnRule("zip_crosswalk_vintage", "string"),
+        ColumnRule("patient_id_scheme", "string", nullable=False,
+                   regex=PATIENT_ID_SCHEME_PATTERN),
     ]
     return DatasetSpec(
         name="patient_geography",

@@ -21,9 +21,13 @@ Semantics
   polygon with the smallest GEOID among those whose closure contains it (the polygons the
   point *intersects*). The answer is deterministic and does not depend on file order.
 * **No residence, no link**: a PO box locates a post office, so PO-box periods are never linked
-  even when coordinates are given; only a ZIP is too coarse for a block group.
+  even when coordinates are given (`ingestion.geocoder.PO_BOX_PATTERN`, the one definition).
+* **A ZIP is not an address**: a period known only by its ZIP (or whose street has no
+  coordinates) can be linked through a ZIP crosswalk to the ZIP's ZCTA, flagged with link
+  method ``zip_crosswalk`` and precision ``zcta``; it never gets a block group or tract.
 
-Linking is local: no address leaves the machine.
+Linking is local: no address leaves the machine (geocoding is a separate, opt-in step:
+`ingestion.geocoder`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -48,6 +53,8 @@ from ingestion.datasets import (
     geography_timeline_spec,
 )
 from ingestion.errors import InputError, LinkageError
+from ingestion.geocoder import PO_BOX_PATTERN
+from ingestion.zip_crosswalk import zip_links
 
 __all__ = [
     "ADDRESS_COLUMNS",
@@ -93,14 +100,8 @@ REJECT_REASONS = {
 
 #: The missing reasons `link_addresses` writes to ``link_missing`` (all in the catalog).
 LINK_MISSING_REASONS = (
-    "po_box", "zip_only", "geocode_failed", "no_coordinates", "outside_boundaries",
-)
-
-#: A PO box, case-insensitive: "PO Box 12", "P.O. Box", "P O Box", "POBox 3", "PO Bx 9",
-#: "Post Office Box 7", "POB 4". "Box Elder Rd", "Boxwood Ln" or "Pobst Rd" do not match.
-PO_BOX_PATTERN = re.compile(
-    r"(?<![a-z0-9])(?:p\s*\.?\s*o\s*\.?\s*(?:box|bx)|post\s+office\s+box|pob)(?![a-z])",
-    re.IGNORECASE,
+    "po_box", "zip_only", "zip_not_in_crosswalk", "zip_has_no_zcta", "invalid_zip",
+    "geocode_failed", "geocoder_unavailable", "no_coordinates", "outside_boundaries",
 )
 
 #: Where U.S. addresses can be, as (min_lon, max_lon, min_lat, max_lat) boxes: North America
@@ -122,6 +123,9 @@ _ZIP_PATTERN = r"(\d{5})(?:-?\d{4})?"
 _OPEN_ENDED = re.compile(r"9999-12-31(?:[T ]00:00(?::00(?:\.0+)?)?(?:Z|[+-]00:?00)?)?")
 _TS_DTYPE = "datetime64[us, UTC]"
 _LEVELS = ("block_group", "tract", "county")
+# Preparing a polygon (an index over its edges) pays from about 10-15 points tested against
+# it, whatever its vertex count (measured with shapely 2.2 / GEOS 3.14, 16 to 400 vertices).
+_PREPARE_FROM = 16
 
 
 # -- reading and validating ---------------------------------------------------------------------
@@ -318,9 +322,13 @@ def _count_lines(path: Path) -> int:
 
 
 def _clean_text(values: pd.Series) -> pd.Series:
+    """Text as string dtype, stripped, empty as missing."""
     if pd.api.types.is_datetime64_any_dtype(values):
         values = values.dt.strftime("%Y-%m-%d")
-    text = values.astype("string").str.strip()
+    text = values.astype("string")
+    if not [v for v in text.to_numpy(dtype=object) if v is not pd.NA and (not v or v.strip() != v)]:
+        return text  # already clean (astype copied it): the common case, 2-3x faster
+    text = text.str.strip()
     return text.mask(text == "")
 
 
@@ -491,38 +499,53 @@ def link_addresses(
     boundaries: Mapping[int, gpd.GeoDataFrame],
     *,
     level: str = "block_group",
+    zcta_boundaries: Mapping[int, gpd.GeoDataFrame] | None = None,
+    zip_crosswalk: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Link each address period to the geographies of every loaded boundary vintage.
 
     Periods with coordinates (and no PO box) are placed by point-in-polygon, once per boundary
-    vintage, with a shapely STRtree over the distinct points queried by every polygon
-    (vectorized; no loop per point). A point on an edge or vertex shared by several polygons
-    goes to the smallest GEOID among the polygons it intersects. The tract and county GEOIDs
-    are the first 11 and 5 digits of the block group's. Each period then gets one outcome:
+    vintage: the points are binned once in a grid that every polygon queries by bounding box,
+    and shapely tests the candidate pairs exactly (vectorized; no loop per point). A point on
+    an edge or vertex shared by several polygons goes to the smallest GEOID among the polygons
+    it intersects. The tract and county GEOIDs are the first 11 and 5 digits of the block
+    group's; the ZCTA comes from its own polygons (``zcta_boundaries``), since ZCTAs do not
+    nest. A period without coordinates but with a
+    ZIP falls back to the ZIP crosswalk, which gives the ZCTA (UDS) or county (HUD county
+    file) of the ZIP, never a tract or block group. Each period gets one outcome:
 
-    ========================  ====================  ===========  =====================
-    the period has            link_missing          precision    link_method
-    ========================  ====================  ===========  =====================
-    a PO-box street           po_box                none         none
-    coordinates, in polygons  (null)                coordinate   point_in_polygon
-    coordinates, outside      outside_boundaries    none         none
-    a street, no coordinates  geocode_failed        none         none
-    only a ZIP                zip_only              zip          none
-    nothing usable            no_coordinates        none         none
-    ========================  ====================  ===========  =====================
+    =========================  ======================  ===========  ================
+    the period has             link_missing            precision    link_method
+    =========================  ======================  ===========  ================
+    a PO-box street            po_box                  none         none
+    coordinates, in polygons   (null)                  coordinate   point_in_polygon
+    coordinates, outside       outside_boundaries      none         none
+    a street, no coordinates   geocode_failed [1]      none [2]     none [2]
+    only a ZIP                 zip_only [3]            zip [2]      none [2]
+    nothing usable             no_coordinates          none         none
+    =========================  ======================  ===========  ================
+
+    [1] ``geocoder_unavailable`` when the history carries a ``geocode_missing`` column (from
+    `ingestion.geocoder.apply_geocodes`) saying the Census Geocoder batch failed.
+    [2] With a ``zip_crosswalk`` that links the ZIP: precision ``zcta`` (or ``county``), link
+    method ``zip_crosswalk``, the ZCTA (or county) GEOID of the crosswalk's boundary vintage
+    and the ``zip_*`` columns; ``link_missing`` still says why there is no block group.
+    [3] With a ``zip_crosswalk`` that cannot link the ZIP: its reason instead
+    (``zip_not_in_crosswalk``, ``zip_has_no_zcta``, ``invalid_zip``).
 
     A point inside the polygons of one loaded vintage but outside another's keeps the GEOIDs
     it has, with link method ``point_in_polygon``, precision ``coordinate`` and
     ``link_missing`` ``outside_boundaries`` explaining the null GEOIDs. The columns of a
-    boundary vintage that was not loaded are null.
+    boundary vintage that was not loaded are null; ``nonresidential_zip`` is true only for a
+    ZIP the crosswalk flags as a PO-box, unique or military ZIP.
 
     Parameters
     ----------
     history
         Address periods, e.g. the accepted frame of `read_address_history`: ``patient_id``,
         ``valid_from`` and optionally ``valid_to``, ``street``, ``zip``, ``latitude``,
-        ``longitude`` (longitude/latitude in NAD83 or WGS84 degrees). Other columns are
-        ignored.
+        ``longitude`` (longitude/latitude in NAD83 or WGS84 degrees), ``geocode_missing``.
+        Other columns are ignored.
     boundaries
         Boundary vintage (2010, 2020) to polygons with columns ``geoid`` and ``geometry``, as
         `ingestion.boundaries.load_boundary_set` returns them. A frame in another CRS is
@@ -530,13 +553,20 @@ def link_addresses(
     level
         The level of the polygons: ``"block_group"`` (all three GEOID columns filled),
         ``"tract"`` (tract and county) or ``"county"``.
+    zcta_boundaries
+        Boundary vintage to ZCTA polygons (5-digit ``geoid``), to fill ``zcta_geoid_<year>``
+        of periods with coordinates.
+    zip_crosswalk
+        A UDS ZIP-to-ZCTA or HUD ZIP-to-county crosswalk from
+        `ingestion.zip_crosswalk.read_zip_crosswalk`, with its ``boundary_year`` known.
 
     Returns
     -------
     pandas.DataFrame
         Exactly the columns of `ingestion.datasets.geography_timeline_spec`, in order, one row
         per period, sorted by ``patient_id`` and ``valid_from``: timestamps
-        ``datetime64[us, UTC]`` (``valid_to`` NaT = current), text as string dtype.
+        ``datetime64[us, UTC]`` (``valid_to`` NaT = current), text as string dtype,
+        ``patient_id_scheme`` ``raw``.
 
     Raises
     ------
@@ -544,7 +574,8 @@ def link_addresses(
         ``history`` lacks a required column, has unparseable or inverted dates, a repeated
         (patient_id, valid_from) or overlapping periods; ``boundaries`` is empty, holds a
         year other than 2010 or 2020, or a frame without ``geoid``/geometry or with GEOIDs
-        of another level.
+        of another level; ``zip_crosswalk`` is a HUD ZIP-to-tract file (it would give tract
+        precision) or lacks its boundary vintage.
     ValueError
         ``level`` is not one of block_group, tract, county.
     TypeError
@@ -566,60 +597,211 @@ def link_addresses(
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
     polygons = _check_boundaries(boundaries, level=level)
+    zctas = _check_boundaries(zcta_boundaries, level="zcta") if zcta_boundaries else {}
+    crosswalk = _check_zip_crosswalk(zip_crosswalk)
     periods = _prepare_history(history)
     n = len(periods)
 
     street = periods["street"]
-    po_box = street.str.contains(PO_BOX_PATTERN).fillna(False).to_numpy(dtype=bool)
+    has_street = street.notna().to_numpy()
+    po_box = np.zeros(n, dtype=bool)
+    if has_street.any():
+        po_box[has_street] = street[has_street].str.contains(PO_BOX_PATTERN) \
+            .fillna(False).to_numpy(dtype=bool)
     lat = periods["latitude"].to_numpy(dtype="float64")
     lon = periods["longitude"].to_numpy(dtype="float64")
     has_coords = np.isfinite(lat) & np.isfinite(lon)
     to_link = has_coords & ~po_box
+    has_zip = periods["zip"].notna().to_numpy()
 
     spec = geography_timeline_spec()
-    out = pd.DataFrame({
-        "patient_id": periods["patient_id"],
-        "valid_from": periods["valid_from"],
-        "valid_to": periods["valid_to"],
-    })
-    located = _locate(lon[to_link], lat[to_link], polygons)
-    found = {}
-    for year in BOUNDARY_VINTAGES:
-        codes = np.full(n, -1, dtype=np.int64)
-        if year in polygons:
-            codes[to_link] = located[year]
-            found[year] = codes >= 0
-        geoids = polygons[year]["geoid"] if year in polygons else pd.Series([], dtype="string")
-        for lv in _LEVELS:
-            if _LEVELS.index(lv) >= _LEVELS.index(level):
-                out[f"{lv}_geoid_{year}"] = _take_strings(
-                    geoids.str.slice(0, GEOID_LENGTH[lv]), codes)
-            else:
-                out[f"{lv}_geoid_{year}"] = pd.Series(pd.NA, index=out.index, dtype="string")
+    # GEOID columns as object arrays (pd.NA where missing); None: all missing.
+    geoids: dict[str, np.ndarray | None] = {c: None for c in spec.column_names if "_geoid_" in c}
+    found = _add_point_geoids(geoids, lon, lat, to_link, polygons, zctas, level=level)
+    attempt = ~po_box & ~has_coords & has_zip
+    links = _zip_fallback(periods["zip"], attempt, crosswalk)
+    by_zip = np.zeros(n, dtype=bool) if links is None else \
+        (links["link_method"] == "zip_crosswalk").fillna(False).to_numpy(dtype=bool)
+    if links is not None:
+        _add_zip_geoids(geoids, links, by_zip)
 
-    any_found = np.logical_or.reduce(list(found.values()))
     all_found = np.logical_and.reduce(list(found.values()))
-    has_street = street.notna().to_numpy()
-    has_zip = periods["zip"].notna().to_numpy()
-    reason = np.select(
-        [po_box, to_link & all_found, to_link, has_street, has_zip],
-        ["po_box", "", "outside_boundaries", "geocode_failed", "zip_only"],
-        default="no_coordinates",
-    )
-    out["link_method"] = pd.Series(
-        np.where(to_link & any_found, "point_in_polygon", "none"), dtype="string")
-    out["precision"] = pd.Series(
-        np.select([to_link & any_found, reason == "zip_only"], ["coordinate", "zip"], "none"),
-        dtype="string")
-    out["link_missing"] = pd.Series(reason, dtype="string").mask(reason == "")
-    out = out[list(spec.column_names)]
-    logger.info("linked %d of %d address periods (%s)", int((to_link & any_found).sum()), n,
-                ", ".join(f"{r}: {int((reason == r).sum())}" for r in LINK_MISSING_REASONS))
+    any_found = np.logical_or.reduce(list(found.values()))
+    # link_missing as codes into `reasons`, assigned from the lowest priority up (the first
+    # rule that holds wins): po_box, linked, outside, no geocode, ZIP, nothing usable.
+    reasons: list[str | None] = [None, "po_box", "outside_boundaries", "geocoder_unavailable",
+                                 "geocode_failed", "zip_only", "no_coordinates"]
+    code = np.full(n, reasons.index("no_coordinates"), dtype=np.int64)
+    if links is None:
+        code[has_zip] = reasons.index("zip_only")
+    elif has_zip.any():
+        zip_reason = links["link_missing"].to_numpy(dtype=object)[has_zip]
+        zip_reason[pd.isna(zip_reason)] = "zip_only"
+        zip_code, zip_reasons = pd.factorize(zip_reason)
+        offset = len(reasons)
+        reasons += list(zip_reasons)
+        code[has_zip] = zip_code + offset
+    if has_street.any():
+        unavailable = periods["geocode_missing"].eq("geocoder_unavailable").fillna(False) \
+            .to_numpy(dtype=bool)
+        code[has_street] = np.where(unavailable, reasons.index("geocoder_unavailable"),
+                                    reasons.index("geocode_failed"))[has_street]
+    code[to_link] = reasons.index("outside_boundaries")
+    code[to_link & all_found] = 0
+    code[po_box] = reasons.index("po_box")
+
+    by_point = to_link & any_found
+    method = np.full(n, 2, dtype=np.int64)  # none
+    method[by_zip] = 1
+    method[by_point] = 0
+    only_zip = ~po_box & ~has_coords & ~has_street & has_zip
+    precision = np.full(n, 4, dtype=np.int64)  # none
+    precision[only_zip] = 3
+    if links is not None:
+        precision[by_zip] = np.where(links["zcta_geoid"].notna().to_numpy(), 1, 2)[by_zip]
+    precision[by_point] = 0
+
+    columns: dict[str, object] = {
+        "patient_id": periods["patient_id"].array.copy(),
+        "valid_from": periods["valid_from"].array.copy(),
+        "valid_to": periods["valid_to"].array.copy(),
+    }
+    for name, values in geoids.items():
+        columns[name] = _strings(values, n)
+    columns["link_method"] = _strings(
+        _table("point_in_polygon", "zip_crosswalk", "none")[method], n)
+    columns["precision"] = _strings(
+        _table("coordinate", "zcta", "county", "zip", "none")[precision], n)
+    columns["link_missing"] = _strings(_table(*reasons)[code], n)
+    if links is None:
+        columns["zip_join_type"] = _strings(None, n)
+        columns["zip_link_ratio"] = np.full(n, np.nan)
+        columns["nonresidential_zip"] = np.zeros(n, dtype=bool)
+        columns["zip_crosswalk_vintage"] = _strings(None, n)
+    else:
+        columns["zip_join_type"] = links["join_type"].astype("string").array
+        columns["zip_link_ratio"] = links["ratio"].astype("float64").to_numpy()
+        columns["nonresidential_zip"] = links["nonresidential_zip"].astype("boolean") \
+            .fillna(False).astype(bool).to_numpy()
+        columns["zip_crosswalk_vintage"] = links["crosswalk_vintage"].astype("string").array
+    columns["patient_id_scheme"] = _strings(np.full(n, "raw", dtype=object), n)
+    out = pd.DataFrame({c: columns[c] for c in spec.column_names}, copy=False)
+    if logger.isEnabledFor(logging.INFO):
+        counts = dict(zip(reasons, np.bincount(code, minlength=len(reasons)).tolist(),
+                          strict=True))
+        logger.info("linked %d of %d address periods by point, %d more by ZIP (%s)",
+                    int(by_point.sum()), n, int(by_zip.sum()),
+                    ", ".join(f"{r}: {counts.get(r, 0)}" for r in LINK_MISSING_REASONS))
     return out
 
 
+def _table(*values: str | None) -> np.ndarray:
+    """An object array of ``values``, None as pd.NA: index it with codes to get strings."""
+    return np.array([pd.NA if v is None else v for v in values] + [pd.NA], dtype=object)[:-1]
+
+
+def _strings(values: np.ndarray | None, n: int) -> pd.api.extensions.ExtensionArray:
+    """A string array of an object array of str and pd.NA (None: ``n`` missing values)."""
+    if values is None:
+        return pd.Series(pd.NA, index=range(n), dtype="string").array
+    return pd.array(values, dtype="string")
+
+
+def _add_point_geoids(geoids: dict[str, np.ndarray | None], lon: np.ndarray, lat: np.ndarray,
+                      to_link: np.ndarray, polygons: Mapping[int, _Polygons],
+                      zctas: Mapping[int, _Polygons], *, level: str) -> dict[int, np.ndarray]:
+    """Fill ``<level>_geoid_<year>`` (the levels ``level`` nests in, the ZCTAs) of the points.
+
+    Returns which periods each vintage's ``polygons`` hold (the ZCTAs do not count).
+
+    Examples
+    --------
+    >>> geoids = {"zcta_geoid_2020": None}
+    >>> squares = _check_boundaries({2020: gpd.GeoDataFrame(
+    ...     {"geoid": ["08540"]}, geometry=[shapely.box(-75, 40, -74, 41)], crs=4269)},
+    ...     level="zcta")
+    >>> _add_point_geoids(geoids, np.array([-74.5]), np.array([40.5]), np.array([True]),
+    ...                   {}, squares, level="block_group")
+    {}
+    >>> geoids["zcta_geoid_2020"].tolist()
+    ['08540']
+    """
+    sets = {**{(level, year): p for year, p in polygons.items()},
+            **{("zcta", year): p for year, p in zctas.items()}}
+    located = _locate(lon[to_link], lat[to_link], sets)
+    found = {}
+    for (lv_set, year), frame in sets.items():
+        codes = np.full(len(to_link), -1, dtype=np.int64)
+        codes[to_link] = located[lv_set, year]
+        if lv_set == level:
+            found[year] = codes >= 0
+        nested = _LEVELS[_LEVELS.index(lv_set):] if lv_set in _LEVELS else (lv_set,)
+        for lv in nested:
+            width = GEOID_LENGTH[lv]
+            table = np.array([g[:width] for g in frame.geoid] + [pd.NA], dtype=object)
+            geoids[f"{lv}_geoid_{year}"] = table[codes]  # -1: the last, pd.NA
+    return found
+
+
+def _check_zip_crosswalk(crosswalk: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The crosswalk if the timeline can use it: one style, not HUD tract, boundary year known."""
+    if crosswalk is None:
+        return None
+    if not isinstance(crosswalk, pd.DataFrame) or "boundary_year" not in crosswalk.columns:
+        raise LinkageError("zip_crosswalk must be a frame from "
+                           "ingestion.zip_crosswalk.read_zip_crosswalk")
+    source = crosswalk["source_file"].iloc[0] if len(crosswalk) else "the ZIP crosswalk"
+    if (crosswalk["style"] == "hud_tract").any():
+        raise LinkageError(
+            f"{source}: a HUD ZIP-to-tract crosswalk would give ZIP-only patients tract "
+            "precision; use a UDS ZIP-to-ZCTA crosswalk or a HUD ZIP-to-county file (for "
+            "area-weighted tract analyses see ingestion.zip_crosswalk.zip_allocations)")
+    if len(crosswalk) and crosswalk["boundary_year"].isna().any():
+        raise LinkageError(
+            f"{source}: the crosswalk does not say which boundary vintage its ZCTAs are (UDS "
+            "files do not): read it with read_zip_crosswalk(..., boundary_year=2010 or 2020), "
+            "or pass --zip-crosswalk-year to sdoh link")
+    return crosswalk
+
+
+def _zip_fallback(zips: pd.Series, attempt: np.ndarray,
+                  crosswalk: pd.DataFrame | None) -> pd.DataFrame | None:
+    """`zip_links` of the periods in ``attempt`` (others null); None without a crosswalk.
+
+    Examples
+    --------
+    >>> _zip_fallback(pd.Series(["19107"]), np.array([True]), None) is None
+    True
+    """
+    if crosswalk is None:
+        return None
+    return zip_links(zips[attempt], crosswalk).reindex(zips.index)
+
+
+def _add_zip_geoids(geoids: dict[str, np.ndarray | None], links: pd.DataFrame,
+                    by_zip: np.ndarray) -> None:
+    """Fill the ZCTA or county GEOID of the crosswalk's boundary vintage for ZIP-linked periods."""
+    for year in links.loc[by_zip, "boundary_year"].dropna().unique():
+        rows = by_zip & (links["boundary_year"] == year).fillna(False).to_numpy(dtype=bool)
+        for lv in ("zcta", "county"):
+            column = f"{lv}_geoid_{int(year)}"
+            values = geoids[column]
+            if values is None:
+                values = np.full(len(by_zip), pd.NA, dtype=object)
+            values[rows] = links[f"{lv}_geoid"].astype("string").to_numpy(dtype=object)[rows]
+            geoids[column] = values
+
+
+class _Polygons(NamedTuple):
+    """One boundary vintage's polygons, sorted by GEOID (str), and their CRS."""
+
+    geoid: list[str]
+    geometry: np.ndarray
+    crs: CRS | None
+
+
 def _check_boundaries(boundaries: Mapping[int, gpd.GeoDataFrame], *,
-                      level: str) -> dict[int, gpd.GeoDataFrame]:
+                      level: str) -> dict[int, _Polygons]:
     if not isinstance(boundaries, Mapping) or not boundaries:
         raise LinkageError("boundaries must map a boundary vintage (2010, 2020) to polygons; "
                            f"got {boundaries!r:.80}")
@@ -632,15 +814,21 @@ def _check_boundaries(boundaries: Mapping[int, gpd.GeoDataFrame], *,
             raise LinkageError(f"boundaries[{year}] must be a GeoDataFrame with a 'geoid' "
                                "column (see ingestion.boundaries.load_boundaries)")
         geoid = frame["geoid"].astype("string")
-        wrong = ~geoid.str.fullmatch(rf"\d{{{width}}}").fillna(False)
-        if wrong.any():
+        values = geoid.to_numpy(dtype=object)
+        # Same as fullmatch(r"\d{width}"): \d is a Unicode decimal digit, as isdecimal() is.
+        right = np.array([g is not pd.NA and len(g) == width and g.isdecimal()
+                          for g in values], dtype=bool)
+        if not right.all():
             raise LinkageError(
-                f"boundaries[{year}] holds GEOID {geoid[wrong].iloc[0]!r}; level={level!r} "
+                f"boundaries[{year}] holds GEOID {values[~right][0]!r}; level={level!r} "
                 f"expects {width} digits"
             )
-        # Sorted by GEOID, so the smallest polygon index is the smallest GEOID.
-        frame = frame.assign(geoid=geoid).sort_values("geoid", kind="stable")
-        checked[int(year)] = frame.reset_index(drop=True)
+        geometry = np.asarray(frame.geometry.array, dtype=object)
+        if not geoid.is_monotonic_increasing:
+            # Sorted by GEOID, so the smallest polygon index is the smallest GEOID.
+            order = np.argsort(values, kind="stable")
+            values, geometry = values[order], geometry[order]
+        checked[int(year)] = _Polygons(values.tolist(), geometry, frame.crs)
     return checked
 
 
@@ -648,43 +836,65 @@ def _prepare_history(history: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in _REQUIRED if c not in history.columns]
     if missing:
         raise LinkageError(f"history lacks column(s) {missing}; found {list(history.columns)}")
-    periods = pd.DataFrame(index=range(len(history)))
-    periods["patient_id"] = _clean_text(history["patient_id"].reset_index(drop=True))
-    if periods["patient_id"].isna().any():
+    n = len(history)
+    columns: dict[str, object] = {}
+
+    def given(column: str) -> pd.Series | None:
+        return history[column].reset_index(drop=True) if column in history.columns else None
+
+    patient_id = _clean_text(given("patient_id"))
+    if patient_id.isna().any():
         raise LinkageError("history has an empty patient_id "
-                           f"(row index {int(np.flatnonzero(periods['patient_id'].isna())[0])})")
+                           f"(row index {int(np.flatnonzero(patient_id.isna())[0])})")
+    columns["patient_id"] = patient_id
     for column in ("valid_from", "valid_to"):
-        values = history[column] if column in history.columns \
-            else pd.Series(pd.NaT, index=history.index)
-        parsed, bad = _parse_dates(values.reset_index(drop=True), open_ended=column == "valid_to")
+        values = given(column)
+        if values is None:
+            values = pd.Series(pd.NaT, index=range(n))
+        parsed, bad = _parse_dates(values, open_ended=column == "valid_to")
         if bad.any():
             raise LinkageError(f"history column {column} has an unparseable date at row index "
                                f"{int(np.flatnonzero(bad)[0])}: {values.iloc[bad.argmax()]!r}")
-        periods[column] = parsed.reset_index(drop=True)
-    if periods["valid_from"].isna().any():
+        columns[column] = parsed
+    if columns["valid_from"].isna().any():
         raise LinkageError("history has an empty valid_from (row index "
-                           f"{int(np.flatnonzero(periods['valid_from'].isna())[0])})")
-    inverted = (periods["valid_to"] <= periods["valid_from"]).fillna(False).to_numpy(dtype=bool)
+                           f"{int(np.flatnonzero(columns['valid_from'].isna())[0])})")
+    start, end = _micros(columns["valid_from"]), _micros(columns["valid_to"])
+    end[end == np.iinfo(np.int64).min] = np.iinfo(np.int64).max  # NaT: open-ended
+    inverted = end <= start
     if inverted.any():
         raise LinkageError("history has valid_to on or before valid_from at row index "
                            f"{int(np.flatnonzero(inverted)[0])}")
-    for column in ("street", "zip"):
-        values = history[column].reset_index(drop=True) if column in history.columns \
-            else pd.Series(None, index=periods.index)
-        periods[column] = _clean_text(values)
+    for column in ("street", "zip", "geocode_missing"):
+        values = given(column)
+        columns[column] = (_clean_text(values) if values is not None
+                           else pd.Series(pd.NA, index=range(n), dtype="string"))
     for column in ("latitude", "longitude"):
-        values = history[column].reset_index(drop=True) if column in history.columns \
-            else pd.Series(np.nan, index=periods.index)
-        periods[column] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
-    periods["_index"] = np.arange(len(periods))
-    periods = periods.sort_values(["patient_id", "valid_from"], kind="stable") \
-        .reset_index(drop=True)
-    repeated = periods.duplicated(["patient_id", "valid_from"]).to_numpy()
+        values = given(column)
+        columns[column] = (np.full(n, np.nan) if values is None else
+                           pd.to_numeric(values, errors="coerce").astype("float64").to_numpy())
+    columns["_index"] = np.arange(n)
+    periods = pd.DataFrame({c: getattr(v, "array", v) for c, v in columns.items()}, copy=False)
+
+    patient = periods["patient_id"].to_numpy(dtype=object)
+    same = patient[1:] == patient[:-1]
+    in_order = (same & (start[1:] >= start[:-1])) | (patient[1:] > patient[:-1])
+    if not in_order.all():
+        periods = periods.sort_values(["patient_id", "valid_from"], kind="stable") \
+            .reset_index(drop=True)
+        order = periods["_index"].to_numpy()
+        patient, start, end = patient[order], start[order], end[order]
+        same = patient[1:] == patient[:-1]
+    # Sorted: a repeated (patient_id, valid_from) follows its first occurrence.
+    repeated = np.r_[False, same & (start[1:] == start[:-1])]
     if repeated.any():
         raise LinkageError("history repeats (patient_id, valid_from) at row index "
                            f"{int(periods['_index'][repeated].iloc[0])}")
-    overlap, _ = _overlaps(periods.assign(row=periods["_index"]))
-    if overlap.any():
+    # With no repeated start and no inverted period, a patient's periods overlap if and only if
+    # one ends after the next one starts (then the ends increase, so no earlier one reaches
+    # further); `_overlaps` finds all of them for the message.
+    if (same & (end[:-1] > start[1:])).any():
+        overlap, _ = _overlaps(periods.assign(row=periods["_index"]))
         raise LinkageError(
             f"history has {int(overlap.sum())} overlapping periods (first at row index "
             f"{int(periods['_index'][overlap].iloc[0])}); validate it with read_address_history"
@@ -693,41 +903,160 @@ def _prepare_history(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _locate(lon: np.ndarray, lat: np.ndarray,
-            polygons: Mapping[int, gpd.GeoDataFrame]) -> dict[int, np.ndarray]:
-    """Index into each vintage's polygons (sorted by GEOID) of each point's polygon, else -1.
+            polygons: Mapping[object, _Polygons]) -> dict[object, np.ndarray]:
+    """Index into each set of polygons (sorted by GEOID) of each point's polygon, else -1.
 
-    Distinct points go in one STRtree (per CRS); each polygon is prepared once and queries it
-    with ``intersects``, so edges and vertices count as inside. Of the polygons a point
-    intersects, the first, i.e. the smallest GEOID, wins.
+    The points are binned once per CRS into a grid (`_PointGrid`) that every polygon set of
+    that CRS queries by bounding box; `_first_intersecting` then tests the candidate pairs
+    exactly, so a point on an edge or vertex is in every polygon that shares it. Of the
+    polygons a point intersects, the smallest index, i.e. the smallest GEOID, wins.
+
+    Examples
+    --------
+    >>> halves = _Polygons(["1", "2"], np.array([shapely.box(0, 0, 1, 1),
+    ...                                          shapely.box(1, 0, 2, 1)]), None)
+    >>> _locate(np.array([0.5, 1.0, 5.0]), np.array([0.5, 0.5, 5.0]), {2020: halves})
+    {2020: array([ 0,  0, -1])}
     """
-    if len(lon) == 0:
-        return {year: np.zeros(0, dtype=np.int64) for year in polygons}
-    # Hash-based distinct points (addresses repeat): one complex number per point.
-    inverse, distinct = pd.factorize(lon + 1j * lat)
-    trees: dict[str, shapely.STRtree] = {}
-    located = {}
-    for year, frame in polygons.items():
+    if len(lon) == 0 or not polygons:
+        return {key: np.zeros(0, dtype=np.int64) for key in polygons}
+    groups: dict[str, list[object]] = {}
+    for key, frame in polygons.items():
         crs = frame.crs
-        key = "lonlat" if crs is None or _same_lonlat(crs) else crs.to_wkt()
-        if key not in trees:
-            x, y = distinct.real, distinct.imag
-            if key != "lonlat":
-                x, y = Transformer.from_crs(BOUNDARY_CRS, crs, always_xy=True).transform(x, y)
-            trees[key] = shapely.STRtree(shapely.points(x, y))
-        geometries = np.asarray(frame.geometry.array, dtype=object)
-        polygon_index, point_index = trees[key].query(geometries, predicate="intersects")
-        best = np.full(len(distinct), len(frame), dtype=np.int64)
-        np.minimum.at(best, point_index, polygon_index)
-        best[best == len(frame)] = -1
-        located[year] = best[inverse]
+        groups.setdefault("lonlat" if crs is None or _same_lonlat(crs) else crs.to_wkt(),
+                          []).append(key)
+    located = {}
+    for crs_key, keys in groups.items():
+        x, y = lon, lat
+        if crs_key != "lonlat":
+            crs = polygons[keys[0]].crs
+            x, y = Transformer.from_crs(BOUNDARY_CRS, crs, always_xy=True).transform(x, y)
+            x, y = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+        bounds = {key: shapely.bounds(polygons[key].geometry) for key in keys}
+        grid = _PointGrid(x, y, list(bounds.values()))
+        for key in keys:
+            located[key] = _first_intersecting(polygons[key].geometry, bounds[key], grid)
     return located
 
 
-def _take_strings(values: pd.Series, codes: np.ndarray) -> pd.Series:
-    """``values[codes]`` as a string Series, null where ``codes`` is -1."""
-    category_codes, categories = pd.factorize(values.to_numpy(dtype=object))
-    taken = np.where(codes >= 0, category_codes[np.maximum(codes, 0)] if len(values) else -1, -1)
-    return pd.Series(pd.Categorical.from_codes(taken, categories=categories)).astype("string")
+class _PointGrid:
+    """Points binned in a regular grid, for finding the points in many bounding boxes.
+
+    The cells are about half the median polygon's bounding box (fewer if that would make more
+    than 4 cells per point); the points are sorted by cell, column by column, so the points of
+    one column of a box are one slice. ``candidates`` gives every (polygon, point) pair whose
+    point lies in the polygon's bounding box (edges included), as an STRtree query would.
+
+    Examples
+    --------
+    >>> grid = _PointGrid(np.array([0.5, 1.0, 5.0]), np.array([0.5, 0.5, 5.0]),
+    ...                   [np.array([[0.0, 0.0, 1.0, 1.0]])])
+    >>> [a.tolist() for a in grid.candidates(np.array([[0.0, 0.0, 1.0, 1.0]]))]
+    [[0, 0], [0, 1]]
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, bounds: list[np.ndarray]) -> None:
+        self.x, self.y = x, y
+        usable = np.isfinite(x) & np.isfinite(y)
+        self.empty = not usable.any()
+        if self.empty:
+            return
+        xu, yu = x[usable], y[usable]
+        self.x0, self.y0 = float(xu.min()), float(yu.min())
+        self.x1, self.y1 = float(xu.max()), float(yu.max())
+        sizes = np.concatenate([np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) for b in bounds])
+        sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
+        span = max(self.x1 - self.x0, self.y1 - self.y0)
+        cell = float(np.median(sizes)) / 2 if len(sizes) else span
+        most = max(4 * len(xu), 1024)
+        while True:
+            cell = cell if cell > 0 else 1.0
+            self.nx = int((self.x1 - self.x0) / cell) + 1
+            self.ny = int((self.y1 - self.y0) / cell) + 1
+            if self.nx * self.ny <= most:
+                break
+            cell *= np.sqrt(self.nx * self.ny / most) * 1.01
+        self.cell = cell
+        ix, iy = self._cells(xu, self.x0, self.nx), self._cells(yu, self.y0, self.ny)
+        cell_of = ix * self.ny + iy
+        self.order = np.flatnonzero(usable)[np.argsort(cell_of)]  # any order in a cell
+        self.start = np.zeros(self.nx * self.ny + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cell_of, minlength=self.nx * self.ny), out=self.start[1:])
+        self.xs, self.ys = x[self.order], y[self.order]
+
+    def _cells(self, values: np.ndarray, origin: float, count: int) -> np.ndarray:
+        # floor, then clipped: monotonic, so a point within [lo, hi] is in a cell within theirs.
+        with np.errstate(invalid="ignore"):
+            return np.clip(np.floor((values - origin) / self.cell), 0, count - 1).astype(np.int64)
+
+    def candidates(self, bounds: np.ndarray, *,
+                   most: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(polygon, point) pairs, by polygon, whose point is in the box; None if over ``most``."""
+        if self.empty:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        minx, miny, maxx, maxy = bounds.T
+        with np.errstate(invalid="ignore"):
+            use = np.flatnonzero((maxx >= self.x0) & (minx <= self.x1)
+                                 & (maxy >= self.y0) & (miny <= self.y1))
+        ix0, ix1 = self._cells(minx[use], self.x0, self.nx), self._cells(maxx[use], self.x0,
+                                                                          self.nx)
+        iy0, iy1 = self._cells(miny[use], self.y0, self.ny), self._cells(maxy[use], self.y0,
+                                                                          self.ny)
+        # One entry per polygon and grid column its box spans: a slice of the sorted points.
+        columns = ix1 - ix0 + 1
+        entry = np.repeat(np.arange(len(use)), columns)
+        column = ix0[entry] + np.arange(len(entry)) - np.repeat(np.cumsum(columns) - columns,
+                                                                columns)
+        first = self.start[column * self.ny + iy0[entry]]
+        count = self.start[column * self.ny + iy1[entry] + 1] - first
+        total = int(count.sum())
+        if most is not None and total > most:
+            return None
+        pair_entry = np.repeat(entry, count)
+        at = np.repeat(first - (np.cumsum(count) - count), count) + np.arange(total)
+        polygon = use[pair_entry]
+        xs, ys = self.xs[at], self.ys[at]
+        inside = ((xs >= minx[polygon]) & (xs <= maxx[polygon])
+                  & (ys >= miny[polygon]) & (ys <= maxy[polygon]))
+        return polygon[inside], self.order[at[inside]]
+
+
+def _first_intersecting(geometries: np.ndarray, bounds: np.ndarray,
+                        grid: _PointGrid) -> np.ndarray:
+    """For each point of ``grid``, the smallest index of a polygon that intersects it, or -1.
+
+    Candidate pairs come from the bounding boxes (the grid; an STRtree over the points if the
+    grid would give far more pairs than an index should); ``intersects_xy`` (exact, edges and
+    vertices included) decides. A polygon with many candidate points is prepared first (see
+    `_PREPARE_FROM`); one with few is faster tested as it is.
+
+    Examples
+    --------
+    >>> squares = np.array([shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)])
+    >>> x, y = np.array([1.0, 1.5, 3.0]), np.array([1.0, 0.5, 0.5])
+    >>> bounds = shapely.bounds(squares)
+    >>> _first_intersecting(squares, bounds, _PointGrid(x, y, [bounds]))
+    array([ 0,  1, -1])
+    """
+    x, y = grid.x, grid.y
+    pairs = grid.candidates(bounds, most=32 * (len(x) + len(geometries)) + 1_000_000)
+    if pairs is None:  # boxes far larger than the cells: let an STRtree sort it out
+        usable = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+        polygon, point = shapely.STRtree(shapely.points(x[usable], y[usable])).query(geometries)
+        point = usable[point]
+    else:
+        polygon, point = pairs
+    busy = np.bincount(polygon, minlength=len(geometries)) >= _PREPARE_FROM
+    prepared_here = geometries[busy & ~shapely.is_prepared(geometries)]
+    shapely.prepare(prepared_here)
+    try:
+        inside = shapely.intersects_xy(geometries[polygon], x[point], y[point])
+    finally:
+        shapely.destroy_prepared(prepared_here)  # leave the caller's polygons as they were
+    best = np.full(len(x), len(geometries), dtype=np.int64)
+    np.minimum.at(best, point[inside], polygon[inside])
+    best[best == len(geometries)] = -1
+    return best
 
 
 def _same_lonlat(crs: CRS) -> bool:
@@ -751,15 +1080,17 @@ def linkage_funnel(timeline: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         One row per outcome, in the order ``all``, ``linked``, then each reason of
         `LINK_MISSING_REASONS` (zero counts included); columns ``outcome``,
-        ``address_periods``, ``share_of_periods`` (of all periods; 0 when there are none) and
+        ``address_periods``, ``share_of_periods`` (of all periods; 0 when there are none),
         ``patients`` (distinct patients with at least one period of that outcome, so a patient
-        who moved can count under several outcomes). ``linked`` means a GEOID in every loaded
-        vintage.
+        who moved can count under several outcomes) and ``zip_fallback`` (periods of that
+        outcome that still got a ZCTA or county from the ZIP crosswalk). ``linked`` means a
+        GEOID in every loaded vintage.
 
     Raises
     ------
     LinkageError
-        ``timeline`` lacks ``patient_id`` or ``link_missing``, or holds an unknown reason.
+        ``timeline`` lacks ``patient_id``, ``link_missing`` or ``link_method``, or holds an
+        unknown reason.
 
     Examples
     --------
@@ -767,7 +1098,8 @@ def linkage_funnel(timeline: pd.DataFrame) -> pd.DataFrame:
     >>> funnel.set_index("outcome").loc["po_box", "address_periods"]  # doctest: +SKIP
     3
     """
-    missing = [c for c in ("patient_id", "link_missing") if c not in timeline.columns]
+    missing = [c for c in ("patient_id", "link_missing", "link_method")
+               if c not in timeline.columns]
     if missing:
         raise LinkageError(f"timeline lacks column(s) {missing}; expected the columns of "
                            "geography_timeline_spec()")
@@ -778,6 +1110,7 @@ def linkage_funnel(timeline: pd.DataFrame) -> pd.DataFrame:
                            f"expected {list(LINK_MISSING_REASONS)}")
     periods = outcome.value_counts()
     patients = timeline.groupby(outcome.to_numpy())["patient_id"].nunique()
+    by_zip = (timeline["link_method"] == "zip_crosswalk").groupby(outcome.to_numpy()).sum()
     order = ["linked", *LINK_MISSING_REASONS]
     total = len(timeline)
     funnel = pd.DataFrame({
@@ -785,6 +1118,7 @@ def linkage_funnel(timeline: pd.DataFrame) -> pd.DataFrame:
         "address_periods": [total, *(int(periods.get(o, 0)) for o in order)],
         "patients": [int(timeline["patient_id"].nunique()),
                      *(int(patients.get(o, 0)) for o in order)],
+        "zip_fallback": [int(by_zip.sum()), *(int(by_zip.get(o, 0)) for o in order)],
     })
     funnel.insert(2, "share_of_periods",
                   funnel["address_periods"] / total if total else 0.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,14 +13,19 @@ import pandas as pd
 
 from ingestion.acs import ingest_acs
 from ingestion.adi import ingest_adi
+from ingestion.adi_compute import ingest_adi_acs
 from ingestion.boundaries import load_boundary_set
 from ingestion.census_api import CensusClient
 from ingestion.datasets import geography_timeline_spec
 from ingestion.demo_region import generate_demo_region
+from ingestion.geocoder import CensusGeocoder, apply_geocodes, geocode_addresses
 from ingestion.linking import link_addresses, linkage_funnel, read_address_history
+from ingestion.pseudonym import patient_key_secret, pseudonymize_timeline
 from ingestion.publish import PublishResult, publish
 from ingestion.replay import CensusReplayServer
+from ingestion.svi import ingest_svi
 from ingestion.workspace import Workspace
+from ingestion.zip_crosswalk import read_zip_crosswalk
 
 log = logging.getLogger(__name__)
 DEMO_LEVELS = ("block_group", "tract", "county")
@@ -37,42 +43,99 @@ class LinkResult:
 
 def link_history_file(
     history_path: str | Path,
-    boundary_paths: dict[int, str | Path],
+    boundary_paths: Mapping[int, str | Path],
     *,
     workspace: Workspace,
+    zcta_paths: Mapping[int, str | Path] | None = None,
+    zip_crosswalk_path: str | Path | None = None,
+    zip_crosswalk_year: int | None = None,
+    send_addresses_to_census_geocoder: bool = False,
+    geocoder: CensusGeocoder | None = None,
+    geocoder_benchmark: str = "Public_AR_Current",
+    geocoder_vintage: str | None = None,
+    pseudonymize: bool = False,
 ) -> LinkResult:
     """Validate an address-history file, link it to every boundary vintage and publish it.
 
     Rejected rows are written to ``<workspace>/outputs/address_rejects.csv`` with file, row,
-    field and reason; nothing is dropped without a record.
+    field and reason; nothing is dropped without a record. Street addresses without
+    coordinates are geocoded only with ``send_addresses_to_census_geocoder=True`` (they then
+    leave the machine for the Census Geocoder); otherwise nothing is sent and they are linked
+    as ``geocode_failed`` (or by ZIP, with a crosswalk). The timeline is published through the
+    validation gate, with pseudonymized patient keys if asked.
 
     Parameters
     ----------
     history_path : path
         CSV or parquet address history (patient_id, valid_from, valid_to, address, lat/lon).
-    boundary_paths : dict of int to path
+    boundary_paths : mapping of int to path
         Block-group boundary file per boundary vintage, e.g. ``{2010: ..., 2020: ...}``.
     workspace : Workspace
         Where the timeline is published.
+    zcta_paths : mapping of int to path, optional
+        ZCTA boundary file per boundary vintage, for the ZCTA of periods with coordinates.
+    zip_crosswalk_path : path, optional
+        A UDS ZIP-to-ZCTA or HUD ZIP-to-county crosswalk (CSV or xlsx) for periods with a ZIP
+        and no coordinates: they get the ZIP's ZCTA (or county), never a tract.
+    zip_crosswalk_year : int, optional
+        The boundary vintage (2010 or 2020) of a UDS crosswalk's ZCTAs; HUD files say it.
+    send_addresses_to_census_geocoder : bool
+        Send the streets that have no coordinates (PO boxes excepted) to the Census Geocoder.
+    geocoder : CensusGeocoder, optional
+        The client to send them with (e.g. another URL); a default one otherwise.
+    geocoder_benchmark, geocoder_vintage : str
+        The Census Geocoder benchmark and (optional) vintage, e.g. ``Public_AR_Current``.
+    pseudonymize : bool
+        Publish ``patient_id`` as HMAC-SHA256 with the secret in ``SDOH_PATIENT_KEY_SECRET``
+        (see `ingestion.pseudonym`); the rejects file keeps the raw ids, for fixing the input.
 
     Returns
     -------
     LinkResult
+
+    Raises
+    ------
+    InputError
+        A file is malformed (the message names file, row and field).
+    LinkageError
+        Linking cannot proceed, or ``pseudonymize`` without a usable secret (checked first).
+    GeocoderError
+        The geocoder cannot be reached or the consent flag is missing.
+    ValidationFailed
+        The timeline failed validation: it is quarantined, the served one is kept.
 
     Examples
     --------
     >>> link_history_file("addresses.csv", {2020: "tl_2020_24_bg.zip"},
     ...                   workspace=Workspace("ws"))  # doctest: +SKIP
     """
+    secret = patient_key_secret() if pseudonymize else None
     accepted, rejects = read_address_history(history_path)
     rejects_path = None
     if len(rejects):
         rejects_path = workspace.outputs / "address_rejects.csv"
         rejects.to_csv(rejects_path, index=False)
         log.warning("%d address rows rejected; see %s", len(rejects), rejects_path)
-    timeline = link_addresses(accepted, load_boundary_set(boundary_paths))
+    unplaced = accepted["latitude"].isna() & accepted["street"].notna()
+    if send_addresses_to_census_geocoder:
+        geocoded = geocode_addresses(
+            accepted[unplaced], send_addresses_to_census_geocoder=True,
+            benchmark=geocoder_benchmark, vintage=geocoder_vintage, on_batch_error="mark",
+            client=geocoder)
+        accepted = apply_geocodes(accepted, geocoded)
+    elif unplaced.any():
+        log.info("%d street addresses have no coordinates and were not geocoded (nothing was "
+                 "sent; opt in with send_addresses_to_census_geocoder)", int(unplaced.sum()))
+    timeline = link_addresses(
+        accepted, load_boundary_set(boundary_paths),
+        zcta_boundaries=load_boundary_set(zcta_paths, level="zcta") if zcta_paths else None,
+        zip_crosswalk=(read_zip_crosswalk(zip_crosswalk_path, boundary_year=zip_crosswalk_year)
+                       if zip_crosswalk_path else None))
+    funnel = linkage_funnel(timeline)
+    if secret is not None:
+        timeline = pseudonymize_timeline(timeline, secret=secret)
     published = publish(timeline, geography_timeline_spec(), workspace, merge=False, data_docs=True)
-    return LinkResult(published, rejects_path, len(rejects), linkage_funnel(timeline))
+    return LinkResult(published, rejects_path, len(rejects), funnel)
 
 
 @dataclass
@@ -88,6 +151,11 @@ class DemoSummary:
     online_tags: dict[str, dict[str, str]] = field(default_factory=dict)
     data_docs: Path | None = None
 
+    def record(self, label: str, dataset: str, result: PublishResult) -> None:
+        """Note a publish: the rows it brought (not those kept from before) and its validation."""
+        self.rows_ingested[label] = result.report.n_rows - result.kept_rows
+        self.validation[dataset] = result.report.summary()
+
 
 def ensure_demo_region(workspace: Workspace, *, seed: int, n_patients: int) -> tuple[Path, dict]:
     """Generate the synthetic demo region into the workspace once; return its folder and manifest."""
@@ -101,7 +169,7 @@ def ensure_demo_region(workspace: Workspace, *, seed: int, n_patients: int) -> t
 
 
 def ingest_demo_sources(root: Path, manifest: dict, workspace: Workspace, summary: DemoSummary) -> None:
-    """Pull the demo ACS through the real client from a local replay server, then the ADI files."""
+    """Pull the demo ACS and index inputs from a local replay server, then read the ADI files."""
     state, county = manifest["state_fips"], manifest["county_fips"]
     with CensusReplayServer(root / "census_api") as server:
         client = CensusClient(base_url=server.base_url)
@@ -109,13 +177,26 @@ def ingest_demo_sources(root: Path, manifest: dict, workspace: Workspace, summar
             for level in DEMO_LEVELS:
                 result = ingest_acs(level, vintage, state, county=county, workspace=workspace,
                                     client=client, synthetic=True)
-                summary.rows_ingested[f"acs {vintage} {level}"] = result.report.n_rows - result.kept_rows
-                summary.validation[f"acs_{level}"] = result.report.summary()
+                summary.record(f"acs {vintage} {level}", f"acs_{level}", result)
+        ingest_demo_indices(manifest["index_inputs"], state, workspace, client, summary)
     for adi in manifest["adi_files"]:
         result = ingest_adi(root / adi["path"], vintage=adi["vintage"], workspace=workspace,
                             available_from=dt.date.fromisoformat(adi["available_from"]), synthetic=True)
-        summary.rows_ingested[f"adi {adi['vintage']}"] = result.report.n_rows - result.kept_rows
-        summary.validation["adi_block_group"] = result.report.summary()
+        summary.record(f"adi {adi['vintage']}", "adi_block_group", result)
+
+
+def ingest_demo_indices(inputs: dict, state: str, workspace: Workspace, client: CensusClient,
+                        summary: DemoSummary) -> None:
+    """Compute the SVI and the ADI from the demo's ACS, ranked within the (one-county) state."""
+    for release in inputs["svi"]["releases"]:
+        for level in inputs["svi"]["levels"]:
+            result = ingest_svi(level, release, state, reference="state", workspace=workspace,
+                                client=client, synthetic=True)
+            summary.record(f"svi {release} {level}", f"svi_{level}_state", result)
+    for vintage in inputs["adi_computed"]["vintages"]:
+        result = ingest_adi_acs(vintage, state, reference="state", workspace=workspace,
+                                client=client, synthetic=True)
+        summary.record(f"adi computed {vintage}", "adi_acs_block_group_state", result)
 
 
 def run_demo(
@@ -128,9 +209,9 @@ def run_demo(
     """Run every stage on the synthetic demo region, offline, and summarise what happened.
 
     Generates the region (once), pulls its ACS through the real client from a local replay
-    server, ingests its ADI files, links the patients' address histories, registers the Feast
-    definitions, materializes, writes a training frame for the encounters and answers one
-    online lookup.
+    server, computes the CDC SVI and the ADI from it, ingests its ADI files, links the
+    patients' address histories, registers the Feast definitions, materializes, writes a
+    training frame for the encounters and answers one online lookup.
 
     Parameters
     ----------

@@ -225,8 +225,15 @@ def _write_atomic(path: Path, write: Any) -> None:
     _fsync_dir(path.parent)
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+def _write_parquet(df: pd.DataFrame, path: Path, spec: DatasetSpec) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
+    # A text column with no value in this partition would be typed null, and readers of the
+    # whole folder (DuckDB, Feast) then fail to unify it with the other partitions' strings.
+    strings = {c.name for c in spec.columns if c.dtype == "string"}
+    for i, column in enumerate(table.schema):
+        if pa.types.is_null(column.type) and column.name in strings:
+            table = table.set_column(i, pa.field(column.name, pa.string()),
+                                     table.column(i).cast(pa.string()))
     _write_atomic(path, lambda handle: pq.write_table(table, handle, coerce_timestamps="us"))
 
 
@@ -426,7 +433,7 @@ def _stage(
         target = staged / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _write_parquet(part, target)
+            _write_parquet(part, target, spec)
         except (pa.ArrowException, ValueError, TypeError) as exc:
             shutil.rmtree(staged, ignore_errors=True)
             raise PublishError(

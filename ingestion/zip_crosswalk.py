@@ -71,6 +71,7 @@ __all__ = [
     "detect_style",
     "read_zip_crosswalk",
     "zip_allocations",
+    "zip_join_types",
     "zip_links",
 ]
 
@@ -196,6 +197,22 @@ def _catalog() -> _ZipCatalog:
         return _ZipCatalog.model_validate(yaml.safe_load(text))
     except ValidationError as exc:
         raise CatalogError(f"{_CATALOG_FILE} is invalid:\n{exc}") from exc
+
+
+def zip_join_types() -> tuple[str, ...]:
+    """The canonical join types `zip_links` writes, from the catalog.
+
+    Returns
+    -------
+    tuple of str
+        The keys of ``join_types`` in sdoh_sources/catalog/zip_crosswalks.yaml.
+
+    Examples
+    --------
+    >>> "zip_matches_zcta" in zip_join_types()
+    True
+    """
+    return tuple(_catalog().join_types)
 
 
 def _fold(name: object) -> str:

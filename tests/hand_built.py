@@ -29,6 +29,9 @@ POVERTY = {
 # state -> percent below poverty per vintage; a state is read through its county's prefix.
 STATE_POVERTY = {("99", 2019): 1.0, ("99", 2020): 2.0, ("99", 2021): 3.0}
 
+# ZCTA -> percent below poverty: E, known only by a ZIP, is linked to ZCTA 99101 by a crosswalk.
+ZCTA_POVERTY = {("99101", 2019): 40.0, ("99101", 2020): 41.0, ("99101", 2021): 42.0}
+
 
 def acs_frame(level: str, poverty: dict) -> pd.DataFrame:
     """An ACS dataset at ``level`` where only pct_below_poverty is present."""
@@ -57,10 +60,20 @@ def timeline_row(patient, start, end, t2010=None, t2020=None, reason=None):
         row[f"block_group_geoid_{year}"] = tract + "1" if tract else None
         row[f"tract_geoid_{year}"] = tract
         row[f"county_geoid_{year}"] = tract[:5] if tract else None
+        row[f"zcta_geoid_{year}"] = None
     linked = t2010 is not None
     row |= {"link_method": "point_in_polygon" if linked else "none",
-            "precision": "coordinate" if linked else "none", "link_missing": reason}
+            "precision": "coordinate" if linked else "none", "link_missing": reason,
+            "zip_join_type": None, "zip_link_ratio": None, "nonresidential_zip": False,
+            "zip_crosswalk_vintage": None, "patient_id_scheme": "raw"}
     return row
+
+
+def zip_row(patient, start, zcta):
+    """A period known only by its ZIP, linked to ``zcta`` (both vintages) by a UDS crosswalk."""
+    return timeline_row(patient, start, None, reason="zip_only") | {
+        "zcta_geoid_2010": zcta, "zcta_geoid_2020": zcta, "link_method": "zip_crosswalk",
+        "precision": "zcta", "zip_join_type": "zip_matches_zcta", "zip_crosswalk_vintage": "2021"}
 
 
 TIMELINE = pd.DataFrame([
@@ -69,13 +82,15 @@ TIMELINE = pd.DataFrame([
     timeline_row("A", "2022-06-01", None, "99001000100", "99001000100"),
     timeline_row("B", "2019-01-01", None, reason="po_box"),
     timeline_row("C", "2019-01-01", "2021-01-01", "99001000300", "99001000302"),
+    zip_row("E", "2019-01-01", "99101"),
 ])[list(geography_timeline_spec().column_names)]
 
 
 
 
 def publish_hand_built(workspace: Workspace) -> None:
-    """Publish the hand-built ACS tracts and state and the patient timeline into ``workspace``."""
+    """Publish the hand-built ACS tracts, ZCTAs and state and the patient timeline into ``workspace``."""
     publish(acs_frame("tract", POVERTY), acs_spec("tract"), workspace)
+    publish(acs_frame("zcta", ZCTA_POVERTY), acs_spec("zcta"), workspace)
     publish(acs_frame("state", STATE_POVERTY), acs_spec("state"), workspace)
     publish(TIMELINE, geography_timeline_spec(), workspace)

@@ -18,6 +18,8 @@ from ingestion.datasets import ColumnRule, DatasetSpec
 
 _DIGITS = re.compile(r"^\^\\d\{(\d+)\}\$$")
 _BASE_TS = pd.Timestamp("2022-03-17", tz="UTC")
+# Values tried, in order, for a text column whose regex is not a run of digits.
+_TEXT_SAMPLES = ("raw",)
 
 
 def _digits(rule: ColumnRule) -> int:
@@ -29,6 +31,9 @@ def _digits(rule: ColumnRule) -> int:
 
 def _column(rule: ColumnRule, n: int, rng: np.random.Generator, *, unique: bool) -> pd.Series:
     if rule.dtype == "string":
+        sample = next((t for t in _TEXT_SAMPLES if rule.regex and re.fullmatch(rule.regex, t)), None)
+        if sample is not None:
+            return pd.Series([sample] * n, dtype=object)
         if rule.regex is not None:
             width = _digits(rule)
             if unique:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
 from ingestion.boundaries import load_boundaries, load_boundary_set
 from ingestion.errors import InputError
+from ingestion.linking import link_addresses
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 PHL_TRACTS = REAL / "phl_tracts2020" / "philadelphia_tracts_2020.geojson"
@@ -259,3 +261,145 @@ def test_real_philadelphia_tracts():
     assert tracts.crs.to_epsg() == 4269
     assert tracts["geoid"].str.fullmatch(r"42101\d{6}").all()
     assert tracts.loc[tracts.intersects(CITY_HALL), "geoid"].tolist() == ["42101000500"]
+
+
+# -- cartographic boundary ids, ZCTAs and counties ------------------------------------------------
+
+
+def _frame(columns: dict[str, list], geometries: list[shapely.Polygon] | None = None,
+           ) -> gpd.GeoDataFrame:
+    n = len(next(iter(columns.values())))
+    return gpd.GeoDataFrame(columns, geometry=geometries or _squares(n), crs="EPSG:4269")
+
+
+@pytest.mark.parametrize(("level", "summary_level", "geoids"), [
+    ("block_group", "150", ["240010001001", "240010001002"]),
+    ("tract", "140", ["24001000100", "24001000200"]),
+    ("county", "050", ["24001", "24003"]),
+    ("zcta", "860", ["01001", "01002"]),
+])
+def test_2010_cartographic_geo_id_gives_the_trailing_geoid(tmp_path, level, summary_level,
+                                                           geoids):
+    # gz_2010_24_150_00_500k.shp: GEO_ID, STATE, COUNTY, ..., NAME, LSAD, CENSUSAREA
+    frame = _frame({"GEO_ID": [f"{summary_level}0000US{g}" for g in geoids],
+                    "STATE": [g[:2] for g in geoids], "NAME": ["1", "2"],
+                    "LSAD": ["BG", "BG"], "CENSUSAREA": [0.5, 0.7]})
+    path = write_tiger_zip(frame, tmp_path, f"gz_2010_24_{summary_level}_00_500k")
+    out = load_boundaries(path, level=level, boundary_year=2010)
+    assert out["geoid"].tolist() == geoids
+
+
+def test_affgeoid_alone_gives_the_geoid(tmp_path):
+    frame = _frame({"AFFGEOID": ["1500000US240010001002", "1500000US240010001001"]})
+    path = tmp_path / "cb_2020_24_bg_500k.gpkg"
+    frame.to_file(path)
+    out = load_boundaries(path, level="block_group", boundary_year=2020)
+    assert out["geoid"].tolist() == ["240010001001", "240010001002"]
+
+
+def test_geo_id_of_another_level_is_refused(tmp_path):
+    frame = _frame({"GEO_ID": ["1400000US24001000100"]}, _squares(1))
+    path = write_tiger_zip(frame, tmp_path, "gz_2010_24_140_00_500k")
+    with pytest.raises(InputError, match=r"field GEO_ID: GEOID '24001000100' is not a "
+                                         r"12-digit block_group GEOID.*looks like a tract"):
+        load_boundaries(path, level="block_group", boundary_year=2010)
+
+
+@pytest.mark.parametrize(("stem", "columns", "boundary_year"), [
+    ("tl_2010_us_zcta510", {"ZCTA5CE10": ["01001", "01002"], "GEOID10": ["01001", "01002"],
+                            "CLASSFP10": ["B5", "B5"]}, 2010),
+    ("tl_2015_us_zcta510", {"ZCTA5CE10": ["01001", "01002"], "GEOID10": ["01001", "01002"]},
+     2015),
+    ("tl_2020_us_zcta520", {"ZCTA5CE20": ["01001", "01002"], "GEOID20": ["01001", "01002"],
+                            "CLASSFP20": ["B5", "B5"]}, 2020),
+    ("tl_2022_us_zcta520", {"ZCTA5CE20": ["01001", "01002"], "GEOID20": ["01001", "01002"]},
+     2022),
+    ("cb_2020_us_zcta520_500k", {"ZCTA5CE20": ["01001", "01002"],
+                                 "AFFGEOID20": ["8600000US01001", "8600000US01002"],
+                                 "GEOID20": ["01001", "01002"]}, 2020),
+    ("zcta_components_only", {"ZCTA5CE20": ["01001", "01002"]}, 2020),
+])
+def test_zcta_files_load(tmp_path, stem, columns, boundary_year):
+    path = write_tiger_zip(_frame(columns), tmp_path, stem)
+    out = load_boundaries(path, level="zcta", boundary_year=boundary_year)
+    assert out["geoid"].tolist() == ["01001", "01002"]
+
+
+@pytest.mark.parametrize(("stem", "columns", "boundary_year"), [
+    ("tl_2010_us_county10", {"STATEFP10": ["01", "01"], "COUNTYFP10": ["001", "003"],
+                             "GEOID10": ["01001", "01003"], "NAME10": ["Autauga", "Baldwin"]},
+     2010),
+    ("tl_2020_us_county", {"STATEFP": ["01", "01"], "COUNTYFP": ["001", "003"],
+                           "GEOID": ["01001", "01003"], "NAME": ["Autauga", "Baldwin"]}, 2020),
+    ("cb_2020_us_county_500k", {"AFFGEOID": ["0500000US01001", "0500000US01003"],
+                                "GEOID": ["01001", "01003"]}, 2020),
+    ("county_components_only", {"STATEFP": ["01", "01"], "COUNTYFP": ["001", "003"]}, 2020),
+])
+def test_county_files_load(tmp_path, stem, columns, boundary_year):
+    frame = _frame(columns)
+    path = tmp_path / f"{stem}.gpkg"
+    frame.to_file(path)
+    out = load_boundaries(path, level="county", boundary_year=boundary_year)
+    assert out["geoid"].tolist() == ["01001", "01003"]
+
+
+# -- Connecticut: counties up to 2021, planning regions from 2022 --------------------------------
+
+BRIDGEPORT = (41.18, -73.19)  # latitude, longitude
+CT_FILES = {
+    # Fairfield and New Haven counties, as in tl_2020_us_county (and tl_2010_us_county10).
+    2020: {"09001": shapely.box(-73.73, 41.0, -73.0, 41.6),
+           "09009": shapely.box(-73.0, 41.2, -72.7, 41.6)},
+    # Western, Greater Bridgeport and South Central planning regions, as in tl_2022_us_county.
+    2022: {"09190": shapely.box(-73.73, 41.0, -73.3, 41.6),
+           "09120": shapely.box(-73.3, 41.0, -73.0, 41.6),
+           "09170": shapely.box(-73.0, 41.2, -72.7, 41.6)},
+}
+
+
+def write_ct_counties(folder: Path, year: int) -> Path:
+    """A county file of ``year`` holding Connecticut's county-equivalents of that year."""
+    shapes = CT_FILES[2020 if year < 2022 else year]
+    sfx = "10" if year == 2010 else ""
+    frame = _frame({f"STATEFP{sfx}": ["09"] * len(shapes),
+                    f"COUNTYFP{sfx}": [g[2:] for g in shapes], f"GEOID{sfx}": list(shapes)},
+                   list(shapes.values()))
+    (folder / str(year)).mkdir()
+    return write_tiger_zip(frame, folder / str(year), f"tl_{year}_us_county{sfx}")
+
+
+@pytest.mark.parametrize(("year", "geoids"), [
+    (2020, ["09001", "09009"]),
+    (2022, ["09120", "09170", "09190"]),
+])
+def test_connecticut_counties_and_planning_regions_both_load(tmp_path, year, geoids):
+    # A 2022 county file is of the 2020 boundary vintage (ACS 2022+ publishes on it).
+    out = load_boundaries(write_ct_counties(tmp_path, year), level="county", boundary_year=2020)
+    assert out["geoid"].tolist() == geoids
+
+
+def test_connecticut_counties_and_planning_regions_do_not_mix(tmp_path):
+    shapes = {**CT_FILES[2020], "09190": shapely.box(-74.5, 41.0, -73.8, 41.6)}
+    frame = _frame({"GEOID": list(shapes)}, list(shapes.values()))
+    path = tmp_path / "ct_mixed.gpkg"
+    frame.to_file(path)
+    with pytest.raises(InputError, match=r"row 3 .*09190 lies in a Connecticut planning region "
+                                         r".* row 1 \(09001\) in a Connecticut county"):
+        load_boundaries(path, level="county", boundary_year=2020)
+
+
+@pytest.mark.parametrize(("county_file_2020", "county_2020"), [(2020, "09001"), (2022, "09120")])
+def test_connecticut_point_gets_the_county_of_the_loaded_vintage(tmp_path, county_file_2020,
+                                                                 county_2020):
+    boundaries = {
+        2010: load_boundaries(write_ct_counties(tmp_path, 2010), level="county",
+                              boundary_year=2010),
+        2020: load_boundaries(write_ct_counties(tmp_path, county_file_2020), level="county",
+                              boundary_year=2020),
+    }
+    lat, lon = BRIDGEPORT
+    history = pd.DataFrame({"patient_id": ["p1"], "valid_from": ["2019-01-01"],
+                            "latitude": [lat], "longitude": [lon]})
+    got = link_addresses(history, boundaries, level="county").iloc[0]
+    assert (got["county_geoid_2010"], got["county_geoid_2020"]) == ("09001", county_2020)
+    assert pd.isna(got["tract_geoid_2020"]) and pd.isna(got["link_missing"])

@@ -1,4 +1,5 @@
 import json
+import re
 
 import click
 import pandas as pd
@@ -181,3 +182,194 @@ def test_ingest_acs_for_listed_counties_with_another_reliability_rule(tmp_path):
     assert (tracts.loc[known, "pct_renter_occupied_reliability"] == expected[known]).all()
     field = next(f for f in acs_view("tract", ws).schema if f.name == "pct_renter_occupied")
     assert field.tags["reliability_rule"].startswith("cv_15_30: CV<=15% high, CV<=30% medium")
+
+
+def test_ingest_svi_and_computed_adi_on_the_demo_region(tmp_path):
+    from ingestion.demo_region import generate_demo_region
+    from ingestion.replay import CensusReplayServer
+    from ingestion.workspace import Workspace
+
+    region = tmp_path / "region"
+    manifest = generate_demo_region(region, n_patients=50)
+    ws = Workspace(tmp_path / "ws")
+    with CensusReplayServer(region / "census_api") as server:
+        common = ["--state", "99", "--reference", "state", "--base-url", server.base_url,
+                  "--workspace", str(ws.root)]
+        svi = CliRunner().invoke(sdoh, ["ingest", "svi", "--release", "2020", "--level", "tract",
+                                        *common])
+        adi = CliRunner().invoke(sdoh, ["ingest", "adi-acs", "--vintage", "2021", *common])
+        nation = CliRunner().invoke(sdoh, ["ingest", "adi-acs", "--vintage", "2021", *common[:2],
+                                           "--reference", "nation", *common[4:]])
+    assert svi.exit_code == 0, svi.output
+    assert adi.exit_code == 0, adi.output
+    # Ranking within the nation needs every state's block groups: refused, not ranked locally.
+    assert nation.exit_code == 1 and "nation" in nation.output
+
+    tracts = pd.read_parquet(ws.published_dir("svi_tract_state"))
+    water = set(manifest["geography"]["water_tracts"]["2020"])
+    assert len(tracts) == manifest["geography"]["tracts"]["2020"]
+    unranked = tracts[tracts["svi_state_rpl_themes"].isna()]
+    assert set(unranked["tract_geoid"]) == water
+    assert set(unranked["svi_state_rpl_themes_missing"]) == {"svi_not_computed"}
+    ranked = tracts["svi_state_rpl_themes"].dropna().sort_values()
+    # CDC's rank: (rank - 1) / (n - 1) over the populated tracts, rounded to 4 decimals.
+    n = len(ranked)
+    assert ranked.iloc[0] == 0.0 and ranked.iloc[-1] == 1.0
+    assert ranked.round(4).isin([round(i / (n - 1), 4) for i in range(n)]).all()
+
+    bgs = pd.read_parquet(ws.published_dir("adi_acs_block_group_state"))
+    assert len(bgs) == manifest["geography"]["block_groups"]["2020"]
+    ranked = bgs["adi_acs_state_percentile"].dropna()
+    assert ranked.between(1, 100).all() and ranked.max() == 100
+    assert set(bgs["origin"]) == {"computed_from_acs"}
+    suppressed = bgs.loc[bgs["adi_acs_state_percentile"].isna(), "adi_acs_state_percentile_missing"]
+    assert len(suppressed) and suppressed.notna().all()
+
+
+# -- sdoh link and sdoh boundaries, against local servers ---------------------------------------
+
+LINK_HISTORY = """patient_id,valid_from,valid_to,street,city,state,zip,latitude,longitude
+MRN-1,2019-01-01,2021-03-01,1 Main St,Springfield,XX,99001,38.5,-77.5
+MRN-1,2021-03-01,,100 Maple Ave,Springfield,XX,99001,,
+MRN-2,2019-01-01,,999 Nowhere Ln,Springfield,XX,99001,,
+MRN-3,2019-01-01,,P.O. Box 12,Springfield,XX,99001,,
+MRN-4,2019-01-01,,,,,99001,,
+MRN-5,2019-13-01,,2 Main St,Springfield,XX,99001,38.5,-77.5
+"""
+UDS_2020 = "ZIP_CODE,PO_NAME,STATE,ZIP_TYPE,ZCTA,zip_join_type\n" \
+           "99001,Springfield,XX,ZIP Code Area,99001,ZIP Matches ZCTA\n"
+
+
+@pytest.fixture
+def link_inputs(tmp_path):
+    """An address history, 2010 and 2020 block groups around it and a UDS crosswalk."""
+    import geopandas as gpd
+    import shapely
+
+    history = tmp_path / "addresses.csv"
+    history.write_text(LINK_HISTORY)
+    files = {}
+    for year, geoid in ((2010, "110010001001"), (2020, "110019800001")):
+        files[year] = tmp_path / f"bg{year}.geojson"
+        gpd.GeoDataFrame({"GEOID": [geoid]}, geometry=[shapely.box(-78, 38, -76, 39)],
+                         crs=4269).to_file(files[year])
+    crosswalk = tmp_path / "ZIPCodetoZCTACrosswalk2020UDS.csv"
+    crosswalk.write_text(UDS_2020)
+    return {"history": history, "bg": files, "crosswalk": crosswalk, "ws": tmp_path / "ws"}
+
+
+@pytest.fixture
+def geocoder_server():
+    from test_geocoder import FakeGeocoder
+
+    fake = FakeGeocoder()
+    yield fake
+    fake.stop()
+
+
+def _link(inputs, *extra, env=None):
+    args = ["link", str(inputs["history"]), "--boundaries", "2010", str(inputs["bg"][2010]),
+            "--boundaries", "2020", str(inputs["bg"][2020]), "--workspace", str(inputs["ws"]),
+            *extra]
+    return CliRunner().invoke(sdoh, args, env=env)
+
+
+def _timeline(inputs) -> pd.DataFrame:
+    from ingestion.workspace import Workspace
+
+    published = Workspace(inputs["ws"]).published_dir("patient_geography")
+    return pd.read_parquet(published).sort_values(["patient_id", "valid_from"])
+
+
+def test_link_sends_nothing_without_the_opt_in(link_inputs, geocoder_server):
+    result = _link(link_inputs, "--geocoder-url", geocoder_server.base_url,
+                   "--zip-crosswalk", str(link_inputs["crosswalk"]), "--zip-crosswalk-year", "2020")
+    assert result.exit_code == 0, result.output
+    assert geocoder_server.received == []
+    assert "leave this machine" not in result.output
+    timeline = _timeline(link_inputs).set_index(["patient_id", "valid_from"])
+    reasons = timeline["link_missing"].droplevel(1).fillna("-").to_dict()
+    assert reasons == {"MRN-1": "geocode_failed", "MRN-2": "geocode_failed", "MRN-3": "po_box",
+                       "MRN-4": "zip_only"}
+    first = timeline.loc[("MRN-1", pd.Timestamp("2019-01-01", tz="UTC"))]
+    assert (first["block_group_geoid_2020"], first["link_missing"]) == ("110019800001", None)
+    zip_only = timeline.loc["MRN-4"].iloc[0]
+    assert (zip_only["zcta_geoid_2020"], zip_only["precision"]) == ("99001", "zcta")
+    assert pd.isna(zip_only["tract_geoid_2020"])
+    # The funnel is printed; the rejected row is named by file, row and field.
+    assert "zip_fallback" in result.output and "geocode_failed" in result.output
+    assert "1 rows rejected" in result.output
+    rejects = pd.read_csv(link_inputs["ws"] / "outputs" / "address_rejects.csv")
+    assert rejects[["source_file", "row", "field", "reason"]].values.tolist() == [
+        [str(link_inputs["history"]), 7, "valid_from", "unparseable_date"]]
+
+
+def test_link_geocodes_streets_only_with_the_flag_and_says_so(link_inputs, geocoder_server):
+    result = _link(link_inputs, "--send-addresses-to-census-geocoder",
+                   "--geocoder-url", geocoder_server.base_url,
+                   "--geocoder-benchmark", "Public_AR_Current")
+    assert result.exit_code == 0, result.output
+    assert "patient addresses will leave this machine" in result.output
+    sent = [row[1] for received in geocoder_server.received for row in received.rows]
+    assert sorted(sent) == ["100 Maple Ave", "999 Nowhere Ln"]  # no PO box, no coordinates
+    assert geocoder_server.received[0].fields["benchmark"] == "Public_AR_Current"
+    timeline = _timeline(link_inputs)
+    moved = timeline[(timeline["patient_id"] == "MRN-1")].iloc[1]
+    assert (moved["block_group_geoid_2020"], moved["link_method"]) == ("110019800001",
+                                                                      "point_in_polygon")
+    assert timeline.set_index("patient_id").loc["MRN-2", "link_missing"] == "geocode_failed"
+
+
+def test_link_pseudonymizes_with_the_secret_from_the_environment(link_inputs):
+    secret = "k" * 40
+    result = _link(link_inputs, "--pseudonymize", env={"SDOH_PATIENT_KEY_SECRET": secret})
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output
+    published = link_inputs["ws"] / "published" / "patient_geography"
+    raw = b"".join(p.read_bytes() for p in published.glob("**/*.parquet"))
+    assert b"MRN-" not in raw
+    assert _timeline(link_inputs)["patient_id"].str.fullmatch(r"[0-9a-f]{64}").all()
+
+    missing = _link(link_inputs, "--pseudonymize", env={"SDOH_PATIENT_KEY_SECRET": ""})
+    assert missing.exit_code == 1
+    assert "set the environment variable SDOH_PATIENT_KEY_SECRET" in missing.output
+    assert "Traceback" not in missing.output
+
+
+@pytest.fixture
+def tiger_server(tmp_path):
+    from test_tiger import STATE_TRACTS, TigerServer, tract_frame, zipped
+
+    folder = tmp_path / "zips"
+    folder.mkdir()
+    server = TigerServer({"TIGER2020/TRACT/tl_2020_10_tract.zip": zipped(
+        tract_frame(STATE_TRACTS["10"], field="GEOID"), "tl_2020_10_tract", folder)})
+    yield server
+    server.stop()
+
+
+def test_boundaries_download_prints_verified_files_and_uses_the_cache(tmp_path, tiger_server):
+    args = ["boundaries", "download", "tract", "--year", "2020", "--state", "DE",
+            "--cache-dir", str(tmp_path / "cache"), "--base-url", tiger_server.base_url,
+            "--workers", "1", "--no-progress"]
+    result = CliRunner().invoke(sdoh, args)
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "cache/127.0.0.1/geo/tiger/TIGER2020/TRACT/tl_2020_10_tract.zip"
+    assert result.output.startswith(f"{path}\tboundary vintage 2020\t")
+    assert path.is_file() and path.with_name(path.name + ".json").is_file()
+    again = CliRunner().invoke(sdoh, args)
+    assert again.exit_code == 0 and len(tiger_server.served()) == 1  # the cache answered
+
+
+@pytest.mark.parametrize(("extra", "code", "match"), [
+    (["--year", "2020", "--state", "PA"], 1, r"tl_2020_42_tract\.zip -> HTTP 404"),
+    (["--year", "2011", "--kind", "cb"], 2, r"2011"),
+    (["--year", "2020", "--state", "Atlantis"], 2, r"Atlantis"),
+])
+def test_boundaries_download_errors_are_messages(tmp_path, tiger_server, extra, code, match):
+    result = CliRunner().invoke(sdoh, ["boundaries", "download", "tract", *extra,
+                                       "--cache-dir", str(tmp_path / "cache"),
+                                       "--base-url", tiger_server.base_url, "--no-progress"])
+    assert result.exit_code == code, result.output
+    assert re.search(match, result.output, re.S)
+    assert "Traceback" not in result.output

@@ -27,17 +27,22 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from ingestion.cli import sdoh
 from ingestion.coverage import (
     age_band,
     coverage_table,
     describe_gaps,
     feature_coverage,
+    fit_logistic,
     gaps_by_area,
     largest_gaps,
     missing_reasons_table,
+    missingness_odds_ratios,
     wilson_interval,
 )
+from ingestion.coverage_report import coverage_report, headline_features
 from ingestion.errors import InputError
 
 X = "v__x"
@@ -176,6 +181,27 @@ def test_patient_level_uses_each_patients_latest_event(frame, patients):
     assert a["missing_ratio"] == pytest.approx(1.5)
     assert a["low_reliability_rate"] == 1.0  # P2's latest value (r3) is low
     assert b["top_missing_reasons"] == "geocode_failed: 1"  # P3's earlier failure is not latest
+
+
+def test_low_reliability_share_has_wilson_interval_and_gap_to_reference(frame, patients):
+    # Per patient: A's only covered value (P2's r3) is low: 1 of 1, Wilson (0.2065, 1);
+    # B's covered r5 (medium) and r6 (unknown): 1 of 2, Wilson (0.0945, 0.9055).
+    table = feature_coverage(frame, patients, feature=X, by="group", unit="patient")
+    a, b = _row(table, "A"), _row(table, "B")
+    assert (round(a["low_reliability_low"], 4), a["low_reliability_high"]) == (0.2065, 1.0)
+    assert (round(b["low_reliability_low"], 4), round(b["low_reliability_high"], 4)) == (
+        0.0945, 0.9055)
+    assert a["low_reliability_diff"] == pytest.approx(0.5)
+    assert a["low_reliability_ratio"] == pytest.approx(2.0)
+    # Newcombe: 0.5 - hypot(1 - 0.2065, 0.9055 - 0.5) and 0.5 + hypot(1 - 1, 0.5 - 0.0945)
+    assert round(a["low_reliability_diff_low"], 4) == -0.3910
+    assert round(a["low_reliability_diff_high"], 4) == 0.9055
+    assert b["low_reliability_ratio"] == 1 and np.isnan(b["low_reliability_diff_low"])
+
+
+def test_low_reliability_interval_is_nan_without_reliability_column(frame, patients):
+    table = feature_coverage(frame.drop(columns=f"{X}_reliability"), patients, feature=X, by="group")
+    assert table[["low_reliability_low", "low_reliability_high", "low_reliability_ratio"]].isna().all().all()
 
 
 def test_patient_level_does_not_depend_on_row_order(frame, patients):
@@ -326,6 +352,9 @@ def test_gaps_by_area_places_events_at_the_address_then(frame, timeline):
     assert gaps.loc["X", ["events", "patients", "flagged"]].tolist() == [2, 2, 1]
     assert gaps.loc["Y", ["events", "patients", "flagged"]].tolist() == [3, 3, 3]
     assert gaps["flagged_share"].tolist() == [0.5, 1.0]
+    assert gaps.loc["X", ["missing", "low_reliability"]].tolist() == [0, 1]  # r3 low
+    assert gaps.loc["Y", ["missing", "low_reliability"]].tolist() == [2, 1]  # r1, r4; r6
+    assert gaps["missing_share"].tolist() == pytest.approx([0, 2 / 3])
     assert gaps["top_reasons"].tolist() == [
         "low_reliability: 1", "geocode_failed: 1, po_box: 1"]  # Y: ties by name, top 2
 
@@ -343,3 +372,121 @@ def test_gaps_by_area_flags_an_event_when_any_assessed_feature_is_bad(frame, tim
 def test_gaps_by_area_needs_the_boundary_years_geoid(frame, timeline):
     with pytest.raises(InputError, match="block_group_geoid_2010"):
         gaps_by_area(frame, timeline, features=X, boundary_year=2010)
+
+
+# --- odds ratios of missingness --------------------------------------------------------------
+
+def _cells(counts: dict[tuple[str, ...], tuple[int, int]],
+           names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A frame of one event per patient and a patients table, from (groups) -> (missing, total)."""
+    rows, people = [], []
+    for groups, (missing, total) in counts.items():
+        for k in range(total):
+            pid = f"P{len(people)}"
+            people.append({"patient_id": pid, **dict(zip(names, groups, strict=True))})
+            rows.append({"patient_id": pid, X: np.nan if k < missing else 1.0,
+                         f"{X}_missing": "geocode_failed" if k < missing else None})
+    frame = pd.DataFrame(rows).assign(event_timestamp=pd.Timestamp("2021-01-01", tz="UTC"))
+    return frame, pd.DataFrame(people)
+
+
+def test_single_attribute_odds_ratio_is_the_crude_2x2_with_woolf_interval():
+    # Reference A: 12 of 60 missing; B: 15 of 30. OR = (15 * 48) / (15 * 12) = 4;
+    # SE(log OR) = sqrt(1/15 + 1/15 + 1/12 + 1/48) = 0.48734, so 4 * exp(-/+ 1.96 * SE).
+    frame, patients = _cells({("A",): (12, 60), ("B",): (15, 30)}, ["g"])
+    odds = missingness_odds_ratios(frame, patients, feature=X, by="g").set_index("group")
+    b = odds.loc["B"]
+    assert b["odds_ratio"] == pytest.approx(4.0) and b["crude_odds_ratio"] == pytest.approx(4.0)
+    assert round(b["odds_ratio_low"], 3) == 1.539 and round(b["odds_ratio_high"], 3) == 10.396
+    assert round(b["p_value"], 4) == 0.0044  # z = ln 4 / 0.48734 = 2.845
+    assert odds.loc["A", "is_reference"] and odds.loc["A", "odds_ratio"] == 1
+    assert (b["n"], b["missing"]) == (30, 15)
+    assert odds.attrs["n"] == 90 and odds.attrs["reference"] == {"g": "A"}
+
+
+def test_adjusted_odds_ratio_removes_confounding_in_an_exact_main_effects_table():
+    # Missing odds 1/4 at (no, no), 3/4 at (no, yes), 1/2 at (yes, no), 3/2 at (yes, yes): the
+    # table fits a main-effects model exactly, so the MLE is OR_a = 2 and OR_b = 3, while the
+    # crude OR of a is (100 * 100) / (80 * 35) = 3.571 (b is commoner where a is yes).
+    # Fisher information from the cell weights n p (1 - p) = 16, 60/7, 20/3, 36 gives
+    # SE(a) = 0.29324, SE(b) = 0.29872.
+    frame, patients = _cells({("no", "no"): (20, 100), ("no", "yes"): (15, 35),
+                              ("yes", "no"): (10, 30), ("yes", "yes"): (90, 150)}, ["a", "b"])
+    odds = missingness_odds_ratios(frame, patients, feature=X, by=["a", "b"],
+                                   reference={"a": "no", "b": "no"})
+    a, b = (odds[(odds["by"] == k) & (odds["group"] == "yes")].iloc[0] for k in ("a", "b"))
+    assert a["odds_ratio"] == pytest.approx(2.0) and b["odds_ratio"] == pytest.approx(3.0)
+    assert a["crude_odds_ratio"] == pytest.approx(100 * 100 / (80 * 35))
+    assert (round(a["odds_ratio_low"], 4), round(a["odds_ratio_high"], 4)) == (1.1257, 3.5534)
+    assert (round(b["odds_ratio_low"], 4), round(b["odds_ratio_high"], 4)) == (1.6705, 5.3876)
+    assert odds["by"].tolist() == ["a", "a", "b", "b"] and odds["is_reference"].sum() == 2
+
+
+def test_fit_logistic_agrees_with_scikit_learn_on_random_data():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(7)
+    design = pd.DataFrame({"u": rng.normal(size=500), "v": rng.integers(0, 2, 500)})
+    y = (rng.random(500) < 1 / (1 + np.exp(-(0.3 + 0.8 * design["u"] - design["v"])))).astype(int)
+    ours = fit_logistic(design, y)
+    theirs = linear_model.LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(design, y)
+    assert ours["coef"].to_numpy() == pytest.approx([theirs.intercept_[0], *theirs.coef_[0]], abs=1e-5)
+
+
+def test_a_group_that_never_misses_is_reported_not_estimable():
+    frame, patients = _cells({("A",): (12, 60), ("B",): (15, 30), ("C",): (0, 10)}, ["g"])
+    odds = missingness_odds_ratios(frame, patients, feature=X, by="g").set_index("group")
+    assert np.isnan(odds.loc["C", "odds_ratio"]) and "not estimable" in odds.loc["C", "note"]
+    assert odds.loc["B", "odds_ratio"] == pytest.approx(4.0)  # C's rows are left out
+    assert odds.attrs["n"] == 90
+
+
+@pytest.mark.parametrize(("counts", "kwargs", "match"), [
+    ({("A",): (0, 60), ("B",): (15, 30)}, {"by": "g"}, "reference group 'A'"),
+    ({("A",): (0, 60), ("B",): (0, 30)}, {"by": "g"}, "no missingness to model"),
+    ({("A",): (12, 60), ("B",): (15, 30)}, {"by": ["g", "g_copy"]}, "collinear"),
+])
+def test_odds_ratios_refuse_what_cannot_be_fitted(counts, kwargs, match):
+    frame, patients = _cells(counts, ["g"])
+    with pytest.raises(InputError, match=match):
+        missingness_odds_ratios(frame, patients.assign(g_copy=patients["g"]), feature=X, **kwargs)
+
+
+def test_fit_logistic_rejects_outcomes_that_are_not_binary():
+    with pytest.raises(ValueError, match="0 or 1"):
+        fit_logistic(pd.DataFrame({"u": [0.0, 1.0]}), [0, 2])
+
+
+# --- the HTML report and `sdoh coverage` -----------------------------------------------------
+
+def test_headline_features_picks_the_worst_covered_feature_per_view():
+    overview = pd.DataFrame({"feature": ["a__x", "b__z", "a__y", "b__w"],
+                             "missing_rate": [0.1, 0.2, 0.3, 0.2]})
+    assert headline_features(overview) == ["a__y", "b__z"]  # b: tie, first listed
+
+
+def test_report_holds_the_tables_and_embedded_figures(frame, patients):
+    page = coverage_report(frame, patients, by=["group", "payer"])
+    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 2
+    assert "Skipped attributes not in the patients table: [&#x27;payer&#x27;]" in page
+    assert "<td>0.333</td>" in page  # A's missing rate; heatmap, then the odds-ratio forest plot
+
+
+def test_coverage_command_writes_the_report(frame, patients, tmp_path):
+    frame.to_parquet(tmp_path / "frame.parquet")
+    patients.to_csv(tmp_path / "patients.csv", index=False)
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(sdoh, [
+        "coverage", "--workspace", str(tmp_path / "ws"), "--frame", str(tmp_path / "frame.parquet"),
+        "--patients", str(tmp_path / "patients.csv"), "--by", "group", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "without (no published patient geography)" in result.output
+    assert out.read_text().count("<img") == 2
+
+
+def test_coverage_command_fails_cleanly_on_a_frame_without_features(frame, patients, tmp_path):
+    frame[["patient_id", "event_timestamp"]].to_parquet(tmp_path / "frame.parquet")
+    patients.to_csv(tmp_path / "patients.csv", index=False)
+    result = CliRunner().invoke(sdoh, [
+        "coverage", "--workspace", str(tmp_path), "--frame", str(tmp_path / "frame.parquet"),
+        "--patients", str(tmp_path / "patients.csv"), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 1 and "_missing` companion" in result.output

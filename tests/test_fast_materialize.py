@@ -537,3 +537,85 @@ def test_a_redis_error_is_raised_not_hung(redis_pair, skip_dedup):
     assert fast_store.get_feature_view("patient_geography").materialization_intervals == []
     # The client is usable afterwards: another view goes through.
     assert fast_materialize(fast_store, views=["acs_state"], end=END, progress=False) == {"acs_state": 3}
+
+
+# --------------------------------------------------------------------------------------------
+# feature_repo.materialize and `sdoh materialize`: fast by default, incremental
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from ingestion.cli import sdoh
+
+    result = CliRunner().invoke(sdoh, [*args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def cli_pair(template, tmp_path, monkeypatch):
+    """Two embedded workspaces with definitions applied through the CLI: (Feast's, ours)."""
+    monkeypatch.setenv("SDOH_PROFILE", "embedded")
+    sides = []
+    for name in ("feast", "fast"):
+        ws = _workspace(template, tmp_path / name)
+        _cli("apply", "--workspace", str(ws.root))
+        sides.append((feature_store(ws), ws))
+    return sides
+
+
+def test_cli_fast_and_feast_paths_give_identical_online_values(cli_pair):
+    (feast_store, feast_ws), (fast_store, fast_ws) = cli_pair
+    feast_out = _cli("materialize", "--feast-default", "--quiet", "--workspace", str(feast_ws.root))
+    fast_out = _cli("materialize", "--quiet", "--workspace", str(fast_ws.root))
+    assert "written by Feast" in feast_out
+    assert "acs_tract                    first" in fast_out and "7 rows written" in fast_out
+    assert _sqlite_rows(fast_ws) == _sqlite_rows(feast_ws)
+    assert _online(fast_store, fast_ws) == _online(feast_store, feast_ws)
+    for store in (feast_store, fast_store):  # one recorded window per view, from 1970 to now
+        intervals = [v.materialization_intervals for v in store.list_feature_views()]
+        assert all(len(i) == 1 and i[0][0] == EPOCH for i in intervals)
+
+
+def test_a_second_run_without_new_data_writes_nothing(cli_pair):
+    _, (store, ws) = cli_pair
+    _cli("materialize", "--quiet", "--workspace", str(ws.root))
+    before = _sqlite_rows(ws)
+    out = _cli("materialize", "--quiet", "--workspace", str(ws.root))
+    assert out.count("incremental") == 4 and out.count(" 0 rows written") == 4
+    assert _sqlite_rows(ws) == before
+    assert all(len(v.materialization_intervals) == 2 for v in store.list_feature_views())
+
+
+def test_a_vintage_published_late_is_materialized_and_nothing_else(cli_pair):
+    from feature_repo import materialize
+
+    (feast_store, feast_ws), (store, ws) = cli_pair
+    for side in cli_pair:
+        materialize(side[0], progress=False)
+    # A state first published now, for the 2019 vintage (released 2020-12-10): its rows are
+    # older than the last window's end, so Feast's materialize-incremental never reads them.
+    late = acs_frame("state", {("98", 2019): 4.0})
+    for workspace in (feast_ws, ws):
+        publish(late, acs_spec("state"), workspace)
+    feast_store.materialize_incremental(end_date=dt.datetime.now(UTC))
+    done = {w.view: w for w in materialize(store, progress=False)}
+    assert done["acs_state"].reason == "files changed" and done["acs_state"].written == 4
+    assert {w.written for name, w in done.items() if name != "acs_state"} == {0}
+    row = [{"state_geoid": "98", "vintage": 2019}]
+    ours = store.get_online_features(features=["acs_state:pct_below_poverty"], entity_rows=row)
+    feasts = feast_store.get_online_features(features=["acs_state:pct_below_poverty"], entity_rows=row)
+    assert ours.to_dict()["pct_below_poverty"] == [4.0]
+    assert feasts.to_dict()["pct_below_poverty"] == [None]  # why the files are tracked
+
+
+def test_materialize_refuses_an_unknown_view(cli_pair):
+    from click.testing import CliRunner
+
+    from ingestion.cli import sdoh
+
+    _, (_, ws) = cli_pair
+    result = CliRunner().invoke(sdoh, ["materialize", "--view", "acs_nowhere", "--workspace", str(ws.root)])
+    assert result.exit_code == 1
+    assert "unknown feature views ['acs_nowhere']" in result.output

@@ -23,6 +23,7 @@ from ingestion.linking import (
     linkage_funnel,
     read_address_history,
 )
+from ingestion.zip_crosswalk import read_zip_crosswalk
 from sdoh_sources import load_catalog
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -51,7 +52,7 @@ def periods(rows: list[dict]) -> pd.DataFrame:
 # -- read_address_history -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("lines", "expected"), [
+REJECTION_CASES = [
     ([",2019-01-01,,,,,19107,,"], [(2, "patient_id", "missing_value")]),
     (["p1,,,,,,19107,,"], [(2, "valid_from", "missing_value")]),
     (["p1,2019-02-30,,,,,19107,,"], [(2, "valid_from", "unparseable_date")]),
@@ -79,7 +80,15 @@ def periods(rows: list[dict]) -> pd.DataFrame:
       "p1,2021-01-01,2023-01-01,,,,19104,,", "p1,2023-01-01,,,,,19106,,"],
      [(2, "valid_from", "overlapping_interval"), (3, "valid_from", "overlapping_interval"),
       (4, "valid_from", "overlapping_interval")]),
-])
+]
+
+
+def test_every_rejection_reason_has_a_case():
+    produced = {reason for _, expected in REJECTION_CASES for _, _, reason in expected}
+    assert produced == set(REJECT_REASONS)
+
+
+@pytest.mark.parametrize(("lines", "expected"), REJECTION_CASES)
 def test_every_rejection_reason(tmp_path, lines, expected):
     path = write_csv(tmp_path, lines)
     accepted, rejects = read_address_history(path)
@@ -87,6 +96,8 @@ def test_every_rejection_reason(tmp_path, lines, expected):
     assert list(zip(rejects["row"], rejects["field"], rejects["reason"], strict=True)) == expected
     assert (rejects["source_file"] == str(path)).all()
     assert set(rejects["reason"]) <= set(REJECT_REASONS)
+    # Each record names the file, the row, the field and what is wrong with it.
+    assert rejects["message"].str.len().gt(0).all()
     # Nothing is dropped without a record.
     data_lines = set(range(2, len(lines) + 2))
     assert set(accepted["row"]) | set(rejects["row"]) == data_lines
@@ -104,11 +115,27 @@ def test_moving_on_the_day_is_not_an_overlap(tmp_path):
     timeline = link_addresses(accepted, boundaries)
     assert timeline["valid_to"].iloc[0] == timeline["valid_from"].iloc[1]
     assert timeline["block_group_geoid_2020"].tolist() == ["420010000011", "420010000012"]
-    # An encounter on the moving day belongs to the new address: periods are half-open.
-    event = pd.Timestamp("2020-03-01", tz="UTC")
-    at_event = timeline[(timeline["valid_from"] <= event)
-                        & (timeline["valid_to"].isna() | (event < timeline["valid_to"]))]
-    assert at_event["block_group_geoid_2020"].tolist() == ["420010000012"]
+
+
+
+@pytest.mark.parametrize(("event", "expected"), [
+    ("2020-02-29T23:59:59Z", "420010000011"),  # the evening before the move: the old address
+    ("2020-03-01T00:00:00Z", "420010000012"),  # the moving day, from its first instant: new
+    ("2020-03-01T09:30:00Z", "420010000012"),  # an encounter later that day: new
+])
+def test_an_encounter_on_the_moving_day_belongs_to_the_new_address(tmp_path, event, expected):
+    # The convention: periods are half-open [valid_from, valid_to) and dates are 00:00 UTC, so
+    # the new address applies from valid_from on, the whole moving day included.
+    path = write_csv(tmp_path, [
+        "p1,2019-01-01,2020-03-01,1 Main St,,,19107,39.5,-74.5",
+        "p1,2020-03-01,,2 Oak St,,,19103,39.5,-73.5",
+    ])
+    timeline = link_addresses(read_address_history(path)[0], {
+        2020: squares({(0, 0): "420010000011", (1, 0): "420010000012"})})
+    at = pd.Timestamp(event)
+    at_event = timeline[(timeline["valid_from"] <= at)
+                        & (timeline["valid_to"].isna() | (at < timeline["valid_to"]))]
+    assert at_event["block_group_geoid_2020"].tolist() == [expected]
 
 
 def test_gzipped_csv(tmp_path):
@@ -264,12 +291,13 @@ def test_point_on_shared_vertex_gets_smallest_geoid(order):
     assert out["block_group_geoid_2020"].tolist() == ["420010000001"]
 
 
-def test_real_philadelphia_city_hall_tract():
+@pytest.mark.parametrize(("lat", "lon"), [(39.9526, -75.1635), (39.9524, -75.1636)])
+def test_real_philadelphia_city_hall_tract(lat, lon):
     if not PHL_TRACTS.is_file():
         pytest.skip(f"real Philadelphia 2020 tracts not found at {PHL_TRACTS}")
     tracts = load_boundaries(PHL_TRACTS, level="tract", boundary_year=2020)
     history = periods([
-        {"patient_id": "city_hall", "latitude": 39.9526, "longitude": -75.1635},
+        {"patient_id": "city_hall", "latitude": lat, "longitude": lon},
         {"patient_id": "new_york", "latitude": 40.7128, "longitude": -74.0060},
     ])
     out = link_addresses(history, {2020: tracts}, level="tract")
@@ -445,6 +473,120 @@ def test_link_empty_history():
     assert out.empty and tuple(out.columns) == geography_timeline_spec().column_names
 
 
+# -- ZIP fallback and ZCTAs ---------------------------------------------------------------------
+
+UDS_2020 = """ZIP_CODE,PO_NAME,STATE,ZIP_TYPE,ZCTA,zip_join_type
+19107,Philadelphia,PA,ZIP Code Area,19107,ZIP Matches ZCTA
+19101,Philadelphia,PA,Post Office or large volume customer,19104,Spatial join to ZCTA
+96939,Ngerulmud,PW,ZIP Code Area,No ZCTA,"territory ZIP, no ZCTA available"
+"""
+
+
+@pytest.fixture
+def uds(tmp_path):
+    path = tmp_path / "ZIPCodetoZCTACrosswalk2020UDS.csv"
+    path.write_text(UDS_2020, encoding="utf-8")
+    return read_zip_crosswalk(path, boundary_year=2020)
+
+
+@pytest.mark.parametrize(("row", "missing", "precision", "method", "zcta", "join_type"), [
+    ({"zip": "19107"}, "zip_only", "zcta", "zip_crosswalk", "19107", "zip_matches_zcta"),
+    ({"zip": "19107-1234", "city": "Philadelphia"}, "zip_only", "zcta", "zip_crosswalk", "19107",
+     "zip_matches_zcta"),
+    ({"street": "1 Main St", "zip": "19107"}, "geocode_failed", "zcta", "zip_crosswalk", "19107",
+     "zip_matches_zcta"),
+    ({"zip": "99999"}, "zip_not_in_crosswalk", "zip", "none", None, None),
+    ({"zip": "96939"}, "zip_has_no_zcta", "zip", "none", None, "no_zcta"),
+    ({"zip": "12AB"}, "invalid_zip", "zip", "none", None, None),
+    ({"street": "PO Box 7", "zip": "19107"}, "po_box", "none", "none", None, None),
+    ({"street": "1 Main St", "zip": "19107", "latitude": 39.5, "longitude": -74.5},
+     None, "coordinate", "point_in_polygon", None, None),
+])
+def test_zip_fallback_outcomes(uds, row, missing, precision, method, zcta, join_type):
+    history = periods([{"patient_id": "p1", **row}])
+    got = link_addresses(history, {2020: squares({(0, 0): "420010000011"})},
+                         zip_crosswalk=uds).iloc[0]
+    assert (None if pd.isna(got["link_missing"]) else got["link_missing"]) == missing
+    assert (got["precision"], got["link_method"]) == (precision, method)
+    assert (None if pd.isna(got["zcta_geoid_2020"]) else got["zcta_geoid_2020"]) == zcta
+    assert (None if pd.isna(got["zip_join_type"]) else got["zip_join_type"]) == join_type
+    assert pd.isna(got["zcta_geoid_2010"])
+    if method == "zip_crosswalk":
+        # A ZIP-only link never reaches block-group, tract or county precision.
+        assert got[["block_group_geoid_2020", "tract_geoid_2020", "county_geoid_2020"]] \
+            .isna().all()
+        assert got["zip_crosswalk_vintage"] == "2020"
+
+
+def test_a_po_box_zip_is_linked_and_flagged_nonresidential(uds):
+    history = periods([{"patient_id": "p1", "zip": "19101"}, {"patient_id": "p2", "zip": "19107"}])
+    out = link_addresses(history, {2020: squares({(0, 0): "420010000011"})}, zip_crosswalk=uds)
+    assert out["zcta_geoid_2020"].tolist() == ["19104", "19107"]
+    assert out["zip_join_type"].tolist() == ["spatial_join_to_zcta", "zip_matches_zcta"]
+    assert out["nonresidential_zip"].tolist() == [True, False]
+    assert str(out["nonresidential_zip"].dtype) == "bool"
+
+
+def test_hud_county_crosswalk_gives_county_precision_with_its_ratio(tmp_path):
+    path = tmp_path / "ZIP_COUNTY_122023.csv"
+    path.write_text("ZIP,COUNTY,RES_RATIO,BUS_RATIO,OTH_RATIO,TOT_RATIO\n"
+                    "19107,42101,0.9,0.9,0.9,0.9\n19107,42045,0.1,0.1,0.1,0.1\n")
+    history = periods([{"patient_id": "p1", "zip": "19107"}])
+    got = link_addresses(history, {2020: squares({(0, 0): "420010000011"})},
+                         zip_crosswalk=read_zip_crosswalk(path)).iloc[0]
+    assert (got["county_geoid_2020"], got["precision"], got["link_method"]) == (
+        "42101", "county", "zip_crosswalk")
+    assert pd.isna(got["tract_geoid_2020"]) and pd.isna(got["zcta_geoid_2020"])
+    assert (got["zip_join_type"], got["zip_link_ratio"]) == ("hud_max_res_ratio", 0.9)
+    assert got["zip_crosswalk_vintage"] == "2023-12"
+
+
+@pytest.mark.parametrize(("name", "text", "year", "match"), [
+    ("ZIP_TRACT_122023.csv", "ZIP,TRACT,RES_RATIO,BUS_RATIO,OTH_RATIO,TOT_RATIO\n"
+     "19107,42101000500,1,1,1,1\n", None, "would give ZIP-only patients tract precision"),
+    ("ZIPCodetoZCTACrosswalk2020UDS.csv", UDS_2020, None,
+     r"boundary_year=2010 or 2020\), or pass --zip-crosswalk-year"),
+])
+def test_zip_crosswalks_the_timeline_cannot_use(tmp_path, name, text, year, match):
+    path = tmp_path / name
+    path.write_text(text)
+    history = periods([{"patient_id": "p1", "zip": "19107"}])
+    with pytest.raises(LinkageError, match=match):
+        link_addresses(history, {2020: squares({(0, 0): "420010000011"})},
+                       zip_crosswalk=read_zip_crosswalk(path, boundary_year=year))
+
+
+def test_zcta_boundaries_give_points_their_zcta():
+    zctas = gpd.GeoDataFrame({"geoid": ["19107", "19103"]}, crs=4269,
+                             geometry=[shapely.box(-75, 39, -74.5, 40),
+                                       shapely.box(-74.5, 39, -74, 40)])
+    history = periods([
+        {"patient_id": "p1", "latitude": 39.5, "longitude": -74.75},
+        {"patient_id": "p2", "latitude": 39.5, "longitude": -74.25},
+        {"patient_id": "p3", "zip": "19107"},
+    ])
+    out = link_addresses(history, {2020: squares({(0, 0): "420010000011"})},
+                         zcta_boundaries={2010: zctas})
+    assert out["zcta_geoid_2010"].tolist()[:2] == ["19107", "19103"]
+    assert pd.isna(out["zcta_geoid_2010"].iloc[2])  # no crosswalk: a ZIP alone gives nothing
+    assert out["zcta_geoid_2020"].isna().all()
+    assert out["block_group_geoid_2020"].tolist()[:2] == ["420010000011"] * 2
+
+
+def test_a_failed_geocoder_batch_is_its_own_reason():
+    history = periods([
+        {"patient_id": "p1", "street": "1 Main St", "geocode_missing": "geocoder_unavailable"},
+        {"patient_id": "p2", "street": "2 Main St", "geocode_missing": "geocode_failed"},
+    ])
+    out = link_addresses(history, {2020: squares({(0, 0): "420010000011"})})
+    assert out["link_missing"].tolist() == ["geocoder_unavailable", "geocode_failed"]
+
+
+def test_timeline_patient_ids_are_raw_until_pseudonymized():
+    out = link_addresses(periods([{"patient_id": "p1"}]), {2020: squares({(0, 0): "420010000011"})})
+    assert out["patient_id_scheme"].tolist() == ["raw"]
+
+
 # -- linkage_funnel and catalog -----------------------------------------------------------------
 
 
@@ -460,18 +602,34 @@ def test_linkage_funnel_counts_periods_and_patients():
     timeline = link_addresses(history, {2020: squares({(0, 0): "420010000011"})})
     funnel = linkage_funnel(timeline).set_index("outcome")
     assert list(funnel.index) == ["all", "linked", *LINK_MISSING_REASONS]
+    none = dict.fromkeys(LINK_MISSING_REASONS, 0)
     assert funnel["address_periods"].to_dict() == {
-        "all": 6, "linked": 2, "po_box": 1, "zip_only": 2, "geocode_failed": 1,
-        "no_coordinates": 0, "outside_boundaries": 0}
+        **none, "all": 6, "linked": 2, "po_box": 1, "zip_only": 2, "geocode_failed": 1}
     assert funnel["patients"].to_dict() == {
-        "all": 4, "linked": 2, "po_box": 1, "zip_only": 2, "geocode_failed": 1,
-        "no_coordinates": 0, "outside_boundaries": 0}
+        **none, "all": 4, "linked": 2, "po_box": 1, "zip_only": 2, "geocode_failed": 1}
     assert funnel.loc["linked", "share_of_periods"] == pytest.approx(2 / 6)
+    assert funnel["zip_fallback"].eq(0).all()
+
+
+def test_linkage_funnel_counts_zip_fallbacks(uds):
+    history = periods([
+        {"patient_id": "p1", "zip": "19107"},
+        {"patient_id": "p2", "street": "1 Main St", "zip": "19107"},
+        {"patient_id": "p3", "zip": "99999"},
+    ])
+    timeline = link_addresses(history, {2020: squares({(0, 0): "420010000011"})},
+                              zip_crosswalk=uds)
+    funnel = linkage_funnel(timeline).set_index("outcome")
+    assert funnel.loc[["all", "zip_only", "geocode_failed", "zip_not_in_crosswalk"],
+                      "zip_fallback"].tolist() == [2, 1, 1, 0]
+    assert funnel.loc["zip_not_in_crosswalk", "address_periods"] == 1
 
 
 @pytest.mark.parametrize(("timeline", "match"), [
-    (pd.DataFrame({"patient_id": ["p1"]}), r"lacks column\(s\) \['link_missing'\]"),
-    (pd.DataFrame({"patient_id": ["p1"], "link_missing": ["lost"]}), "unknown link_missing"),
+    (pd.DataFrame({"patient_id": ["p1"]}),
+     r"lacks column\(s\) \['link_missing', 'link_method'\]"),
+    (pd.DataFrame({"patient_id": ["p1"], "link_missing": ["lost"], "link_method": ["none"]}),
+     "unknown link_missing"),
 ])
 def test_linkage_funnel_refuses_other_frames(timeline, match):
     with pytest.raises(LinkageError, match=match):

@@ -17,6 +17,9 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 COVERAGE = NOTEBOOKS / "coverage_gaps.ipynb"
+FAIRNESS = NOTEBOOKS / "fairness_audit.ipynb"
+CHARTS = {COVERAGE: ["ci-chart", "heatmap", "map"], FAIRNESS: ["calibration-chart", "drift-chart"]}
+CHART_CELLS = [(path, tag) for path, tags in CHARTS.items() for tag in tags]
 BACKEND_PROBE = """\
 import matplotlib, matplotlib.pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -54,44 +57,67 @@ def _errors(nb: nbformat.NotebookNode) -> list[str]:
             if cell.cell_type == "code" for out in cell.outputs if out.output_type == "error"]
 
 
+def _text(cell: nbformat.NotebookNode) -> str:
+    return "".join(out.get("text", "") + out.get("data", {}).get("text/markdown", "")
+                   for out in cell.get("outputs", []))
+
+
 @pytest.fixture(scope="module")
-def executed(demo_run, tmp_path_factory):
-    """coverage_gaps.ipynb executed on the session's demo workspace, as a temporary copy."""
+def execute(demo_run, tmp_path_factory):
+    """Run a notebook on the session's demo workspace, once, as a temporary copy."""
     workspace, _ = demo_run
-    folder = tmp_path_factory.mktemp("notebook")
-    nb = nbformat.read(COVERAGE, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(BACKEND_PROBE, metadata={"tags": ["probe"]}))
-    env = {**os.environ, "SDOH_WORKSPACE": str(workspace.root),
-           "MPLBACKEND": "Agg"}  # as on CI: the notebook must still render its figures
-    client = NotebookClient(nb, km=_kernel_manager(folder), kernel_name="python3", timeout=300,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
-    client.execute(env=env)
-    nbformat.write(nb, folder / COVERAGE.name)  # for inspection; the repository copy is untouched
-    return nb
+    done = {}
+
+    def run(path: Path) -> nbformat.NotebookNode:
+        if path not in done:
+            folder = tmp_path_factory.mktemp(path.stem)
+            nb = nbformat.read(path, as_version=4)
+            nb.cells.append(nbformat.v4.new_code_cell(BACKEND_PROBE, metadata={"tags": ["probe"]}))
+            env = {**os.environ, "SDOH_WORKSPACE": str(workspace.root),
+                   "MPLBACKEND": "Agg"}  # as on CI: the notebook must still render its figures
+            client = NotebookClient(nb, km=_kernel_manager(folder), kernel_name="python3",
+                                    timeout=300, resources={"metadata": {"path": str(NOTEBOOKS)}})
+            client.execute(env=env)
+            nbformat.write(nb, folder / path.name)  # for inspection; the repository copy is untouched
+            done[path] = nb
+        return done[path]
+
+    return run
 
 
 @pytest.mark.slow
-def test_coverage_notebook_runs_without_errors(executed):
-    assert _errors(executed) == []
+@pytest.mark.parametrize("path", list(CHARTS), ids=lambda p: p.stem)
+def test_notebook_runs_without_errors(execute, path):
+    assert _errors(execute(path)) == []
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tag", ["ci-chart", "map"])
-def test_coverage_notebook_renders_the_chart_and_map(executed, tag):
-    assert _images(_tagged(executed, tag)) == 1
+@pytest.mark.parametrize(("path", "tag"), CHART_CELLS, ids=lambda v: getattr(v, "stem", v))
+def test_notebook_renders_its_charts_and_maps(execute, path, tag):
+    assert _images(_tagged(execute(path), tag)) == 1
 
 
 @pytest.mark.slow
-def test_kernel_draws_with_a_non_interactive_agg_backend(executed):
-    (output,) = _tagged(executed, "probe").outputs
+def test_one_cell_answers(execute):
+    adi = _text(_tagged(execute(COVERAGE), "adi-answer"))
+    assert "**race_ethnicity**" in adi and "times the reference" in adi
+    drift = _text(_tagged(execute(FAIRNESS), "drift"))
+    assert drift.startswith("equalized_odds_difference ") and " from 0." in drift
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", list(CHARTS), ids=lambda p: p.stem)
+def test_kernel_draws_with_a_non_interactive_agg_backend(execute, path):
+    (output,) = _tagged(execute(path), "probe").outputs
     backend, agg = output["text"].split()
     assert agg == "True"
     assert backend.lower() in {"inline", "module://matplotlib_inline.backend_inline", "agg"}
 
 
-def test_repository_copy_is_saved_with_its_figures():
-    nb = nbformat.read(COVERAGE, as_version=4)
+@pytest.mark.parametrize("path", list(CHARTS), ids=lambda p: p.stem)
+def test_repository_copy_is_saved_with_its_figures(path):
+    nb = nbformat.read(path, as_version=4)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     assert _errors(nb) == []
     assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
-    assert _images(_tagged(nb, "ci-chart")) == 1 and _images(_tagged(nb, "map")) == 1
+    assert all(_images(_tagged(nb, tag)) == 1 for tag in CHARTS[path])

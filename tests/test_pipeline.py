@@ -44,6 +44,8 @@ def test_summary_counts_match_the_generated_region(demo_run):
     m = manifest(workspace)
     assert summary.rows_ingested["acs 2019 block_group"] == m["geography"]["block_groups"]["2010"]
     assert summary.rows_ingested["acs 2021 block_group"] == m["geography"]["block_groups"]["2020"]
+    assert summary.rows_ingested["svi 2020 tract"] == m["geography"]["tracts"]["2020"]
+    assert summary.rows_ingested["adi computed 2021"] == m["geography"]["block_groups"]["2020"]
     funnel = summary.funnel.set_index("outcome")
     history = m["patients"]["address_history"]
     assert funnel.loc["all", "address_periods"] == history["rows"]
@@ -57,6 +59,8 @@ def test_summary_counts_match_the_generated_region(demo_run):
     ("acs_tract", "tract", "pct_below_poverty"),
     ("acs_block_group", "block_group", "median_household_income"),
     ("adi_block_group", "block_group", "adi_national_rank"),
+    ("svi_tract_state", "tract", "svi_state_rpl_themes"),
+    ("adi_acs_block_group_state", "block_group", "adi_acs_state_percentile"),
 ])
 def test_training_frame_matches_independent_reference(demo_run, view, level, feature):
     workspace, summary = demo_run

@@ -73,3 +73,30 @@ def test_training_frame_with_sql_registry_matches_the_embedded_profile(productio
     apply_definitions(embedded, embedded_ws)
     expected = training_frame(events, store=embedded, workspace=embedded_ws)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_online_lookup_reads_redis_in_one_round_trip_per_hop(production):
+    from feature_repo import OnlineLookup
+    from feature_repo.online import RedisReader, StoreReader
+
+    store, ws, _ = production
+    at = pd.Timestamp("2022-07-01", tz="UTC").to_pydatetime()
+    lookup = OnlineLookup(store, ws)
+    assert isinstance(lookup.reader, RedisReader)
+    ids = ["A", "B", "C", "D"]
+    got = lookup.frame(lookup.patients(ids, at=at))
+    pd.testing.assert_frame_equal(got, online_features(ids, store=store, workspace=ws, at=at),
+                                  check_dtype=False)
+    lookup.reader = StoreReader(store)  # Feast's own online_read, view by view
+    pd.testing.assert_frame_equal(lookup.frame(lookup.patients(ids, at=at)), got)
+
+
+def test_feature_server_on_redis_and_postgres(production):
+    from test_server import call, check_patients
+
+    from feature_repo.server import create_app, running
+
+    store, ws, _ = production
+    with running(create_app(store, ws)) as url:
+        assert call(url, "/health") == (200, {"status": "ok", "registry": "ok", "online_store": "ok"})
+        check_patients(url)

@@ -68,6 +68,10 @@ def test_publish_acs_dtypes(ws, context):
     assert schema.field("pct_crowded").type == pa.float64()
     assert schema.field("release_ts").type == pa.timestamp("us", tz="UTC")
     assert schema.field("tract_geoid").type == pa.string()
+    # Every value present: the missing-reason column is all null, and still typed as text, so
+    # partitions with and without reasons read together.
+    assert df["pct_crowded_missing"].isna().all()
+    assert schema.field("pct_crowded_missing").type == pa.string()
 
 
 def _break_percent(df: pd.DataFrame) -> pd.DataFrame:

@@ -32,6 +32,7 @@ CASES = [
     ("C", "2020-12-15T00:00:00Z", 10.0, None, "address still valid"),
     ("C", "2021-06-01T00:00:00Z", None, "no_address_at_event", "address period ended"),
     ("D", "2022-06-01T00:00:00Z", None, "no_address_at_event", "no address history"),
+    ("E", "2022-06-01T00:00:00Z", None, "zip_only", "a ZIP never gives a tract"),
 ]
 
 
@@ -103,3 +104,27 @@ def test_online_lookup_before_the_move(served):
     row = online_features(["A"], store=store, workspace=ws, at=at).iloc[0]
     assert row["acs_tract__vintage"] == 2020
     assert row["acs_tract__pct_below_poverty"] == 6.0
+
+
+@pytest.mark.parametrize(("patient", "at", "value", "reason"), [
+    ("E", "2020-06-01", None, "not_yet_released"),
+    ("E", "2021-01-01", 40.0, None),   # 2019 vintage on 2010 ZCTAs
+    ("E", "2023-01-01", 42.0, None),
+    ("A", "2023-01-01", None, "level_not_linked"),  # linked by a point, without ZCTA polygons
+    ("B", "2023-01-01", None, "po_box"),
+])
+def test_zip_only_patients_get_zcta_features_and_nothing_finer(served, patient, at, value, reason):
+    store, ws = served
+    events = pd.DataFrame({"patient_id": [patient], "event_timestamp": [at]})
+    row = training_frame(events, store=store, workspace=ws).iloc[0]
+    online = online_features([patient], store=store, workspace=ws,
+                             at=pd.Timestamp(at, tz="UTC").to_pydatetime()).iloc[0]
+    for got in (row, online):
+        assert (None if pd.isna(got["acs_zcta__pct_below_poverty"]) else
+                got["acs_zcta__pct_below_poverty"]) == value
+        missing = got["acs_zcta__pct_below_poverty_missing"]
+        assert (None if pd.isna(missing) else missing) == reason
+    if patient == "E" and value is not None:
+        assert row["acs_zcta__geoid"] == "99101"
+        assert row["acs_tract__pct_below_poverty_missing"] == "zip_only"
+        assert online["acs_tract__pct_below_poverty_missing"] == "zip_only"

@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -621,11 +622,15 @@ def test_the_cache_folder_comes_from_the_argument_or_the_environment(server, tmp
     assert path == tmp_path / "env" / "127.0.0.1" / "geo" / "tiger" / DE_2020
 
 
-def test_a_2010_cartographic_file_warns_that_load_boundaries_cannot_read_it(server, tmp_path):
-    with pytest.warns(UserWarning, match=r"GEO_ID"):
+def test_a_2010_cartographic_file_downloads_without_a_warning_and_loads(server, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the catalog no longer says load_boundaries cannot read it
         [path] = fetch(server, tmp_path, "county", 2010, None, kind="cb", resolution="20m")
     assert path.name == "gz_2010_us_050_00_20m.zip"
-    assert read_manifest(path)["geoid_field"] == "GEO_ID"
+    manifest = read_manifest(path)
+    assert (manifest["geoid_field"], manifest["boundary_vintage"]) == ("GEO_ID", 2010)
+    counties = load_boundaries(path, level="county", boundary_year=2010)
+    assert counties["geoid"].tolist() == ["10001", "10003"]  # GEO_ID after its '0500000US'
 
 
 @pytest.mark.parametrize(("options", "error", "match"), [

@@ -11,10 +11,15 @@ import sys
 import click
 
 from ingestion.cli._common import SdohGroup
+from ingestion.cli.boundaries import boundaries
+from ingestion.cli.catalog import catalog
+from ingestion.cli.coverage import coverage
+from ingestion.cli.datasheet import datasheet
 from ingestion.cli.demo import demo
+from ingestion.cli.fairness import fairness_check
 from ingestion.cli.ingest import ingest
 from ingestion.cli.link import link
-from ingestion.cli.serve import apply, materialize, online, training_frame
+from ingestion.cli.serve import apply, materialize, online, serve, training_frame
 
 
 @click.group(cls=SdohGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,7 +41,8 @@ def sdoh(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-for command in (demo, ingest, link, apply, materialize, training_frame, online):
+for command in (demo, ingest, boundaries, link, apply, materialize, training_frame, online, serve,
+                catalog, datasheet, coverage, fairness_check):
     sdoh.add_command(command)
 
 

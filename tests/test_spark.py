@@ -1,0 +1,236 @@
+"""The Spark profile and the Spark jobs give the values of the embedded profile and local path.
+
+One SparkSession serves the whole run (session fixture, configured as the profile configures
+it); the demo region is the data. Redis backs the profile's online store: its tests skip when
+Redis is down, or fail with SDOH_REQUIRE_SERVICES=1.
+"""
+
+import json
+import shutil
+import uuid
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+import yaml
+from conftest import require_service
+
+pytest.importorskip("pyspark")
+
+from feast import FeatureService  # noqa: E402
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource  # noqa: E402
+from pyspark import SparkConf  # noqa: E402
+from pyspark.sql import DataFrame, SparkSession  # noqa: E402
+
+from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame  # noqa: E402
+from feature_repo.data_sources import published_source  # noqa: E402
+from feature_repo.spark import spark_training_frame, write_training_frame  # noqa: E402
+from feature_repo.store import render_profile  # noqa: E402
+from ingestion.adi_compute import _group_quarters_inputs, adi_variables, compute_adi  # noqa: E402
+from ingestion.boundaries import load_boundary_set  # noqa: E402
+from ingestion.census_api import CensusClient, get_acs  # noqa: E402
+from ingestion.datasets import geography_timeline_spec  # noqa: E402
+from ingestion.linking import link_addresses, read_address_history  # noqa: E402
+from ingestion.replay import CensusReplayServer  # noqa: E402
+from ingestion.spark_jobs import compute_adi_spark, compute_svi_spark, link_addresses_spark  # noqa: E402
+from ingestion.svi import compute_svi, svi_variables  # noqa: E402
+from ingestion.workspace import Workspace  # noqa: E402
+
+pytestmark = pytest.mark.spark
+REDIS_DB = 14  # a database of its own (the production profile's tests use 15), flushed here
+SERVICE = "spark_check_v1"  # a small service: tract ACS (boundary vintage moves) and county SVI
+AT = pd.Timestamp("2023-06-01", tz="UTC").to_pydatetime()
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """The run's one SparkSession, with the spark profile's spark_conf (Feast reuses it)."""
+    text = render_profile(Workspace(tmp_path_factory.mktemp("conf")), "spark")
+    conf = yaml.safe_load(text)["offline_store"]["spark_conf"]
+    session = SparkSession.builder.config(conf=SparkConf().setAll(list(conf.items()))).getOrCreate()
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run):
+    """The demo workspace and its region's manifest."""
+    ws, _ = demo_run
+    root = ws.raw / "demo_region"
+    return ws, root, json.loads((root / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def events(demo):
+    _, root, manifest = demo
+    return pd.read_csv(root / manifest["patients"]["encounters"]["path"], dtype={"patient_id": str})
+
+
+def _copy_published(demo_ws: Workspace, ws: Workspace) -> Workspace:
+    shutil.copytree(demo_ws.root / "published", ws.root / "published")
+    return ws
+
+
+def _with_small_service(store) -> None:
+    tract, county = store.get_feature_view("acs_tract"), store.get_feature_view("svi_county_state")
+    store.apply([FeatureService(name=SERVICE, features=[
+        tract[["pct_below_poverty", "median_household_income"]], county[["svi_state_rpl_themes"]]])])
+
+
+@pytest.fixture(scope="module")
+def embedded(demo, tmp_path_factory):
+    """The embedded profile on a copy of the demo's published data (SQLite online store)."""
+    ws = _copy_published(demo[0], Workspace(tmp_path_factory.mktemp("embedded")))
+    store = feature_store(ws, profile="embedded")
+    apply_definitions(store, ws)
+    _with_small_service(store)
+    materialize(store, end=AT, progress=False)
+    return store, ws
+
+
+@pytest.fixture(scope="module")
+def on_spark(demo, embedded, spark, tmp_path_factory):
+    """The spark profile on another copy: Spark offline store, Redis online store."""
+    require_service("redis")
+    ws = _copy_published(demo[0], Workspace(tmp_path_factory.mktemp("spark")))
+    settings = {"SDOH_PROFILE": "spark", "SDOH_PROJECT": f"sdoh_spark_{uuid.uuid4().hex[:8]}",
+                "SDOH_REDIS": f"127.0.0.1:6379,db={REDIS_DB}"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        store = feature_store(ws, profile="spark")
+        apply_definitions(store, ws)
+        _with_small_service(store)
+        yield store, ws
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+
+
+@pytest.fixture(scope="module")
+def expected(embedded, events):
+    store, ws = embedded
+    return training_frame(events, store=store, workspace=ws, feature_service=SERVICE)
+
+
+def test_profile_renders_spark_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDOH_SPARK_MASTER", "spark://head:7077")
+    text = render_profile(Workspace(tmp_path), "spark")
+    config = yaml.safe_load(text)
+    assert config["offline_store"]["type"] == "spark"
+    assert config["offline_store"]["spark_conf"]["spark.master"] == "spark://head:7077"
+    assert config["offline_store"]["spark_conf"]["spark.sql.session.timeZone"] == "UTC"
+    assert config["online_store"]["type"] == "redis"
+
+
+def test_sources_switch_with_the_profile(tmp_path, monkeypatch):
+    spec, ws = geography_timeline_spec(), Workspace(tmp_path)
+    assert not isinstance(published_source(spec, ws), SparkSource)
+    monkeypatch.setenv("SDOH_PROFILE", "spark")
+    source = published_source(spec, ws)
+    assert isinstance(source, SparkSource) and source.path.endswith("patient_geography/*.parquet")
+
+
+def test_training_frame_matches_the_embedded_profile(on_spark, expected, events):
+    store, ws = on_spark
+    got = training_frame(events, store=store, workspace=ws, feature_service=SERVICE)
+    pd.testing.assert_frame_equal(got, expected)
+    # Both boundary vintages were read: 2019 on 2010 tracts, 2020 on (other) 2020 tracts.
+    assert {2019, 2020, 2021} <= set(got["acs_tract__vintage"].dropna())
+
+
+def _as_expected(frame: pd.DataFrame, expected: pd.DataFrame) -> pd.DataFrame:
+    """Spark's pandas frame in the pandas path's dtypes (Spark: naive UTC, float for Int64).
+
+    Text columns hold None where Spark's is null and NaN in pandas' own: both null is equal.
+    """
+    frame = frame.assign(event_timestamp=frame["event_timestamp"].dt.tz_localize("UTC"))
+    frame = frame.astype(expected.dtypes.to_dict())
+    text = [c for c, kind in expected.dtypes.items() if kind == np.dtype(object)]
+    both_null = {c: frame[c].isna() & expected[c].isna() for c in text}
+    return frame.assign(**{c: frame[c].mask(null, expected[c]) for c, null in both_null.items()})
+
+
+def test_spark_frame_stays_in_spark_and_writes_the_same_values(on_spark, expected, events, spark,
+                                                                tmp_path):
+    store, ws = on_spark
+    as_spark = spark.createDataFrame(events)  # timestamps as text, parsed by Spark
+    frame = spark_training_frame(as_spark, store=store, workspace=ws, feature_service=SERVICE)
+    assert isinstance(frame, DataFrame)
+    path = write_training_frame(events, tmp_path / "frame.parquet", store=store, workspace=ws,
+                                feature_service=SERVICE)
+    written = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(_as_expected(written, expected), expected)
+    pd.testing.assert_frame_equal(_as_expected(frame.toPandas(), expected), expected)
+
+
+def test_online_lookup_from_redis_matches_sqlite(on_spark, embedded):
+    store, ws = on_spark
+    # Feast's own materialization, reading through Spark (fast_materialize takes FileSources).
+    materialize(store, views=["patient_geography", "acs_tract", "svi_county_state"], end=AT,
+                feast_default=True, progress=False)
+    patients = ["P000001", "P000002", "P000003"]
+    got = online_features(patients, store=store, workspace=ws, feature_service=SERVICE, at=AT)
+    sqlite_store, sqlite_ws = embedded
+    pd.testing.assert_frame_equal(got, online_features(patients, store=sqlite_store, workspace=sqlite_ws,
+                                                       feature_service=SERVICE, at=AT))
+    assert got["acs_tract__pct_below_poverty"].notna().any()
+
+
+def test_linking_on_spark_matches_the_local_path(demo, spark):
+    _, root, manifest = demo
+    accepted, _ = read_address_history(root / manifest["patients"]["address_history"]["path"])
+    boundaries = load_boundary_set({int(y): root / e["path"] for y, e in manifest["tiger"].items()})
+    local = link_addresses(accepted, boundaries)
+    got = link_addresses_spark(spark.createDataFrame(accepted), boundaries, buckets=3).toPandas()
+    got = got.sort_values(["patient_id", "valid_from"], ignore_index=True)
+    for column in ("valid_from", "valid_to"):
+        got[column] = got[column].dt.tz_localize("UTC").astype(local[column].dtype)
+    pd.testing.assert_frame_equal(got.astype(local.dtypes.to_dict()), local)
+
+
+def _two_states(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The demo state and a copy ("98") whose areas hold the values of their neighbours."""
+    values = [c for c in inputs.columns if c != "GEOID"]
+    copy = inputs.assign(GEOID="98" + inputs["GEOID"].str[2:])
+    copy[values] = np.roll(inputs[values].to_numpy(), 1, axis=0)
+    return pd.concat([inputs, copy], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def index_inputs(demo):
+    """The demo's SVI (tract) and ADI (block group) inputs, through the real client, two states."""
+    _, root, manifest = demo
+    state = manifest["state_fips"]
+    release = manifest["index_inputs"]["svi"]["releases"][0]
+    vintage = manifest["index_inputs"]["adi_computed"]["vintages"][0]
+    with CensusReplayServer(root / "census_api") as server:
+        client = CensusClient(base_url=server.base_url)
+        svi = get_acs("tract", sorted({v[:-1] for v in svi_variables(release)}), release, state,
+                      client=client, output="wide")
+        adi = get_acs("block group", sorted({v[:-1] for v in adi_variables(vintage)}), vintage, state,
+                      client=client, output="wide")
+        adi = adi.merge(_group_quarters_inputs(vintage, state, client), on="GEOID", how="left")
+    return (_two_states(svi), release), (_two_states(adi), vintage)
+
+
+def _same_rows(got: DataFrame, local: pd.DataFrame) -> None:
+    got = got.toPandas().sort_values("GEOID", ignore_index=True)
+    local = local.sort_values("GEOID", ignore_index=True)
+    pd.testing.assert_frame_equal(got.astype(local.dtypes.to_dict()), local, check_dtype=False)
+
+
+@pytest.mark.parametrize("reference", ["state", "nation"])
+def test_svi_on_spark_matches_the_local_path(index_inputs, spark, reference):
+    (inputs, release), _ = index_inputs
+    local = compute_svi(inputs, release=release, reference=reference)
+    _same_rows(compute_svi_spark(spark.createDataFrame(inputs), release=release, reference=reference), local)
+
+
+@pytest.mark.parametrize("reference", ["state", "nation"])
+def test_adi_on_spark_matches_the_local_path(index_inputs, spark, reference):
+    _, (inputs, vintage) = index_inputs
+    with warnings.catch_warnings():  # the demo's states are small reference areas
+        warnings.simplefilter("ignore", UserWarning)
+        local = compute_adi(inputs, vintage=vintage, reference=reference)
+    _same_rows(compute_adi_spark(spark.createDataFrame(inputs), vintage=vintage, reference=reference), local)
