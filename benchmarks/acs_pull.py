@@ -45,6 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks import harness
 from ingestion.census_api import CensusClient, acs_dataset, get_acs
 from ingestion.replay import CensusReplayServer
 from sdoh_sources import load_catalog
@@ -182,25 +183,22 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def table(rows: list[Row], workers: int) -> str:
-    head = ("| level | geographies | variables by dataset | requests | minimum (50-variable "
-            f"limit) | cold, 1 worker | cold, {workers} workers | cached rerun | "
-            "cached rerun requests |")
-    lines = [head, "|" + "---|" * 9]
-    for r in rows:
-        names = ", ".join(f"{d.removeprefix('acs/acs5').lstrip('/') or 'detailed'} {n}"
-                          for d, n in r.variables.items())
-        lines.append(f"| {r.level} | {r.geographies:,} | {names} | {r.requests[1]} | {r.minimum} "
-                     f"| {r.seconds[0]:.2f} s | {r.seconds[1]:.2f} s | {r.seconds[2]:.2f} s "
-                     f"| {r.requests[2]} |")
-    return "\n".join(lines)
+    cells = [[r.level, f"{r.geographies:,}",
+              ", ".join(f"{d.removeprefix('acs/acs5').lstrip('/') or 'detailed'} {n}"
+                        for d, n in r.variables.items()),
+              r.requests[1], r.minimum, f"{r.seconds[0]:.2f} s", f"{r.seconds[1]:.2f} s",
+              f"{r.seconds[2]:.2f} s", r.requests[2]] for r in rows]
+    return harness.markdown_table(
+        ["level", "geographies", "variables by dataset", "requests",
+         "minimum (50-variable limit)", "cold, 1 worker", f"cold, {workers} workers",
+         "cached rerun", "cached rerun requests"], cells, align="l" * 9)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.acs_pull",
-        description="Time get_acs pulling the ACS catalog from a local replay server, cold "
-                    "and from the cache.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        "benchmarks.acs_pull",
+        "Time get_acs pulling the ACS catalog from a local replay server, cold and from the "
+        "cache.", EXAMPLE)
     parser.add_argument("--counties", type=int, default=40, help="counties (default 40)")
     parser.add_argument("--tracts", type=int, default=25, help="tracts per county (default 25)")
     parser.add_argument("--block-groups", type=int, default=3,

@@ -43,8 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,11 +54,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.training_frame import _cpu_busy_s, _peak_rss_mib, _rss_now_mib
+from benchmarks import harness
 
-REPO = Path(__file__).resolve().parents[1]
 GENERATOR_VERSION = 2
-MARKER = "benchmark_params.json"
 EXTENT = (-80.0, 35.0, -70.0, 45.0)  # min lon, min lat, max lon, max lat
 MARGIN = 0.1  # degrees of box around EXTENT where points fall outside every polygon
 SHARE_ON_VERTEX = 0.01  # of the points, on 2010 grid corners and again on 2020 bend points
@@ -235,19 +231,10 @@ def address_history(lon: np.ndarray, lat: np.ndarray, *, rng: np.random.Generato
 
 def prepare(params: Params, workdir: Path) -> dict[str, Any]:
     """Generate and write the data unless ``workdir`` already holds it."""
-    marker = workdir / MARKER
-    if marker.exists():
-        saved = json.loads(marker.read_text())
-        if saved.get("params") == asdict(params) and saved.get("prep"):
-            print(f"reusing the data in {workdir} (same parameters)")
-            return saved["prep"]
-        print(f"parameters changed or an earlier run stopped half-way: regenerating {workdir}")
-        shutil.rmtree(workdir)
-    elif workdir.exists() and any(workdir.iterdir()):
-        raise SystemExit(f"{workdir} exists, is not empty and has no {MARKER}: "
-                         "not a benchmark workdir; pass another --workdir")
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"params": asdict(params), "prep": None}, indent=2))
+    return harness.reuse_or_generate(workdir, params, lambda: _generate(params, workdir))
+
+
+def _generate(params: Params, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     rng = np.random.default_rng(params.seed)
     frame_2010, corners, _ = block_groups(params.block_groups, year=2010, rng=rng,
@@ -265,7 +252,6 @@ def prepare(params: Params, workdir: Path) -> dict[str, Any]:
     history.to_parquet(_history_path(workdir), index=False)
     print(f"generated {prep['block_groups_2010']:,} 2010 and {prep['block_groups_2020']:,} 2020 "
           f"block groups, {len(history):,} address periods in {prep['generate_s']:.1f} s")
-    marker.write_text(json.dumps({"params": asdict(params), "prep": prep}, indent=2))
     return prep
 
 
@@ -308,11 +294,8 @@ def _child(impl: str, workdir: Path, out: Path) -> None:
         def run(rows: Any) -> Any:
             return gpd.sjoin(rows, frame, predicate="within")
     run(data.head(100))  # warm up: one-time imports and caches (the catalog) stay off the clock
-    rss_start = _rss_now_mib()
-    t0, cpu0 = time.perf_counter(), time.process_time()
-    result = run(data)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    peak = _peak_rss_mib()
+    clock = harness.timed(lambda: run(data))
+    result = clock.result
 
     if impl.startswith("ours"):
         same = (result["patient_id"].equals(history["patient_id"])
@@ -327,9 +310,10 @@ def _child(impl: str, workdir: Path, out: Path) -> None:
         found = {years[0]: geoids}
     pd.DataFrame({str(year): values for year, values in found.items()}) \
         .to_parquet(out.with_suffix(".parquet"))
-    out.write_text(json.dumps({"impl": impl, "wall_s": wall, "cpu_s": cpu, "rows_in": len(history),
-                               "rows_out": len(result), "peak_rss_mib": peak,
-                               "rss_start_mib": rss_start, "points_s": points_s}))
+    out.write_text(json.dumps({"impl": impl, "wall_s": clock.wall_s, "cpu_s": clock.cpu_s,
+                               "rows_in": len(history), "rows_out": len(result),
+                               "peak_rss_mib": clock.peak_rss_mib,
+                               "rss_start_mib": clock.rss_start_mib, "points_s": points_s}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,21 +323,9 @@ def _child(impl: str, workdir: Path, out: Path) -> None:
 def _run_child(impl: str, workdir: Path, tmp: Path) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     out = tmp / f"{impl}.json"
-    cmd = [sys.executable, "-m", "benchmarks.linking", "--child", impl,
-           "--workdir", str(workdir), "--child-out", str(out)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    busy0, t0 = _cpu_busy_s(), time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed, busy = time.perf_counter() - t0, _cpu_busy_s() - busy0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{impl} failed with exit code {os.waitstatus_to_exitcode(status)}")
-    result = json.loads(out.read_text())
-    result["geoids"] = str(out.with_suffix(".parquet"))
-    # CPU that other processes used meanwhile, in cores: 0 on a quiet machine.
-    result["other_load"] = max(busy - usage.ru_utime - usage.ru_stime, 0.0) / elapsed
-    return result
+    child = harness.run_child("benchmarks.linking", impl, out, ["--workdir", str(workdir)])
+    return {**child.result, "geoids": str(out.with_suffix(".parquet")),
+            "other_load": child.other_load()}
 
 
 def check(ours: pd.Series, sjoin: pd.Series, *, polygons: Any, lon: np.ndarray,
@@ -397,13 +369,10 @@ def check(ours: pd.Series, sjoin: pd.Series, *, polygons: Any, lon: np.ndarray,
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One implementation's runs: best and median wall time, the highest peak RSS."""
-    walls = sorted(r["wall_s"] for r in runs)
-    return {**{k: runs[0][k] for k in ("impl", "rows_in", "rows_out", "rss_start_mib")},
-            "wall_s": walls[0], "wall_median_s": float(np.median(walls)),
+    return {**harness.summarize(runs, ("impl", "rows_in", "rows_out", "rss_start_mib")),
             "cpu_s": min(r["cpu_s"] for r in runs),
             "points_s": min((r["points_s"] for r in runs if r.get("points_s") is not None),
-                            default=None),
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "runs": runs}
+                            default=None)}
 
 
 def ratios(results: dict[str, dict[str, Any]], *, key: str = "wall_s") -> dict[str, float]:
@@ -421,21 +390,21 @@ def ratios(results: dict[str, dict[str, Any]], *, key: str = "wall_s") -> dict[s
 def table(results: dict[str, dict[str, Any]], polygons: dict[int, int]) -> str:
     """The results as a markdown table, each run's ratio to the sjoin of the same vintage(s)."""
     ratio, cpu_ratio = ratios(results), ratios(results, key="cpu_s")
-    lines = ["| implementation | vintage | points | polygons | wall time (s), best | median "
-             "| CPU (s) | points/s | peak RSS (MiB) | RSS at start (MiB) | ours / sjoin, wall "
-             "| CPU |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = []
     for impl, r in results.items():
         name, years = IMPLEMENTATIONS[impl]
         key = "both" if len(years) == 2 else str(years[0])
-        shown = (f"{ratio[key]:.2f} | {cpu_ratio[key]:.2f}"
-                 if impl.startswith("ours") and key in ratio else " | ")
-        lines.append(
-            f"| {name} | {' + '.join(map(str, years))} | {r['rows_in']:,} "
-            f"| {sum(polygons[y] for y in years):,} | {r['wall_s']:.2f} "
-            f"| {r['wall_median_s']:.2f} | {r['cpu_s']:.2f} | {r['rows_in'] / r['wall_s']:,.0f} "
-            f"| {r['peak_rss_mib']:,.0f} | {r['rss_start_mib']:,.0f} | {shown} |")
-    return "\n".join(lines)
+        shown = ([f"{ratio[key]:.2f}", f"{cpu_ratio[key]:.2f}"]
+                 if impl.startswith("ours") and key in ratio else ["", ""])
+        rows.append([name, " + ".join(map(str, years)), f"{r['rows_in']:,}",
+                     f"{sum(polygons[y] for y in years):,}", f"{r['wall_s']:.2f}",
+                     f"{r['wall_median_s']:.2f}", f"{r['cpu_s']:.2f}",
+                     f"{r['rows_in'] / r['wall_s']:,.0f}", f"{r['peak_rss_mib']:,.0f}",
+                     f"{r['rss_start_mib']:,.0f}", *shown])
+    return harness.markdown_table(
+        ["implementation", "vintage", "points", "polygons", "wall time (s), best", "median",
+         "CPU (s)", "points/s", "peak RSS (MiB)", "RSS at start (MiB)", "ours / sjoin, wall",
+         "CPU"], rows, align="llrrrrrrrrrr")
 
 
 def _checks(runs: dict[str, list[dict[str, Any]]], workdir: Path) -> dict[str, Any]:
@@ -461,13 +430,12 @@ def _checks(runs: dict[str, list[dict[str, Any]]], workdir: Path) -> dict[str, A
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.linking",
-        description="Time patient geography linking (link_addresses: the full timeline) "
-                    "against a plain geopandas sjoin of the same points and block groups, per "
-                    "boundary vintage; each run in its own process, peak RSS per process; "
-                    "checks that both give the same GEOIDs. Not a test.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        "benchmarks.linking",
+        "Time patient geography linking (link_addresses: the full timeline) against a plain "
+        "geopandas sjoin of the same points and block groups, per boundary vintage; each run in "
+        "its own process, peak RSS per process; checks that both give the same GEOIDs. Not a "
+        "test.", EXAMPLE, IMPLEMENTATIONS)
     parser.add_argument("--points", type=int, default=1_000_000,
                         help="address periods, one point each (default 1,000,000)")
     parser.add_argument("--block-groups", type=int, default=200_000,
@@ -476,19 +444,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="segments per polygon edge: 4 x this many vertices (default 4)")
     parser.add_argument("--small", action="store_true",
                         help="quick check: 20,000 points, 5,000 block groups")
-    parser.add_argument("--seed", type=int, default=20240601, help="numpy seed of the data")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="folder for the generated data, reused while the parameters match "
                              "(default $TMPDIR/sdoh_bench_linking, _small with --small)")
-    parser.add_argument("--which", default=",".join(IMPLEMENTATIONS),
-                        help=f"comma-separated, from {','.join(IMPLEMENTATIONS)} (default all)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds, each implementation once per round in a fresh process; "
-                             "the table shows the best and the median (default 1)")
+    harness.add_run_options(parser, IMPLEMENTATIONS)
     parser.add_argument("--json", type=Path, default=None,
                         help="also write parameters, results and checks to this file")
-    parser.add_argument("--child", choices=list(IMPLEMENTATIONS), help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
@@ -501,13 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(args.child, workdir, args.child_out)
         return 0
-    which = [w.strip() for w in args.which.split(",") if w.strip()]
-    unknown = sorted(set(which) - set(IMPLEMENTATIONS))
-    if unknown:
-        raise SystemExit(f"--which: unknown {unknown}; choose from {list(IMPLEMENTATIONS)}")
-    for name in ("points", "block_groups", "segments", "repeat"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    which = harness.parse_which(args.which, IMPLEMENTATIONS)
+    harness.at_least_one(args, "points", "block_groups", "segments", "repeat")
 
     params = Params(args.points, args.block_groups, args.segments, args.seed)
     prep = prepare(params, workdir)
@@ -517,17 +473,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{prep['vertices_per_polygon']} vertices; {os.cpu_count()} CPUs")
     runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in which}
     with tempfile.TemporaryDirectory(prefix="sdoh_bench_link_") as tmp:
-        for round_ in range(args.repeat):  # rounds interleave, so load elsewhere hits all alike
-            for impl in which:
-                print(f"running {impl} (round {round_ + 1}/{args.repeat}) ...", flush=True)
-                r = _run_child(impl, workdir, Path(tmp) / str(round_))
-                print(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB; other "
-                      f"processes used {r['other_load']:.2f} CPUs meanwhile", flush=True)
-                runs[impl].append(r)
+        for round_, impl in harness.rounds(which, args.repeat):
+            runs[impl].append(_run_child(impl, workdir, Path(tmp) / str(round_)))
+            print(harness.run_line(runs[impl][-1]), flush=True)
         results = {impl: summarize(rs) for impl, rs in runs.items()}
         checks = _checks(runs, workdir)
 
-    busy = max(r["other_load"] for rs in runs.values() for r in rs)
+    busy = harness.max_other_load(runs)
     print()
     print(table(results, polygons))
     for year in (2010, 2020):
@@ -538,9 +490,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"(before its clock; ours builds what it needs inside its own): ours / "
                   f"(points + sjoin) = {ours['wall_s'] / with_points:.2f}", end="")
     print()
-    if busy > 0.25:
-        print(f"\nnote: other processes used up to {busy:.2f} CPUs during the runs: the times "
-              "are inflated; compare the ratios, measured in the same rounds.")
+    note = harness.load_note(busy, consequence="the times are inflated; compare the ratios, "
+                                               "measured in the same rounds.")
+    if note:
+        print(note)
     print()
     failed = False
     for name, c in checks.items():

@@ -27,16 +27,13 @@ Run ``python -m benchmarks.materialize --help``; ``--small`` is a quick check.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import gc
 import hashlib
 import json
 import os
 import pickle
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,9 +45,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks import harness
+
 GENERATOR_VERSION = 1
-MARKER = "benchmark_params.json"
 VIEW = "bench_block_group"
 VINTAGE = 2021
 RELEASE = pd.Timestamp("2022-12-08", tz="UTC")  # ACS 2017-2021 5-year release day
@@ -91,24 +88,15 @@ def _feature_names(n: int) -> list[str]:
 
 def prepare(params: Params, workdir: Path) -> dict[str, Any]:
     """Generate and publish the parquet files unless ``workdir`` already holds them."""
-    marker = workdir / MARKER
-    if marker.exists():
-        saved = json.loads(marker.read_text())
-        if saved.get("params") == asdict(params) and saved.get("prep"):
-            print(f"reusing the data in {workdir} (same parameters)")
-            return saved["prep"]
-        print(f"parameters changed or an earlier run stopped half-way: regenerating {workdir}")
-        shutil.rmtree(workdir)
-    elif workdir.exists() and any(workdir.iterdir()):
-        raise SystemExit(f"{workdir} exists, is not empty and has no {MARKER}: "
-                         "not a benchmark workdir; pass another --workdir")
+    return harness.reuse_or_generate(workdir, params, lambda: _generate(params, workdir))
+
+
+def _generate(params: Params, workdir: Path) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ingestion.workspace import Workspace
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"params": asdict(params), "prep": None}, indent=2))
     t0 = time.perf_counter()
     rng = np.random.default_rng(params.seed)
     n = params.block_groups
@@ -135,7 +123,6 @@ def prepare(params: Params, workdir: Path) -> dict[str, Any]:
     prep = {"generate_s": time.perf_counter() - t0, "rows": n, "features": params.features,
             "values": n * params.features,
             "missing_values": int(frame[_feature_names(params.features)].isna().sum().sum())}
-    marker.write_text(json.dumps({"params": asdict(params), "prep": prep}, indent=2))
     print(f"generated {n:,} block groups x {params.features} features in {prep['generate_s']:.1f} s")
     return prep
 
@@ -175,26 +162,6 @@ def _store(impl: str, workdir: Path, rundir: Path, redis_url: str) -> Any:
 
 # --------------------------------------------------------------------------------------------
 # Child process: one implementation, timed, then digested
-
-
-def _rss_now_mib() -> float | None:
-    try:
-        resident = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return resident * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mib() -> float:
-    """This process's own peak RSS (VmHWM; ru_maxrss is inherited across fork + exec)."""
-    import resource
-
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def _entity_rows(workdir: Path) -> pd.DataFrame:
@@ -256,7 +223,7 @@ def _child(impl: str, workdir: Path, out: Path, redis_url: str, sample_rows: int
     from feature_repo.fast_materialize import fast_materialize
 
     warnings.filterwarnings("ignore")  # feast's modules reset the filters when imported
-    params = json.loads((workdir / MARKER).read_text())["params"]
+    params = harness.saved_params(workdir)
     rundir = out.parent / impl
     shutil.rmtree(rundir, ignore_errors=True)
     rundir.mkdir(parents=True)
@@ -273,11 +240,7 @@ def _child(impl: str, workdir: Path, out: Path, redis_url: str, sample_rows: int
             fast_materialize(store, start=START, end=END, progress=False)
 
     gc.collect()
-    rss_start = _rss_now_mib()
-    t0 = time.perf_counter()
-    run()
-    wall = time.perf_counter() - t0
-    peak = _peak_rss_mib()
+    clock = harness.timed(run)
 
     keys = _entity_rows(workdir)
     t0 = time.perf_counter()
@@ -298,8 +261,9 @@ def _child(impl: str, workdir: Path, out: Path, redis_url: str, sample_rows: int
     sample_path = out.with_suffix(".pkl")
     sample_path.write_bytes(pickle.dumps(sample))
     out.write_text(json.dumps({
-        "impl": impl, "wall_s": wall, "rows": len(keys), "values": len(keys) * params["features"],
-        "peak_rss_mib": peak, "rss_start_mib": rss_start, "digest": digest, "stored": stored,
+        "impl": impl, "wall_s": clock.wall_s, "rows": len(keys),
+        "values": len(keys) * params["features"], "peak_rss_mib": clock.peak_rss_mib,
+        "rss_start_mib": clock.rss_start_mib, "digest": digest, "stored": stored,
         "digest_s": digest_s, "sample": str(sample_path)}))
 
 
@@ -315,80 +279,35 @@ def _redis_client(url: str) -> Any:
 
 def _run_child(impl: str, workdir: Path, tmp: Path, redis_url: str, sample_rows: int) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
-    out = tmp / f"{impl}.json"
-    cmd = [sys.executable, "-m", "benchmarks.materialize", "--child", impl, "--workdir",
-           str(workdir), "--child-out", str(out), "--redis", redis_url,
-           "--sample-rows", str(sample_rows)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     os.sync()  # earlier runs' dirty pages are flushed now, not during this run
-    busy0, t0 = _cpu_busy_s(), time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed, busy = time.perf_counter() - t0, _cpu_busy_s() - busy0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{impl} failed with exit code {os.waitstatus_to_exitcode(status)}")
-    result = json.loads(out.read_text())
-    result["process_s"] = elapsed
-    result["process_cpu_s"] = usage.ru_utime + usage.ru_stime
-    result["other_load"] = max(busy - result["process_cpu_s"], 0.0) / elapsed
-    return result
-
-
-def _cpu_busy_s() -> float:
-    """CPU seconds all processes used since boot (Linux /proc/stat; NaN elsewhere)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return float("nan")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _machine() -> dict[str, Any]:
-    import duckdb
-    import feast
-
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 2**20, 1)
-    return {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count(), "cpu": cpu, "memory_gib": mem,
-            "python": platform.python_version(), "feast": feast.__version__,
-            "duckdb": duckdb.__version__, "os": platform.platform()}
+    child = harness.run_child("benchmarks.materialize", impl, tmp / f"{impl}.json",
+                              ["--workdir", str(workdir), "--redis", redis_url,
+                               "--sample-rows", str(sample_rows)], quiet=True)
+    return {**child.result, "process_s": child.elapsed_s, "process_cpu_s": child.cpu_s,
+            "other_load": child.other_load()}
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One implementation's runs: best and median wall time, the highest peak RSS."""
-    walls = sorted(r["wall_s"] for r in runs)
-    return {**{k: runs[0][k] for k in ("impl", "rows", "values", "rss_start_mib")},
-            "wall_s": walls[0], "wall_median_s": float(np.median(walls)),
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "runs": runs}
+    return harness.summarize(runs, ("impl", "rows", "values", "rss_start_mib"))
 
 
 def table(results: list[dict[str, Any]]) -> str:
     """The results as a markdown table, with each store's speed-up over Feast's default."""
     feast = {IMPLEMENTATIONS[r["impl"]][1]: r["wall_s"] for r in results
              if r["impl"].startswith("feast")}
-    lines = ["| online store | implementation | entity rows | values | wall time (s), best "
-             "| median | rows/s | peak RSS (MiB) | RSS at start (MiB) | speed-up vs Feast |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = []
     for r in results:
         label, backend = IMPLEMENTATIONS[r["impl"]]
-        ratio = f"{feast[backend] / r['wall_s']:.1f}x" if backend in feast else "n/a"
-        start = f"{r['rss_start_mib']:,.0f}" if r["rss_start_mib"] is not None else "n/a"
-        lines.append(f"| {backend} | {label} | {r['rows']:,} | {r['values']:,} | {r['wall_s']:.2f} "
-                     f"| {r['wall_median_s']:.2f} | {r['rows'] / r['wall_s']:,.0f} "
-                     f"| {r['peak_rss_mib']:,.0f} | {start} | {ratio} |")
-    return "\n".join(lines)
+        rows.append([backend, label, f"{r['rows']:,}", f"{r['values']:,}", f"{r['wall_s']:.2f}",
+                     f"{r['wall_median_s']:.2f}", f"{r['rows'] / r['wall_s']:,.0f}",
+                     f"{r['peak_rss_mib']:,.0f}",
+                     f"{r['rss_start_mib']:,.0f}" if r["rss_start_mib"] is not None else "n/a",
+                     f"{feast[backend] / r['wall_s']:.1f}x" if backend in feast else "n/a"])
+    return harness.markdown_table(
+        ["online store", "implementation", "entity rows", "values", "wall time (s), best",
+         "median", "rows/s", "peak RSS (MiB)", "RSS at start (MiB)", "speed-up vs Feast"],
+        rows, align="llrrrrrrrr")
 
 
 def verify(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
@@ -415,28 +334,23 @@ def verify(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.materialize",
-        description="Time loading the online store (SQLite and Redis) from published parquet: "
-                    "Feast's default materialize vs fast_materialize, each in its own process, "
-                    "peak RSS per process; checks that both leave identical stores. Not a test.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        "benchmarks.materialize",
+        "Time loading the online store (SQLite and Redis) from published parquet: Feast's "
+        "default materialize vs fast_materialize, each in its own process, peak RSS per "
+        "process; checks that both leave identical stores. Not a test.", EXAMPLE,
+        IMPLEMENTATIONS)
     parser.add_argument("--block-groups", type=int, default=None,
                         help="entity rows, one vintage (default 240,000; 10,000 with --small)")
     parser.add_argument("--features", type=int, default=30, help="float features (default 30)")
     parser.add_argument("--small", action="store_true",
                         help="a quick check (about a minute): 10,000 block groups, in their own "
                              "default workdir")
-    parser.add_argument("--seed", type=int, default=20240601, help="numpy seed of the data")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="folder for the generated parquet, regenerated only if absent or "
                              "the parameters changed (default <tmp>/sdoh_bench_materialize, "
                              "<tmp>/sdoh_bench_materialize_small with --small)")
-    parser.add_argument("--which", default=",".join(IMPLEMENTATIONS),
-                        help=f"comma-separated, from {','.join(IMPLEMENTATIONS)} (default all)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds, each implementation once per round in a fresh process; "
-                             "the table shows the best and the median (default 1)")
+    harness.add_run_options(parser, IMPLEMENTATIONS)
     parser.add_argument("--redis", default="127.0.0.1:6379,db=14",
                         help="Redis connection string in Feast's format; the database must be "
                              "empty, it is flushed after each run (default 127.0.0.1:6379,db=14)")
@@ -445,25 +359,19 @@ def _parser() -> argparse.ArgumentParser:
                              "(default 2,000)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write machine, parameters, results and checks to this file")
-    parser.add_argument("--child", choices=list(IMPLEMENTATIONS), help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    block_groups = args.block_groups or (10_000 if args.small else 240_000)
+    args.block_groups = args.block_groups or (10_000 if args.small else 240_000)
     default = "sdoh_bench_materialize" + ("_small" if args.small else "")
     workdir = (args.workdir or Path(tempfile.gettempdir()) / default).resolve()
     if args.child:
         _child(args.child, workdir, args.child_out, args.redis, args.sample_rows)
         return 0
-    which = [w.strip() for w in args.which.split(",") if w.strip()]
-    unknown = sorted(set(which) - set(IMPLEMENTATIONS))
-    if unknown:
-        raise SystemExit(f"--which: unknown {unknown}; choose from {list(IMPLEMENTATIONS)}")
-    if block_groups < 1 or args.features < 1 or args.repeat < 1:
-        raise SystemExit("--block-groups, --features and --repeat must be at least 1")
+    which = harness.parse_which(args.which, IMPLEMENTATIONS)
+    harness.at_least_one(args, "block_groups", "features", "repeat")
     if any(w.endswith("redis") for w in which):
         try:
             size = _redis_client(args.redis).dbsize()
@@ -475,32 +383,27 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"Redis {args.redis} holds {size:,} keys: the benchmark flushes "
                                  "its database, so pass an empty one with --redis")
 
-    machine = _machine()
-    print(f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB; "
-          f"Python {machine['python']}, feast {machine['feast']}, duckdb {machine['duckdb']}")
-    params = Params(block_groups, args.features, args.seed)
+    machine = harness.machine("feast", "duckdb")
+    print(harness.machine_line(machine, "feast", "duckdb"))
+    params = Params(args.block_groups, args.features, args.seed)
     prep = prepare(params, workdir)
     print(f"data: {prep['rows']:,} block groups x {prep['features']} Float64 features "
           f"({prep['values']:,} values, {prep['missing_values']:,} missing), vintage {VINTAGE}")
 
     runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in which}
     with tempfile.TemporaryDirectory(prefix="sdoh_bench_mat_") as tmp:
-        for round_ in range(args.repeat):
-            for impl in which:
-                print(f"running {impl} (round {round_ + 1}/{args.repeat}) ...", flush=True)
-                r = _run_child(impl, workdir, Path(tmp) / str(round_), args.redis, args.sample_rows)
-                print(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB; other "
-                      f"processes used {r['other_load']:.2f} of {machine['nproc']} CPUs meanwhile")
-                runs[impl].append(r)
+        for round_, impl in harness.rounds(which, args.repeat):
+            runs[impl].append(_run_child(impl, workdir, Path(tmp) / str(round_), args.redis,
+                                         args.sample_rows))
+            print(harness.run_line(runs[impl][-1], cpus=machine["nproc"]))
         results = [summarize(runs[impl]) for impl in which]
         print()
         problems = verify(runs)
-    busy = max(r["other_load"] for rs in runs.values() for r in rs)
     print()
     print(table(results))
-    if busy > 0.25:
-        print(f"\nnote: other processes used up to {busy:.2f} of the {machine['nproc']} CPUs "
-              "during the runs: the times above are inflated.")
+    note = harness.load_note(harness.max_other_load(runs), cpus=machine["nproc"])
+    if note:
+        print(note)
     if args.json is not None:
         args.json.write_text(json.dumps({"machine": machine, "params": asdict(params),
                                          "prep": prep, "results": results,

@@ -24,7 +24,6 @@ Run ``python -m benchmarks.online_latency --help``; ``--small`` is a quick check
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import http.client
 import json
@@ -38,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks import harness
+
 REDIS = "127.0.0.1:6379,db=14"
 REGISTRY = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 EXAMPLE = """\
@@ -89,7 +89,7 @@ def server_process(ws, env: dict) -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen([str(Path(sys.executable).parent / "sdoh"), "serve", "--workspace", str(ws.root),
-                             "--port", str(port)], env={**os.environ, **env}, cwd=REPO,
+                             "--port", str(port)], env={**os.environ, **env}, cwd=harness.REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -178,19 +178,19 @@ def run_store(name: str, store, ws, env: dict, ids: list[str], args) -> list[dic
 
 def table(rows: list[dict]) -> str:
     floors = {r["patients"]: r for r in rows if r["path"] == "floor"}
-    lines = ["| store | patients | path | calls | p50 (ms) | p99 (ms) | req/s | errors | p50 / floor "
-             "| p99 / floor |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    cells = []
     for r in rows:
         f = floors.get(r["patients"])
         ratio = (f"{r['p50_ms'] / f['p50_ms']:.1f}", f"{r['p99_ms'] / f['p99_ms']:.1f}") if f else ("", "")
-        lines.append(f"| {r['store']} | {r['patients']} | {r['path']} | {r['n']:,} | {r['p50_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} | {r['rps']:,.0f} | {r['errors']} | {ratio[0]} | {ratio[1]} |")
-    return "\n".join(lines)
+        cells.append([r["store"], r["patients"], r["path"], f"{r['n']:,}", f"{r['p50_ms']:.2f}",
+                      f"{r['p99_ms']:.2f}", f"{r['rps']:,.0f}", r["errors"], *ratio])
+    return harness.markdown_table(
+        ["store", "patients", "path", "calls", "p50 (ms)", "p99 (ms)", "req/s", "errors",
+         "p50 / floor", "p99 / floor"], cells, align="lrlrrrrrrr")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=EXAMPLE,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser("benchmarks.online_latency", __doc__.split("\n\n")[0], EXAMPLE)
     parser.add_argument("--workspace", type=Path, default=Path("/tmp/sdoh_bench_online"),
                         help="Demo workspace (generated when absent).")
     parser.add_argument("--requests", type=int, default=1000, help="Calls per case (at most).")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -37,7 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.training_frame import REPO, _cpu_busy_s, _peak_rss_mib, _sample_rows, compare
+from benchmarks import harness
+from benchmarks.training_frame import _sample_rows, compare
 
 IMPLEMENTATIONS = {
     "embedded": "embedded profile (DuckDB), pandas out",
@@ -81,17 +81,6 @@ def prepare(workdir: Path, n_events: int) -> Path:
     return path
 
 
-def _peak_of(pid: int) -> float:
-    """A process's peak RSS in MiB (0 once it has gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _children(pid: int) -> list[int]:
     """Every descendant of a process (Linux /proc)."""
     found, todo = [], [pid]
@@ -117,7 +106,8 @@ def _spark_peaks(spark) -> dict[str, float]:
     """Peak RSS (MiB) of the session's JVM and the sum of its Python workers', and their CPU."""
     jvm = spark.sparkContext._gateway.proc.pid
     workers = _children(jvm)
-    return {"jvm_peak_mib": _peak_of(jvm), "workers_peak_mib": sum(_peak_of(p) for p in workers),
+    return {"jvm_peak_mib": harness.peak_rss_mib(jvm),
+            "workers_peak_mib": sum(harness.peak_rss_mib(p) for p in workers),
             "spark_cpu_s": sum(_cpu_of(p) for p in [jvm, *workers])}
 
 
@@ -157,57 +147,47 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int) -> None:
         events = pd.read_parquet(_events_path(workdir, n_events))
         def run() -> pd.DataFrame:
             return training_frame(events, store=store, workspace=ws, feature_service=SERVICE)
-    t0 = time.perf_counter()
-    result = run()
-    wall = time.perf_counter() - t0
-    peaks = {"driver_peak_mib": _peak_rss_mib(), **(_spark_peaks(spark) if spark else {})}
+    clock = harness.timed(run)
+    result = clock.result
+    peaks = {"driver_peak_mib": clock.peak_rss_mib, **(_spark_peaks(spark) if spark else {})}
     if result is None:
         result = pd.read_parquet(frame_path)
     sample = _sample_rows(n_events, verify_rows, SEED)
     picked = result.iloc[sample][[c for c in result.columns if "__" in c]].set_axis(sample)
     picked.to_pickle(out.with_suffix(".pkl"))
-    out.write_text(json.dumps({"impl": impl, "wall_s": wall, "startup_s": startup,
+    out.write_text(json.dumps({"impl": impl, "wall_s": clock.wall_s, "startup_s": startup,
                                "rows": len(result), **peaks}))
 
 
 def _run_child(impl: str, workdir: Path, tmp: Path, n_events: int, verify_rows: int) -> dict[str, Any]:
-    out = tmp / f"{impl}_{n_events}.json"
-    cmd = [sys.executable, "-m", "benchmarks.spark_training_frame", "--child", impl,
-           "--workdir", str(workdir), "--child-out", str(out), "--verify-rows", str(verify_rows)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    busy0, t0 = _cpu_busy_s(), time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed, busy = time.perf_counter() - t0, _cpu_busy_s() - busy0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{impl} failed")
-    result = json.loads(out.read_text())
-    # Other processes' CPU meanwhile, in cores (the child's JVM and workers count as its own).
-    own = usage.ru_utime + usage.ru_stime + result.get("spark_cpu_s", 0.0)
-    result["other_load"] = max(busy - own, 0.0) / elapsed
-    return result
+    child = harness.run_child("benchmarks.spark_training_frame", impl,
+                              tmp / f"{impl}_{n_events}.json",
+                              ["--workdir", str(workdir), "--verify-rows", str(verify_rows)])
+    # The child's JVM and Python workers count as its own, not as other processes' load.
+    return {**child.result,
+            "other_load": child.other_load(also_own_s=child.result.get("spark_cpu_s", 0.0))}
 
 
 def table(results: list[dict[str, Any]]) -> str:
     """The runs as a markdown table, with the ratio to the embedded profile."""
     base = next(r for r in results if r["impl"] == "embedded")
-    lines = ["| implementation | events | wall (s) | x embedded | session start (s) "
-             "| driver peak (MiB) | JVM peak (MiB) | Python workers peak (MiB) | other load |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        jvm = f"{r['jvm_peak_mib']:,.0f}" if "jvm_peak_mib" in r else "-"
-        workers = f"{r['workers_peak_mib']:,.0f}" if "workers_peak_mib" in r else "-"
-        lines.append(f"| {IMPLEMENTATIONS[r['impl']]} | {r['rows']:,} | {r['wall_s']:.1f} "
-                     f"| {r['wall_s'] / base['wall_s']:.1f} | {r['startup_s']:.1f} "
-                     f"| {r['driver_peak_mib']:,.0f} | {jvm} | {workers} | {r['other_load']:.2f} |")
-    return "\n".join(lines)
+    rows = [[IMPLEMENTATIONS[r["impl"]], f"{r['rows']:,}", f"{r['wall_s']:.1f}",
+             f"{r['wall_s'] / base['wall_s']:.1f}", f"{r['startup_s']:.1f}",
+             f"{r['driver_peak_mib']:,.0f}",
+             f"{r['jvm_peak_mib']:,.0f}" if "jvm_peak_mib" in r else "-",
+             f"{r['workers_peak_mib']:,.0f}" if "workers_peak_mib" in r else "-",
+             f"{r['other_load']:.2f}"] for r in results]
+    return harness.markdown_table(
+        ["implementation", "events", "wall (s)", "x embedded", "session start (s)",
+         "driver peak (MiB)", "JVM peak (MiB)", "Python workers peak (MiB)", "other load"],
+        rows, align="lrrrrrrrr")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Training frames on the Spark profile (local Spark) vs the embedded profile.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        "benchmarks.spark_training_frame",
+        "Training frames on the Spark profile (local Spark) vs the embedded profile.", EXAMPLE,
+        IMPLEMENTATIONS)
     parser.add_argument("--events", type=int, default=1_000_000, help="events (default 1,000,000)")
     parser.add_argument("--small", action="store_true", help="20,000 events: a quick check")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sdoh_spark_bench"),
@@ -217,8 +197,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify-rows", type=int, default=50_000,
                         help="rows compared with the embedded frame (0: all)")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
@@ -230,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         _child(args.child, workdir, args.child_out, args.verify_rows)
         return 0
     prepare(workdir, n_events)
-    which = ["embedded", *[w for w in args.which.split(",") if w != "embedded"]]
+    which = ["embedded", *[w for w in harness.parse_which(args.which, IMPLEMENTATIONS)
+                           if w != "embedded"]]
     tmp = workdir / "spark_bench_runs"
     tmp.mkdir(exist_ok=True)
     results = [_run_child(impl, workdir, tmp, n_events, args.verify_rows) for impl in which]

@@ -33,11 +33,6 @@ import argparse
 import contextlib
 import gc
 import json
-import os
-import platform
-import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,9 +44,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks import harness
+
 GENERATOR_VERSION = 1
-MARKER = "benchmark_params.json"
 VINTAGES = (2019, 2020, 2021)
 VIEW = "acs_block_group"
 SERVICE = "equity_audit_v1"
@@ -260,27 +255,16 @@ def _hop2_path(workdir: Path) -> Path:
 
 def prepare(params: Params, workdir: Path) -> dict[str, Any]:
     """Generate, publish and register the data unless ``workdir`` already holds it."""
-    marker = workdir / MARKER
-    if marker.exists():
-        saved = json.loads(marker.read_text())
-        if saved.get("params") == asdict(params) and saved.get("prep"):
-            print(f"reusing the data in {workdir} (same parameters)")
-            return saved["prep"]
-        print(f"parameters changed or an earlier run stopped half-way: regenerating {workdir}")
-        shutil.rmtree(workdir)
-    elif workdir.exists() and any(workdir.iterdir()):
-        raise SystemExit(f"{workdir} exists, is not empty and has no {MARKER}: "
-                         "not a benchmark workdir; pass another --workdir")
+    return harness.reuse_or_generate(workdir, params, lambda: _generate(params, workdir))
 
+
+def _generate(params: Params, workdir: Path) -> dict[str, Any]:
     from feature_repo import apply_definitions, feature_store
     from ingestion.datasets import acs_spec, geography_timeline_spec
     from ingestion.publish import publish
     from ingestion.workspace import Workspace
 
     ws = Workspace(workdir)
-    # Claim the folder first: a run that stops half-way leaves a marker without "prep".
-    workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"params": asdict(params), "prep": None}, indent=2))
     prep: dict[str, Any] = {}
     rng = np.random.default_rng(params.seed)
     t0 = time.perf_counter()
@@ -317,7 +301,6 @@ def prepare(params: Params, workdir: Path) -> dict[str, Any]:
         keys = con.execute(reference_sql(ws, keys_only=True)).df()
     keys.to_parquet(_hop2_path(workdir), index=False, coerce_timestamps="us")
     prep["hop2_rows"] = len(keys)
-    marker.write_text(json.dumps({"params": asdict(params), "prep": prep}, indent=2))
     return prep
 
 
@@ -410,29 +393,6 @@ def _duckdb(events: pd.DataFrame):
 # Child process: one implementation, timed
 
 
-def _rss_now_mib() -> float | None:
-    try:
-        resident = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return resident * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mib() -> float:
-    """This process's own peak RSS.
-
-    Linux keeps ``ru_maxrss`` across fork + exec, so a child's getrusage(RUSAGE_SELF) (and the
-    parent's wait4/RUSAGE_CHILDREN) starts at the parent's RSS at fork time: 470 MiB here, as
-    much as a small run needs. VmHWM is the high-water mark of the exec'd image alone.
-    """
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: KiB on Linux, bytes on macOS
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-
-
 def _sample_rows(n_events: int, verify_rows: int, seed: int) -> np.ndarray:
     if verify_rows <= 0 or verify_rows >= n_events:
         return np.arange(n_events)
@@ -450,7 +410,7 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int, profile: Path 
 
     warnings.filterwarnings("ignore")  # feast's modules reset the filters when imported
 
-    params = json.loads((workdir / MARKER).read_text())["params"]
+    params = harness.saved_params(workdir)
     ws = Workspace(workdir)
     columns = [f"{VIEW}__geoid", f"{VIEW}__vintage", *(f"{VIEW}__{f}" for f in _features())]
     events = pd.read_parquet(_events_path(workdir))
@@ -484,20 +444,15 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int, profile: Path 
         raise SystemExit(f"unknown implementation {impl!r}")
 
     gc.collect()
-    rss_start = _rss_now_mib()
-    if profile is not None:
+    if profile is None:
+        clock = harness.timed(run)
+    else:
         import cProfile
 
         profiler = cProfile.Profile()
-        t0 = time.perf_counter()
-        result = profiler.runcall(run)
-        wall = time.perf_counter() - t0
+        clock = harness.timed(lambda: profiler.runcall(run))
         profiler.dump_stats(str(profile))
-    else:
-        t0 = time.perf_counter()
-        result = run()
-        wall = time.perf_counter() - t0
-    peak = _peak_rss_mib()
+    result = clock.result
 
     sample = _sample_rows(params["events"], verify_rows, params["seed"])
     sample_path = None
@@ -513,8 +468,9 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int, profile: Path 
         sample_path = out.with_suffix(".pkl")
         found.add_prefix(f"{VIEW}__").to_pickle(sample_path)
     out.write_text(json.dumps({
-        "impl": impl, "wall_s": wall, "rows_in": rows_in, "rows_out": len(result),
-        "columns_out": result.shape[1], "peak_rss_mib": peak, "rss_start_mib": rss_start,
+        "impl": impl, "wall_s": clock.wall_s, "rows_in": rows_in, "rows_out": len(result),
+        "columns_out": result.shape[1], "peak_rss_mib": clock.peak_rss_mib,
+        "rss_start_mib": clock.rss_start_mib,
         "sample": str(sample_path) if sample_path else None,
     }))
 
@@ -526,37 +482,13 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int, profile: Path 
 def _run_child(impl: str, workdir: Path, tmp: Path, verify_rows: int,
                profile: Path | None = None) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
-    out = tmp / f"{impl}.json"
-    cmd = [sys.executable, "-m", "benchmarks.training_frame", "--child", impl,
-           "--workdir", str(workdir), "--child-out", str(out), "--verify-rows", str(verify_rows)]
+    args = ["--workdir", str(workdir), "--verify-rows", str(verify_rows)]
     if profile is not None:
-        cmd += ["--profile", str(profile)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    busy0, t0 = _cpu_busy_s(), time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
-    # wait4: this child's own CPU time (its ru_maxrss is useless, see _peak_rss_mib).
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    elapsed, busy = time.perf_counter() - t0, _cpu_busy_s() - busy0
-    if proc.returncode != 0:
-        raise SystemExit(f"{impl} failed with exit code {proc.returncode}")
-    result = json.loads(out.read_text())
-    result["process_s"] = elapsed  # including imports and the sample dump
-    result["process_cpu_s"] = usage.ru_utime + usage.ru_stime
-    # CPU that other processes used meanwhile, in cores: 0 on a quiet machine.
-    result["other_load"] = max(busy - result["process_cpu_s"], 0.0) / elapsed
-    return result
-
-
-def _cpu_busy_s() -> float:
-    """CPU seconds all processes used since boot (Linux /proc/stat; NaN elsewhere)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return float("nan")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        args += ["--profile", str(profile)]
+    child = harness.run_child("benchmarks.training_frame", impl, tmp / f"{impl}.json", args)
+    # process_s: including imports and the sample dump.
+    return {**child.result, "process_s": child.elapsed_s, "process_cpu_s": child.cpu_s,
+            "other_load": child.other_load()}
 
 
 def _same(a: pd.Series, b: pd.Series) -> np.ndarray:
@@ -596,52 +528,26 @@ def compare(left: pd.DataFrame, right: pd.DataFrame) -> dict[str, Any]:
             "first_bad_rows": [int(r) for r in rows[bad_rows][:5]]}
 
 
-def _machine() -> dict[str, Any]:
-    import duckdb
-    import feast
-
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 2**20, 1)
-    return {"nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count(), "cpu": cpu, "memory_gib": mem,
-            "python": platform.python_version(), "feast": feast.__version__,
-            "duckdb": duckdb.__version__, "pandas": pd.__version__, "numpy": np.__version__,
-            "os": platform.platform()}
+MACHINE_PACKAGES = ("feast", "duckdb", "pandas", "numpy")
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One implementation's runs: best and median wall time, the highest peak RSS."""
-    walls = sorted(r["wall_s"] for r in runs)
-    first = runs[0]
-    return {"impl": first["impl"], "rows_in": first["rows_in"], "rows_out": first["rows_out"],
-            "columns_out": first["columns_out"], "wall_s": walls[0],
-            "wall_median_s": float(np.median(walls)),
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-            "rss_start_mib": first["rss_start_mib"], "runs": runs}
+    return harness.summarize(runs, ("impl", "rows_in", "rows_out", "columns_out",
+                                    "rss_start_mib"))
 
 
 def table(results: list[dict[str, Any]]) -> str:
     """The results as a markdown table (ratio to the raw DuckDB run when it was measured)."""
     floor = next((r["wall_s"] for r in results if r["impl"] == "duckdb"), None)
-    lines = ["| implementation | rows in | wall time (s), best | median | events/s "
-             "| peak RSS (MiB) | RSS at start (MiB) | x raw DuckDB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        ratio = f"{r['wall_s'] / floor:.1f}" if floor else "n/a"
-        start = f"{r['rss_start_mib']:,.0f}" if r["rss_start_mib"] is not None else "n/a"
-        lines.append(f"| {IMPLEMENTATIONS[r['impl']]} | {r['rows_in']:,} | {r['wall_s']:.2f} "
-                     f"| {r['wall_median_s']:.2f} | {r['rows_in'] / r['wall_s']:,.0f} "
-                     f"| {r['peak_rss_mib']:,.0f} | {start} | {ratio} |")
-    return "\n".join(lines)
+    rows = [[IMPLEMENTATIONS[r["impl"]], f"{r['rows_in']:,}", f"{r['wall_s']:.2f}",
+             f"{r['wall_median_s']:.2f}", f"{r['rows_in'] / r['wall_s']:,.0f}",
+             f"{r['peak_rss_mib']:,.0f}",
+             f"{r['rss_start_mib']:,.0f}" if r["rss_start_mib"] is not None else "n/a",
+             f"{r['wall_s'] / floor:.1f}" if floor else "n/a"] for r in results]
+    return harness.markdown_table(
+        ["implementation", "rows in", "wall time (s), best", "median", "events/s",
+         "peak RSS (MiB)", "RSS at start (MiB)", "x raw DuckDB"], rows, align="lrrrrrrr")
 
 
 def _print_profile(path: Path, top: int = 25) -> None:
@@ -653,29 +559,22 @@ def _print_profile(path: Path, top: int = 25) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.training_frame",
-        description="Time point-in-time training frames on the same synthetic published data: "
-                    "ours (training_frame), a raw DuckDB SQL reference (the floor) and Feast's "
-                    "get_historical_features; each in its own process, peak RSS per process; "
-                    "checks that ours and DuckDB give identical values. Not a test.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        "benchmarks.training_frame",
+        "Time point-in-time training frames on the same synthetic published data: ours "
+        "(training_frame), a raw DuckDB SQL reference (the floor) and Feast's "
+        "get_historical_features; each in its own process, peak RSS per process; checks that "
+        "ours and DuckDB give identical values. Not a test.", EXAMPLE, IMPLEMENTATIONS)
     parser.add_argument("--events", type=int, default=1_000_000,
                         help="events (patient_id, event_timestamp) 2019-2024 (default 1,000,000)")
     parser.add_argument("--patients", type=int, default=200_000,
                         help="patients with 1-3 address periods each (default 200,000)")
     parser.add_argument("--block-groups", type=int, default=20_000,
                         help="2010 block groups; 20%% get another GEOID in 2020 (default 20,000)")
-    parser.add_argument("--seed", type=int, default=20240601, help="numpy seed of the data")
     parser.add_argument("--workdir", type=Path, default=Path("bench_workspace"),
                         help="workspace for the generated, published data; regenerated only if "
                              "absent or the parameters changed (default ./bench_workspace)")
-    parser.add_argument("--which", default="ours,duckdb,feast,feast-hop1",
-                        help=f"comma-separated, from {','.join(IMPLEMENTATIONS)} "
-                             "(default all)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds of runs, each implementation once per round in a fresh "
-                             "process; the table shows the best and the median (default 1)")
+    harness.add_run_options(parser, IMPLEMENTATIONS)
     parser.add_argument("--verify-rows", type=int, default=100_000,
                         help="rows of ours and DuckDB compared cell by cell, a seeded sample "
                              "(0: all rows; default 100,000)")
@@ -684,8 +583,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", type=Path, default=None,
                         help="after the timed runs, run ours once more under cProfile and write "
                              "the stats here (the timed runs are not profiled)")
-    parser.add_argument("--child", choices=list(IMPLEMENTATIONS), help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     return parser
 
 
@@ -695,18 +592,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         _child(args.child, workdir, args.child_out, args.verify_rows, args.profile)
         return 0
-    which = [w.strip() for w in args.which.split(",") if w.strip()]
-    unknown = sorted(set(which) - set(IMPLEMENTATIONS))
-    if unknown:
-        raise SystemExit(f"--which: unknown {unknown}; choose from {list(IMPLEMENTATIONS)}")
-    for name in ("events", "patients", "block_groups", "repeat"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+    which = harness.parse_which(args.which, IMPLEMENTATIONS)
+    harness.at_least_one(args, "events", "patients", "block_groups", "repeat")
 
-    machine = _machine()
-    print(f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB; "
-          f"Python {machine['python']}, feast {machine['feast']}, duckdb {machine['duckdb']}, "
-          f"pandas {machine['pandas']}")
+    machine = harness.machine(*MACHINE_PACKAGES)
+    print(harness.machine_line(machine, "feast", "duckdb", "pandas"))
     params = Params(args.events, args.patients, args.block_groups, args.seed)
     prep = prepare(params, workdir)
     print(f"data: {params.events:,} events, {params.patients:,} patients "
@@ -718,16 +608,12 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in which}
     checks: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sdoh_bench_") as tmp:
-        # Rounds interleave the implementations, so a burst of load elsewhere hits all alike.
-        for round_ in range(args.repeat):
-            for impl in which:
-                print(f"running {impl} (round {round_ + 1}/{args.repeat}) ...", flush=True)
-                r = _run_child(impl, workdir, Path(tmp) / str(round_), args.verify_rows
-                               if round_ == 0 else 1)
-                print(f"  {r['wall_s']:.2f} s, peak RSS {r['peak_rss_mib']:,.0f} MiB, "
-                      f"{r['rows_out']:,} rows x {r['columns_out']} columns out; other processes "
-                      f"used {r['other_load']:.2f} of {machine['nproc']} CPUs meanwhile")
-                runs[impl].append(r)
+        for round_, impl in harness.rounds(which, args.repeat):
+            r = _run_child(impl, workdir, Path(tmp) / str(round_),
+                           args.verify_rows if round_ == 0 else 1)
+            print(harness.run_line(r, cpus=machine["nproc"], detail=f", {r['rows_out']:,} rows x "
+                                                                    f"{r['columns_out']} columns out"))
+            runs[impl].append(r)
         results = [summarize(runs[impl]) for impl in which]
         samples = {impl: pd.read_pickle(rs[0]["sample"]) for impl, rs in runs.items()
                    if rs[0]["sample"]}
@@ -741,12 +627,11 @@ def main(argv: list[str] | None = None) -> int:
             print("profiling ours under cProfile ...", flush=True)
             _run_child("ours", workdir, Path(tmp), 1, profile=args.profile.resolve())
 
-    busy = max(r["other_load"] for rs in runs.values() for r in rs)
     print()
     print(table(results))
-    if busy > 0.25:
-        print(f"\nnote: other processes used up to {busy:.2f} of the {machine['nproc']} CPUs "
-              "during the runs: the times above are inflated.")
+    note = harness.load_note(harness.max_other_load(runs), cpus=machine["nproc"])
+    if note:
+        print(note)
     print()
     failed = False
     for name, check in checks.items():

@@ -132,7 +132,9 @@ def _write_record(store: FeatureStore, views: dict[str, dict]) -> None:
     path = _record_path(store)
     record = json.loads(path.read_text()) if path.exists() else {}
     record[store.project] = {**record.get(store.project, {}), **views}
-    path.write_text(json.dumps(record, indent=1))
+    partial = path.with_suffix(".json.partial")  # a crash never leaves half a record
+    partial.write_text(json.dumps(record, indent=1))
+    os.replace(partial, path)
 
 
 def materialization_plan(store: FeatureStore, *, views: Sequence[str] | None = None,

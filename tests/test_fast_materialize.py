@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import shutil
 import sqlite3
+import threading
 import uuid
 
 import duckdb
@@ -399,6 +400,7 @@ def test_a_failure_half_way_rolls_back_and_records_nothing(template, tmp_path, m
         fast_materialize(store, views=["acs_tract"], end=END, progress=False, batch_rows=2)
     assert _sqlite_rows(ws) == before_rows  # the two batches written before were rolled back
     assert _bookkeeping(store) == before_book  # no new interval; state back to AVAILABLE_ONLINE
+    assert not [t for t in threading.enumerate() if t.name.startswith("fast_materialize")]
 
 
 # --------------------------------------------------------------------------------------------
