@@ -63,7 +63,6 @@ import csv
 import io
 import logging
 import math
-import random
 import re
 import sys
 import threading
@@ -80,6 +79,7 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from ingestion.census_api import _message, _retry_after, redact_key
+from ingestion.retry import RetryPolicy, check_client_options
 from sdoh_sources.errors import SdohError
 
 __all__ = [
@@ -584,25 +584,17 @@ class CensusGeocoder:
                  progress: bool | None = None) -> None:
         if not isinstance(base_url, str) or not re.match(r"https?://[^/?#]+", base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
-        if backoff < 0 or max_delay < 0:
-            raise ValueError(f"backoff and max_delay must be >= 0, got {backoff!r}, {max_delay!r}")
+        check_client_options(timeout=timeout, max_retries=max_retries, backoff=backoff,
+                             max_delay=max_delay, max_workers=max_workers, progress=progress)
         if (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                 or not 1 <= batch_size <= MAX_BATCH_SIZE):
             raise ValueError(f"batch_size must be an int from 1 to {MAX_BATCH_SIZE} (the "
                              f"service's limit), got {batch_size!r}")
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
-        if progress is not None and not isinstance(progress, bool):
-            raise TypeError(f"progress must be True, False or None, got {progress!r}")
         self.base_url = base_url.rstrip("/")
-        self.timeout = float(timeout)
-        self.max_retries = max_retries
-        self.backoff = float(backoff)
-        self.max_delay = float(max_delay)
+        self._retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
+                                  max_delay=max_delay)
+        self.timeout, self.max_retries = self._retry.timeout, self._retry.max_retries
+        self.backoff, self.max_delay = self._retry.backoff, self._retry.max_delay
         self.batch_size = batch_size
         self.max_workers = max_workers
         self.progress = progress
@@ -615,7 +607,6 @@ class CensusGeocoder:
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._paused_until = 0.0
 
     def __repr__(self) -> str:
         return (f"CensusGeocoder(base_url={self.base_url!r}, timeout={self.timeout}, "
@@ -959,7 +950,7 @@ class CensusGeocoder:
         bad_bodies = 0
         attempt, outcome = 0, _Attempt()
         for attempt in range(1, attempts + 1):
-            self._wait_out_pause()
+            self._retry.wait_out_pause()
             logger.debug("POST %s, %s (attempt %d of %d)", shown, batch.label, attempt, attempts)
             outcome = self._attempt(url, batch)
             if outcome.results is not None:
@@ -970,33 +961,13 @@ class CensusGeocoder:
             bad_bodies += outcome.bad_body
             if attempt == attempts or bad_bodies > MAX_BODY_RETRIES:
                 break
-            delay = self._delay(attempt, outcome.retry_after)
+            delay = self._retry.delay(attempt, outcome.retry_after)
             logger.warning("Census Geocoder %s; retrying POST %s, %s in %.2f s (attempt %d of "
                            "%d)", outcome.problem, shown, batch.label, delay, attempt + 1,
                            attempts)
-            if outcome.rate_limited:
-                self._pause(delay)  # every worker waits, not just this one
-            else:
-                time.sleep(delay)
+            self._retry.wait(delay, rate_limited=outcome.rate_limited)
         return GeocoderError(f"Census Geocoder request failed after {attempt} attempt(s): "
                              f"POST {shown}, {batch.label} -> {outcome.problem}")
-
-    def _pause(self, delay: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + delay)
-
-    def _wait_out_pause(self) -> None:
-        while True:
-            with self._lock:
-                left = self._paused_until - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(left)
-
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        return min(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5), self.max_delay)
 
     def _attempt(self, url: str, batch: _Batch) -> _Attempt:
         """One POST; exceptions become problems naming their type, never re-raised."""

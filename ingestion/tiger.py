@@ -56,7 +56,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import re
 import string
 import sys
@@ -81,6 +80,7 @@ from tqdm import tqdm
 
 from ingestion.census_api import FROM_ENVIRONMENT, _cache_root, _Default, _message, _retry_after
 from ingestion.geography import STATE_FIPS, normalize_state, normalize_states
+from ingestion.retry import RetryPolicy, check_client_options
 from sdoh_sources.catalog import CatalogError
 from sdoh_sources.errors import SdohError
 
@@ -619,14 +619,12 @@ class _Attempt:
 class _Downloader:
     """Fetches targets into the cache with resume, retries and verification."""
 
-    def __init__(self, *, root: Path, session: requests.Session, timeout: float,
-                 max_retries: int, backoff: float, max_delay: float) -> None:
+    def __init__(self, *, root: Path, session: requests.Session, retry: RetryPolicy) -> None:
         self.root = root
         self.session = session
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_delay = max_delay
+        self.retry = retry
+        self.timeout = retry.timeout
+        self.max_retries = retry.max_retries
         self.required = _catalog().required_members
 
     def ensure(self, target: _Target) -> tuple[Path, bool]:
@@ -640,11 +638,6 @@ class _Downloader:
         logger.info("downloaded %s (%d bytes, sha256 %s) in %.1f s", target.url,
                     manifest["size"], manifest["sha256"][:12], time.monotonic() - started)
         return dest, True
-
-    def _delay(self, failures: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        return min(self.backoff * 2 ** (failures - 1) * random.uniform(0.5, 1.5), self.max_delay)
 
     def _download(self, target: _Target, dest: Path) -> dict[str, Any]:
         part = dest.with_name(dest.name + ".part")
@@ -675,7 +668,7 @@ class _Downloader:
                 raise BoundaryDownloadError(
                     f"boundary download failed after {attempts} attempt(s): GET "
                     f"{target.url} -> {outcome.problem}")
-            delay = self._delay(failures, outcome.retry_after)
+            delay = self.retry.delay(failures, outcome.retry_after)
             logger.warning("GET %s: %s; retry %d of %d in %.2f s", target.url, outcome.problem,
                            failures, self.max_retries, delay)
             time.sleep(delay)
@@ -991,16 +984,8 @@ def download_boundaries(
     >>> download_boundaries("county", 2023, None, kind="cb", resolution="5m",
     ...                     cache_dir="~/.cache/sdoh")  # doctest: +SKIP
     """
-    if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
-    if backoff < 0 or max_delay < 0:
-        raise ValueError(f"backoff and max_delay must be >= 0, got {backoff!r}, {max_delay!r}")
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ValueError(f"max_workers must be an int >= 1, got {max_workers!r}")
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {progress!r}")
+    check_client_options(timeout=timeout, max_retries=max_retries, backoff=backoff,
+                         max_delay=max_delay, max_workers=max_workers, progress=progress)
     if session is not None and not isinstance(session, requests.Session):
         raise TypeError(f"session must be a requests.Session, got {type(session).__name__}")
     root = _cache_root(cache_dir)
@@ -1020,9 +1005,9 @@ def download_boundaries(
     http = _new_session(max_workers) if own else session
     shown = progress if progress is not None else sys.stderr.isatty()
     try:
-        downloader = _Downloader(root=root, session=http, timeout=float(timeout),
-                                 max_retries=max_retries, backoff=float(backoff),
-                                 max_delay=float(max_delay))
+        retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
+                            max_delay=max_delay)
+        downloader = _Downloader(root=root, session=http, retry=retry)
         return _run(targets, downloader.ensure, max_workers=max_workers, label=label,
                     shown=shown)
     finally:
