@@ -61,7 +61,6 @@ import os
 import re
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,12 +71,12 @@ from urllib.parse import quote, quote_plus, urlencode, urlsplit
 import numpy as np
 import pandas as pd
 import requests
-from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from ingestion.errors import CensusApiError
 from ingestion.geography import STATE_FIPS, normalize_counties, normalize_states, normalize_zctas
 from ingestion.retry import RetryPolicy, check_client_options
+from ingestion.workers import WorkerSessions
 from sdoh_sources import load_catalog
 
 __all__ = [
@@ -529,10 +528,8 @@ class CensusClient:
         self.cache_dir = root
         self._cache = None if root is None else _ResponseCache(root, self.base_url)
         self._api_key = api_key if api_key else (os.environ.get("CENSUS_API_KEY") or None)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._workers = WorkerSessions(max_workers=self.max_workers, name="census-api",
+                                       user_agent="sdoh-feature-store census client")
         _install_urllib3_redaction()
 
     def __repr__(self) -> str:
@@ -550,14 +547,7 @@ class CensusClient:
 
     def close(self) -> None:
         """Stop the worker threads and close the HTTP sessions."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-            sessions, self._sessions = self._sessions, []
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        self._workers.close()
 
     def get_table(self, year: int, dataset: str, variables: Sequence[str] | str,
                   geography: str, *, state: str | int | Sequence[str | int] | None = None,
@@ -667,7 +657,7 @@ class CensusClient:
                 for i in todo:
                     done(i, self._answer(plan[i]))
             else:
-                pool = self._executor()
+                pool = self._workers.executor()
                 futures = {pool.submit(self._answer, plan[i]): i for i in todo}
                 try:
                     for future in concurrent.futures.as_completed(futures):
@@ -682,27 +672,6 @@ class CensusClient:
             logger.info("%s: fetched %d request(s) in %.1f s", label, len(todo),
                         time.monotonic() - started)
         return answers  # type: ignore[return-value]
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self.max_workers, thread_name_prefix="census-api")
-            return self._pool
-
-    def _session(self) -> requests.Session:
-        """Return the calling thread's session (requests does not promise `Session` is thread-safe)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers["User-Agent"] = "sdoh-feature-store census client"
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=2)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            with self._lock:
-                self._sessions.append(session)
-            self._local.session = session
-        return session
 
     def _answer(self, request: _Request) -> list[list[Any]]:
         """Fetch one request and, once it succeeded, cache it."""
@@ -743,7 +712,7 @@ class CensusClient:
     def _attempt(self, url: str) -> _Outcome:
         """One GET; exceptions are turned into redacted problems, never re-raised with the key."""
         try:
-            response = self._session().get(url, timeout=self.timeout)
+            response = self._workers.session().get(url, timeout=self.timeout)
         except requests.Timeout as exc:
             return _Outcome(problem=f"timed out after {self.timeout:g} s ({type(exc).__name__})",
                             retryable=True)

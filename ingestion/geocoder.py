@@ -65,7 +65,6 @@ import logging
 import math
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,11 +74,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import requests
-from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from ingestion.census_api import _message, _retry_after, redact_key
 from ingestion.retry import RetryPolicy, check_client_options
+from ingestion.workers import WorkerSessions
 from sdoh_sources.errors import SdohError
 
 __all__ = [
@@ -603,10 +602,8 @@ class CensusGeocoder:
         if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
             raise ValueError(f"base_url {self.base_url!r} is plain http: addresses would cross "
                              "the network unencrypted; use https (http only for a loopback host)")
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._workers = WorkerSessions(max_workers=self.max_workers, name="census-geocoder",
+                                       user_agent="sdoh-feature-store census geocoder client")
 
     def __repr__(self) -> str:
         return (f"CensusGeocoder(base_url={self.base_url!r}, timeout={self.timeout}, "
@@ -621,14 +618,7 @@ class CensusGeocoder:
 
     def close(self) -> None:
         """Stop the worker threads and close the HTTP sessions."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-            sessions, self._sessions = self._sessions, []
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        self._workers.close()
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -907,7 +897,7 @@ class CensusGeocoder:
                 for batch in batches:
                     done(batch, self._send(batch))
             else:
-                pool = self._executor()
+                pool = self._workers.executor()
                 futures = {pool.submit(self._send, batch): batch for batch in batches}
                 try:
                     for future in concurrent.futures.as_completed(futures):
@@ -920,27 +910,6 @@ class CensusGeocoder:
                     time.monotonic() - started,
                     sum(1 for b in batches if b.keys and b.keys[0] in failed))
         return results, failed
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self.max_workers, thread_name_prefix="census-geocoder")
-            return self._pool
-
-    def _session(self) -> requests.Session:
-        """Return the calling thread's session (requests does not promise `Session` is thread-safe)."""
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers["User-Agent"] = "sdoh-feature-store census geocoder client"
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=2)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            with self._lock:
-                self._sessions.append(session)
-            self._local.session = session
-        return session
 
     def _send(self, batch: _Batch) -> dict[str, dict[str, Any]] | GeocoderError:
         """POST one batch with retries; a final failure is returned, not raised, for `_run`."""
@@ -973,7 +942,7 @@ class CensusGeocoder:
         """One POST; exceptions become problems naming their type, never re-raised."""
         files = {batch.file_field: (f"{batch.file_field}.csv", batch.body, "text/csv")}
         try:
-            response = self._session().post(url, data=dict(batch.form), files=files,
+            response = self._workers.session().post(url, data=dict(batch.form), files=files,
                                             timeout=self.timeout)
         except requests.Timeout as exc:
             return _Attempt(problem=f"timed out after {self.timeout:g} s ({type(exc).__name__})",

@@ -496,9 +496,9 @@ def test_concurrent_workers_survive_faults(mixed):
 def test_one_session_per_worker_thread(mixed):
     client = _client(mixed, max_workers=3)
     get_acs("tract", [*DETAILED, *SUBJECT, *PROFILE], 2024, ["99", "98"], client=client)
-    assert 1 <= len(client._sessions) <= 3
+    assert 1 <= len(client._workers.sessions) <= 3
     client.close()
-    assert client._sessions == [] and client._pool is None
+    assert client._workers.sessions == [] and client._workers.pool is None
 
 
 # --------------------------------------------------------------------------- retries

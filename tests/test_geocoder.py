@@ -455,7 +455,7 @@ def test_concurrent_batches_give_the_same_answer(server):
     server.received.clear()
     with _client(server, batch_size=2, max_workers=3) as client:
         together = _geocode(client, frame)
-        assert 1 <= len(client._sessions) <= 3
+        assert 1 <= len(client._workers.sessions) <= 3
     assert len(server.received) == 6
     pd.testing.assert_frame_equal(alone, together)
 
