@@ -7,12 +7,18 @@ over 2019-2024. Each implementation runs in its own fresh Python process:
 
 ``embedded``
     `feature_repo.training_frame` on the embedded profile (DuckDB): pandas in, pandas out.
+``embedded-parquet``
+    `feature_repo.write_training_frame` on the embedded profile: the frame computed and
+    written 200,000 events at a time (memory holds one chunk).
 ``spark``
-    The same call on the Spark profile: Feast's point-in-time joins run in Spark and the
-    result is collected to the driver as pandas.
+    `feature_repo.training_frame` on the Spark profile: Feast's point-in-time joins run in
+    Spark and the result is collected to the driver as pandas.
 ``spark-parquet``
     `feature_repo.spark.write_training_frame`: the events read by Spark from parquet, the frame
     written as parquet by the executors; nothing is collected to the driver.
+
+Each is compared with the embedded run of the same output (pandas or parquet); at 5,000,000
+events only the parquet outputs fit in memory (the pandas frame alone is ~25 GiB).
 
 The clock covers the one call; the Spark session is started before it (its start-up is
 reported apart). Peak memory: the driver's own high-water mark (``VmHWM``) and, for Spark,
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -35,12 +42,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from benchmarks import harness
 from benchmarks.training_frame import _sample_rows, compare
 
 IMPLEMENTATIONS = {
     "embedded": "embedded profile (DuckDB), pandas out",
+    "embedded-parquet": "embedded profile (DuckDB), parquet out in chunks",
     "spark": "spark profile, local[2], pandas out",
     "spark-parquet": "spark profile, local[2], parquet out (no collect)",
 }
@@ -50,7 +60,7 @@ EXAMPLE = """\
 examples:
   python -m benchmarks.spark_training_frame --small
   python -m benchmarks.spark_training_frame --events 1000000 --workdir /tmp/sdoh_spark_bench
-  SDOH_SPARK_DRIVER_MEMORY=8g python -m benchmarks.spark_training_frame --events 5000000
+  python -m benchmarks.spark_training_frame --events 5000000 --which embedded-parquet,spark-parquet
 """
 
 
@@ -117,7 +127,7 @@ def _open_store(impl: str, workdir: Path):
     from ingestion.workspace import Workspace
 
     ws = Workspace(workdir)
-    if impl == "embedded":
+    if impl.startswith("embedded"):
         return ws, feature_store(ws, profile="embedded"), None
     os.environ["SDOH_PROFILE"] = "spark"  # the one setting: SparkSources over the same files
     from feature_repo.spark import spark_session
@@ -127,10 +137,22 @@ def _open_store(impl: str, workdir: Path):
     return ws, store, spark_session(store)
 
 
+def _sampled_rows(path: Path, sample: np.ndarray) -> pd.DataFrame:
+    """The sampled rows of a parquet file or folder of part files, read batch by batch."""
+    parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    picked, offset = [], 0
+    for part in parts:
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=100_000):
+            inside = sample[(sample >= offset) & (sample < offset + batch.num_rows)]
+            picked.append(batch.take(inside - offset).to_pandas().set_axis(inside))
+            offset += batch.num_rows
+    return pd.concat(picked)
+
+
 def _child(impl: str, workdir: Path, out: Path, verify_rows: int) -> None:
     warnings.filterwarnings("ignore")
-    from feature_repo import training_frame
-    from feature_repo.spark import write_training_frame
+    from feature_repo import training_frame, write_training_frame
+    from feature_repo.spark import write_training_frame as write_on_spark
 
     n_events = int(out.stem.rsplit("_", 1)[1])
     t0 = time.perf_counter()
@@ -138,25 +160,33 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int) -> None:
     startup = time.perf_counter() - t0
     warnings.filterwarnings("ignore")  # feast's modules reset the filters when imported
     frame_path = out.with_suffix(".parquet")
-    if impl == "spark-parquet":
-        events = spark.read.parquet(str(_events_path(workdir, n_events)))
-        def run() -> None:
-            write_training_frame(events, frame_path, store=store, workspace=ws,
-                                 feature_service=SERVICE, mode="overwrite")
-    else:
-        events = pd.read_parquet(_events_path(workdir, n_events))
-        def run() -> pd.DataFrame:
-            return training_frame(events, store=store, workspace=ws, feature_service=SERVICE)
-    clock = harness.timed(run)
-    result = clock.result
+    events_path = _events_path(workdir, n_events)
+    runs = {
+        "embedded": lambda: training_frame(pd.read_parquet(events_path), store=store, workspace=ws,
+                                           feature_service=SERVICE),
+        "embedded-parquet": lambda: write_training_frame(pd.read_parquet(events_path), frame_path,
+                                                         store=store, workspace=ws, feature_service=SERVICE),
+        "spark": lambda: training_frame(pd.read_parquet(events_path), store=store, workspace=ws,
+                                        feature_service=SERVICE),
+        "spark-parquet": lambda: write_on_spark(spark.read.parquet(str(events_path)), frame_path,
+                                                store=store, workspace=ws, feature_service=SERVICE,
+                                                mode="overwrite"),
+    }
+    clock = harness.timed(runs[impl])
     peaks = {"driver_peak_mib": clock.peak_rss_mib, **(_spark_peaks(spark) if spark else {})}
-    if result is None:
-        result = pd.read_parquet(frame_path)
     sample = _sample_rows(n_events, verify_rows, SEED)
-    picked = result.iloc[sample][[c for c in result.columns if "__" in c]].set_axis(sample)
-    picked.to_pickle(out.with_suffix(".pkl"))
+    if isinstance(clock.result, pd.DataFrame):
+        rows, picked = len(clock.result), clock.result.iloc[sample].set_axis(sample)
+    else:
+        rows = ds.dataset(frame_path, format="parquet").count_rows()
+        picked = _sampled_rows(frame_path, sample)
+        if frame_path.is_dir():
+            shutil.rmtree(frame_path)
+        else:
+            frame_path.unlink()
+    picked[[c for c in picked.columns if "__" in c]].to_pickle(out.with_suffix(".pkl"))
     out.write_text(json.dumps({"impl": impl, "wall_s": clock.wall_s, "startup_s": startup,
-                               "rows": len(result), **peaks}))
+                               "rows": rows, **peaks}))
 
 
 def _run_child(impl: str, workdir: Path, tmp: Path, n_events: int, verify_rows: int) -> dict[str, Any]:
@@ -168,17 +198,25 @@ def _run_child(impl: str, workdir: Path, tmp: Path, n_events: int, verify_rows: 
             "other_load": child.other_load(also_own_s=child.result.get("spark_cpu_s", 0.0))}
 
 
+def _reference(impl: str) -> str:
+    """The embedded run a run is compared with: the one of the same output."""
+    return "embedded-parquet" if impl.endswith("parquet") else "embedded"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """The runs as a markdown table, with the ratio to the embedded profile."""
-    base = next(r for r in results if r["impl"] == "embedded")
-    rows = [[IMPLEMENTATIONS[r["impl"]], f"{r['rows']:,}", f"{r['wall_s']:.1f}",
-             f"{r['wall_s'] / base['wall_s']:.1f}", f"{r['startup_s']:.1f}",
-             f"{r['driver_peak_mib']:,.0f}",
-             f"{r['jvm_peak_mib']:,.0f}" if "jvm_peak_mib" in r else "-",
-             f"{r['workers_peak_mib']:,.0f}" if "workers_peak_mib" in r else "-",
-             f"{r['other_load']:.2f}"] for r in results]
+    """The runs as a markdown table, with the ratio to the embedded run of the same output."""
+    by_impl = {r["impl"]: r for r in results}
+    rows = []
+    for r in results:
+        base = by_impl.get(_reference(r["impl"]))
+        rows.append([IMPLEMENTATIONS[r["impl"]], f"{r['rows']:,}", f"{r['wall_s']:.1f}",
+                     f"{r['wall_s'] / base['wall_s']:.1f}" if base else "-", f"{r['startup_s']:.1f}",
+                     f"{r['driver_peak_mib']:,.0f}",
+                     f"{r['jvm_peak_mib']:,.0f}" if "jvm_peak_mib" in r else "-",
+                     f"{r['workers_peak_mib']:,.0f}" if "workers_peak_mib" in r else "-",
+                     f"{r['other_load']:.2f}"])
     return harness.markdown_table(
-        ["implementation", "events", "wall (s)", "x embedded", "session start (s)",
+        ["implementation", "events", "wall (s)", "x embedded, same output", "session start (s)",
          "driver peak (MiB)", "JVM peak (MiB)", "Python workers peak (MiB)", "other load"],
         rows, align="lrrrrrrrr")
 
@@ -208,19 +246,22 @@ def main(argv: list[str] | None = None) -> int:
         _child(args.child, workdir, args.child_out, args.verify_rows)
         return 0
     prepare(workdir, n_events)
-    which = ["embedded", *[w for w in harness.parse_which(args.which, IMPLEMENTATIONS)
-                           if w != "embedded"]]
+    which = harness.parse_which(args.which, IMPLEMENTATIONS)
+    # The embedded runs first: every Spark run is checked against one of them.
+    which = sorted(which, key=lambda impl: not impl.startswith("embedded"))
+    if not any(impl.startswith("embedded") for impl in which):
+        raise SystemExit("--which needs embedded or embedded-parquet: the results are checked against it")
     tmp = workdir / "spark_bench_runs"
     tmp.mkdir(exist_ok=True)
     results = [_run_child(impl, workdir, tmp, n_events, args.verify_rows) for impl in which]
-    base = pd.read_pickle(tmp / f"embedded_{n_events}.pkl")
+    base = pd.read_pickle(tmp / f"{which[0]}_{n_events}.pkl")
     failed = False
     for r in results[1:]:
         check = compare(pd.read_pickle(tmp / f"{r['impl']}_{n_events}.pkl"), base)
         r["check"] = check
         failed |= bool(check["mismatched_rows"]) or r["rows"] != results[0]["rows"]
         print(f"{r['impl']}: {check['rows']:,} rows x {check['columns']} columns compared with "
-              f"embedded, {check['mismatched_rows']} rows differ {check['mismatched_cells']}")
+              f"{which[0]}, {check['mismatched_rows']} rows differ {check['mismatched_cells']}")
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps({"events": n_events, "results": results}, indent=2, default=str))

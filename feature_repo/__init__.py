@@ -8,7 +8,7 @@ Examples
 """
 
 from feature_repo.online import OnlineLookup, online_features, online_features_at
-from feature_repo.retrieval import training_frame
+from feature_repo.retrieval import training_frame, write_training_frame
 from feature_repo.store import (
     ViewWindow,
     apply_definitions,
@@ -29,4 +29,5 @@ __all__ = [
     "online_features_at",
     "render_profile",
     "training_frame",
+    "write_training_frame",
 ]

@@ -10,11 +10,18 @@ a Feast lookup keyed by (GEOID, vintage). Every missing value gets a typed reaso
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from feast import FeatureStore
+from feast.types import Float64, String
+from tqdm import tqdm
 
 from feature_repo.feature_views import GEOGRAPHY_FIELDS, published_calendar
 from ingestion.datasets import geoid_column
@@ -25,6 +32,9 @@ from ingestion.workspace import Workspace
 GEOGRAPHY_VIEW = "patient_geography"
 GEOGRAPHY_FEATURES = [*GEOGRAPHY_FIELDS, "valid_to", "link_method", "link_missing"]
 NO_ADDRESS = "no_address_at_event"
+# Events per chunk of `write_training_frame`: ~4.5 GiB peak for model_inputs_v1 (614 columns).
+CHUNK_EVENTS = 200_000
+ARROW_TYPES = {Float64: pa.float64(), String: pa.string()}
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,11 @@ def _check_events(events: pd.DataFrame) -> pd.DataFrame:
         raise InputError(f"events lack columns {sorted(missing)}; need patient_id and event_timestamp")
     out = events.reset_index(drop=True).copy()
     out["patient_id"] = out["patient_id"].astype(str)
-    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    try:
+        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    except ValueError:  # formats differ between rows, or a row is no time: parse row by row
+        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True, format="mixed",
+                                                errors="coerce")
     if out["event_timestamp"].isna().any():
         row = int(out["event_timestamp"].isna().to_numpy().nonzero()[0][0])
         raise InputError(f"events row {row}: event_timestamp is empty or unparseable")
@@ -208,17 +222,127 @@ def training_frame(
     >>> events = pd.DataFrame({"patient_id": ["P000001"], "event_timestamp": ["2022-06-01"]})
     >>> frame = training_frame(events, store=store, workspace=ws)  # doctest: +SKIP
     """
-    events = _check_events(events)
+    return _frame(_check_events(events), store, workspace, plan_views(store, workspace, feature_service))
+
+
+def _frame(events: pd.DataFrame, store: FeatureStore, workspace: Workspace,
+           plans: list[ViewPlan]) -> pd.DataFrame:
+    """`training_frame` of checked events."""
     at = events["event_timestamp"]
     keyed = events[["patient_id", "event_timestamp"]].assign(  # the ids the timeline holds
         patient_id=lookup_keys(events["patient_id"], workspace))
     geo = _historical(store, keyed, [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES])
     address_reason = _address_reason(geo, at)
     parts = [events]
-    for plan in plan_views(store, workspace, feature_service):
+    for plan in plans:
         keys = _keys(plan, geo, at, address_reason)
         parts.append(_finish(plan, _area_features(store, plan, keys), keys))
     return pd.concat(parts, axis=1, copy=False)
+
+
+def frame_schema(store: FeatureStore, plans: list[ViewPlan], event_fields: pa.Schema) -> pa.Schema:
+    """The frame's parquet schema, fixed before any chunk (a chunk may hold a column all null)."""
+    fields = list(event_fields)
+    for plan in plans:
+        kinds = {f.name: f.dtype for f in store.get_feature_view(plan.name).features}
+        fields += [pa.field(f"{plan.name}__vintage", pa.int64()),
+                   pa.field(f"{plan.name}__geoid", pa.string())]
+        fields += [pa.field(f"{plan.name}__{f}", ARROW_TYPES[kinds[f]]) for f in plan.features]
+    return pa.schema(fields)
+
+
+def write_training_frame(
+    events: pd.DataFrame,
+    path: str | Path,
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+    chunk_events: int = CHUNK_EVENTS,
+    progress: bool = False,
+) -> Path:
+    """Write `training_frame` to parquet in chunks of events, for frames larger than memory.
+
+    Memory holds one chunk's frame at a time, not the whole frame (5 million events of
+    ``model_inputs_v1`` are ~25 GiB in pandas). On the Spark profile the executors write
+    instead (`feature_repo.spark.write_training_frame`, which also takes cluster URIs) and
+    ``path`` becomes a folder of part files; ``pandas.read_parquet`` reads either. The frame
+    is written beside ``path`` and moved in place when complete: an interrupted or failed run
+    leaves ``path`` as it was.
+
+    Parameters
+    ----------
+    events, store, workspace, feature_service
+        As for `training_frame`.
+    path : str or Path
+        Where to write (a local path; replaced if it exists).
+    chunk_events : int
+        Events per chunk; the rows keep the events' order.
+    progress : bool
+        Show a bar over events written.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        As for `training_frame`; nothing is written.
+
+    Examples
+    --------
+    >>> write_training_frame(events, "outputs/frame.parquet", store=store, workspace=ws)  # doctest: +SKIP
+    PosixPath('outputs/frame.parquet')
+    """
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    remove(partial)
+    try:
+        if store.config.offline_store.type == "spark":
+            from feature_repo.spark import write_training_frame as write_on_spark
+
+            write_on_spark(events, partial, store=store, workspace=workspace,
+                           feature_service=feature_service)
+        else:
+            _write_chunks(_check_events(events), partial, store, workspace,
+                          plan_views(store, workspace, feature_service), chunk_events, progress)
+        replace(partial, path)
+    finally:
+        remove(partial)
+    return path
+
+
+def _write_chunks(events: pd.DataFrame, path: Path, store: FeatureStore, workspace: Workspace,
+                  plans: list[ViewPlan], chunk_events: int, progress: bool) -> None:
+    schema = frame_schema(store, plans, pa.Schema.from_pandas(events, preserve_index=False))
+    with pq.ParquetWriter(path, schema) as writer, tqdm(
+            total=len(events), desc="training frame", unit="event", disable=not progress) as bar:
+        for start in range(0, len(events), chunk_events):
+            chunk = _frame(events.iloc[start:start + chunk_events], store, workspace, plans)
+            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            bar.update(len(chunk))
+
+
+def remove(path: Path) -> None:
+    """Delete a file or folder, if there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace(new: Path, path: Path) -> None:
+    """Put ``new`` (file or folder) at ``path``; the old one goes only once the new is in place."""
+    if not path.is_dir():
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.old")
+    remove(old)
+    path.rename(old)
+    new.rename(path)
+    remove(old)
 
 
 def feast_online_features(

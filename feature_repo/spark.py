@@ -3,9 +3,12 @@
 `feature_repo.retrieval.training_frame` works on every profile and returns pandas: on the
 Spark profile Feast's point-in-time joins run in Spark and the result is collected to the
 driver. `spark_training_frame` (a Spark DataFrame) and `write_training_frame` (parquet written
-by the executors) collect nothing: they make the same two hops with the same per-row code
+by the workers) collect nothing: they make the same two hops with the same per-row code
 (`feature_repo.retrieval`'s functions, run batch by batch with ``mapInPandas``) and Feast's
-Spark point-in-time join for both hops, so their values are the pandas frame's.
+Spark point-in-time join for both hops, so their values are the pandas frame's. Hop two asks
+Feast once per distinct (GEOID, vintage); when those areas' features are few enough to send to
+every executor (`BROADCAST_CELLS`), they are broadcast, so the wide rows are never shuffled or
+sorted, and `write_training_frame` builds and writes them in the Python workers.
 
 Examples
 --------
@@ -19,19 +22,24 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from feast import FeatureStore
 from feast.infra.offline_stores.contrib.spark_offline_store.spark import (
     get_spark_session_or_start_new_with_repoconfig,
 )
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.types import Float64
+from pyspark import TaskContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from feature_repo.retrieval import (
     GEOGRAPHY_FEATURES,
@@ -41,7 +49,10 @@ from feature_repo.retrieval import (
     _check_events,
     _finish,
     _keys,
+    frame_schema,
     plan_views,
+    remove,
+    replace,
 )
 from ingestion.errors import InputError
 from ingestion.pseudonym import RAW_SCHEME, lookup_keys, patient_key_secret, pseudonymize_ids, scheme_of
@@ -55,7 +66,11 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 ROW = "_sdoh_row"  # the events' order, kept through Spark's joins
 KEY = "_sdoh_key"  # the patient key the published timeline holds
+RAW_ID = "_sdoh_patient_id"  # the caller's id while Feast's join needs the key as patient_id
 SEP = "___"  # per-view working columns: <view>___geoid, <view>___vintage, <view>___<feature>
+# Features of at most this many (area, vintage) x feature cells are broadcast (~8 bytes each).
+BROADCAST_CELLS = 20_000_000
+PARTS_PER_CORE = 4
 
 
 def spark_session(store: FeatureStore) -> SparkSession:
@@ -119,11 +134,14 @@ def _with_keys(events: DataFrame, workspace: Workspace) -> DataFrame:
 
 
 def _geography(store: FeatureStore, events: DataFrame) -> DataFrame:
-    """Hop one: the patient's address period as of each event (Feast's join on Spark)."""
-    entity = events.select(ROW, F.col(KEY).alias("patient_id"), "event_timestamp")
+    """Hop one: the patient's address period as of each event (Feast's join on Spark).
+
+    Feast keeps every column of its entity rows, so the events ride along (no join back).
+    """
+    entity = events.withColumnRenamed("patient_id", RAW_ID).withColumnRenamed(KEY, "patient_id")
     refs = [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES]
     geo = store.get_historical_features(entity_df=entity, features=refs).to_spark_df()
-    return events.join(geo.drop("patient_id", "event_timestamp"), ROW, "left")
+    return geo.withColumnRenamed("patient_id", KEY).withColumnRenamed(RAW_ID, "patient_id")
 
 
 def _add_lookup_keys(rows: DataFrame, plans: list[ViewPlan]) -> DataFrame:
@@ -144,15 +162,37 @@ def _add_lookup_keys(rows: DataFrame, plans: list[ViewPlan]) -> DataFrame:
     return rows.mapInPandas(add, T.StructType([*rows.schema.fields, *fields]))
 
 
-def _fetch(store: FeatureStore, plan: ViewPlan, keyed: DataFrame) -> DataFrame | None:
+@dataclass(frozen=True)
+class Lookups:
+    """The distinct (GEOID, vintage) every view reads, from one pass over the rows."""
+
+    keys: DataFrame  # view, geoid, vintage (long)
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, keyed: DataFrame, plans: list[ViewPlan]) -> Lookups:
+        """The lookups of ``keyed``'s rows (kept on the executors)."""
+        per_view = F.array(*[F.struct(F.lit(p.name).alias("view"),
+                                      F.col(f"{p.name}{SEP}geoid").alias("geoid"),
+                                      F.col(f"{p.name}{SEP}vintage").cast("long").alias("vintage"))
+                             for p in plans])
+        keys = (keyed.select(F.inline(per_view)).where(F.col("geoid").isNotNull()).distinct()
+                .localCheckpoint(eager=True))
+        return cls(keys, {row["view"]: row["count"] for row in keys.groupBy("view").count().collect()})
+
+    def of_view(self, plan: ViewPlan) -> DataFrame:
+        """A view's keys, in its entity's columns."""
+        return self.keys.where(F.col("view") == plan.name).select(F.col("geoid").alias(plan.key), "vintage")
+
+    def broadcastable(self, plan: ViewPlan) -> bool:
+        """Whether the view's features for these keys are few enough to send to every executor."""
+        return self.counts.get(plan.name, 0) * len(plan.features) <= BROADCAST_CELLS
+
+
+def _fetch(store: FeatureStore, plan: ViewPlan, lookup: DataFrame) -> DataFrame:
     """Hop two: Feast's join once per distinct (GEOID, vintage), at the vintage's release."""
-    geoid, vintage = F.col(f"{plan.name}{SEP}geoid"), F.col(f"{plan.name}{SEP}vintage")
-    lookup = (keyed.where(geoid.isNotNull())
-              .select(geoid.alias(plan.key), vintage.cast("long").alias("vintage")).distinct())
-    if lookup.isEmpty():
-        return None
     released = plan.calendar.drop_duplicates("vintage")[["vintage", "release_ts"]]
-    calendar = keyed.sparkSession.createDataFrame(
+    calendar = lookup.sparkSession.createDataFrame(
         released.astype({"vintage": "int64"}).rename(columns={"release_ts": "event_timestamp"}))
     entity = lookup.join(F.broadcast(calendar), "vintage")
     fetched = store.get_historical_features(entity_df=entity, features=plan.refs).to_spark_df()
@@ -162,19 +202,32 @@ def _fetch(store: FeatureStore, plan: ViewPlan, keyed: DataFrame) -> DataFrame |
         *[F.col(f).alias(f"{plan.name}{SEP}{f}") for f in plan.features])
 
 
-def _join_features(store: FeatureStore, plan: ViewPlan, keyed: DataFrame, rows: DataFrame) -> DataFrame:
+def _join_features(store: FeatureStore, plan: ViewPlan, lookups: Lookups,
+                   rows: DataFrame) -> tuple[DataFrame, bool]:
     """``rows`` with the view's features next to them (null where nothing was read).
 
-    The lookups come from ``keyed`` (lineage cut), not from ``rows``, which holds the views
-    joined so far: their plans name Feast's ``entity_dataframe`` view, which Feast redefines.
+    Returns the rows and whether their order was kept: the features of a few areas are
+    broadcast to every executor (no shuffle of the wide rows, whose order stays the events');
+    beyond `BROADCAST_CELLS` they are joined by a shuffle. The lookups are checkpointed (lineage
+    cut), not taken from ``rows``: the plans of the views joined so far name Feast's
+    ``entity_dataframe`` view, which Feast redefines on every query.
     """
-    fetched = _fetch(store, plan, keyed)
-    if fetched is None:
+    if not lookups.counts.get(plan.name):
         kinds = {f.name: f.dtype for f in store.get_feature_view(plan.name).features}
         return rows.select("*", *[
             F.lit(None).cast("double" if kinds[f] == Float64 else "string").alias(f"{plan.name}{SEP}{f}")
-            for f in plan.features])
-    return rows.join(fetched, [f"{plan.name}{SEP}geoid", f"{plan.name}{SEP}vintage"], "left")
+            for f in plan.features]), True
+    small = lookups.broadcastable(plan)
+    fetched = _fetch(store, plan, lookups.of_view(plan))
+    on = [f"{plan.name}{SEP}geoid", f"{plan.name}{SEP}vintage"]
+    return rows.join(F.broadcast(fetched) if small else fetched, on, "left"), small
+
+
+def _batch_keys(batch: pd.DataFrame, plan: ViewPlan) -> pd.DataFrame:
+    """A batch's lookup keys for a view, in `retrieval._keys`'s columns."""
+    return pd.DataFrame({plan.key: batch[f"{plan.name}{SEP}geoid"],
+                         "vintage": batch[f"{plan.name}{SEP}vintage"],
+                         "row_reason": batch[f"{plan.name}{SEP}row_reason"]})
 
 
 def _finish_all(rows: DataFrame, plans: list[ViewPlan], event_columns: list[str]) -> DataFrame:
@@ -190,14 +243,41 @@ def _finish_all(rows: DataFrame, plans: list[ViewPlan], event_columns: list[str]
         for batch in batches:
             parts = [batch[[*event_columns, ROW]]]
             for plan in plans:
-                keys = pd.DataFrame({plan.key: batch[f"{plan.name}{SEP}geoid"],
-                                     "vintage": batch[f"{plan.name}{SEP}vintage"],
-                                     "row_reason": batch[f"{plan.name}{SEP}row_reason"]})
                 fetched = batch[[f"{plan.name}{SEP}{f}" for f in plan.features]]
-                parts.append(_finish(plan, fetched.set_axis(list(plan.features), axis=1), keys))
+                parts.append(_finish(plan, fetched.set_axis(list(plan.features), axis=1),
+                                     _batch_keys(batch, plan)))
             yield pd.concat(parts, axis=1)
 
     return rows.mapInPandas(finish, T.StructType(fields))
+
+
+def _keyed(store: FeatureStore, workspace: Workspace, rows: DataFrame, plans: list[ViewPlan]) -> DataFrame:
+    """The events with their address period and every view's lookup keys, in the events' order.
+
+    Sorted while the rows are narrow, and computed once since every view reads it; the
+    checkpoint also cuts the lineage through Feast's `entity_dataframe` view, which Feast's
+    next query replaces (a "recursive view").
+    """
+    # Feast reads its entity rows twice (time range, then join): they are computed once.
+    entity = _with_keys(rows, workspace).localCheckpoint(eager=True)
+    keyed = _add_lookup_keys(_geography(store, entity), plans)
+    # Checkpointed first: range partitioning samples its input, which would compute it twice.
+    keyed = keyed.localCheckpoint(eager=True)
+    # As many parts as can run at once, times a few (Spark's own sort may leave fewer parts
+    # than cores for the wide work that follows).
+    parts = PARTS_PER_CORE * keyed.sparkSession.sparkContext.defaultParallelism
+    return keyed.repartitionByRange(parts, ROW).sortWithinPartitions(ROW).localCheckpoint(eager=True)
+
+
+def _joined_frame(store: FeatureStore, keyed: DataFrame, plans: list[ViewPlan],
+                  event_columns: list[str]) -> DataFrame:
+    """The frame by Spark joins, in the events' order."""
+    joined, in_order, lookups = keyed, True, Lookups.of(keyed, plans)
+    for plan in plans:
+        joined, kept = _join_features(store, plan, lookups, joined)
+        in_order &= kept
+    frame = _finish_all(joined, plans, event_columns)
+    return (frame if in_order else frame.orderBy(ROW)).drop(ROW)
 
 
 def spark_training_frame(
@@ -227,7 +307,7 @@ def spark_training_frame(
     Returns
     -------
     pyspark.sql.DataFrame
-        The columns of `training_frame`, sorted in the events' order; timestamps are Spark
+        The columns of `training_frame`, in the events' order; timestamps are Spark
         timestamps (shown as UTC by the profile's session).
 
     Raises
@@ -241,17 +321,67 @@ def spark_training_frame(
     >>> frame = spark_training_frame(events, store=store, workspace=ws)  # doctest: +SKIP
     >>> frame.write.parquet("frame.parquet")  # doctest: +SKIP
     """
-    spark = spark_session(store)
-    rows = _events(events, spark)
-    event_columns = [c for c in rows.columns if c != ROW]
+    rows = _events(events, spark_session(store))
     plans = plan_views(store, workspace, feature_service)
-    keyed = _add_lookup_keys(_geography(store, _with_keys(rows, workspace)), plans)
-    # Computed once, since every view reads it; the checkpoint also cuts the lineage through
-    # Feast's `entity_dataframe` view, which Feast's next query replaces (a "recursive view").
-    joined = keyed = keyed.localCheckpoint(eager=True)
+    return _joined_frame(store, _keyed(store, workspace, rows, plans), plans, _event_columns(rows))
+
+
+def _event_columns(rows: DataFrame) -> list[str]:
+    return [c for c in rows.columns if c != ROW]
+
+
+def _small_features(store: FeatureStore, plans: list[ViewPlan],
+                    keyed: DataFrame) -> dict[str, pd.DataFrame] | None:
+    """Per view, the features of every (GEOID, vintage) the rows read, indexed by both.
+
+    None as soon as one view's are too many to broadcast (`BROADCAST_CELLS`).
+    """
+    lookups = Lookups.of(keyed, plans)
+    if not all(lookups.broadcastable(plan) for plan in plans):
+        return None
+    tables = {}
     for plan in plans:
-        joined = _join_features(store, plan, keyed, joined)
-    return _finish_all(joined, plans, event_columns).orderBy(ROW).drop(ROW)
+        on = [f"{plan.name}{SEP}geoid", f"{plan.name}{SEP}vintage"]
+        table = (_fetch(store, plan, lookups.of_view(plan)).toPandas() if lookups.counts.get(plan.name)
+                 else pd.DataFrame(columns=on))
+        tables[plan.name] = table.set_index(on).rename(columns=lambda c: c.split(SEP, 1)[1])
+    return tables
+
+
+def _assemble(batch: pd.DataFrame, plans: list[ViewPlan], tables: dict[str, pd.DataFrame],
+              event_columns: list[str]) -> pd.DataFrame:
+    """A batch's rows of the frame: each view's features looked up in its table, finished."""
+    parts = [batch[event_columns]]
+    for plan in plans:
+        keys = _batch_keys(batch, plan)
+        read = pd.MultiIndex.from_arrays([keys[plan.key], keys["vintage"]])
+        parts.append(_finish(plan, tables[plan.name].reindex(read).set_axis(batch.index), keys))
+    return pd.concat(parts, axis=1)
+
+
+def _write_parts(keyed: DataFrame, plans: list[ViewPlan], tables: dict[str, pd.DataFrame],
+                 event_columns: list[str], schema: pa.Schema, folder: Path) -> None:
+    """Each partition's rows of the frame written by its Python worker to a part file.
+
+    The JVM never holds the wide rows (its row-by-row parquet writer took most of the time).
+    A task's file is named by its attempt; the files of attempts the job did not keep go.
+    """
+    shared = keyed.sparkSession.sparkContext.broadcast(tables)
+
+    def write(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        task = TaskContext.get()
+        part = folder / f"part-{task.partitionId():05d}-{task.attemptNumber()}.parquet"
+        with pq.ParquetWriter(part, schema) as writer:
+            for batch in batches:
+                frame = _assemble(batch, plans, shared.value, event_columns)
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+        yield pd.DataFrame({"part": [part.name]})
+
+    kept = {row.part for row in keyed.mapInPandas(write, "part string").collect()}
+    for part in folder.glob("part-*.parquet"):
+        if part.name not in kept:
+            part.unlink()
+    shared.unpersist()
 
 
 def write_training_frame(
@@ -265,31 +395,59 @@ def write_training_frame(
 ) -> str:
     """Write the training frame as parquet from the executors (a folder of part files).
 
+    On a local or shared-mount path, when the areas the events read are few enough to
+    broadcast (`BROADCAST_CELLS`), Spark's Python workers build and write the wide rows;
+    otherwise (many areas, or a URI such as ``s3a://``) Spark joins and writes
+    `spark_training_frame`. Same rows either way. On a local path the frame is written beside
+    ``path`` and moved in place when complete.
+
     Parameters
     ----------
     events, store, workspace, feature_service
         As for `spark_training_frame`.
     path : str or Path
-        Output folder, on storage every executor can write (e.g. ``s3a://``, ``hdfs://``).
+        Output folder, on storage every executor can write (e.g. a shared mount, ``s3a://``,
+        ``hdfs://``).
     mode : str
-        Spark's save mode: "error" (default), "overwrite", "append" or "ignore".
+        "error" (default: refuse an existing ``path``) or "overwrite".
 
     Returns
     -------
     str
-        The folder written; its part files hold the rows in the events' order.
+        The folder written; its part files, in name order, hold the rows in the events' order.
 
     Raises
     ------
     InputError
-        As for `spark_training_frame`.
+        As for `spark_training_frame`, or ``path`` exists and ``mode`` is "error".
 
     Examples
     --------
     >>> write_training_frame(events, "outputs/frame.parquet", store=store, workspace=ws)  # doctest: +SKIP
     'outputs/frame.parquet'
     """
-    frame = spark_training_frame(events, store=store, workspace=workspace,
-                                 feature_service=feature_service)
-    frame.write.mode(mode).parquet(str(path))
+    if mode not in ("error", "overwrite"):
+        raise InputError(f"mode {mode!r}: choose 'error' or 'overwrite'")
+    local = "://" not in str(path)
+    if local and mode == "error" and Path(path).exists():
+        raise InputError(f"{path} exists: choose another path or pass mode='overwrite'")
+    rows = _events(events, spark_session(store))
+    plans = plan_views(store, workspace, feature_service)
+    keyed = _keyed(store, workspace, rows, plans)
+    tables = _small_features(store, plans, keyed) if local else None
+    if tables is None:
+        _joined_frame(store, keyed, plans, _event_columns(rows)).write.mode(mode).parquet(str(path))
+        return str(path)
+    folder = Path(path)
+    partial = folder.with_name(f".{folder.name}.partial")
+    remove(partial)
+    partial.mkdir(parents=True)
+    try:
+        event_fields = to_arrow_schema(rows.select(_event_columns(rows)).schema, timezone="UTC")
+        _write_parts(keyed, plans, tables, _event_columns(rows), frame_schema(store, plans, event_fields),
+                     partial)
+        (partial / "_SUCCESS").touch()  # as Spark marks a complete output
+        replace(partial, folder)
+    finally:
+        remove(partial)
     return str(path)

@@ -4,7 +4,15 @@ import pandas as pd
 import pytest
 from hand_built import publish_hand_built
 
-from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
+from feature_repo import (
+    apply_definitions,
+    feature_store,
+    materialize,
+    online_features,
+    training_frame,
+    write_training_frame,
+)
+from ingestion.errors import InputError
 from ingestion.workspace import Workspace
 
 
@@ -74,6 +82,36 @@ def test_training_frame_equals_feasts_own_join_for_looked_up_rows(served):
         .to_df().set_index("_row").sort_index()
     pd.testing.assert_series_equal(looked_up["acs_tract__pct_below_poverty"],
                                    feast_df["pct_below_poverty"], check_names=False)
+
+
+def test_written_frame_in_chunks_equals_the_frame(served, tmp_path):
+    store, ws = served
+    events = pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": [c[1] for c in CASES],
+                           "outcome": range(len(CASES))})
+    # Chunks of 3 events: a chunk of only patient B reads no tract at all (its columns all null).
+    path = write_training_frame(events, tmp_path / "frame.parquet", store=store, workspace=ws, chunk_events=3)
+    expected = training_frame(events, store=store, workspace=ws)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), expected, check_dtype=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["frame.parquet"]
+
+
+def test_event_times_in_mixed_formats_are_parsed_row_by_row(served):
+    store, ws = served
+    events = pd.DataFrame({"patient_id": ["A", "A"],
+                           "event_timestamp": ["2022-03-17", "2022-06-01T09:00:00Z"]})
+    frame = training_frame(events, store=store, workspace=ws)
+    assert frame["acs_tract__pct_below_poverty"].tolist() == [20.0, 6.0]
+
+
+def test_failed_write_keeps_the_previous_frame(served, tmp_path):
+    store, ws = served
+    path = tmp_path / "frame.parquet"
+    path.write_bytes(b"the frame a model was trained on")
+    bad = pd.DataFrame({"patient_id": ["A", "A"], "event_timestamp": ["2021-01-01", "not a time"]})
+    with pytest.raises(InputError, match="row 1: event_timestamp"):
+        write_training_frame(bad, path, store=store, workspace=ws)
+    assert path.read_bytes() == b"the frame a model was trained on"
+    assert [p.name for p in tmp_path.iterdir()] == ["frame.parquet"]
 
 
 @pytest.mark.parametrize(("at", "value"), [("2021-01-01", 1.0), ("2022-06-01", 2.0), ("2023-01-01", 3.0)])

@@ -5,6 +5,7 @@ it); the demo region is the data. Redis backs the profile's online store: its te
 Redis is down, or fail with SDOH_REQUIRE_SERVICES=1.
 """
 
+import contextlib
 import json
 import shutil
 import uuid
@@ -16,6 +17,7 @@ import pytest
 import redis
 import yaml
 from conftest import require_service
+from hand_built import POVERTY, TIMELINE, acs_frame
 
 pytest.importorskip("pyspark")
 
@@ -25,14 +27,18 @@ from pyspark import SparkConf  # noqa: E402
 from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame  # noqa: E402
+from feature_repo import write_training_frame as write_any_profile  # noqa: E402
 from feature_repo.data_sources import published_source  # noqa: E402
 from feature_repo.spark import spark_training_frame, write_training_frame  # noqa: E402
 from feature_repo.store import render_profile  # noqa: E402
 from ingestion.adi_compute import _group_quarters_inputs, adi_variables, compute_adi  # noqa: E402
 from ingestion.boundaries import load_boundary_set  # noqa: E402
 from ingestion.census_api import CensusClient, get_acs  # noqa: E402
-from ingestion.datasets import geography_timeline_spec  # noqa: E402
+from ingestion.datasets import acs_spec, geography_timeline_spec  # noqa: E402
+from ingestion.errors import InputError, LinkageError  # noqa: E402
 from ingestion.linking import link_addresses, read_address_history  # noqa: E402
+from ingestion.pseudonym import PATIENT_KEY_ENV, pseudonymize_timeline  # noqa: E402
+from ingestion.publish import publish  # noqa: E402
 from ingestion.replay import CensusReplayServer  # noqa: E402
 from ingestion.spark_jobs import compute_adi_spark, compute_svi_spark, link_addresses_spark  # noqa: E402
 from ingestion.svi import compute_svi, svi_variables  # noqa: E402
@@ -40,6 +46,7 @@ from ingestion.workspace import Workspace  # noqa: E402
 
 pytestmark = pytest.mark.spark
 REDIS_DB = 14  # a database of its own (the production profile's tests use 15), flushed here
+SECRET = "s3cret-" + "0123456789abcdef" * 2
 SERVICE = "spark_check_v1"  # a small service: tract ACS (boundary vintage moves) and county SVI
 AT = pd.Timestamp("2023-06-01", tz="UTC").to_pydatetime()
 
@@ -90,11 +97,10 @@ def embedded(demo, tmp_path_factory):
     return store, ws
 
 
-@pytest.fixture(scope="module")
-def on_spark(demo, embedded, spark, tmp_path_factory):
-    """The spark profile on another copy: Spark offline store, Redis online store."""
+@contextlib.contextmanager
+def _spark_profile(ws: Workspace):
+    """The spark profile's store of ``ws``, definitions applied (Redis online store)."""
     require_service("redis")
-    ws = _copy_published(demo[0], Workspace(tmp_path_factory.mktemp("spark")))
     settings = {"SDOH_PROFILE": "spark", "SDOH_PROJECT": f"sdoh_spark_{uuid.uuid4().hex[:8]}",
                 "SDOH_REDIS": f"127.0.0.1:6379,db={REDIS_DB}"}
     with pytest.MonkeyPatch.context() as patch:
@@ -102,9 +108,17 @@ def on_spark(demo, embedded, spark, tmp_path_factory):
             patch.setenv(key, value)
         store = feature_store(ws, profile="spark")
         apply_definitions(store, ws)
+        yield store
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+
+
+@pytest.fixture(scope="module")
+def on_spark(demo, embedded, spark, tmp_path_factory):
+    """The spark profile on another copy: Spark offline store, Redis online store."""
+    ws = _copy_published(demo[0], Workspace(tmp_path_factory.mktemp("spark")))
+    with _spark_profile(ws) as store:
         _with_small_service(store)
         yield store, ws
-    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +158,8 @@ def _as_expected(frame: pd.DataFrame, expected: pd.DataFrame) -> pd.DataFrame:
 
     Text columns hold None where Spark's is null and NaN in pandas' own: both null is equal.
     """
-    frame = frame.assign(event_timestamp=frame["event_timestamp"].dt.tz_localize("UTC"))
+    at = frame["event_timestamp"]
+    frame = frame.assign(event_timestamp=at.dt.tz_localize("UTC") if at.dt.tz is None else at)
     frame = frame.astype(expected.dtypes.to_dict())
     text = [c for c, kind in expected.dtypes.items() if kind == np.dtype(object)]
     both_null = {c: frame[c].isna() & expected[c].isna() for c in text}
@@ -162,6 +177,51 @@ def test_spark_frame_stays_in_spark_and_writes_the_same_values(on_spark, expecte
     written = pd.read_parquet(path)
     pd.testing.assert_frame_equal(_as_expected(written, expected), expected)
     pd.testing.assert_frame_equal(_as_expected(frame.toPandas(), expected), expected)
+
+
+def test_many_areas_are_joined_by_a_shuffle_with_the_same_frame(on_spark, expected, events, monkeypatch,
+                                                                 tmp_path):
+    store, ws = on_spark
+    monkeypatch.setattr("feature_repo.spark.BROADCAST_CELLS", 0)  # every view "too large" to broadcast
+    frame = spark_training_frame(events, store=store, workspace=ws, feature_service=SERVICE)
+    assert "SortMergeJoin" in frame._jdf.queryExecution().executedPlan().toString()
+    pd.testing.assert_frame_equal(_as_expected(frame.toPandas(), expected), expected)
+    path = write_training_frame(events, tmp_path / "frame.parquet", store=store, workspace=ws,
+                                feature_service=SERVICE)  # Spark's own writer, then
+    pd.testing.assert_frame_equal(_as_expected(pd.read_parquet(path), expected), expected)
+
+
+def test_the_profiles_writer_runs_on_spark_and_replaces_a_frame_only_when_done(on_spark, expected,
+                                                                             events, tmp_path):
+    store, ws = on_spark
+    path = tmp_path / "frame.parquet"
+    path.mkdir()
+    (path / "part-old.parquet").write_bytes(b"an older frame")
+    with pytest.raises(InputError, match="event_timestamp"):
+        write_any_profile(events.assign(event_timestamp="not a time"), path, store=store, workspace=ws,
+                          feature_service=SERVICE)
+    assert [p.name for p in path.iterdir()] == ["part-old.parquet"]
+    write_any_profile(events, path, store=store, workspace=ws, feature_service=SERVICE)
+    pd.testing.assert_frame_equal(_as_expected(pd.read_parquet(path), expected), expected)
+    assert [p.name for p in tmp_path.iterdir()] == ["frame.parquet"]
+
+
+def test_pseudonymized_ids_are_hashed_on_the_executors(spark, tmp_path, monkeypatch):
+    ws = Workspace(tmp_path)
+    publish(acs_frame("tract", POVERTY), acs_spec("tract"), ws)
+    publish(pseudonymize_timeline(TIMELINE, secret=SECRET.encode()), geography_timeline_spec(), ws)
+    events = pd.DataFrame({"patient_id": ["A", "A", "B"],
+                           "event_timestamp": ["2022-05-31T23:00:00Z", "2022-06-01T09:00:00Z",
+                                               "2022-06-01T00:00:00Z"]})
+    with _spark_profile(ws) as store:
+        monkeypatch.setenv(PATIENT_KEY_ENV, SECRET)
+        frame = spark_training_frame(events, store=store, workspace=ws).toPandas()
+        assert frame["patient_id"].tolist() == ["A", "A", "B"]  # the caller's ids come back
+        assert frame["acs_tract__pct_below_poverty"].tolist()[:2] == [20.0, 6.0]
+        assert frame.loc[2, "acs_tract__pct_below_poverty_missing"] == "po_box"
+        monkeypatch.setenv(PATIENT_KEY_ENV, "other-" + "fedcba9876543210" * 2)
+        with pytest.raises(LinkageError, match="is not the secret"):
+            spark_training_frame(events, store=store, workspace=ws)
 
 
 def test_online_lookup_from_redis_matches_sqlite(on_spark, embedded):

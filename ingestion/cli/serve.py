@@ -69,27 +69,36 @@ def _read_events(path: str) -> pd.DataFrame:
 
 @click.command("training-frame")
 @click.argument("events", type=click.Path(exists=True, dir_okay=False))
-@click.option("--output", "-o", type=click.Path(dir_okay=False), required=True,
-              help="Parquet file to write.")
+@click.option("--output", "-o", type=click.Path(), required=True,
+              help="Parquet to write (replaced only once complete); a folder on the Spark profile.")
 @click.option("--feature-service", type=click.Choice(SERVICES), default=SERVICES[0], show_default=True)
+@click.option("--chunk-events", type=click.IntRange(min=1),
+              help="Events per chunk (default 200,000: ~4.5 GiB peak for model_inputs_v1); memory "
+                   "holds one chunk's frame. Ignored on Spark.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @workspace_option
-def training_frame(events, output, feature_service, workspace) -> None:
+def training_frame(events, output, feature_service, chunk_events, quiet, workspace) -> None:
     """Write a point-in-time correct training frame for events (patient_id, event_timestamp).
 
     Each event gets the features of the vintage released on or before it, for the address the
-    patient had then; every missing value has a reason.
+    patient had then; every missing value has a reason. The frame is written chunk by chunk,
+    so it may be larger than memory; with SDOH_PROFILE=spark, Spark computes and writes it.
 
     \b
     Example:
       sdoh training-frame encounters.csv -o frame.parquet --workspace ws
+      SDOH_PROFILE=spark sdoh training-frame encounters.parquet -o frame.parquet --workspace ws
     """
-    from feature_repo import feature_store
-    from feature_repo import training_frame as build_training_frame
+    import pyarrow.dataset as ds
 
-    frame = build_training_frame(_read_events(events), store=feature_store(workspace),
-                                 workspace=workspace, feature_service=feature_service)
-    frame.to_parquet(output, index=False)
-    click.echo(f"wrote {output}: {frame.shape[0]} rows x {frame.shape[1]} columns")
+    from feature_repo import feature_store, write_training_frame
+    from feature_repo.retrieval import CHUNK_EVENTS
+
+    path = write_training_frame(_read_events(events), output, store=feature_store(workspace),
+                                workspace=workspace, feature_service=feature_service,
+                                chunk_events=chunk_events or CHUNK_EVENTS, progress=not quiet)
+    written = ds.dataset(path, format="parquet")
+    click.echo(f"wrote {path}: {written.count_rows():,} rows x {len(written.schema)} columns")
 
 
 @click.command("online")
