@@ -10,10 +10,9 @@ a Feast lookup keyed by (GEOID, vintage). Every missing value gets a typed reaso
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -27,6 +26,7 @@ from feature_repo.feature_views import GEOGRAPHY_FIELDS, published_calendar
 from ingestion.datasets import geoid_column
 from ingestion.errors import InputError
 from ingestion.pseudonym import lookup_keys
+from ingestion.publish import write_atomic
 from ingestion.workspace import Workspace
 
 GEOGRAPHY_VIEW = "patient_geography"
@@ -297,52 +297,28 @@ def write_training_frame(
     PosixPath('outputs/frame.parquet')
     """
     path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    remove(partial)
-    try:
-        if store.config.offline_store.type == "spark":
-            from feature_repo.spark import write_training_frame as write_on_spark
+    if store.config.offline_store.type == "spark":
+        from feature_repo.spark import write_training_frame as write_on_spark
 
-            write_on_spark(events, partial, store=store, workspace=workspace,
-                           feature_service=feature_service)
-        else:
-            _write_chunks(_check_events(events), partial, store, workspace,
-                          plan_views(store, workspace, feature_service), chunk_events, progress)
-        replace(partial, path)
-    finally:
-        remove(partial)
+        write_on_spark(events, path, store=store, workspace=workspace, feature_service=feature_service,
+                       mode="overwrite")
+        return path
+    events = _check_events(events)
+    plans = plan_views(store, workspace, feature_service)
+    write_atomic(path, lambda handle: _write_chunks(events, handle, store, workspace, plans, chunk_events,
+                                                     progress))
     return path
 
 
-def _write_chunks(events: pd.DataFrame, path: Path, store: FeatureStore, workspace: Workspace,
+def _write_chunks(events: pd.DataFrame, sink: BinaryIO, store: FeatureStore, workspace: Workspace,
                   plans: list[ViewPlan], chunk_events: int, progress: bool) -> None:
     schema = frame_schema(store, plans, pa.Schema.from_pandas(events, preserve_index=False))
-    with pq.ParquetWriter(path, schema) as writer, tqdm(
+    with pq.ParquetWriter(sink, schema) as writer, tqdm(
             total=len(events), desc="training frame", unit="event", disable=not progress) as bar:
         for start in range(0, len(events), chunk_events):
             chunk = _frame(events.iloc[start:start + chunk_events], store, workspace, plans)
             writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
             bar.update(len(chunk))
-
-
-def remove(path: Path) -> None:
-    """Delete a file or folder, if there."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def replace(new: Path, path: Path) -> None:
-    """Put ``new`` (file or folder) at ``path``; the old one goes only once the new is in place."""
-    if not path.is_dir():
-        os.replace(new, path)
-        return
-    old = path.with_name(f".{path.name}.old")
-    remove(old)
-    path.rename(old)
-    new.rename(path)
-    remove(old)
 
 
 def feast_online_features(

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,8 +52,6 @@ from feature_repo.retrieval import (
     _keys,
     frame_schema,
     plan_views,
-    remove,
-    replace,
 )
 from ingestion.errors import InputError
 from ingestion.pseudonym import RAW_SCHEME, lookup_keys, patient_key_secret, pseudonymize_ids, scheme_of
@@ -434,20 +433,41 @@ def write_training_frame(
     rows = _events(events, spark_session(store))
     plans = plan_views(store, workspace, feature_service)
     keyed = _keyed(store, workspace, rows, plans)
-    tables = _small_features(store, plans, keyed) if local else None
-    if tables is None:
+    if not local:
         _joined_frame(store, keyed, plans, _event_columns(rows)).write.mode(mode).parquet(str(path))
         return str(path)
     folder = Path(path)
     partial = folder.with_name(f".{folder.name}.partial")
-    remove(partial)
-    partial.mkdir(parents=True)
+    _remove(partial)
     try:
-        event_fields = to_arrow_schema(rows.select(_event_columns(rows)).schema, timezone="UTC")
-        _write_parts(keyed, plans, tables, _event_columns(rows), frame_schema(store, plans, event_fields),
-                     partial)
-        (partial / "_SUCCESS").touch()  # as Spark marks a complete output
-        replace(partial, folder)
+        tables = _small_features(store, plans, keyed)
+        if tables is None:
+            _joined_frame(store, keyed, plans, _event_columns(rows)).write.parquet(str(partial))
+        else:
+            partial.mkdir(parents=True)
+            event_fields = to_arrow_schema(rows.select(_event_columns(rows)).schema, timezone="UTC")
+            _write_parts(keyed, plans, tables, _event_columns(rows),
+                         frame_schema(store, plans, event_fields), partial)
+            (partial / "_SUCCESS").touch()  # as Spark marks a complete output
+        _replace(partial, folder)
     finally:
-        remove(partial)
+        _remove(partial)
     return str(path)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or folder, if there."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _replace(new: Path, path: Path) -> None:
+    """Put the folder ``new`` at ``path``; the old one goes only once the new one is in place."""
+    old = path.with_name(f".{path.name}.old")
+    _remove(old)
+    if path.exists():
+        path.rename(old)
+    new.rename(path)
+    _remove(old)

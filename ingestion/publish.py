@@ -209,7 +209,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _write_atomic(path: Path, write: Any) -> None:
+def write_atomic(path: Path, write: Any) -> None:
     """Write through ``write(file)`` to a temp file beside ``path``, fsync, rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -234,7 +234,7 @@ def _write_parquet(df: pd.DataFrame, path: Path, spec: DatasetSpec) -> None:
         if pa.types.is_null(column.type) and column.name in strings:
             table = table.set_column(i, pa.field(column.name, pa.string()),
                                      table.column(i).cast(pa.string()))
-    _write_atomic(path, lambda handle: pq.write_table(table, handle, coerce_timestamps="us"))
+    write_atomic(path, lambda handle: pq.write_table(table, handle, coerce_timestamps="us"))
 
 
 def _move(src: Path, dst: Path) -> None:
@@ -293,7 +293,7 @@ def _quarantine(
         **report.to_dict(),
     }
     text = json.dumps(payload, indent=2, default=str).encode()
-    _write_atomic(report_path, lambda handle: handle.write(text))
+    write_atomic(report_path, lambda handle: handle.write(text))
     return folder / "data", report_path
 
 
