@@ -268,10 +268,10 @@ def _keyed(store: FeatureStore, workspace: Workspace, rows: DataFrame, plans: li
     return keyed.repartitionByRange(parts, ROW).sortWithinPartitions(ROW).localCheckpoint(eager=True)
 
 
-def _joined_frame(store: FeatureStore, keyed: DataFrame, plans: list[ViewPlan],
+def _joined_frame(store: FeatureStore, keyed: DataFrame, lookups: Lookups, plans: list[ViewPlan],
                   event_columns: list[str]) -> DataFrame:
     """The frame by Spark joins, in the events' order."""
-    joined, in_order, lookups = keyed, True, Lookups.of(keyed, plans)
+    joined, in_order = keyed, True
     for plan in plans:
         joined, kept = _join_features(store, plan, lookups, joined)
         in_order &= kept
@@ -322,7 +322,8 @@ def spark_training_frame(
     """
     rows = _events(events, spark_session(store))
     plans = plan_views(store, workspace, feature_service)
-    return _joined_frame(store, _keyed(store, workspace, rows, plans), plans, _event_columns(rows))
+    keyed = _keyed(store, workspace, rows, plans)
+    return _joined_frame(store, keyed, Lookups.of(keyed, plans), plans, _event_columns(rows))
 
 
 def _event_columns(rows: DataFrame) -> list[str]:
@@ -330,12 +331,11 @@ def _event_columns(rows: DataFrame) -> list[str]:
 
 
 def _small_features(store: FeatureStore, plans: list[ViewPlan],
-                    keyed: DataFrame) -> dict[str, pd.DataFrame] | None:
+                    lookups: Lookups) -> dict[str, pd.DataFrame] | None:
     """Per view, the features of every (GEOID, vintage) the rows read, indexed by both.
 
     None as soon as one view's are too many to broadcast (`BROADCAST_CELLS`).
     """
-    lookups = Lookups.of(keyed, plans)
     if not all(lookups.broadcastable(plan) for plan in plans):
         return None
     tables = {}
@@ -433,16 +433,17 @@ def write_training_frame(
     rows = _events(events, spark_session(store))
     plans = plan_views(store, workspace, feature_service)
     keyed = _keyed(store, workspace, rows, plans)
+    lookups = Lookups.of(keyed, plans)
     if not local:
-        _joined_frame(store, keyed, plans, _event_columns(rows)).write.mode(mode).parquet(str(path))
+        _joined_frame(store, keyed, lookups, plans, _event_columns(rows)).write.mode(mode).parquet(str(path))
         return str(path)
     folder = Path(path)
     partial = folder.with_name(f".{folder.name}.partial")
     _remove(partial)
     try:
-        tables = _small_features(store, plans, keyed)
+        tables = _small_features(store, plans, lookups)
         if tables is None:
-            _joined_frame(store, keyed, plans, _event_columns(rows)).write.parquet(str(partial))
+            _joined_frame(store, keyed, lookups, plans, _event_columns(rows)).write.parquet(str(partial))
         else:
             partial.mkdir(parents=True)
             event_fields = to_arrow_schema(rows.select(_event_columns(rows)).schema, timezone="UTC")
