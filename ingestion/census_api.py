@@ -7,6 +7,16 @@ jitter, honours ``Retry-After`` up to a cap (a 429 pauses every worker, not just
 got it), splits requests of more than 50 variables and joins the parts on the geography columns
 (never on ``NAME``, whose format changed in 2024).
 
+**Every answer is checked against its request** before it is used or cached: each requested
+column and the level's geography columns present, no other column, one row per geography
+(identical repeats are dropped, conflicting ones refused), no geography outside the ``for`` and
+``in`` predicates, every code a ``for=`` list names present. The answers for one geography
+request (its variable chunks and its datasets) must hold the same geographies: the API answers
+a variable it does not publish at a level with null in the geography's row, never by leaving
+the row out. An answer that fails is retried like a garbled body (a proxy may have altered
+it); a disagreement between answers is fetched again once, bypassing the cache; then the
+request fails with a `CensusApiError` naming the URL, the column or GEOID, and what to do.
+
 **Table families.** `get_acs` takes variables without their E/M suffix and sends each to the
 dataset that publishes it: detailed tables (``B01001_001``, ``C17002_002``) to ``acs/acs5``,
 subject tables (``S1701_C03_001``) to ``acs/acs5/subject`` and data profiles to
@@ -25,12 +35,15 @@ the API has not nested them in states since 2019 and rejects ``in=state``, so ``
 **Cache.** With ``cache_dir=`` (or the ``SDOH_CACHE_DIR`` environment variable) every answered
 request is written to disk as it completes, keyed by the service host, year, dataset, variable
 chunk and geography predicates (never the API key), so a rerun makes no HTTP call and an
-interrupted run resumes with the missing requests only. Errors are never cached.
+interrupted run resumes with the missing requests only. Errors are never cached, nor answers
+that fail the checks above; a cache file that fails them is ignored and fetched again.
 
 **Concurrency.** Requests (chunks x states/counties x datasets) run on a pool of
 ``max_workers`` threads (default 4), each with its own `requests.Session` (requests does not
 document `Session` as thread-safe, psf/requests#2766), and a tqdm bar counts them on a
 terminal; otherwise progress is logged. Results never depend on the order requests finish in.
+Once one request has failed for good, the pull stops: requests not started are cancelled and
+those retrying give up at their next attempt, so an outage gives one error, not one per request.
 
 The API key comes from ``api_key=`` or else the ``CENSUS_API_KEY`` environment variable, and is
 never shown: every URL in a log line or error reads ``key=REDACTED``; cache files never hold it.
@@ -59,8 +72,10 @@ import logging
 import math
 import os
 import re
+import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,7 +90,7 @@ from tqdm import tqdm
 
 from ingestion.errors import CensusApiError
 from ingestion.geography import STATE_FIPS, normalize_counties, normalize_states, normalize_zctas
-from ingestion.retry import RetryPolicy, check_client_options
+from ingestion.retry import RetryPolicy, check_client_options, check_service_url
 from ingestion.workers import WorkerSessions
 from sdoh_sources import load_catalog
 
@@ -143,6 +158,18 @@ _H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _KEY_WORD = re.compile(r"(?i)\b(invalid|missing) key\b")
 _DATASET = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")
+_GET = re.compile(r"([?&]get=)([^&]*)")
+# Variables of a `get=` list shown in messages; the rest are counted.
+_SHOWN_VARIABLES = 4
+
+# What to do next, by kind of failure (the last sentence of an error).
+_ADVICE_NETWORK = ("Check the network connection (and any proxy settings), then run again; "
+                   "without a network, rerun with the --cache-dir (cache_dir=) of an earlier pull "
+                   "or point --base-url (base_url=) at a local replay server.")
+_ADVICE_LATER = ("The API is failing, slow or rate-limiting: try again later (a key in "
+                 "CENSUS_API_KEY raises the rate limit).")
+_ADVICE_ALTERED = ("Nothing was cached: run again to fetch afresh; if it persists, a proxy or "
+                   "mirror between you and the API (--base-url) may be altering its answers.")
 
 
 class _Default(enum.Enum):
@@ -367,6 +394,61 @@ class _Outcome:
     retry_after: float | None = None
     bad_body: bool = False
     rate_limited: bool = False
+    advice: str = ""
+
+
+class _BadAnswer(Exception):  # noqa: N818 (internal: becomes a retry, then a CensusApiError)
+    """An answer that does not fit its request: a column or geography missing, extra or twice."""
+
+
+class _Cancelled(Exception):  # noqa: N818 (internal: never leaves the client)
+    """A request given up because another request of the same pull failed for good."""
+
+
+def _shorten_url(url: str) -> str:
+    """A URL for messages: a long ``get=`` list cut to its first variables and a count."""
+    def cut(match: re.Match[str]) -> str:
+        names = match.group(2).split(",")
+        if len(names) <= _SHOWN_VARIABLES + 1:
+            return match.group(0)
+        rest = len(names) - _SHOWN_VARIABLES
+        return f"{match.group(1)}{','.join(names[:_SHOWN_VARIABLES])},...(+{rest} more)"
+    return _GET.sub(cut, url)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions behind it (causes, contexts, urllib3 reasons and arguments)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [e for e in (current.__cause__, current.__context__,
+                             getattr(current, "reason", None), *current.args)
+                 if isinstance(e, BaseException)]
+    return seen
+
+
+def _connection_problem(exc: BaseException, url: str) -> str:
+    """A short cause, first, for a request that could not connect or lost its connection."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    where = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    chain = _causes(exc)
+    unresolved = next((e for e in chain if isinstance(e, socket.gaierror)), None)
+    if unresolved is not None or any(type(e).__name__ == "NameResolutionError" for e in chain):
+        detail = f" ({unresolved})" if unresolved is not None else ""
+        return f"cannot resolve {host}: no network or DNS failure{detail}"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return f"cannot connect to {where}: connection refused (nothing listens there)"
+    if any(isinstance(e, (ConnectionResetError, ConnectionAbortedError)) for e in chain) or any(
+            type(e).__name__ in ("RemoteDisconnected", "ProtocolError") for e in chain):
+        return f"the connection to {where} was reset or closed before a full answer"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    first = first if len(first) <= 200 else first[:197] + "..."
+    return f"cannot reach {where}: {type(exc).__name__}: {first}"
 
 
 def _check_shape(data: Any) -> str | None:
@@ -380,6 +462,76 @@ def _check_shape(data: Any) -> str | None:
         if not isinstance(row, list) or len(row) != len(header):
             return f"row {number} does not have the header's {len(header)} fields"
     return None
+
+
+def _code(value: Any, column: str) -> str:
+    """A geography code of an answer, zero-padded; `_BadAnswer` if it is not one."""
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    if not text.isdigit() or len(text) > _GEO_WIDTHS[column]:
+        raise _BadAnswer(f"the answer holds {column}={value!r}, which is not a code of at most "
+                         f"{_GEO_WIDTHS[column]} digits")
+    return text.zfill(_GEO_WIDTHS[column])
+
+
+def _answer_geoids(rows: list[list[Any]], geo_columns: tuple[str, ...]) -> list[str]:
+    """The GEOID of every row of a checked answer, in its order."""
+    position = [rows[0].index(c) for c in geo_columns]
+    return ["".join(_code(row[i], c) for i, c in zip(position, geo_columns, strict=True))
+            for row in rows[1:]]
+
+
+def _checked(request: _Request, rows: list[list[Any]]) -> list[list[Any]]:
+    """The answer to ``request`` once it passed every check, identical repeated rows dropped.
+
+    Raises `_BadAnswer` naming the column or GEOID when a requested or geography column is
+    missing, a column nobody asked for is there, a geography lies outside the predicates or
+    repeats with other values, or a code named by a ``for=`` list is absent.
+    """
+    header = rows[0]
+    geo_columns = GEOGRAPHIES[request.level]
+    absent = [n for n in request.names if n not in header]
+    if absent:
+        more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+        raise _BadAnswer(f"the answer lacks the requested column(s) {absent[:5]}{more}")
+    absent = [c for c in geo_columns if c not in header]
+    if absent:
+        raise _BadAnswer(f"the answer lacks the geography column(s) {absent}")
+    unasked = [c for c in header if c not in request.names and c not in _GEO_WIDTHS]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if unasked or repeated:
+        raise _BadAnswer(f"the answer holds columns nobody asked for: {unasked or repeated}")
+    wanted = []  # (column, clause, codes) of each predicate naming codes rather than `*`
+    for _, clause in request.predicates:
+        column, codes = clause.split(":", 1)
+        if codes != "*":
+            width = _GEO_WIDTHS[column]
+            wanted.append((column, clause, {c.zfill(width) for c in codes.split(",")}))
+    position = {c: header.index(c) for c in geo_columns}
+    for_column = request.level  # the `for` predicate's level: the last geography column
+    kept: dict[str, list[Any]] = {}
+    found: set[str] = set()
+    for row in rows[1:]:
+        codes = {c: _code(row[position[c]], c) for c in geo_columns}
+        geoid = "".join(codes.values())
+        for column, clause, allowed in wanted:
+            if codes[column] not in allowed:
+                raise _BadAnswer(f"the answer holds GEOID {geoid}, which was not asked for "
+                                 f"({column} {codes[column]} is outside {clause})")
+        first = kept.setdefault(geoid, row)
+        if first is not row and first != row:
+            i = next(i for i, (a, b) in enumerate(zip(first, row, strict=True)) if a != b)
+            raise _BadAnswer(f"the answer holds GEOID {geoid} twice with different values "
+                             f"({header[i]}: {first[i]!r} and {row[i]!r})")
+        found.add(codes[for_column])
+    if wanted and wanted[0][0] == for_column:  # `for=` names codes: each must be answered
+        _, clause, allowed = wanted[0]
+        missing = sorted(allowed - found)
+        if missing:
+            raise _BadAnswer(f"the answer lacks {for_column} {missing} asked for by for={clause} "
+                             f"(if a code does not exist in {request.year}, leave it out)")
+    if len(kept) < len(rows) - 1:
+        logger.debug("dropped %d identical repeated row(s) of an answer", len(rows) - 1 - len(kept))
+    return [header, *kept.values()]
 
 
 @dataclass(frozen=True)
@@ -440,7 +592,15 @@ class _ResponseCache:
             logger.warning("ignoring cache file %s: it does not hold this request's table; "
                            "fetching again", path)
             return None
-        return rows
+        try:
+            return _checked(request, rows)
+        except _BadAnswer as bad:
+            logger.warning("ignoring cache file %s: %s; fetching again", path, bad)
+            return None
+
+    def discard(self, request: _Request) -> None:
+        """Remove the entry of ``request`` (an answer that disagrees with its siblings)."""
+        self.path(request).unlink(missing_ok=True)
 
     def store(self, request: _Request, rows: list[list[Any]]) -> None:
         path = self.path(request)
@@ -475,7 +635,9 @@ class CensusClient:
     ----------
     base_url : str
         The API root, default ``https://api.census.gov/data``; a replay server's
-        ``base_url`` in tests and the offline demo.
+        ``base_url`` in tests and the offline demo. Plain ``http://`` only to a loopback host
+        (the key would otherwise cross the network in clear; see
+        `ingestion.retry.check_service_url`).
     api_key : str, optional
         The API key. An explicit key wins over the ``CENSUS_API_KEY`` environment variable;
         without either, requests go without a key (the API allows a few per day).
@@ -513,11 +675,9 @@ class CensusClient:
                  max_delay: float = 60.0,
                  cache_dir: str | os.PathLike[str] | None | _Default = FROM_ENVIRONMENT,
                  max_workers: int = 4, progress: bool | None = None) -> None:
-        if not isinstance(base_url, str) or not re.match(r"https?://", base_url):
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self.base_url = check_service_url(base_url)
         check_client_options(timeout=timeout, max_retries=max_retries, backoff=backoff,
                              max_delay=max_delay, max_workers=max_workers, progress=progress)
-        self.base_url = base_url.rstrip("/")
         self._retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
                                   max_delay=max_delay)
         self.timeout, self.max_retries = self._retry.timeout, self._retry.max_retries
@@ -588,9 +748,11 @@ class CensusClient:
         Raises
         ------
         CensusApiError
-            If the API answers with an error, no data (HTTP 204) or an unreadable body, or
-            keeps failing after the retries. The message names the URL (key redacted), the
-            status and the API's own message.
+            If the API answers with an error, no data (HTTP 204), an unreadable body or an
+            answer that does not fit the request (see the module notes), or keeps failing after
+            the retries. The message names the cause first (the status and the API's own
+            message, the column or GEOID, or the network failure), then the URL (key
+            redacted) and what to do.
         ValueError
             For an unknown geography, a bad dataset name or an inconsistent state/county.
 
@@ -618,7 +780,21 @@ class CensusClient:
                 for dataset, names in parts]
         flat = [r for by_set in plan for chunks in by_set for r in chunks]
         survey = "ACS" if all(d.startswith("acs/") for d, _ in parts) else "Census API"
-        answers = dict(zip(flat, self._run(flat, f"{survey} {year} {level}"), strict=True))
+        label = f"{survey} {year} {level}"
+        answers = dict(zip(flat, self._run(flat, label), strict=True))
+        for index in range(len(sets)):  # one geography request: its chunks and its datasets
+            group = [r for by_set in plan for r in by_set[index]]
+            if _disagreement(group, answers) is not None:
+                logger.warning("%s: the answers for %s disagree on geographies; fetching them "
+                               "again", label, _predicate_text(group[0].predicates))
+                answers.update(zip(group, self._run(group, label, use_cache=False), strict=True))
+                problem = _disagreement(group, answers)
+                if problem is not None:
+                    for request in group:
+                        if self._cache is not None:
+                            self._cache.discard(request)
+                    raise CensusApiError(f"Census API answers disagree: {problem}. "
+                                         f"{_ADVICE_ALTERED}")
         frames = []
         for (_, names), by_set in zip(parts, plan, strict=True):
             pieces = [_join_chunks([answers[r] for r in chunks], names, GEOGRAPHIES[level])
@@ -629,12 +805,19 @@ class CensusClient:
             frames.append(frame)
         return frames
 
-    def _run(self, plan: list[_Request], label: str) -> list[list[list[Any]]]:
-        """Answer every request (from the cache where it can), in the order planned."""
+    def _run(self, plan: list[_Request], label: str, *,
+             use_cache: bool = True) -> list[list[list[Any]]]:
+        """Answer every request (from the cache where it can), in the order planned.
+
+        The first request to fail for good stops the pull: the others are cancelled or give up
+        at their next attempt, and its error is raised.
+        """
         answers: list[list[list[Any]] | None] = [None] * len(plan)
+        pull = _Pull()
         todo = []
         for i, request in enumerate(plan):
-            answers[i] = None if self._cache is None else self._cache.load(request)
+            if use_cache and self._cache is not None:
+                answers[i] = self._cache.load(request)
             if answers[i] is None:
                 todo.append(i)
         cached = len(plan) - len(todo)
@@ -655,14 +838,15 @@ class CensusClient:
 
             if self.max_workers == 1 or len(todo) <= 1:
                 for i in todo:
-                    done(i, self._answer(plan[i]))
+                    done(i, self._answer(plan[i], pull))
             else:
                 pool = self._workers.executor()
-                futures = {pool.submit(self._answer, plan[i]): i for i in todo}
+                futures = {pool.submit(self._answer, plan[i], pull): i for i in todo}
                 try:
                     for future in concurrent.futures.as_completed(futures):
                         done(futures[future], future.result())
                 except BaseException as exc:
+                    pull.stop.set()  # requests retrying give up at their next attempt
                     for future in futures:
                         future.cancel()
                     if isinstance(exc, Exception):  # let requests in flight finish and be cached
@@ -673,41 +857,49 @@ class CensusClient:
                         time.monotonic() - started)
         return answers  # type: ignore[return-value]
 
-    def _answer(self, request: _Request) -> list[list[Any]]:
-        """Fetch one request and, once it succeeded, cache it."""
-        rows = self._request(request)
+    def _answer(self, request: _Request, pull: _Pull) -> list[list[Any]]:
+        """Fetch one request and, once its answer passed the checks, cache it."""
+        url = f"{self.base_url}/{request.year}/{request.dataset}?{request.query}"
+        if self._api_key is None:
+            rows = self._fetch(request, url, url, pull)
+        else:
+            rows = self._fetch(request, f"{url}&key={quote(self._api_key, safe='')}",
+                               f"{url}&key=REDACTED", pull)
         if self._cache is not None:
             self._cache.store(request, rows)
         return rows
 
-    def _request(self, request: _Request) -> list[list[Any]]:
-        url = f"{self.base_url}/{request.year}/{request.dataset}?{request.query}"
-        if self._api_key is None:
-            return self._fetch(url, url)
-        return self._fetch(f"{url}&key={quote(self._api_key, safe='')}", f"{url}&key=REDACTED")
-
-    def _fetch(self, url: str, shown: str) -> list[list[Any]]:
-        """GET ``url`` with retries; ``shown`` is the redacted URL used in logs and errors."""
+    def _fetch(self, request: _Request, url: str, shown: str, pull: _Pull) -> list[list[Any]]:
+        """GET ``url`` until its answer passes the checks; ``shown`` is the redacted URL."""
         attempts = self.max_retries + 1
         bad_bodies = 0
+        shown = _shorten_url(shown)
         for attempt in range(1, attempts + 1):
             self._retry.wait_out_pause()
+            if pull.stop.is_set():
+                raise _Cancelled
             logger.debug("GET %s (attempt %d of %d)", shown, attempt, attempts)
             outcome = self._attempt(url)
             if outcome.rows is not None:
-                return outcome.rows
+                try:
+                    return _checked(request, outcome.rows)
+                except _BadAnswer as bad:
+                    outcome = _Outcome(problem=f"HTTP 200 but {self._redact(str(bad))}",
+                                       retryable=True, bad_body=True, advice=_ADVICE_ALTERED)
             if not outcome.retryable:
-                raise CensusApiError(f"Census API request failed: GET {shown} -> "
-                                     f"{outcome.problem}")
+                raise CensusApiError(_failure(outcome, shown))
             bad_bodies += outcome.bad_body
             if attempt == attempts or bad_bodies > MAX_BODY_RETRIES:
                 break
             delay = self._retry.delay(attempt, outcome.retry_after)
-            logger.warning("Census API %s; retrying GET %s in %.2f s (attempt %d of %d)",
-                           outcome.problem, shown, delay, attempt + 1, attempts)
-            self._retry.wait(delay, rate_limited=outcome.rate_limited)
-        raise CensusApiError(f"Census API request failed after {attempt} attempt(s): "
-                             f"GET {shown} -> {outcome.problem}")
+            level = logging.WARNING if pull.first_time(outcome.problem) else logging.DEBUG
+            logger.log(level, "Census API: %s; retrying in %.2f s (attempt %d of %d): GET %s",
+                       outcome.problem, delay, attempt + 1, attempts, shown)
+            if outcome.rate_limited:
+                self._retry.wait(delay, rate_limited=True)
+            else:
+                pull.stop.wait(delay)  # cut short when another request fails for good
+        raise CensusApiError(_failure(outcome, shown, attempts=attempt))
 
     def _attempt(self, url: str) -> _Outcome:
         """One GET; exceptions are turned into redacted problems, never re-raised with the key."""
@@ -715,13 +907,14 @@ class CensusClient:
             response = self._workers.session().get(url, timeout=self.timeout)
         except requests.Timeout as exc:
             return _Outcome(problem=f"timed out after {self.timeout:g} s ({type(exc).__name__})",
-                            retryable=True)
+                            retryable=True, advice=_ADVICE_LATER)
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as exc:
-            return _Outcome(problem=f"{type(exc).__name__}: {self._redact(str(exc))}",
-                            retryable=True)
+            return _Outcome(problem=self._redact(_connection_problem(exc, url)), retryable=True,
+                            advice=_ADVICE_NETWORK)
         except requests.RequestException as exc:
-            return _Outcome(problem=f"{type(exc).__name__}: {self._redact(str(exc))}")
+            first = self._redact(str(exc)).splitlines()[0] if str(exc) else ""
+            return _Outcome(problem=f"{type(exc).__name__}: {first[:300]}")
         return self._read(response)
 
     def _read(self, response: requests.Response) -> _Outcome:
@@ -735,7 +928,7 @@ class CensusClient:
         if status == 429 or status >= 500:
             wait = _retry_after(response.headers.get("Retry-After"))
             return _Outcome(problem=problem, retryable=True, retry_after=wait,
-                            rate_limited=status == 429)
+                            rate_limited=status == 429, advice=_ADVICE_LATER)
         return _Outcome(problem=problem)
 
     def _parse(self, body: bytes, content_type: str) -> _Outcome:
@@ -746,10 +939,13 @@ class CensusClient:
         try:
             data = json.loads(text)
         except ValueError:
+            if not text.strip():
+                return _Outcome(problem="HTTP 200 with an empty body", retryable=True,
+                                bad_body=True, advice=_ADVICE_ALTERED)
             tail = self._redact(text[-40:])
             return _Outcome(problem=f"HTTP 200 but the body is not valid JSON ({len(body)} bytes, "
                                     f"probably truncated; it ends with {tail!r})",
-                            retryable=True, bad_body=True)
+                            retryable=True, bad_body=True, advice=_ADVICE_ALTERED)
         why = _check_shape(data)
         if why is not None:
             return _Outcome(problem=f"HTTP 200 but not a Census API table: {why}")
@@ -757,6 +953,52 @@ class CensusClient:
 
     def _redact(self, text: str) -> str:
         return redact_key(text, self._api_key)
+
+
+class _Pull:
+    """What the requests of one `CensusClient._run` share: a stop signal and the warnings given."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def first_time(self, problem: str) -> bool:
+        """Whether ``problem`` is new to this pull (warn once; repeats are logged at DEBUG)."""
+        with self._lock:
+            new = problem not in self._warned
+            self._warned.add(problem)
+        return new
+
+
+def _failure(outcome: _Outcome, shown: str, *, attempts: int | None = None) -> str:
+    """The error message of a failed request: the cause, the URL, then what to do."""
+    tried = f" after {attempts} attempt(s)" if attempts is not None else ""
+    advice = f" {outcome.advice}" if outcome.advice else ""
+    return f"Census API request failed{tried}: {outcome.problem} (GET {shown}).{advice}"
+
+
+def _predicate_text(predicates: Predicates) -> str:
+    return "&".join(f"{name}={clause}" for name, clause in predicates)
+
+
+def _disagreement(group: list[_Request], answers: dict[_Request, list[list[Any]]]) -> str | None:
+    """Why the answers for one geography request hold different geographies, or None."""
+    geo_columns = GEOGRAPHIES[group[0].level]
+    first = set(_answer_geoids(answers[group[0]], geo_columns))
+    for request in group[1:]:
+        other = set(_answer_geoids(answers[request], geo_columns))
+        if other != first:
+            only_first, only_other = sorted(first - other), sorted(other - first)
+            geoid, holder, lacker = ((only_first[0], group[0], request) if only_first
+                                     else (only_other[0], request, group[0]))
+            count = len(only_first) + len(only_other)
+            return (f"GEOID {geoid} is in the answer of {holder.dataset} "
+                    f"{_shorten_url('?get=' + ','.join(holder.names))[1:]} but not in that of "
+                    f"{lacker.dataset} {_shorten_url('?get=' + ','.join(lacker.names))[1:]} "
+                    f"({count} GEOID(s) differ; {_predicate_text(group[0].predicates)}, "
+                    f"{group[0].year})")
+    return None
 
 
 def _variable_list(variables: Sequence[str] | str) -> list[str]:
@@ -773,41 +1015,23 @@ def _variable_list(variables: Sequence[str] | str) -> list[str]:
     return list(dict.fromkeys(v.strip() for v in names))
 
 
-def _geoid(record: dict[str, Any], geo_columns: tuple[str, ...]) -> str:
-    parts = []
-    for column in geo_columns:
-        value = str(record[column]).strip()
-        if not value.isdigit() or len(value) > _GEO_WIDTHS[column]:
-            raise CensusApiError(f"the API returned {column}={record[column]!r}, which is not "
-                                 f"a code of at most {_GEO_WIDTHS[column]} digits")
-        parts.append(value.zfill(_GEO_WIDTHS[column]))
-    return "".join(parts)
-
-
 def _join_chunks(tables: list[list[list[Any]]], names: list[str],
                  geo_columns: tuple[str, ...]) -> pd.DataFrame:
-    """Join the tables of a split request on the geography columns (never on NAME)."""
-    records: dict[tuple[Any, ...], dict[str, Any]] = {}
+    """Join the checked tables of a split request on GEOID (never on NAME).
+
+    The tables hold the same geographies (checked by `_disagreement` before).
+    """
+    records: dict[str, dict[str, Any]] = {}
     extra: list[str] = []  # geography columns the API returned, in its order
     for table in tables:
         header = table[0]
-        missing = [c for c in geo_columns if c not in header]
-        if missing:
-            raise CensusApiError(f"the API response lacks the geography columns {missing}; "
-                                 f"its header is {header}")
         extra += [c for c in header if c not in names and c not in extra]
-        positions = {name: i for i, name in enumerate(header)}
-        for row in table[1:]:
-            key = tuple(row[positions[c]] for c in geo_columns)
-            record = records.setdefault(key, {})
-            record.update(zip(header, row, strict=True))
-    if len(tables) > 1 and any(len(t) - 1 != len(records) for t in tables):
-        logger.warning("the %d parts of a split request returned different geographies; "
-                       "values absent from a part are None", len(tables))
+        for geoid, row in zip(_answer_geoids(table, geo_columns), table[1:], strict=True):
+            records.setdefault(geoid, {}).update(zip(header, row, strict=True))
     columns = [*names, *extra]
     frame = pd.DataFrame([[r.get(c) for c in columns] for r in records.values()],
                          columns=columns, dtype=object)
-    frame.insert(0, "GEOID", [_geoid(r, geo_columns) for r in records.values()])
+    frame.insert(0, "GEOID", pd.Series(list(records), dtype=object))
     frame["GEOID"] = frame["GEOID"].astype(object)
     return frame
 
@@ -829,16 +1053,13 @@ def _keep_zctas(frame: pd.DataFrame, zctas: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _join_datasets(frames: list[pd.DataFrame], names: list[list[str]]) -> pd.DataFrame:
-    """Join the tables of several datasets on GEOID (values absent from one are None)."""
+    """Join the tables of several datasets on GEOID (the same geographies: see `_disagreement`)."""
     if len(frames) == 1:
         return frames[0]
     records: dict[str, dict[str, Any]] = {}
     for frame, columns in zip(frames, names, strict=True):
         for geoid, *values in frame[["GEOID", *columns]].itertuples(index=False, name=None):
             records.setdefault(geoid, {}).update(zip(columns, values, strict=True))
-    if any(len(frame) != len(records) for frame in frames):
-        logger.warning("the %d datasets returned different geographies; values absent from a "
-                       "dataset are None (not published at this level)", len(frames))
     every = [c for columns in names for c in columns]
     joined = pd.DataFrame([[r.get(c) for c in every] for r in records.values()],
                           columns=every, dtype=object)
@@ -1080,8 +1301,8 @@ def get_acs(geography: str, variables: Sequence[str] | str, year: int,
     pandas.DataFrame
         Tidy: GEOID, variable (the bare name, e.g. ``"DP03_0009P"``), estimate, moe,
         estimate_missing, moe_missing. Wide: GEOID and ``{v}E``, ``{v}M``, ``{v}E_missing``,
-        ``{v}M_missing`` per variable. A GEOID that one dataset lacks gets NaN with reason
-        ``not_published_at_level`` for that dataset's variables.
+        ``{v}M_missing`` per variable. A value the API gives as null (not published at the
+        level) is NaN with reason ``not_published_at_level``.
 
     Raises
     ------
@@ -1089,7 +1310,9 @@ def get_acs(geography: str, variables: Sequence[str] | str, year: int,
         For an unknown geography or output, variables given with their E/M suffix or of no
         known table family, or inconsistent geography filters.
     CensusApiError
-        If an API request fails; see `CensusClient.get_table`.
+        If an API request fails, an answer lacks a requested E or M column, repeats a
+        geography with other values or holds one not asked for, or the datasets' answers hold
+        different geographies; see `CensusClient.get_table`.
 
     Examples
     --------

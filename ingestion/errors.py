@@ -25,3 +25,7 @@ class ValidationFailed(SdohError):
 
 class PublishError(SdohError):
     """Publishing or serving features could not proceed."""
+
+
+class ServiceUrlError(SdohError, ValueError):
+    """A service URL a client would send requests to is malformed or unsafe (plain http)."""

@@ -77,7 +77,7 @@ import requests
 from tqdm import tqdm
 
 from ingestion.census_api import _message, _retry_after, redact_key
-from ingestion.retry import RetryPolicy, check_client_options
+from ingestion.retry import RetryPolicy, check_client_options, check_service_url
 from ingestion.workers import WorkerSessions
 from sdoh_sources.errors import SdohError
 
@@ -166,7 +166,6 @@ _FIELD_NOISE = re.compile(r'[,"\r\n\t]+')
 _SPACES = re.compile(r"\s+")
 _HEADER_IDS = {"id", "unique id", "uniqueid", "record id"}
 _ERROR_MODES = ("raise", "mark")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _STRING = "string"
 
 
@@ -581,15 +580,14 @@ class CensusGeocoder:
                  max_retries: int = 4, backoff: float = 1.0, max_delay: float = 120.0,
                  batch_size: int = MAX_BATCH_SIZE, max_workers: int = 2,
                  progress: bool | None = None) -> None:
-        if not isinstance(base_url, str) or not re.match(r"https?://[^/?#]+", base_url):
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        base_url = check_service_url(base_url)
         check_client_options(timeout=timeout, max_retries=max_retries, backoff=backoff,
                              max_delay=max_delay, max_workers=max_workers, progress=progress)
         if (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                 or not 1 <= batch_size <= MAX_BATCH_SIZE):
             raise ValueError(f"batch_size must be an int from 1 to {MAX_BATCH_SIZE} (the "
                              f"service's limit), got {batch_size!r}")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self._retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
                                   max_delay=max_delay)
         self.timeout, self.max_retries = self._retry.timeout, self._retry.max_retries
@@ -599,9 +597,6 @@ class CensusGeocoder:
         self.progress = progress
         parts = urlsplit(self.base_url)
         self.host = parts.netloc.rsplit("@", 1)[-1]
-        if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-            raise ValueError(f"base_url {self.base_url!r} is plain http: addresses would cross "
-                             "the network unencrypted; use https (http only for a loopback host)")
         self._workers = WorkerSessions(max_workers=self.max_workers, name="census-geocoder",
                                        user_agent="sdoh-feature-store census geocoder client")
 

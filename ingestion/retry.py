@@ -1,9 +1,12 @@
-"""Retry settings shared by the HTTP clients: argument checks, backoff delays, a shared pause.
+"""Settings shared by the HTTP clients: argument checks, the service URL rule, backoff delays.
 
 `CensusClient`, the Census Geocoder client and `download_boundaries` all retry failed requests
 the same way: exponential backoff with jitter, capped at ``max_delay``, honouring a server's
 ``Retry-After`` (also capped); after an HTTP 429 every worker thread waits, not just the one
-that was told to slow down. This module holds that machinery once.
+that was told to slow down. They also accept the same service URLs (`check_service_url`):
+``https://`` anywhere, plain ``http://`` only to a loopback host such as a local replay server,
+since an API key or addresses would otherwise cross the network in clear. This module holds
+that machinery once.
 
 Examples
 --------
@@ -12,16 +15,83 @@ Examples
 >>> policy = RetryPolicy(timeout=30.0, max_retries=4, backoff=0.5, max_delay=60.0)
 >>> policy.delay(1, retry_after=120.0)
 60.0
+>>> check_service_url("http://127.0.0.1:8080/data/")
+'http://127.0.0.1:8080/data'
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
+import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["RetryPolicy", "check_client_options"]
+from ingestion.errors import ServiceUrlError
+
+__all__ = ["RetryPolicy", "check_client_options", "check_service_url"]
+
+_URL = re.compile(r"(?i)(https?)://[^/?#]+")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_service_url(url: Any, *, what: str = "base_url") -> str:
+    """Check a service URL a client will send requests to, and return it without trailing ``/``.
+
+    The one rule for every client: ``https://`` to any host; plain ``http://`` only to a
+    loopback host (``localhost``, ``127.0.0.0/8``, ``::1``: the replay servers of the tests and
+    the offline demo), because an API key, addresses or coordinates would otherwise travel the
+    network unencrypted.
+
+    Parameters
+    ----------
+    url : str
+        The service root, e.g. ``https://api.census.gov/data``.
+    what : str
+        How the caller names the setting in messages (``"base_url"``, ``"--geocoder-url"``).
+
+    Returns
+    -------
+    str
+        ``url`` without trailing slashes.
+
+    Raises
+    ------
+    ServiceUrlError
+        (a `ValueError`) If ``url`` is not an http(s) URL with a host, or is plain http to a
+        host that is not loopback.
+
+    Examples
+    --------
+    >>> check_service_url("https://api.census.gov/data")
+    'https://api.census.gov/data'
+    >>> check_service_url("http://api.census.gov/data")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ingestion.errors.ServiceUrlError: base_url 'http://api.census.gov/data' is plain http ...
+    """
+    match = _URL.match(url) if isinstance(url, str) else None
+    if match is None:
+        raise ServiceUrlError(f"{what} must be an http(s) URL such as https://api.census.gov/data,"
+                              f" got {url!r}")
+    host = urlsplit(url).hostname or ""
+    if match.group(1).lower() == "http" and not _is_loopback(host):
+        raise ServiceUrlError(
+            f"{what} {url!r} is plain http to a host that is not loopback: the request (and any "
+            f"API key or address in it) would cross the network unencrypted; use https:// "
+            f"(plain http:// is only for a local server such as http://127.0.0.1:PORT)")
+    return url.rstrip("/")
 
 
 def check_client_options(*, timeout: Any, max_retries: Any, backoff: Any, max_delay: Any,
@@ -86,22 +156,36 @@ class RetryPolicy:
         The first retry waits about ``backoff`` seconds, doubling each retry, with jitter.
     max_delay : float
         Cap in seconds on any one wait, ``Retry-After`` included.
+    rng : random.Random, optional
+        The source of the jitter; a generator of the policy's own otherwise. Pass a seeded one
+        for reproducible delays.
+    sleep : callable, optional
+        How to wait a number of seconds; `time.sleep` otherwise. Tests pass their own (for
+        example ``list.append``) instead of patching `time.sleep` for every thread.
 
     Examples
     --------
     >>> policy = RetryPolicy(timeout=30.0, max_retries=4, backoff=1.0, max_delay=3.0)
-    >>> 2.0 <= policy.delay(2) <= 3.0  # about backoff * 2 ** (attempt - 1), jittered, capped
+    >>> 1.0 <= policy.delay(2) <= 3.0  # about backoff * 2 ** (attempt - 1), jittered, capped
     True
     >>> policy.wait(0.01, rate_limited=True)  # a 429: pause every worker...
     >>> policy.wait_out_pause()  # ...which each calls before its next attempt
+    >>> waits = []
+    >>> quiet = RetryPolicy(timeout=1.0, max_retries=2, backoff=1.0, max_delay=5.0,
+    ...                     rng=random.Random(0), sleep=waits.append)
+    >>> quiet.wait(quiet.delay(1), rate_limited=False); waits
+    [1.3444218515250481]
     """
 
     def __init__(self, *, timeout: float, max_retries: int, backoff: float,
-                 max_delay: float) -> None:
+                 max_delay: float, rng: random.Random | None = None,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.backoff = float(backoff)
         self.max_delay = float(max_delay)
+        self.sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._paused_until = 0.0
 
@@ -122,7 +206,9 @@ class RetryPolicy:
         """
         if retry_after is not None:
             return min(retry_after, self.max_delay)
-        return min(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5), self.max_delay)
+        with self._lock:  # random.Random is not documented as thread-safe
+            jitter = self._rng.uniform(0.5, 1.5)
+        return min(self.backoff * 2 ** (attempt - 1) * jitter, self.max_delay)
 
     def pause(self, delay: float) -> None:
         """Hold every thread back for ``delay`` seconds from now (see `wait_out_pause`).
@@ -141,12 +227,15 @@ class RetryPolicy:
         --------
         >>> RetryPolicy(timeout=1.0, max_retries=2, backoff=0.1, max_delay=5.0).wait_out_pause()
         """
-        while True:
+        slept_until = 0.0
+        while True:  # again if another thread extended the pause meanwhile
             with self._lock:
-                left = self._paused_until - time.monotonic()
-            if left <= 0:
+                until = self._paused_until
+            left = until - time.monotonic()
+            if until <= slept_until or left <= 0:
                 return
-            time.sleep(left)
+            self.sleep(left)
+            slept_until = until
 
     def wait(self, delay: float, *, rate_limited: bool) -> None:
         """Wait ``delay`` seconds before a retry: all threads if ``rate_limited``, else this one.
@@ -162,4 +251,4 @@ class RetryPolicy:
         if rate_limited:
             self.pause(delay)  # every worker waits, not just this one
         else:
-            time.sleep(delay)
+            self.sleep(delay)

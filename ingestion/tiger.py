@@ -56,6 +56,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import re
 import string
 import sys
@@ -80,7 +81,7 @@ from tqdm import tqdm
 
 from ingestion.census_api import FROM_ENVIRONMENT, _cache_root, _Default, _message, _retry_after
 from ingestion.geography import STATE_FIPS, normalize_state, normalize_states
-from ingestion.retry import RetryPolicy, check_client_options
+from ingestion.retry import RetryPolicy, check_client_options, check_service_url
 from sdoh_sources.catalog import CatalogError
 from sdoh_sources.errors import SdohError
 
@@ -354,9 +355,7 @@ def _check_kind(kind: Any) -> str:
 
 
 def _base(base_url: Any) -> str:
-    if not isinstance(base_url, str) or not re.match(r"https?://[^/]", base_url):
-        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-    return base_url.rstrip("/")
+    return check_service_url(base_url)
 
 
 def _patterns_for(level: str, year: int, kind: str) -> list[_Pattern]:
@@ -671,7 +670,7 @@ class _Downloader:
             delay = self.retry.delay(failures, outcome.retry_after)
             logger.warning("GET %s: %s; retry %d of %d in %.2f s", target.url, outcome.problem,
                            failures, self.max_retries, delay)
-            time.sleep(delay)
+            self.retry.wait(delay, rate_limited=False)
 
     def _attempt(self, url: str, part: Path, state_file: Path) -> _Attempt:
         offset = part.stat().st_size if part.exists() else 0
@@ -907,6 +906,8 @@ def download_boundaries(
     max_delay: float = 60.0,
     max_workers: int = 4,
     progress: bool | None = None,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
 ) -> list[Path]:
     """Download TIGER/Line or cartographic boundary zips into the cache; return their paths.
 
@@ -953,6 +954,11 @@ def download_boundaries(
     progress : bool, optional
         A tqdm bar over files: True always, False never, None (default) when stderr is a
         terminal.
+    rng : random.Random, optional
+        The source of the backoff jitter (see `ingestion.retry.RetryPolicy`).
+    sleep : callable
+        How to wait between attempts, `time.sleep` by default; tests pass their own rather
+        than patching `time.sleep` for every thread.
 
     Returns
     -------
@@ -1006,7 +1012,7 @@ def download_boundaries(
     shown = progress if progress is not None else sys.stderr.isatty()
     try:
         retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
-                            max_delay=max_delay)
+                            max_delay=max_delay, rng=rng, sleep=sleep)
         downloader = _Downloader(root=root, session=http, retry=retry)
         return _run(targets, downloader.ensure, max_workers=max_workers, label=label,
                     shown=shown)

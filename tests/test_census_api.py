@@ -268,11 +268,15 @@ def _geographies(states: Sequence[str]) -> dict[str, list[list[str]]]:
     return out
 
 
-def mixed_tree(root: Path, states: Sequence[str] = ("99", "98"), *, year: int = 2024) -> Path:
+def mixed_tree(root: Path, states: Sequence[str] = ("99", "98"), *, year: int = 2024,
+               profile_lacks: bool = False) -> Path:
     """A synthetic region (states 98/99 unless told) with detailed, subject and profile files.
 
     Subject tables and data profiles have no block group file (the API publishes them down to
-    tracts); the profile lacks the first state's last tract and carries a -888888888 annotation in the first.
+    tracts); the profile answers null for DP03_0009 in the first state's last tract (not
+    published there: the API keeps the row, as in the real block group file of dc_acs2024) and
+    carries a -888888888 annotation in the first. With ``profile_lacks`` the profile leaves that
+    tract's row out instead, which the API never does.
     """
     places = _geographies(states)
     for dataset, variables in FAMILIES.items():
@@ -282,7 +286,10 @@ def mixed_tree(root: Path, states: Sequence[str] = ("99", "98"), *, year: int = 
             rows = [[_value("".join(g), v, s) for v in variables for s in "EM"] + g
                     for g in places[level]]
             if dataset == "acs/acs5/profile" and level == "tract":
-                rows = [r for r in rows if r[-3:] != [states[0], "003", "000200"]]
+                last = next(r for r in rows if r[-3:] == [states[0], "003", "000200"])
+                last[header.index("DP03_0009E")] = last[header.index("DP03_0009M")] = None
+                if profile_lacks:
+                    rows.remove(last)
                 rows[0][header.index("DP03_0009PE")] = "-888888888"
             folder = root / str(year) / dataset
             folder.mkdir(parents=True, exist_ok=True)
@@ -345,9 +352,22 @@ def test_mixed_families_in_one_call(mixed):
         assert rows[geoid, "DP03_0009P"].estimate == float(_value(geoid, "DP03_0009P", "E"))
     jammed = rows["99001000100", "DP03_0009P"]
     assert math.isnan(jammed.estimate) and jammed.estimate_missing == "not_applicable"
-    absent = rows["99003000200", "DP03_0009"]  # not in the profile file
+    absent = rows["99003000200", "DP03_0009"]  # null in the profile file
     assert math.isnan(absent.estimate) and absent.estimate_missing == "not_published_at_level"
     assert rows["99003000200", "S1701_C03_001"].estimate_missing is None
+
+
+def test_a_geography_one_dataset_leaves_out_is_fetched_again_then_an_error(tmp_path):
+    """The API answers an unpublished value with null in the row; a missing row is a fault."""
+    tree = mixed_tree(tmp_path / "lacks", profile_lacks=True)
+    with CensusReplayServer(tree) as server, _client(server) as client, pytest.raises(
+            CensusApiError, match=r"answers disagree: GEOID 99003000200 is in the answer of "
+                                  r"acs/acs5/subject get=S1701_C03_001E,S1701_C03_001M but not in"
+                                  r" that of acs/acs5/profile .*for=tract:\*&in=state:99, 2024\)"
+                                  r"\. Nothing was cached: run again"):
+        get_acs("tract", ["S1701_C03_001", "DP03_0009"], 2024, "99", client=client)
+    assert sorted(_dataset_of(r) for r in server.requests) == [
+        "acs/acs5/profile", "acs/acs5/profile", "acs/acs5/subject", "acs/acs5/subject"]
 
 
 def test_mixed_families_wide(mixed):
@@ -366,9 +386,9 @@ def test_explicit_dataset_sends_every_variable_there(mixed):
         tidy = get_acs("county", ["S1701_C03_001"], 2024, "99", dataset="acs/acs5/subject",
                        client=client)
         assert len(tidy) == 2
-        with pytest.raises(CensusApiError, match=r"/data/2024/acs/acs5\?get=S1701_C03_001E,"
-                                                 r".* -> HTTP 400: error: unknown variable "
-                                                 r"'S1701_C03_001E'$"):
+        with pytest.raises(CensusApiError, match=r"failed: HTTP 400: error: unknown variable "
+                                                 r"'S1701_C03_001E' \(GET http://\S+/data/2024/"
+                                                 r"acs/acs5\?get=S1701_C03_001E,\S+\)\.$"):
             get_acs("county", ["S1701_C03_001"], 2024, "99", dataset="acs/acs5", client=client)
 
 
@@ -386,8 +406,8 @@ def test_get_acs_rejects_bad_variables_before_any_request(mixed, variables, kw, 
 
 def test_subject_tables_at_block_group_surface_the_api_error(mixed):
     with _client(mixed) as client, pytest.raises(
-            CensusApiError, match=r"acs/acs5/subject\?.*-> HTTP 400: error: unknown/unsupported "
-                                  r"geography heirarchy"):
+            CensusApiError, match=r"HTTP 400: error: unknown/unsupported geography heirarchy "
+                                  r"\(GET \S+/acs/acs5/subject\?"):
         get_acs("block group", ["S1701_C03_001"], 2024, "99", client=client)
 
 
@@ -522,9 +542,10 @@ def test_retry_after_is_honoured_but_capped(server, monkeypatch):
 
 def test_exhausted_retries_name_redacted_url_and_status(client, server):
     server.inject(503, times=10, body="error: service unavailable, try later")
-    with pytest.raises(CensusApiError, match=r"after 4 attempt\(s\): GET http://127\.0\.0\.1:\d+"
-                       r"/data/2024/acs/acs5\?get=B01003_001E&for=tract:\*&in=state:99"
-                       r"&key=REDACTED -> HTTP 503: error: service unavailable") as info:
+    with pytest.raises(CensusApiError, match=r"after 4 attempt\(s\): HTTP 503: error: service "
+                       r"unavailable, try later \(GET http://127\.0\.0\.1:\d+/data/2024/acs/"
+                       r"acs5\?get=B01003_001E&for=tract:\*&in=state:99&key=REDACTED\)\. The "
+                       r"API is failing, slow or rate-limiting: try again later") as info:
         _tract(client)
     assert KEY not in str(info.value) and KEY not in repr(info.value)
     assert len(server.requests) == 4
@@ -543,8 +564,8 @@ def test_timeouts_exhausting_retries_say_so(server, monkeypatch):
     server.inject(None, delay=0.6, times=2)
     client = CensusClient(base_url=server.base_url, timeout=0.15, backoff=0.01, max_retries=1,
                           api_key=KEY)
-    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\).*key=REDACTED -> "
-                                             r"timed out after 0\.15 s") as info:
+    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\): timed out after 0\.15 s "
+                                             r".*key=REDACTED\)\. The API is failing") as info:
         _tract(client)
     assert KEY not in str(info.value)
 
@@ -556,7 +577,9 @@ def test_connection_refused_is_retried_then_reported_without_key(tmp_path, monke
     server.stop()
     client = CensusClient(base_url=base_url, api_key=KEY, timeout=0.5, backoff=0.01,
                           max_retries=1)
-    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\).*ConnectionError") as info:
+    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\): cannot connect to "
+                                             r"127\.0\.0\.1:\d+: connection refused .*Check "
+                                             r"the network connection") as info:
         _tract(client)
     assert KEY not in str(info.value)
     assert info.value.__context__ is None and info.value.__cause__ is None
@@ -578,9 +601,9 @@ def test_persistently_truncated_json_is_a_clear_error(client, server):
 
 @pytest.mark.parametrize(("status", "body", "match"), [
     (404, "<html><head><title>404 Not Found</title></head><body><h1>Nope</h1></body></html>",
-     r"HTTP 404: 404 Not Found$"),
+     r"failed: HTTP 404: 404 Not Found \(GET "),
     (400, "<html><body><h1>Bad &amp; wrong</h1><p>details</p></body></html>",
-     r"HTTP 400: Bad & wrong$"),
+     r"failed: HTTP 400: Bad & wrong \(GET "),
     (200, "<!DOCTYPE html><html><head><title>Invalid Key</title></head></html>",
      r"HTTP 200 with an HTML page instead of JSON: Invalid Key \(the API key is missing"),
 ])
@@ -593,20 +616,20 @@ def test_html_pages_become_short_errors(client, server, status, body, match):
 
 def test_html_5xx_page_is_retried_and_reported_by_title(client, server):
     server.inject(502, times=4, body="<html><title>502 Bad Gateway</title><body>x</body></html>")
-    with pytest.raises(CensusApiError, match=r"HTTP 502: 502 Bad Gateway$"):
+    with pytest.raises(CensusApiError, match=r"HTTP 502: 502 Bad Gateway \(GET "):
         _tract(client)
 
 
 def test_unknown_variable_message_surfaces_without_retry(client, server):
-    with pytest.raises(CensusApiError, match=r"HTTP 400: error: unknown variable "
-                                             r"'B99999_001E'$"):
+    with pytest.raises(CensusApiError, match=r"failed: HTTP 400: error: unknown variable "
+                                             r"'B99999_001E' \(GET "):
         _tract(client, ["B01003_001E", "B99999_001E"])
     assert len(server.requests) == 1
 
 
 def test_no_content_is_a_clear_error(client):
-    with pytest.raises(CensusApiError, match=r"county:777&key=REDACTED -> HTTP 204 No Content: "
-                                             r"the API has no data"):
+    with pytest.raises(CensusApiError, match=r"failed: HTTP 204 No Content: the API has no data "
+                                             r"for this query \(GET \S+county:777&key=REDACTED"):
         _tract(client, county="777")
 
 

@@ -619,8 +619,9 @@ def test_bad_arguments_fail_before_any_request(server, client, frame, kw, error,
 
 @pytest.mark.parametrize(("kw", "match"), [
     ({"base_url": "ftp://x"}, r"base_url must be an http"),
-    ({"base_url": "http://geocoding.geo.census.gov/geocoder"}, r"is plain http: addresses would "
-                                                               r"cross the network unencrypted"),
+    ({"base_url": "http://geocoding.geo.census.gov/geocoder"}, r"is plain http to a host that is "
+                                                               r"not loopback.*unencrypted"),
+    ({"base_url": "http://10.0.0.5/geocoder"}, r"plain http to a host that is not loopback"),
     ({"timeout": 0}, r"timeout must be > 0"),
     ({"max_retries": -1}, r"max_retries must be an int"),
     ({"max_workers": 0}, r"max_workers must be an int >= 1"),

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import logging
+import random
 import re
 import socket
 import threading
@@ -31,6 +32,7 @@ import requests
 import shapely
 
 from ingestion.boundaries import load_boundaries
+from ingestion.errors import ServiceUrlError
 from ingestion.tiger import (
     DEFAULT_BASE_URL,
     LEVELS,
@@ -318,8 +320,8 @@ def test_boundary_url_follows_the_catalog(args, options, expected):
 
 
 def test_boundary_url_takes_a_mirror():
-    assert boundary_url("tract", 2020, "DE", base_url="http://mirror.example/tiger/") == \
-        "http://mirror.example/tiger/TIGER2020/TRACT/tl_2020_10_tract.zip"
+    assert boundary_url("tract", 2020, "DE", base_url="https://mirror.example/tiger/") == \
+        "https://mirror.example/tiger/TIGER2020/TRACT/tl_2020_10_tract.zip"
 
 
 @pytest.mark.parametrize(("args", "options", "error", "match"), [
@@ -338,6 +340,8 @@ def test_boundary_url_takes_a_mirror():
     (("blocks", 2020, "DE"), {}, ValueError, r"unknown level 'blocks'"),
     (("tract", 2020, "Atlantis"), {}, ValueError, r"unknown state 'Atlantis'"),
     (("tract", 2020, "DE"), {"base_url": "ftp://x"}, ValueError, r"base_url"),
+    (("tract", 2020, "DE"), {"base_url": "http://mirror.example/tiger"}, ServiceUrlError,
+     r"plain http to a host that is not loopback.*use https://"),
     (("tract", "2020", "DE"), {}, TypeError, r"no default vintage"),
     (("tract", True, "DE"), {}, TypeError, r"year must be an int"),
     (("tract", 2020, ["DE"]), {}, TypeError, r"one state"),
@@ -476,13 +480,15 @@ def test_retries_are_bounded_and_the_error_names_the_url(server, tmp_path):
     assert not mirrored(tmp_path, DE_2020).exists()
 
 
-def test_backoff_grows_with_jitter(server, tmp_path, monkeypatch):
-    waits: list[float] = []
-    monkeypatch.setattr("ingestion.tiger.time.sleep", waits.append)
+def test_backoff_grows_with_jitter(server, tmp_path):
+    waits: list[float] = []  # the download's own sleep: nothing else in the process is touched
     server.fault(DE_2020, 500, 500, 500)
-    fetch(server, tmp_path, "tract", 2020, "DE", backoff=1.0, max_delay=3.0)
-    # about backoff * 2 ** (n - 1), times a jitter factor in [0.5, 1.5], capped at max_delay
-    assert 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 3.0 and 2.0 <= waits[2] <= 3.0
+    fetch(server, tmp_path, "tract", 2020, "DE", backoff=1.0, max_delay=3.0,
+          rng=random.Random(7), sleep=waits.append)
+    # backoff * 2 ** (n - 1), times the seeded jitter factor in [0.5, 1.5], capped at max_delay
+    jitter = random.Random(7)
+    assert waits == [min(2 ** n * jitter.uniform(0.5, 1.5), 3.0) for n in range(3)]
+    assert waits[0] < waits[1] and waits[2] == 3.0
 
 
 def test_a_dropped_connection_is_resumed_with_a_range_request(server, files, tmp_path):
