@@ -199,6 +199,35 @@ def build_acs_measures(
     return frame[list(spec.column_names)]
 
 
+def check_vintage(vintage: int) -> None:
+    """Refuse an ACS 5-year vintage the release calendar does not know, before any request.
+
+    Parameters
+    ----------
+    vintage : int
+        The ACS 5-year vintage (final year).
+
+    Raises
+    ------
+    CatalogError
+        If ``sdoh_sources/catalog/release_calendar.yaml`` has no ``acs5`` release for
+        ``vintage``; the message lists the known vintages.
+    TypeError
+        If ``vintage`` is not an int.
+
+    Examples
+    --------
+    >>> check_vintage(2021)
+    >>> check_vintage(2030)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sdoh_sources.catalog.CatalogError: no release of 'acs5' for vintage 2030 in the calendar; ...
+    """
+    if isinstance(vintage, bool) or not isinstance(vintage, int):
+        raise TypeError(f"vintage must be an int such as 2021, got {vintage!r}")
+    load_catalog().release("acs5", vintage)
+
+
 def ingest_acs(
     level: str,
     vintage: int,
@@ -237,6 +266,8 @@ def ingest_acs(
 
     Raises
     ------
+    CatalogError
+        If ``vintage`` is not in the release calendar (checked before any request).
     CensusApiError
         If the API cannot be reached or answers with an error.
     ValidationFailed
@@ -246,6 +277,7 @@ def ingest_acs(
     --------
     >>> ingest_acs("tract", 2021, "DE", workspace=Workspace("ws"))  # doctest: +SKIP
     """
+    check_vintage(vintage)
     if level == "zcta" and state is not None:
         raise InputError("ZCTAs are not nested in states: the API answers for the whole nation; "
                          "pull them with state=None (`--state all`)")

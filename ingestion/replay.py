@@ -28,11 +28,18 @@ variables HTTP 400 ``error: 'get' is limited to 50 variables``, a level without 
 ``in`` outside the hierarchy HTTP 400 ``error: unknown/unsupported geography heirarchy`` (sic),
 a dataset without files HTTP 404, no matching rows HTTP 204.
 
+Faults (`CensusReplayServer.inject`) make the next answers misbehave the way a failing service
+or a proxy in between would: another status (429 with ``Retry-After``, 500, 503), an HTML page or
+any body with status 200, a stall past the client's timeout, a body cut short, an empty body, a
+connection reset, or a table altered in one way (``alter=``): a column dropped, a geography
+repeated with another value, a geography added that nobody asked for or one left out.
+
 Examples
 --------
 >>> with CensusReplayServer("tests/replay") as server:  # doctest: +SKIP
 ...     client = CensusClient(base_url=server.base_url)
 ...     server.inject(429, headers={"Retry-After": "0"})  # the next request is rate limited
+...     server.inject(None, alter="drop_column", column="B01003_001M")  # then one lacks a column
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import json
 import logging
 import os
 import re
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -51,7 +60,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["LEVEL_FILES", "CensusReplayServer"]
+__all__ = ["ALTERATIONS", "LEVEL_FILES", "CensusReplayServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +100,10 @@ _KEY_PAGES = {
 
 Answer = tuple[int, bytes, str, dict[str, str]]
 
+# What `inject(alter=...)` can do to an answer: table changes, then transport faults.
+ALTERATIONS = ("drop_column", "conflicting_duplicate", "extra_geography", "drop_geography",
+               "empty_body", "reset")
+
 
 @dataclass
 class _Fault:
@@ -102,6 +115,41 @@ class _Fault:
     delay: float
     truncate: bool
     headers: dict[str, str]
+    alter: str | None = None
+    column: str | None = None
+
+
+def _altered(payload: bytes, alter: str, column: str | None) -> bytes:
+    """A JSON table answer changed in one way (see `ALTERATIONS`); other answers unchanged."""
+    if alter == "empty_body":
+        return b""
+    try:
+        table = json.loads(payload)
+    except ValueError:
+        return payload
+    header, rows = table[0], table[1:]
+    if not rows:
+        return payload
+    if alter == "drop_column":
+        name = column if column is not None else header[0]
+        if name not in header:
+            return payload
+        at = header.index(name)
+        table = [[v for i, v in enumerate(row) if i != at] for row in table]
+    elif alter == "conflicting_duplicate":
+        at = header.index(column) if column in header else 0
+        twin = list(rows[0])
+        twin[at] = "1" if twin[at] != "1" else "2"
+        table = [header, *rows, twin]
+    elif alter == "extra_geography":  # the first geography column moved outside the request
+        at = next(i for i, name in enumerate(header) if name in GEOGRAPHY_COLUMNS)
+        stray = list(rows[0])
+        code = str(stray[at])
+        stray[at] = str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
+        table = [header, *rows, stray]
+    elif alter == "drop_geography":
+        table = [header, *rows[:-1]]
+    return ("[" + ",\n".join(_dumps(row) for row in table) + "]").encode("utf-8")
 
 
 def _text(status: int, message: str) -> Answer:
@@ -157,6 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(replay.latency)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
+        if fault is not None and fault.alter == "reset":
+            self._reset()
+            return
         if fault is not None and (fault.body is not None or fault.status not in (None, 200)):
             status = fault.status or 200
             body = fault.body if fault.body is not None else _default_body(status)
@@ -169,9 +220,17 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload, content_type, headers = answer
         if fault is not None:
             headers = {**headers, **fault.headers}
+            if fault.alter is not None and status == 200:
+                payload = _altered(payload, fault.alter, fault.column)
             if fault.truncate and payload:
                 payload = payload[: max(1, len(payload) // 2)]
         self._send(status, payload, content_type, headers)
+
+    def _reset(self) -> None:
+        """Drop the connection without an answer: a TCP reset (SO_LINGER 0, then close)."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
 
     def _send(self, status: int, payload: bytes, content_type: str,
               headers: dict[str, str]) -> None:
@@ -283,7 +342,8 @@ class CensusReplayServer:
 
     def inject(self, status: int | None = 429, *, times: int = 1, body: str | None = None,
                delay: float = 0.0, truncate: bool = False,
-               headers: dict[str, str] | None = None) -> None:
+               headers: dict[str, str] | None = None, alter: str | None = None,
+               column: str | None = None) -> None:
         """Queue a fault for the next ``times`` requests (faults apply in the order queued).
 
         Parameters
@@ -304,20 +364,32 @@ class CensusReplayServer:
             body cut short on the way.
         headers : dict, optional
             Extra response headers, e.g. ``{"Retry-After": "1"}``.
+        alter : str, optional
+            Change a normal answer (use with ``status=None``): ``"drop_column"`` removes
+            ``column`` (default the first), ``"conflicting_duplicate"`` repeats the first row with
+            another value in ``column`` (default the first), ``"extra_geography"`` adds a copy of
+            the first row whose first geography code (the state, for most levels) was not asked
+            for, ``"drop_geography"`` leaves the last row out, ``"empty_body"`` answers 200
+            with no body, ``"reset"`` drops the connection without an answer (a TCP reset).
+        column : str, optional
+            The column ``alter`` acts on.
 
         Raises
         ------
         ValueError
-            If ``times`` < 1 or ``delay`` < 0.
+            If ``times`` < 1, ``delay`` < 0 or ``alter`` is not one of `ALTERATIONS`.
 
         Examples
         --------
         >>> server.inject(500, times=2)  # doctest: +SKIP
         >>> server.inject(None, truncate=True)  # doctest: +SKIP
+        >>> server.inject(None, alter="conflicting_duplicate", column="B01003_001E")  # doctest: +SKIP
         """
         if times < 1 or delay < 0:
             raise ValueError(f"times must be >= 1 and delay >= 0, got {times!r}, {delay!r}")
-        fault = _Fault(status, times, body, delay, truncate, dict(headers or {}))
+        if alter is not None and alter not in ALTERATIONS:
+            raise ValueError(f"alter must be one of {list(ALTERATIONS)}, got {alter!r}")
+        fault = _Fault(status, times, body, delay, truncate, dict(headers or {}), alter, column)
         with self._lock:
             self._faults.append(fault)
 

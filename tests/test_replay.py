@@ -132,6 +132,9 @@ def test_api_key_mode_redirects_to_key_pages(root):
 # --------------------------------------------------------------------------- fault injection
 
 QUERY = "get=B01003_001E&for=tract:*&in=state:99"
+ALTERED_QUERY = "get=B01003_001E,B01003_001M&for=tract:*&in=state:99"
+ALTERED_HEADER = ["B01003_001E", "B01003_001M", "state", "county", "tract"]
+ALTERED_ROWS = [[*r[1:3], *r[4:]] for r in ROWS]
 
 
 def test_faults_apply_in_order_then_normal_answers_resume(server):
@@ -171,9 +174,40 @@ def test_delay_makes_a_client_time_out(server):
     assert _get(server, QUERY).status_code == 200  # the next request is answered at once
 
 
+@pytest.mark.parametrize(("alter", "column", "expected"), [
+    ("drop_column", "B01003_001M", [["B01003_001E", "state", "county", "tract"],
+                                    *[[r[0], *r[2:]] for r in ALTERED_ROWS]]),
+    ("conflicting_duplicate", "B01003_001E",
+     [ALTERED_HEADER, *ALTERED_ROWS, ["1", *ALTERED_ROWS[0][1:]]]),
+    ("extra_geography", None,
+     [ALTERED_HEADER, *ALTERED_ROWS, [*ALTERED_ROWS[0][:2], "00", *ALTERED_ROWS[0][3:]]]),
+    ("drop_geography", None, [ALTERED_HEADER, *ALTERED_ROWS[:-1]]),
+])
+def test_an_answer_can_be_altered_once(server, alter, column, expected):
+    server.inject(None, alter=alter, column=column)
+    response = _get(server, ALTERED_QUERY)
+    assert response.status_code == 200 and response.json() == expected
+    assert _get(server, ALTERED_QUERY).json() == [ALTERED_HEADER, *ALTERED_ROWS]  # then normal
+
+
+def test_an_empty_body_with_200(server):
+    server.inject(None, alter="empty_body")
+    response = _get(server, QUERY)
+    assert (response.status_code, response.content) == (200, b"")
+    assert response.headers["Content-Length"] == "0"
+
+
+def test_a_reset_connection_gets_no_answer(server):
+    server.inject(None, alter="reset")
+    with pytest.raises(requests.ConnectionError):
+        _get(server, QUERY)
+    assert _get(server, QUERY).status_code == 200
+
+
 @pytest.mark.parametrize(("kw", "match"), [
     ({"times": 0}, r"times must be >= 1"),
     ({"delay": -1.0}, r"delay >= 0, got 1, -1\.0"),
+    ({"alter": "garble"}, r"alter must be one of \['drop_column'"),
 ])
 def test_inject_rejects_bad_faults(server, kw, match):
     with pytest.raises(ValueError, match=match):

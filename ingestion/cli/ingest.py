@@ -16,10 +16,37 @@ def ingest() -> None:
     """Ingest a source: pull, build measures, validate, publish (or quarantine)."""
 
 
+def _parse_states(_ctx, _param, values: tuple[str, ...]) -> list[str] | None:
+    """``--state`` values as FIPS codes, or None for ``all``; a bad one is a usage error."""
+    from ingestion.geography import normalize_states
+
+    if any(v.strip().lower() == "all" for v in values):
+        if len(values) > 1:
+            raise click.BadParameter(f"`all` cannot be combined with other states, got "
+                                     f"{list(values)}; give `all` alone or only named states")
+        return None
+    try:
+        return list(normalize_states(list(values)))
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}, or `all` for every state, DC and PR") from None
+
+
+def _parse_counties(_ctx, _param, values: tuple[str, ...]) -> list[str] | None:
+    """``--county`` values as 3-digit FIPS codes, or None when none is given."""
+    from ingestion.geography import normalize_counties
+
+    if not values:
+        return None
+    try:
+        return list(normalize_counties(list(values)))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def census_options(func):
     """The Census Data API options every pulling command shares: states, URL, cache, workers."""
     options = [
-        click.option("--state", "states", required=True, multiple=True,
+        click.option("--state", "states", required=True, multiple=True, callback=_parse_states,
                      help="State as FIPS, postal code or name. Repeatable; `all` for every state, "
                           "DC and PR."),
         click.option("--base-url", default="https://api.census.gov/data", show_default=True,
@@ -41,10 +68,6 @@ def _client(base_url: str, cache_dir: str | None, max_workers: int):
     return CensusClient(base_url=base_url, cache_dir=cache_dir, max_workers=max_workers)
 
 
-def _states(states: tuple[str, ...]) -> list[str] | None:
-    return None if "all" in states else list(states)
-
-
 def _report(result) -> None:
     click.echo(f"published {result.dataset}: {result.n_rows} rows ({result.report.summary()})")
 
@@ -52,7 +75,7 @@ def _report(result) -> None:
 @ingest.command("acs")
 @click.option("--vintage", type=int, required=True, multiple=True,
               help="ACS 5-year vintage (final year), e.g. 2021. Repeatable. No default on purpose.")
-@click.option("--county", "counties", multiple=True,
+@click.option("--county", "counties", multiple=True, callback=_parse_counties,
               help="Only this county (3-digit FIPS) of the one --state given. Repeatable.")
 @click.option("--level", type=click.Choice(LEVELS), multiple=True, default=DEFAULT_LEVELS,
               show_default=True, help="Geography levels. Repeatable. ZCTAs are national: `--state all`.")
@@ -73,13 +96,15 @@ def acs(vintage, counties, level, reliability_rule, states, base_url, cache_dir,
       sdoh ingest acs --vintage 2021 --state DE --level tract --workspace ws
       sdoh ingest acs --vintage 2022 --state PA --county 101 --county 045 --level block_group
     """
-    from ingestion.acs import ingest_acs
+    from ingestion.acs import check_vintage, ingest_acs
 
+    for v in vintage:  # every vintage before the first request
+        check_vintage(v)
     client = _client(base_url, cache_dir, max_workers)
     for v in vintage:
         for lv in level:
-            _report(ingest_acs(lv, v, _states(states), county=list(counties) or None,
-                               workspace=workspace, client=client, reliability_rule=reliability_rule))
+            _report(ingest_acs(lv, v, states, county=counties, workspace=workspace,
+                               client=client, reliability_rule=reliability_rule))
 
 
 @ingest.command("svi")
@@ -105,7 +130,7 @@ def svi(release, level, reference, states, base_url, cache_dir, max_workers, wor
     client = _client(base_url, cache_dir, max_workers)
     for r in release:
         for lv in level:
-            _report(ingest_svi(lv, r, _states(states), reference=reference, workspace=workspace,
+            _report(ingest_svi(lv, r, states, reference=reference, workspace=workspace,
                                client=client))
 
 
@@ -152,7 +177,7 @@ def adi_acs(vintage, reference, states, base_url, cache_dir, max_workers, worksp
 
     client = _client(base_url, cache_dir, max_workers)
     for v in vintage:
-        _report(ingest_adi_acs(v, _states(states), reference=reference, workspace=workspace,
+        _report(ingest_adi_acs(v, states, reference=reference, workspace=workspace,
                                client=client))
 
 
