@@ -119,7 +119,8 @@ ACS5 = "acs/acs5"
 CACHE_ENV = "SDOH_CACHE_DIR"
 # The API refuses a `get` of more than 50 variables ("error: 'get' is limited to 50 variables").
 MAX_VARIABLES = 50
-# Truncated or garbled 200 bodies are transient; retry them this many times at most.
+# Truncated, empty or garbled 200 bodies, and answers that fail the checks against their
+# request, are often transient (a proxy in between); retry them this many times at most.
 MAX_BODY_RETRIES = 2
 NOT_PUBLISHED_AT_LEVEL = "not_published_at_level"
 MOE_UNKNOWN = "unknown"

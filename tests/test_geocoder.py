@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from click.testing import CliRunner
 
 from ingestion import linking
+from ingestion.cli import sdoh
 from ingestion.geocoder import (
     ADDRESS_BATCH_COLUMNS,
     GEOCODE_COLUMNS,
@@ -862,3 +864,18 @@ def test_real_deduplicated_answer_joins_back_to_every_row(real_data):
                                                        "11001005303"]
     finally:
         fake.stop()
+
+
+def test_cli_refuses_a_plain_http_geocoder_url_without_a_traceback(tmp_path):
+    history, boundaries = tmp_path / "history.csv", tmp_path / "bg.zip"
+    history.write_text("patient_id,street\n")
+    boundaries.write_bytes(b"")
+    result = CliRunner().invoke(sdoh, [
+        "link", str(history), "--boundaries", "2020", str(boundaries),
+        "--send-addresses-to-census-geocoder", "--geocoder-url", "http://10.1.2.3/geocoder",
+        "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 1 and result.exception is not None
+    assert "Traceback" not in result.output
+    assert "Error: base_url 'http://10.1.2.3/geocoder' is plain http to a host that is not " \
+           "loopback" in result.output
+    assert not (tmp_path / "ws").exists()

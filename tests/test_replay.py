@@ -167,10 +167,8 @@ def test_truncated_body_is_cut_with_matching_length(server):
 
 def test_delay_makes_a_client_time_out(server):
     server.inject(None, delay=0.5)
-    start = time.monotonic()
-    with pytest.raises(requests.Timeout):
+    with pytest.raises(requests.Timeout):  # the answer comes after the client gave up
         _get(server, QUERY, timeout=0.1)
-    assert time.monotonic() - start < 0.45
     assert _get(server, QUERY).status_code == 200  # the next request is answered at once
 
 
