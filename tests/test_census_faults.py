@@ -38,7 +38,7 @@ VARIABLES = ["B01003_001"]  # one request: the fault always hits it
 
 
 def _client(server: CensusReplayServer, cache: Path | None, **kw) -> CensusClient:
-    settings = {"api_key": KEY, "timeout": 0.5, "max_retries": 3, "backoff": 0.001,
+    settings = {"api_key": KEY, "timeout": 5.0, "max_retries": 3, "backoff": 0.001,
                 "max_delay": 0.01, "cache_dir": cache, "progress": False, "max_workers": 1,
                 **kw}
     return CensusClient(base_url=server.base_url, **settings)
@@ -76,13 +76,22 @@ def _assert_cache_holds_only_clean_answers(cache: Path, clean_cache: dict[str, l
     assert all(clean_cache[name] == rows for name, rows in held.items()), held
 
 
+# A stalled answer comes after STALL seconds; the client gives up after TIMEOUT (stall cases
+# only: the others keep a timeout no loaded machine reaches).
+STALL, TIMEOUT = 2.0, 0.5
+
+
+def _timeout(fault: str) -> float:
+    return TIMEOUT if fault.startswith("stall") else 5.0
+
+
 # Transient faults: the next answer misbehaves once, the retry gets the real one.
 TRANSIENT = {
     "429 with Retry-After": {"status": 429, "headers": {"Retry-After": "0"}},
     "500": {"status": 500},
     "503": {"status": 503},
     "connection reset": {"status": None, "alter": "reset"},
-    "stall past the timeout": {"status": None, "delay": 1.0},
+    "stall past the timeout": {"status": None, "delay": STALL},
     "truncated JSON": {"status": None, "truncate": True},
     "empty body": {"status": None, "alter": "empty_body"},
     "missing E column": {"status": None, "alter": "drop_column", "column": "B01003_001E"},
@@ -98,7 +107,7 @@ def test_a_transient_fault_is_retried_and_the_pull_succeeds(server, clean, tmp_p
     frame, clean_cache = clean
     server.inject(**TRANSIENT[fault])
     cache = tmp_path / "cache"
-    pd.testing.assert_frame_equal(_pull(server, cache), frame)
+    pd.testing.assert_frame_equal(_pull(server, cache, timeout=_timeout(fault)), frame)
     assert len(server.requests) == 2  # the faulty answer, then the good one
     assert _cached(cache) == clean_cache
 
@@ -114,8 +123,9 @@ PERSISTENT = {
     "connection reset": ({"status": None, "alter": "reset"},
                          r"after 4 attempt\(s\): the connection to 127\.0\.0\.1:\d+ was reset or "
                          r"closed before a full answer \(GET .*\)\. Check the network connection"),
-    "stall past the timeout": ({"status": None, "delay": 1.0},
-                               r"after 4 attempt\(s\): timed out after 0\.2 s"),
+    "stall past the timeout": ({"status": None, "delay": STALL},
+                               r"after 4 attempt\(s\): timed out after 0\.5 s \(ReadTimeout\) "
+                               r"\(GET .*\)\. The API is failing, slow or rate-limiting"),
     "truncated JSON": ({"status": None, "truncate": True},
                        r"after 3 attempt\(s\): HTTP 200 but the body is not valid JSON"),
     "empty body": ({"status": None, "alter": "empty_body"},
@@ -147,9 +157,8 @@ def test_a_persistent_fault_is_a_clear_error_and_nothing_bad_is_cached(server, c
     kw, match = PERSISTENT[fault]
     server.inject(**kw, times=10)
     cache = tmp_path / "cache"
-    timeout = 0.2 if fault == "stall past the timeout" else 0.5
     with pytest.raises(CensusApiError, match=match) as caught:
-        _pull(server, cache, timeout=timeout)
+        _pull(server, cache, timeout=_timeout(fault))
     assert KEY not in str(caught.value)
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 600
     _assert_cache_holds_only_clean_answers(cache, clean_cache)
