@@ -699,10 +699,22 @@ def test_redact_key(text, expected):
     ({"max_retries": -1}, r"max_retries must be an int >= 0"),
     ({"backoff": -1.0}, r"backoff and max_delay must be >= 0"),
     ({"base_url": "ftp://x"}, r"base_url must be an http\(s\) URL"),
+    ({"base_url": "http://api.census.gov/data"}, r"plain http to a host that is not loopback: "
+                                                 r"the request \(and any API key"),
+    ({"base_url": "http://10.0.0.7:8080/data"}, r"plain http to a host that is not loopback"),
+    ({"base_url": "http://localhost.example.org/data"}, r"plain http"),
 ])
 def test_client_rejects_bad_settings(kw, match):
     with pytest.raises(ValueError, match=match):
         CensusClient(**kw)
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8080/data", "http://127.0.0.2/data/",
+                                      "http://localhost:9/data", "http://[::1]:9/data",
+                                      "https://api.census.gov/data", "HTTPS://mirror.example/d"])
+def test_https_anywhere_and_plain_http_to_loopback_are_accepted(base_url):
+    with CensusClient(base_url=base_url, cache_dir=None) as client:
+        assert client.base_url == base_url.rstrip("/")
 
 
 # --------------------------------------------------------------------------- parsing
