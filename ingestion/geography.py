@@ -19,7 +19,7 @@ Examples
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -294,11 +294,12 @@ def normalize_zctas(zctas: str | int | Sequence[str | int]) -> tuple[str, ...]:
     return _many(zctas, normalize_zcta, "zcta")
 
 
-def check_geoids(geoids: pd.Series, *, level: str, synthetic: bool = False) -> None:
+def check_geoids(geoids: pd.Series, *, level: str,
+                 states: Collection[str] | None = None) -> None:
     """Refuse GEOIDs that cannot be of ``level``: wrong width, no state, no county.
 
-    A tract, block group or county GEOID starts with the FIPS code of a state of `STATES`
-    (any two digits when ``synthetic``) followed by a county code from 001 to 840.
+    A tract, block group or county GEOID starts with the FIPS code of a state (one of
+    ``states``) followed by a county code from 001 to 840.
     So ZCTAs or ZIP codes passed as counties (both 5 digits) are refused when their first two
     digits are no state or their last three no county, instead of being ranked as if their
     first two digits were a state.
@@ -309,9 +310,9 @@ def check_geoids(geoids: pd.Series, *, level: str, synthetic: bool = False) -> N
         GEOID strings, zero-padded.
     level : {"block_group", "tract", "county", "zcta"}
         The geography level the GEOIDs are declared to be.
-    synthetic : bool
-        Made-up areas (the demo region's state is "99", deliberately no state): any two
-        digits are accepted as the state.
+    states : collection of str, optional
+        The 2-digit state codes the GEOIDs may start with; default `STATE_FIPS` (the 50
+        states, DC and Puerto Rico). The synthetic demo region passes its own ("99").
 
     Raises
     ------
@@ -338,7 +339,7 @@ def check_geoids(geoids: pd.Series, *, level: str, synthetic: bool = False) -> N
                     index=geoids.index)
     if level != "zcta":
         county = pd.to_numeric(geoids.str[2:5], errors="coerce")
-        why = why.mask(why.eq("") & ~synthetic & ~geoids.str[:2].isin(STATE_FIPS),
+        why = why.mask(why.eq("") & ~geoids.str[:2].isin(STATE_FIPS if states is None else states),
                        "'" + geoids.str[:2] + "' is no state FIPS code")
         why = why.mask(why.eq("") & ~county.between(1, _LAST_COUNTY),
                        "'" + geoids.str[2:5] + f"' is no county FIPS code (001 to {_LAST_COUNTY})")

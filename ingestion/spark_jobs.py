@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import geopandas as gpd
 import pandas as pd
@@ -137,7 +137,7 @@ def _by_reference_area(inputs: DataFrame, digits: int | None,
 
 
 def compute_svi_spark(inputs: DataFrame, *, release: int, reference: str = "state",
-                      synthetic: bool = False) -> DataFrame:
+                      states: Collection[str] | None = None) -> DataFrame:
     """`ingestion.svi.compute_svi` on Spark, one reference area (state, county, nation) per group.
 
     Parameters
@@ -148,8 +148,8 @@ def compute_svi_spark(inputs: DataFrame, *, release: int, reference: str = "stat
         SVI release; no default.
     reference : str
         "state", "county" or "nation" (one group: every row).
-    synthetic : bool
-        Made-up rows, as for `compute_svi`.
+    states : collection of str, optional
+        The state codes the GEOIDs may start with, as for `compute_svi`.
 
     Returns
     -------
@@ -168,11 +168,12 @@ def compute_svi_spark(inputs: DataFrame, *, release: int, reference: str = "stat
     width = load_svi_catalog().references.get(reference)
     return _by_reference_area(
         inputs, width, lambda group: compute_svi(group, release=release, reference=reference,
-                                              synthetic=synthetic))
+                                              states=states))
 
 
 def compute_adi_spark(inputs: DataFrame, *, vintage: int, reference: str = "nation",
-                      standardized: bool = False, synthetic: bool = False) -> DataFrame:
+                      standardized: bool = False,
+                      states: Collection[str] | None = None) -> DataFrame:
     """`ingestion.adi_compute.compute_adi` on Spark, one reference area per group.
 
     Parameters
@@ -185,8 +186,8 @@ def compute_adi_spark(inputs: DataFrame, *, vintage: int, reference: str = "nati
         The area scores are scaled and ranked within ("nation": one group, every row).
     standardized : bool
         Petterson's z-scored variant.
-    synthetic : bool
-        Made-up rows, as for `compute_adi`.
+    states : collection of str, optional
+        The state codes the GEOIDs may start with, as for `compute_adi`.
 
     Returns
     -------
@@ -206,4 +207,4 @@ def compute_adi_spark(inputs: DataFrame, *, vintage: int, reference: str = "nati
     return _by_reference_area(
         inputs, REFERENCE_DIGITS.get(reference),
         lambda group: compute_adi(group, vintage=vintage, reference=reference,
-                                  standardized=standardized, synthetic=synthetic))
+                                  standardized=standardized, states=states))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from ingestion.census_api import CensusClient, get_acs
 from ingestion.csv_input import read_csv_text
 from ingestion.datasets import geoid_column, svi_spec
 from ingestion.errors import InputError
-from ingestion.geography import check_geoids
+from ingestion.geography import check_geoids, normalize_states
 from ingestion.publish import PublishResult, publish
 from ingestion.workspace import Workspace
 from sdoh_sources import load_catalog
@@ -261,7 +262,7 @@ def percentile_rank(values: pd.Series, *, reference: str) -> pd.Series:
 
 # ------------------------------------------------------------------------- compute
 def _check_frame(inputs: pd.DataFrame, release: int, *, level: str | None,
-                 synthetic: bool) -> pd.Index:
+                 states: Collection[str] | None) -> pd.Index:
     """The GEOIDs of ``inputs``, after checking its type, key, level and columns."""
     if not isinstance(inputs, pd.DataFrame):
         raise TypeError(f"inputs must be a pandas DataFrame, got {type(inputs).__name__}")
@@ -283,7 +284,7 @@ def _check_frame(inputs: pd.DataFrame, release: int, *, level: str | None,
         raise InputError(f"level={level!r}, but the GEOIDs are {found} GEOIDs "
                          f"({geoid.iloc[0]!r}); pass the level of the rows given")
     if found is not None:
-        check_geoids(geoid, level=found, synthetic=synthetic)
+        check_geoids(geoid, level=found, states=states)
     if geoid.duplicated().any():
         raise InputError(f"GEOIDs repeat: {geoid[geoid.duplicated()].unique()[:5].tolist()}")
     absent = [c for c in svi_variables(release) if c not in inputs.columns]
@@ -355,7 +356,7 @@ def _flags(ranks: dict[str, _Column], cat: SviCatalog) -> dict[str, _Column]:
 
 
 def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state",
-                level: str | None = None, synthetic: bool = False) -> pd.DataFrame:
+                level: str | None = None, states: Collection[str] | None = None) -> pd.DataFrame:
     """Compute the CDC/ATSDR SVI of tracts or counties from their ACS inputs, as CDC does.
 
     E_ and M_ are sums (M_ the truncated root of summed squares), EP_ and MP_ percents
@@ -382,9 +383,9 @@ def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state",
         The level the rows are declared to be; read from the GEOID width when omitted.
         Either way, GEOIDs must start with a state and county FIPS code
         (`ingestion.geography.check_geoids`): ZCTAs are not counties.
-    synthetic : bool
-        Made-up rows (the demo region): their state codes are not checked against the
-        state list.
+    states : collection of str, optional
+        The state FIPS codes the GEOIDs may start with (`ingestion.geography.check_geoids`);
+        default the 50 states, DC and Puerto Rico. The demo region passes its "99".
 
     Returns
     -------
@@ -411,7 +412,7 @@ def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state",
     """
     cat = load_svi_catalog()
     cat.release(release)
-    geoids = _check_frame(inputs, release, level=level, synthetic=synthetic)
+    geoids = _check_frame(inputs, release, level=level, states=states)
     _reference_keys(geoids, reference)
     values = _values(_Inputs(inputs.reset_index(drop=True)), cat, release)
     ranks = _ranks(values, cat, geoids, reference)
@@ -579,7 +580,7 @@ def ingest_svi(
     inputs = get_acs(API_GEOGRAPHY[level], variables, rel.acs_vintage, state, client=client,
                      output="wide")
     svi = compute_svi(inputs, release=release, reference=reference, level=level,
-                      synthetic=synthetic)
+                      states=None if state is None else normalize_states(state))
     released = pd.Timestamp(load_catalog().release("acs5", rel.acs_vintage).release_ts)
     frame = svi_dataset(svi, level=level, reference=reference, release=release, release_ts=released,
                         origin="computed_from_acs", synthetic=synthetic)
