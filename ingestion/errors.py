@@ -25,3 +25,10 @@ class ValidationFailed(SdohError):
 
 class PublishError(SdohError):
     """Publishing or serving features could not proceed."""
+
+
+class ServiceUnavailable(SdohError):
+    """A service the profile needs (the PostgreSQL registry, Redis) cannot be reached.
+
+    The message names the service (credentials redacted), the cause, and what to do.
+    """
