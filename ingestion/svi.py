@@ -435,7 +435,7 @@ def _padded_codes(raw: pd.Series, *, path: Path, column: str, width: int | None 
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(f"{path}: row {row + 2}, field {column}: {raw.iloc[row]!r} is not a "
-                         f"{width}-digit code")
+                         f"{width}-digit code; fix the row or download the file again")
     return text.str.zfill(width)
 
 
@@ -446,7 +446,8 @@ def _file_values(raw: pd.Series, *, path: Path, column: str, method: Method) -> 
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(f"{path}: row {row + 2}, field {column}: {raw.iloc[row]!r} is not a number "
-                         f"(CDC writes {method.missing_value:g} for values not computed)")
+                         f"(CDC writes {method.missing_value:g} for values not computed); fix the "
+                         "row or download the file again")
     missing = numbers == method.missing_value
     reason = pd.Series(np.where(missing, method.missing_reason, None), index=raw.index, dtype=object)
     return numbers.astype(float).mask(missing), reason
