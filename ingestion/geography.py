@@ -324,10 +324,10 @@ def check_geoids(geoids: pd.Series, *, level: str,
     Examples
     --------
     >>> check_geoids(pd.Series(["10001", "42101"]), level="county")
-    >>> check_geoids(pd.Series(["10001", "98101"]), level="county")
+    >>> check_geoids(pd.Series(["10001", "98101"]), level="county")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ingestion.errors.InputError: GEOID '98101' (row 1) is not a county GEOID: '98' is no state FIPS code; pass county GEOIDs (2-digit state + 3-digit county FIPS), not ZCTAs or ZIP codes
+    ingestion.errors.InputError: GEOID '98101' (row 1) is not a county GEOID: '98' is no state ...
     """
     if level not in _GEOID_WIDTHS:
         raise ValueError(f"level={level!r}; expected one of {list(_GEOID_WIDTHS)}")

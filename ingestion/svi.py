@@ -457,10 +457,11 @@ def read_svi_file(path: str | Path) -> pd.DataFrame:
     """Read an SVI CSV as CDC publishes it (US or state, tract or county).
 
     The file is UTF-8 with or without a byte-order mark (CDC's files are ASCII; one saved as
-    Latin-1 is refused with the line of its first non-UTF-8 byte, not guessed at). FIPS (``GEOID`` in some re-exports)
-    is zero-padded to 11 digits in tract files and 5 in county files, ST to 2 and STCNTY to
-    5; every other column except the names is a number, and CDC's -999 becomes NaN with the
-    reason ``svi_not_computed`` in ``<column>_missing``. Values are CDC's, untouched.
+    Latin-1 is refused with the line of its first non-UTF-8 byte, not guessed at). FIPS
+    (``GEOID`` in some re-exports) is zero-padded to 11 digits in tract files and 5 in county
+    files, ST to 2 and STCNTY to 5; every other column except the names is a number, and
+    CDC's -999 becomes NaN with the reason ``svi_not_computed`` in ``<column>_missing``.
+    Values are CDC's, untouched.
 
     Parameters
     ----------
