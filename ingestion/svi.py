@@ -642,8 +642,8 @@ def _check_file_columns(svi: pd.DataFrame, *, path: Path) -> None:
     absent = [c for c in published_columns(load_svi_catalog()) if c not in svi.columns]
     if absent:
         raise InputError(f"{path}: row 1 (header): missing column(s) {absent}, which the feature "
-                         "store publishes; pass CDC's full SVI file (all 158 columns), not an "
-                         "extract")
+                         "store publishes; pass CDC's full SVI file (every EPL_, RPL_ and F_TOTAL "
+                         "column), not an extract")
 
 
 def _check_reference(svi: pd.DataFrame, *, path: Path, reference: str) -> None:
