@@ -106,6 +106,17 @@ def test_bad_input_files_give_one_line_and_details_only_when_verbose(
     assert not any((tmp_path / "ws").rglob("*.parquet"))  # nothing published
 
 
+@pytest.mark.parametrize(("command", "options"), [
+    ("svi-file", [*SVI_ARGS, "--reference", "state"]), ("adi", ADI_ARGS)])
+def test_a_missing_input_file_is_a_usage_error(tmp_path, command, options):
+    missing = tmp_path / "US_2020_ADI_nothing.csv"
+    result = CliRunner().invoke(sdoh, ["ingest", command, str(missing), *options])
+    assert result.exit_code == 2
+    assert re.search(r"Invalid value for 'PATH': File '.*US_2020_ADI_nothing.csv' does not exist",
+                     result.stderr)
+    assert "Traceback" not in result.output
+
+
 def _boundary_group():
     from ingestion.cli._common import SdohGroup
     from ingestion.errors import InputError
