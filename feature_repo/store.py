@@ -18,13 +18,15 @@ import yaml
 from feast import FeatureStore, FeatureView
 from feast.repo_config import RepoConfig
 from feast.utils import make_tzaware
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from feature_repo.entities import ALL_ENTITIES
 from feature_repo.fast_materialize import DEFAULT_START, fast_materialize
 from feature_repo.feature_services import feature_services
 from feature_repo.feature_views import feature_views
 from feature_repo.metadata import check_views
-from ingestion.errors import InputError, PublishError
+from ingestion.errors import InputError, PublishError, ServiceUnavailable
 from ingestion.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -85,13 +87,38 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     return FeatureStore(config=config)
 
 
+def _registry_unreachable(store: FeatureStore, exc: OperationalError) -> ServiceUnavailable:
+    """The error for a SQL registry that cannot be reached: which one (password hidden), why."""
+    url = make_url(store.config.registry.path).render_as_string(hide_password=True)
+    cause = (str(exc.orig or exc).strip().splitlines() or ["no answer"])[0]
+    return ServiceUnavailable(
+        f"cannot reach the Feast registry at {url} ({cause}); start PostgreSQL or point "
+        "SDOH_REGISTRY_URL at a running one, or use the embedded profile (unset SDOH_PROFILE)")
+
+
 def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
-    """Register entities, sources, views and services for what is published; returns view names."""
+    """Register entities, sources, views and services for what is published; returns view names.
+
+    Raises
+    ------
+    PublishError
+        If nothing is published in ``workspace``.
+    ServiceUnavailable
+        If the profile's SQL registry (PostgreSQL) cannot be reached.
+
+    Examples
+    --------
+    >>> apply_definitions(feature_store(Workspace("ws")), Workspace("ws"))  # doctest: +SKIP
+    ['acs_tract', 'patient_geography']
+    """
     views = feature_views(workspace)
     if not views:
         raise PublishError(f"nothing is published in {workspace.root}: run `sdoh ingest` first")
     check_views(views)  # every field carries DESIGN.md section 4's metadata, in vocabulary
-    store.apply([*ALL_ENTITIES, *views, *feature_services(views)])
+    try:
+        store.apply([*ALL_ENTITIES, *views, *feature_services(views)])
+    except OperationalError as exc:  # Feast's SQL registry connects on first use
+        raise _registry_unreachable(store, exc) from exc
     return [v.name for v in views]
 
 

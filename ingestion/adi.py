@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ingestion.csv_input import read_csv_text
 from ingestion.datasets import adi_spec
 from ingestion.errors import InputError
 from ingestion.publish import PublishResult, publish
 from ingestion.workspace import Workspace
-from sdoh_sources import CatalogError, load_catalog
+from sdoh_sources import CatalogError, Measure, load_catalog
 
 # Both file-name styles: "MD_2020_ADI_Census Block Group_v3.2.csv" and
 # "US_2021_ADI_Census_Block_Group_v4_0_1.csv".
@@ -44,16 +45,20 @@ def _fips_from_gisjoin(gisjoin: pd.Series) -> pd.Series:
     return g.str[1:3] + g.str[4:7] + g.str[8:15]
 
 
-def _ranks(raw: pd.Series, *, path: Path, column: str, codes: dict[str, str]) -> tuple[pd.Series, pd.Series]:
+def _ranks(raw: pd.Series, *, path: Path, measure: Measure,
+           codes: dict[str, str]) -> tuple[pd.Series, pd.Series]:
+    """A rank column: whole numbers within the measure's bounds, or a suppression code."""
+    column, low, high = measure.column, measure.minimum, measure.maximum
     text = raw.astype("string").str.strip().str.upper()
     numeric = pd.to_numeric(text, errors="coerce")
     reason = text.map(codes)
-    bad = numeric.isna() & reason.isna()
+    bad = (numeric.isna() & reason.isna()) | (numeric % 1 != 0) | (numeric < low) | (numeric > high)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
-            f"{path}: row {row + 2}, field {column}: {raw.iloc[row]!r} is neither a rank nor a "
-            f"suppression code ({', '.join(codes)})"
+            f"{path}: row {row + 2}, field {column}: {raw.iloc[row]!r} is neither a whole number "
+            f"from {low:g} to {high:g} nor a suppression code ({', '.join(codes)}); fix the row "
+            "or download the file again"
         )
     return numeric.astype(float), reason.astype(object).where(reason.notna(), None)
 
@@ -88,7 +93,9 @@ def read_adi_file(
     Raises
     ------
     InputError
-        Naming the file, row and field of any value that is neither a rank nor a known code.
+        For an empty, header-only or non-UTF-8 file, missing columns, or (naming the file, row
+        and field) a value that is neither a whole-number rank within the measure's bounds
+        (national rank 1-100, state decile 1-10) nor a known suppression code.
 
     Examples
     --------
@@ -100,14 +107,20 @@ def read_adi_file(
     vintage = vintage or vintage_from_filename(path)
     boundary = next((v["boundary_vintage"] for v in adi.vintages if v["vintage"] == vintage), None)
     if boundary is None:
-        raise CatalogError(f"ADI vintage {vintage} is not in sdoh_sources/catalog/adi.yaml")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        raise CatalogError(f"ADI vintage {vintage} is not in sdoh_sources/catalog/adi.yaml; known "
+                           f"vintages: {[v['vintage'] for v in adi.vintages]}: pass one of them")
+    raw = read_csv_text(path, what="a Neighborhood Atlas ADI file")
     if "FIPS" in raw:
         fips = raw["FIPS"].str.strip().str.zfill(12)
     elif "GISJOIN" in raw:
         fips = _fips_from_gisjoin(raw["GISJOIN"])
     else:
-        raise InputError(f"{path}: no FIPS or GISJOIN column; columns are {list(raw.columns)}")
+        raise InputError(f"{path}: row 1 (header): no FIPS or GISJOIN column; columns are "
+                         f"{list(raw.columns)[:10]}: is this a Neighborhood Atlas block-group file?")
+    absent = [m.column for m in adi.measures if m.column not in raw]
+    if absent:
+        raise InputError(f"{path}: row 1 (header): missing column(s) {absent}; columns are "
+                         f"{list(raw.columns)[:10]}: is this a Neighborhood Atlas block-group file?")
     out = {
         "block_group_geoid": fips,
         "boundary_year": boundary,
@@ -116,10 +129,8 @@ def read_adi_file(
         "synthetic": synthetic,
     }
     for m in adi.measures:
-        if m.column not in raw:
-            raise InputError(f"{path}: missing column {m.column}; columns are {list(raw.columns)}")
         out[m.name], out[f"{m.name}_missing"] = _ranks(
-            raw[m.column], path=path, column=m.column, codes=adi.suppression_codes
+            raw[m.column], path=path, measure=m, codes=adi.suppression_codes
         )
     return pd.DataFrame(out)[list(adi_spec().column_names)]
 

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ from ingestion import moe
 from ingestion.census_api import CensusClient, get_acs
 from ingestion.datasets import adi_acs_spec
 from ingestion.errors import InputError
+from ingestion.geography import check_geoids, normalize_states
 from ingestion.publish import PublishResult, publish
 from ingestion.workspace import Workspace
 from sdoh_sources import SdohError, load_catalog
@@ -135,7 +137,8 @@ def _require(inputs: pd.DataFrame, columns: list[str], vintage: int) -> None:
                                   f"vintage {vintage}: {absent}; see adi_variables({vintage})")
 
 
-def _checked_geoids(inputs: pd.DataFrame, vintage: int) -> pd.Series:
+def _checked_geoids(inputs: pd.DataFrame, vintage: int, *,
+                    states: Collection[str] | None) -> pd.Series:
     if not isinstance(inputs, pd.DataFrame):
         raise TypeError(f"inputs must be a pandas DataFrame; got {type(inputs).__name__}")
     _require(inputs, [GEOID], vintage)
@@ -146,6 +149,10 @@ def _checked_geoids(inputs: pd.DataFrame, vintage: int) -> pd.Series:
         row = int(np.flatnonzero(bad)[0])
         raise BadGeoidError(f"GEOID {geoid[row]!r} in row {row} is not a 12-digit block-group GEOID "
                             "string; pass zero-padded strings such as '010010201001'")
+    try:
+        check_geoids(geoid, level="block_group", states=states)  # a state, a county
+    except InputError as exc:
+        raise BadGeoidError(str(exc)) from exc
     if geoid.duplicated().any():
         raise BadGeoidError(f"GEOID {geoid[geoid.duplicated()].iloc[0]!r} appears more than once")
     return geoid
@@ -226,7 +233,8 @@ def _indicator_values(ind: Indicator, inputs: pd.DataFrame, vintage: int, percen
     return _ratio_values(ind, num, _terms(inputs, denominator), percent_scale)
 
 
-def adi_indicators(inputs: pd.DataFrame, *, vintage: int) -> pd.DataFrame:
+def adi_indicators(inputs: pd.DataFrame, *, vintage: int,
+                   states: Collection[str] | None = None) -> pd.DataFrame:
     """Singh's 17 ADI indicators per block group, each with its MOE and missing reason.
 
     Percent indicators are 0-100 with the Census Bureau's proportion MOE; medians are taken as
@@ -244,6 +252,9 @@ def adi_indicators(inputs: pd.DataFrame, *, vintage: int) -> pd.DataFrame:
         also recognised).
     vintage : int
         ACS 5-year vintage; it fixes the variables (e.g. B19013 for B19113 in 2015-2016).
+    states : collection of str, optional
+        The state FIPS codes the GEOIDs may start with (`ingestion.geography.check_geoids`);
+        default the 50 states, DC and Puerto Rico. The demo region passes its "99".
 
     Returns
     -------
@@ -255,7 +266,8 @@ def adi_indicators(inputs: pd.DataFrame, *, vintage: int) -> pd.DataFrame:
     ------
     UnknownVintageError, MissingColumnsError, BadGeoidError
         For an unknown vintage, absent columns (named) or GEOIDs that are not unique
-        12-digit strings.
+        12-digit strings starting with a state and county FIPS code
+        (`ingestion.geography.check_geoids`).
     TypeError
         If ``inputs`` is not a DataFrame or ``vintage`` not an int.
 
@@ -266,7 +278,7 @@ def adi_indicators(inputs: pd.DataFrame, *, vintage: int) -> pd.DataFrame:
     [12.5, None]
     """
     method = _method(vintage)
-    geoid = _checked_geoids(inputs, vintage)
+    geoid = _checked_geoids(inputs, vintage, states=states)
     needed = {v for i in method.indicators for terms in i.terms(vintage) for v in terms}
     _require(inputs, [f"{v}{s}" for v in sorted(needed) for s in "EM"], vintage)
     out: dict[str, object] = {GEOID: geoid}
@@ -350,6 +362,7 @@ def compute_adi(
     vintage: int,
     reference: str = "nation",
     standardized: bool = False,
+    states: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Singh's Area Deprivation Index for block groups, ranked within a reference area.
 
@@ -376,6 +389,9 @@ def compute_adi(
         1-2) or each county (digits 1-5).
     standardized : bool
         Z-score the indicators before weighting (Petterson's variant).
+    states : collection of str, optional
+        The state FIPS codes the GEOIDs may start with (`ingestion.geography.check_geoids`);
+        default the 50 states, DC and Puerto Rico. The demo region passes its "99".
 
     Returns
     -------
@@ -405,7 +421,7 @@ def compute_adi(
     0   010010201001            73.0         8.0        None
     """
     method = _method(vintage)
-    indicators = adi_indicators(inputs, vintage=vintage)
+    indicators = adi_indicators(inputs, vintage=vintage, states=states)
     _require(inputs, [method.suppression.group_quarters_column], vintage)
     area = _reference_areas(indicators[GEOID], reference)
     names = [i.name for i in method.indicators]
@@ -431,7 +447,8 @@ def compute_adi(
 
 # ------------------------------------------------------------------------- publishing
 def adi_acs_dataset(inputs: pd.DataFrame, *, vintage: int, reference: str,
-                    synthetic: bool = False) -> pd.DataFrame:
+                    synthetic: bool = False,
+                    states: Collection[str] | None = None) -> pd.DataFrame:
     """Both variants of the computed ADI as the published rows of `adi_acs_spec(reference)`.
 
     Examples
@@ -440,7 +457,7 @@ def adi_acs_dataset(inputs: pd.DataFrame, *, vintage: int, reference: str,
     """
     release = load_catalog().release("acs5", vintage)
     variants = {prefix: compute_adi(inputs, vintage=vintage, reference=reference,
-                                    standardized=variant == "standardized")
+                                    standardized=variant == "standardized", states=states)
                 for variant, prefix in VARIANT_PREFIX.items()}
     first = variants[""]
     out = {"block_group_geoid": first[GEOID].to_numpy(), "boundary_year": release.boundary_vintage,
@@ -518,5 +535,6 @@ def ingest_adi_acs(
     inputs = get_acs("block group", variables, vintage, state, client=client, output="wide")
     quarters = _group_quarters_inputs(vintage, state, client)
     inputs = inputs.merge(quarters, on=GEOID, how="left")
-    frame = adi_acs_dataset(inputs, vintage=vintage, reference=reference, synthetic=synthetic)
+    frame = adi_acs_dataset(inputs, vintage=vintage, reference=reference, synthetic=synthetic,
+                            states=None if state is None else normalize_states(state))
     return publish(frame, adi_acs_spec(reference), workspace, data_docs=True)

@@ -82,6 +82,7 @@ def coverage_report(
     patients: pd.DataFrame,
     *,
     timeline: pd.DataFrame | None = None,
+    rejects: pd.DataFrame | None = None,
     features: Sequence[str] | None = None,
     detail: Sequence[str] | None = None,
     by: Sequence[str] | None = None,
@@ -96,6 +97,10 @@ def coverage_report(
         As for `coverage.feature_coverage`.
     timeline
         The patient geography timeline, for the linkage funnel; None leaves it out.
+    rejects
+        The rejected rows of the linking run that made ``timeline`` (`sdoh link` writes them
+        to ``address_rejects.csv``), counted in the funnel so its shares are of every input
+        row; without them the funnel says that rejected rows are not counted.
     features
         Features of the overview; by default every column with a ``_missing`` companion.
     detail
@@ -139,7 +144,7 @@ def coverage_report(
     skipped = set(by) - set(usable)
     body = [f"<h1>{html.escape(title)}</h1>", _summary(frame, features, unit=unit, skipped=skipped)]
     if timeline is not None:
-        body += _funnel_section(timeline)
+        body += _funnel_section(timeline, rejects)
     body += _overview_section(overview)
     body += _subgroup_section(table)
     for feature in detail:
@@ -158,17 +163,21 @@ def _summary(frame: pd.DataFrame, features: list[str], *, unit: str, skipped: se
             f"too narrow.{html.escape(note)} Area features describe places, not persons.</p>")
 
 
-def _funnel_section(timeline: pd.DataFrame) -> list[str]:
+def _funnel_section(timeline: pd.DataFrame, rejects: pd.DataFrame | None) -> list[str]:
     from ingestion.linking import linkage_funnel
 
-    funnel = linkage_funnel(timeline)
+    funnel = linkage_funnel(timeline, rejects=rejects)
     outcomes = funnel.set_index("outcome").drop(index="all")
     fig = Figure(figsize=(7, 0.35 * len(outcomes) + 1))
     ax = fig.subplots()
     ax.barh(outcomes.index, outcomes["address_periods"])
     ax.invert_yaxis()
-    ax.set(xlabel="address periods", title="Address periods by linkage outcome")
-    return ["<h2>Linkage funnel</h2>", _table(funnel), _image(fig)]
+    ax.set(xlabel="input rows", title="Address history rows by linkage outcome")
+    note = [] if rejects is not None else [
+        "<p>Rejected input rows are not counted (no rejects were given): shares are of the "
+        "accepted address periods only. Pass the linking run's rejects "
+        "(<code>sdoh coverage --rejects address_rejects.csv</code>) to count every input row.</p>"]
+    return ["<h2>Linkage funnel</h2>", *note, _table(funnel), _image(fig)]
 
 
 def _overview_section(overview: pd.DataFrame) -> list[str]:

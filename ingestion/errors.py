@@ -29,3 +29,10 @@ class PublishError(SdohError):
 
 class ServiceUrlError(SdohError, ValueError):
     """A service URL a client would send requests to is malformed or unsafe (plain http)."""
+
+
+class ServiceUnavailable(SdohError):
+    """A service the profile needs (the PostgreSQL registry, Redis) cannot be reached.
+
+    The message names the service (credentials redacted), the cause, and what to do.
+    """

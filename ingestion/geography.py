@@ -19,11 +19,17 @@ Examples
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ingestion.errors import InputError
 
 __all__ = [
     "STATES",
     "STATE_FIPS",
+    "check_geoids",
     "normalize_counties",
     "normalize_county",
     "normalize_state",
@@ -57,6 +63,14 @@ STATES: tuple[tuple[str, str, str], ...] = (
 # The FIPS codes of the 50 states, DC and Puerto Rico: what "all states" means for levels the
 # Census API only serves within a state (tracts, block groups).
 STATE_FIPS: tuple[str, ...] = tuple(fips for fips, _, _ in STATES)
+
+# GEOID widths of the levels `check_geoids` knows; the last county FIPS code in use is 840
+# (Winchester city, Virginia, 51840; Census national county file), and no county is 000.
+_GEOID_WIDTHS = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5}
+_GEOID_PARTS = {"block_group": "2-digit state + 3-digit county + 6-digit tract + block group",
+                "tract": "2-digit state + 3-digit county + 6-digit tract",
+                "county": "2-digit state + 3-digit county FIPS", "zcta": "5 digits"}
+_LAST_COUNTY = 840
 
 _BY_POSTAL = {postal: fips for fips, postal, _ in STATES}
 _BY_NAME = {name.casefold(): fips for fips, _, name in STATES}
@@ -278,3 +292,60 @@ def normalize_zctas(zctas: str | int | Sequence[str | int]) -> tuple[str, ...]:
     ('99001', '02139')
     """
     return _many(zctas, normalize_zcta, "zcta")
+
+
+def check_geoids(geoids: pd.Series, *, level: str,
+                 states: Collection[str] | None = None) -> None:
+    """Refuse GEOIDs that cannot be of ``level``: wrong width, no state, no county.
+
+    A tract, block group or county GEOID starts with the FIPS code of a state (one of
+    ``states``) followed by a county code from 001 to 840.
+    So ZCTAs or ZIP codes passed as counties (both 5 digits) are refused when their first two
+    digits are no state or their last three no county, instead of being ranked as if their
+    first two digits were a state.
+
+    Parameters
+    ----------
+    geoids : pandas.Series
+        GEOID strings, zero-padded.
+    level : {"block_group", "tract", "county", "zcta"}
+        The geography level the GEOIDs are declared to be.
+    states : collection of str, optional
+        The 2-digit state codes the GEOIDs may start with; default `STATE_FIPS` (the 50
+        states, DC and Puerto Rico). The synthetic demo region passes its own ("99").
+
+    Raises
+    ------
+    InputError
+        Naming the first bad GEOID, its row (0-based position) and why, and what to pass.
+    TypeError
+        If a GEOID is not a string.
+
+    Examples
+    --------
+    >>> check_geoids(pd.Series(["10001", "42101"]), level="county")
+    >>> check_geoids(pd.Series(["10001", "98101"]), level="county")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ingestion.errors.InputError: GEOID '98101' (row 1) is not a county GEOID: '98' is no state ...
+    """
+    if level not in _GEOID_WIDTHS:
+        raise ValueError(f"level={level!r}; expected one of {list(_GEOID_WIDTHS)}")
+    text = geoids.astype(object)
+    if not text.map(lambda g: isinstance(g, str)).all():
+        raise TypeError(f"GEOIDs must be zero-padded strings, got {geoids.dtype}")
+    width = _GEOID_WIDTHS[level]
+    why = pd.Series(np.where(~geoids.str.fullmatch(rf"\d{{{width}}}"), f"not {width} digits", ""),
+                    index=geoids.index)
+    if level != "zcta":
+        county = pd.to_numeric(geoids.str[2:5], errors="coerce")
+        why = why.mask(why.eq("") & ~geoids.str[:2].isin(STATE_FIPS if states is None else states),
+                       "'" + geoids.str[:2] + "' is no state FIPS code")
+        why = why.mask(why.eq("") & ~county.between(1, _LAST_COUNTY),
+                       "'" + geoids.str[2:5] + f"' is no county FIPS code (001 to {_LAST_COUNTY})")
+    bad = why.ne("").to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        not_zip = "" if level == "zcta" else ", not ZCTAs or ZIP codes"
+        raise InputError(f"GEOID {geoids.iloc[row]!r} (row {row}) is not a {level} GEOID: "
+                         f"{why.iloc[row]}; pass {level} GEOIDs ({_GEOID_PARTS[level]}){not_zip}")

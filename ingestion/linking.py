@@ -8,7 +8,8 @@ Three steps, each a function:
    boundary vintage (one vectorized point-in-polygon per vintage) and returns the patient
    geography timeline of `ingestion.datasets.geography_timeline_spec`, with a typed missing
    reason for every period that could not be linked.
-3. `linkage_funnel` counts periods and patients by outcome, for reports.
+3. `linkage_funnel` counts input rows and patients by outcome (rejected rows included, at
+   their stage and reason), for reports.
 
 Semantics
 ---------
@@ -1067,35 +1068,56 @@ def _same_lonlat(crs: CRS) -> bool:
 # -- reporting ------------------------------------------------------------------------------
 
 
-def linkage_funnel(timeline: pd.DataFrame) -> pd.DataFrame:
-    """Count address periods and patients by linkage outcome.
+def _rejected_rows(rejects: pd.DataFrame) -> pd.DataFrame:
+    """One row per rejected input row (a row can have several problems): its first reason."""
+    missing = [c for c in ("source_file", "row", "patient_id", "reason") if c not in rejects.columns]
+    if missing:
+        raise LinkageError(f"rejects lack column(s) {missing}; expected the rejects frame of "
+                           f"read_address_history (columns {list(REJECT_COLUMNS)})")
+    unknown = sorted(set(rejects["reason"]) - set(REJECT_REASONS))
+    if unknown:
+        raise LinkageError(f"rejects hold unknown reason(s) {unknown}; expected "
+                           f"{list(REJECT_REASONS)}")
+    return rejects.drop_duplicates(["source_file", "row"])
+
+
+def linkage_funnel(timeline: pd.DataFrame, *, rejects: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Count input rows (address periods) and patients by outcome, rejected rows included.
 
     Parameters
     ----------
     timeline
         A patient geography timeline, as `link_addresses` returns it.
+    rejects
+        The rejects frame of `read_address_history` for the same file: each rejected row is
+        counted once, at stage ``reading`` under its first reason, so shares are of every
+        input row. None when no rejected rows are known (e.g. a published timeline): the
+        funnel then counts the timeline's periods only.
 
     Returns
     -------
     pandas.DataFrame
-        One row per outcome, in the order ``all``, ``linked``, then each reason of
-        `LINK_MISSING_REASONS` (zero counts included); columns ``outcome``,
-        ``address_periods``, ``share_of_periods`` (of all periods; 0 when there are none),
-        ``patients`` (distinct patients with at least one period of that outcome, so a patient
-        who moved can count under several outcomes) and ``zip_fallback`` (periods of that
-        outcome that still got a ZCTA or county from the ZIP crosswalk). ``linked`` means a
-        GEOID in every loaded vintage.
+        One row per outcome, in the order ``all``, ``linked``, each reason of
+        `LINK_MISSING_REASONS` (stage ``linking``), then with ``rejects`` one
+        ``rejected_<reason>`` per reason of `REJECT_REASONS` (stage ``reading``); zero counts
+        included. Columns ``outcome``, ``stage``, ``address_periods`` (input rows),
+        ``share_of_periods`` (of all input rows; 0 when there are none), ``patients``
+        (distinct patients with at least one row of that outcome, so a patient who moved can
+        count under several outcomes) and ``zip_fallback`` (periods of that outcome that still
+        got a ZCTA or county from the ZIP crosswalk). ``linked`` means a GEOID in every loaded
+        vintage.
 
     Raises
     ------
     LinkageError
         ``timeline`` lacks ``patient_id``, ``link_missing`` or ``link_method``, or holds an
-        unknown reason.
+        unknown reason; ``rejects`` lacks its columns or holds an unknown reason.
 
     Examples
     --------
-    >>> funnel = linkage_funnel(timeline)  # doctest: +SKIP
-    >>> funnel.set_index("outcome").loc["po_box", "address_periods"]  # doctest: +SKIP
+    >>> accepted, rejects = read_address_history("addresses.csv")  # doctest: +SKIP
+    >>> funnel = linkage_funnel(link_addresses(accepted, boundaries), rejects=rejects)  # doctest: +SKIP
+    >>> funnel.set_index("outcome").loc["rejected_unparseable_date", "address_periods"]  # doctest: +SKIP
     3
     """
     missing = [c for c in ("patient_id", "link_missing", "link_method")
@@ -1108,18 +1130,27 @@ def linkage_funnel(timeline: pd.DataFrame) -> pd.DataFrame:
     if unknown:
         raise LinkageError(f"timeline holds unknown link_missing value(s) {unknown}; "
                            f"expected {list(LINK_MISSING_REASONS)}")
-    periods = outcome.value_counts()
-    patients = timeline.groupby(outcome.to_numpy())["patient_id"].nunique()
-    by_zip = (timeline["link_method"] == "zip_crosswalk").groupby(outcome.to_numpy()).sum()
-    order = ["linked", *LINK_MISSING_REASONS]
-    total = len(timeline)
+    rejected = _rejected_rows(rejects) if rejects is not None else None
+    rows = pd.DataFrame({"outcome": outcome.to_numpy(), "patient_id": timeline["patient_id"].to_numpy(),
+                         "zip": (timeline["link_method"] == "zip_crosswalk").to_numpy()})
+    stages = {o: "linking" for o in ("linked", *LINK_MISSING_REASONS)}
+    if rejected is not None:
+        stages |= {f"rejected_{r}": "reading" for r in REJECT_REASONS}
+        rows = pd.concat([rows, pd.DataFrame({
+            "outcome": "rejected_" + rejected["reason"].astype(str),
+            "patient_id": rejected["patient_id"].mask(rejected["patient_id"].eq("")).to_numpy(),
+            "zip": False})],
+            ignore_index=True)
+    periods = rows["outcome"].value_counts()
+    patients = rows.groupby("outcome")["patient_id"].nunique()
+    by_zip = rows.groupby("outcome")["zip"].sum()
+    total = len(rows)
     funnel = pd.DataFrame({
-        "outcome": ["all", *order],
-        "address_periods": [total, *(int(periods.get(o, 0)) for o in order)],
-        "patients": [int(timeline["patient_id"].nunique()),
-                     *(int(patients.get(o, 0)) for o in order)],
-        "zip_fallback": [int(by_zip.sum()), *(int(by_zip.get(o, 0)) for o in order)],
+        "outcome": ["all", *stages],
+        "stage": ["input", *stages.values()],
+        "address_periods": [total, *(int(periods.get(o, 0)) for o in stages)],
+        "patients": [int(rows["patient_id"].nunique()), *(int(patients.get(o, 0)) for o in stages)],
+        "zip_fallback": [int(rows["zip"].sum()), *(int(by_zip.get(o, 0)) for o in stages)],
     })
-    funnel.insert(2, "share_of_periods",
-                  funnel["address_periods"] / total if total else 0.0)
+    funnel.insert(3, "share_of_periods", funnel["address_periods"] / total if total else 0.0)
     return funnel

@@ -131,7 +131,7 @@ def link_history_file(
         zcta_boundaries=load_boundary_set(zcta_paths, level="zcta") if zcta_paths else None,
         zip_crosswalk=(read_zip_crosswalk(zip_crosswalk_path, boundary_year=zip_crosswalk_year)
                        if zip_crosswalk_path else None))
-    funnel = linkage_funnel(timeline)
+    funnel = linkage_funnel(timeline, rejects=rejects)
     if secret is not None:
         timeline = pseudonymize_timeline(timeline, secret=secret)
     published = publish(timeline, geography_timeline_spec(), workspace, merge=False, data_docs=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import geopandas as gpd
 import pandas as pd
@@ -136,7 +136,8 @@ def _by_reference_area(inputs: DataFrame, digits: int | None,
             .applyInPandas(lambda group: compute(group.drop(columns=_GROUP)), schema))
 
 
-def compute_svi_spark(inputs: DataFrame, *, release: int, reference: str = "state") -> DataFrame:
+def compute_svi_spark(inputs: DataFrame, *, release: int, reference: str = "state",
+                      states: Collection[str] | None = None) -> DataFrame:
     """`ingestion.svi.compute_svi` on Spark, one reference area (state, county, nation) per group.
 
     Parameters
@@ -147,6 +148,8 @@ def compute_svi_spark(inputs: DataFrame, *, release: int, reference: str = "stat
         SVI release; no default.
     reference : str
         "state", "county" or "nation" (one group: every row).
+    states : collection of str, optional
+        The state codes the GEOIDs may start with, as for `compute_svi`.
 
     Returns
     -------
@@ -164,11 +167,13 @@ def compute_svi_spark(inputs: DataFrame, *, release: int, reference: str = "stat
     """
     width = load_svi_catalog().references.get(reference)
     return _by_reference_area(
-        inputs, width, lambda group: compute_svi(group, release=release, reference=reference))
+        inputs, width, lambda group: compute_svi(group, release=release, reference=reference,
+                                              states=states))
 
 
 def compute_adi_spark(inputs: DataFrame, *, vintage: int, reference: str = "nation",
-                      standardized: bool = False) -> DataFrame:
+                      standardized: bool = False,
+                      states: Collection[str] | None = None) -> DataFrame:
     """`ingestion.adi_compute.compute_adi` on Spark, one reference area per group.
 
     Parameters
@@ -181,6 +186,8 @@ def compute_adi_spark(inputs: DataFrame, *, vintage: int, reference: str = "nati
         The area scores are scaled and ranked within ("nation": one group, every row).
     standardized : bool
         Petterson's z-scored variant.
+    states : collection of str, optional
+        The state codes the GEOIDs may start with, as for `compute_adi`.
 
     Returns
     -------
@@ -200,4 +207,4 @@ def compute_adi_spark(inputs: DataFrame, *, vintage: int, reference: str = "nati
     return _by_reference_area(
         inputs, REFERENCE_DIGITS.get(reference),
         lambda group: compute_adi(group, vintage=vintage, reference=reference,
-                                  standardized=standardized))
+                                  standardized=standardized, states=states))

@@ -17,6 +17,8 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +27,23 @@ import pandas as pd
 
 from ingestion import moe
 from ingestion.census_api import CensusClient, get_acs
+from ingestion.csv_input import read_csv_text
 from ingestion.datasets import geoid_column, svi_spec
 from ingestion.errors import InputError
+from ingestion.geography import check_geoids, normalize_states
 from ingestion.publish import PublishResult, publish
 from ingestion.workspace import Workspace
 from sdoh_sources import load_catalog
-from sdoh_sources.svi import Method, Percent, SviCatalog, load_svi_catalog, svi_source
+from sdoh_sources.svi import (
+    Method,
+    Percent,
+    SviCatalog,
+    load_svi_catalog,
+    published_columns,
+    svi_source,
+)
 
+log = logging.getLogger(__name__)
 GEOID_WIDTHS = {11: "tract", 5: "county"}
 # A missing ACS input with no Census annotation (NaN in the frame given).
 INPUT_NOT_AVAILABLE = "not_applicable"
@@ -249,8 +261,9 @@ def percentile_rank(values: pd.Series, *, reference: str) -> pd.Series:
 
 
 # ------------------------------------------------------------------------- compute
-def _check_frame(inputs: pd.DataFrame, release: int) -> pd.Index:
-    """The GEOIDs of ``inputs``, after checking its type, key and columns."""
+def _check_frame(inputs: pd.DataFrame, release: int, *, level: str | None,
+                 states: Collection[str] | None) -> pd.Index:
+    """The GEOIDs of ``inputs``, after checking its type, key, level and columns."""
     if not isinstance(inputs, pd.DataFrame):
         raise TypeError(f"inputs must be a pandas DataFrame, got {type(inputs).__name__}")
     if "GEOID" not in inputs.columns:
@@ -266,6 +279,12 @@ def _check_frame(inputs: pd.DataFrame, release: int) -> pd.Index:
                          "5-digit county GEOID")
     if geoid.str.len().nunique() > 1:
         raise InputError("GEOIDs mix tracts (11 digits) and counties (5 digits); rank one level at a time")
+    found = GEOID_WIDTHS[len(geoid.iloc[0])] if len(geoid) else level
+    if level is not None and level != found:
+        raise InputError(f"level={level!r}, but the GEOIDs are {found} GEOIDs "
+                         f"({geoid.iloc[0]!r}); pass the level of the rows given")
+    if found is not None:
+        check_geoids(geoid, level=found, states=states)
     if geoid.duplicated().any():
         raise InputError(f"GEOIDs repeat: {geoid[geoid.duplicated()].unique()[:5].tolist()}")
     absent = [c for c in svi_variables(release) if c not in inputs.columns]
@@ -336,7 +355,8 @@ def _flags(ranks: dict[str, _Column], cat: SviCatalog) -> dict[str, _Column]:
     return out
 
 
-def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state") -> pd.DataFrame:
+def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state",
+                level: str | None = None, states: Collection[str] | None = None) -> pd.DataFrame:
     """Compute the CDC/ATSDR SVI of tracts or counties from their ACS inputs, as CDC does.
 
     E_ and M_ are sums (M_ the truncated root of summed squares), EP_ and MP_ percents
@@ -359,6 +379,13 @@ def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state")
     reference : str
         "state" (CDC's state files), "nation" (all rows given, like CDC's US files) or
         "county" (within each county; tracts only).
+    level : {"tract", "county"}, optional
+        The level the rows are declared to be; read from the GEOID width when omitted.
+        Either way, GEOIDs must start with a state and county FIPS code
+        (`ingestion.geography.check_geoids`): ZCTAs are not counties.
+    states : collection of str, optional
+        The state FIPS codes the GEOIDs may start with (`ingestion.geography.check_geoids`);
+        default the 50 states, DC and Puerto Rico. The demo region passes its "99".
 
     Returns
     -------
@@ -371,8 +398,9 @@ def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state")
     CatalogError
         If ``release`` is not in sdoh_sources/catalog/svi.yaml.
     InputError
-        For missing input columns (all named), malformed or mixed-width GEOIDs, non-numeric
-        inputs, or an unknown reference.
+        For missing input columns (all named), malformed or mixed-width GEOIDs, GEOIDs not of
+        ``level`` or without a state and county FIPS prefix (ZCTAs given as counties),
+        non-numeric inputs, or an unknown reference.
     TypeError
         If ``inputs`` is not a DataFrame or its GEOIDs are not strings.
 
@@ -384,7 +412,7 @@ def compute_svi(inputs: pd.DataFrame, *, release: int, reference: str = "state")
     """
     cat = load_svi_catalog()
     cat.release(release)
-    geoids = _check_frame(inputs, release)
+    geoids = _check_frame(inputs, release, level=level, states=states)
     _reference_keys(geoids, reference)
     values = _values(_Inputs(inputs.reset_index(drop=True)), cat, release)
     ranks = _ranks(values, cat, geoids, reference)
@@ -407,7 +435,7 @@ def _padded_codes(raw: pd.Series, *, path: Path, column: str, width: int | None 
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(f"{path}: row {row + 2}, field {column}: {raw.iloc[row]!r} is not a "
-                         f"{width}-digit code")
+                         f"{width}-digit code; fix the row or download the file again")
     return text.str.zfill(width)
 
 
@@ -418,7 +446,8 @@ def _file_values(raw: pd.Series, *, path: Path, column: str, method: Method) -> 
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(f"{path}: row {row + 2}, field {column}: {raw.iloc[row]!r} is not a number "
-                         f"(CDC writes {method.missing_value:g} for values not computed)")
+                         f"(CDC writes {method.missing_value:g} for values not computed); fix the "
+                         "row or download the file again")
     missing = numbers == method.missing_value
     reason = pd.Series(np.where(missing, method.missing_reason, None), index=raw.index, dtype=object)
     return numbers.astype(float).mask(missing), reason
@@ -427,10 +456,12 @@ def _file_values(raw: pd.Series, *, path: Path, column: str, method: Method) -> 
 def read_svi_file(path: str | Path) -> pd.DataFrame:
     """Read an SVI CSV as CDC publishes it (US or state, tract or county).
 
-    The file is UTF-8 with or without a byte-order mark. FIPS (``GEOID`` in some re-exports)
-    is zero-padded to 11 digits in tract files and 5 in county files, ST to 2 and STCNTY to
-    5; every other column except the names is a number, and CDC's -999 becomes NaN with the
-    reason ``svi_not_computed`` in ``<column>_missing``. Values are CDC's, untouched.
+    The file is UTF-8 with or without a byte-order mark (CDC's files are ASCII; one saved as
+    Latin-1 is refused with the line of its first non-UTF-8 byte, not guessed at). FIPS
+    (``GEOID`` in some re-exports) is zero-padded to 11 digits in tract files and 5 in county
+    files, ST to 2 and STCNTY to 5; every other column except the names is a number, and
+    CDC's -999 becomes NaN with the reason ``svi_not_computed`` in ``<column>_missing``.
+    Values are CDC's, untouched.
 
     Parameters
     ----------
@@ -446,7 +477,8 @@ def read_svi_file(path: str | Path) -> pd.DataFrame:
     ------
     InputError
         Naming the file, row (line in the file) and field of a malformed value, or the
-        file and line of a row with the wrong number of fields.
+        file and line of a row with the wrong number of fields; for an empty, header-only
+        or non-UTF-8 file (`ingestion.csv_input.read_csv_text`).
 
     Examples
     --------
@@ -455,13 +487,11 @@ def read_svi_file(path: str | Path) -> pd.DataFrame:
     array(['svi_not_computed'], dtype=object)
     """
     path = Path(path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except pd.errors.ParserError as exc:
-        raise InputError(f"{path}: malformed CSV: {exc}") from exc
+    raw = read_csv_text(path, what="a CDC SVI file")
     key = next((c for c in ("FIPS", "GEOID") if c in raw.columns), None)
     if key is None:
-        raise InputError(f"{path}: no FIPS (or GEOID) column; columns are {list(raw.columns)[:10]}...")
+        raise InputError(f"{path}: row 1 (header): no FIPS (or GEOID) column; columns are "
+                         f"{list(raw.columns)[:10]}...: is this a CDC SVI file?")
     method = load_svi_catalog().method
     out: dict[str, pd.Series] = {}
     for column in raw.columns:
@@ -551,11 +581,83 @@ def ingest_svi(
     variables = sorted({v[:-1] for v in svi_variables(release)})
     inputs = get_acs(API_GEOGRAPHY[level], variables, rel.acs_vintage, state, client=client,
                      output="wide")
-    svi = compute_svi(inputs, release=release, reference=reference)
+    svi = compute_svi(inputs, release=release, reference=reference, level=level,
+                      states=None if state is None else normalize_states(state))
     released = pd.Timestamp(load_catalog().release("acs5", rel.acs_vintage).release_ts)
     frame = svi_dataset(svi, level=level, reference=reference, release=release, release_ts=released,
                         origin="computed_from_acs", synthetic=synthetic)
     return publish(frame, svi_spec(level, reference), workspace, data_docs=True)
+
+
+def apparent_reference(svi: pd.DataFrame) -> tuple[str, str] | None:
+    """The area an SVI file's ranks look computed within, from its values, and the evidence.
+
+    CDC ranks with ``(min-rank - 1) / (n - 1)``, so within each reference area every rank
+    column runs from exactly 0 to 1 (the top below 1 only when several areas tie for it).
+    A file ranked within each state shows that in every state; a file ranked within the
+    nation does not (a single state rarely holds the nation's lowest and highest area of all
+    five RPL_ columns). States come from ST, else the GEOID's first two digits.
+
+    Parameters
+    ----------
+    svi : pandas.DataFrame
+        A frame of `read_svi_file`, with ``GEOID`` (or ``FIPS``) and the RPL_ columns.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        ``("state", why)`` or ``("nation", why)``; None when no state has two ranked areas.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"GEOID": ["10001000100", "10001000200", "10001000300"],
+    ...                       **{c: [0.0, 0.5, 1.0] for c in
+    ...                          ["RPL_THEME1", "RPL_THEME2", "RPL_THEME3", "RPL_THEME4", "RPL_THEMES"]}})
+    >>> apparent_reference(frame)[0]
+    'state'
+    """
+    cat = load_svi_catalog()
+    columns = [f"RPL_THEME{t.number}" for t in cat.themes] + ["RPL_THEMES"]
+    key = svi["GEOID"] if "GEOID" in svi else svi["FIPS"]
+    states = svi["ST"] if "ST" in svi else key.str[:2]
+    checked = 0
+    for state, rows in svi.groupby(states.to_numpy()):
+        for column in columns:
+            values = rows[column].dropna()
+            if len(values) < 2:
+                continue
+            low, top = values.min(), values.max()
+            if low != 0 or (top != 1 and (values == top).sum() < 2):
+                return "nation", (f"{column} in state {state} runs from {low:g} to {top:g}, not from "
+                                  "0 to 1 as in a file ranked within its state")
+            checked += 1
+    if not checked:
+        return None
+    return "state", (f"every RPL_ column runs from 0 to 1 within each of its "
+                     f"{states.nunique()} state(s), as in a file ranked within its state")
+
+
+def _check_file_columns(svi: pd.DataFrame, *, path: Path) -> None:
+    """Every published SVI column is in the file, or an error naming them all."""
+    absent = [c for c in published_columns(load_svi_catalog()) if c not in svi.columns]
+    if absent:
+        raise InputError(f"{path}: row 1 (header): missing column(s) {absent}, which the feature "
+                         "store publishes; pass CDC's full SVI file (every EPL_, RPL_ and F_TOTAL "
+                         "column), not an extract")
+
+
+def _check_reference(svi: pd.DataFrame, *, path: Path, reference: str) -> None:
+    """The reference declared is the one the file's ranks show, or an error saying which."""
+    seen = apparent_reference(svi)
+    if seen is None:
+        log.warning("%s: too few ranked areas to tell the reference area of the ranks; "
+                    "trusting reference=%r", path, reference)
+    elif seen[0] != reference:
+        raise InputError(
+            f"{path}: reference={reference!r} (--reference {reference}) given, but the ranks look "
+            f"computed within the {seen[0]}: {seen[1]}; pass --reference {seen[0]} if this is "
+            f"CDC's {'state' if seen[0] == 'state' else 'US'} file, or use the file that matches "
+            f"--reference {reference}")
 
 
 def ingest_svi_file(
@@ -569,16 +671,26 @@ def ingest_svi_file(
     """Read an SVI file as CDC publishes it and publish its ranks through the gate.
 
     CDC's US files rank within the nation, its state files within the state: say which with
-    ``reference``. CDC's download page gives no machine-readable release day, so the rows'
-    event time is ``available_from`` (when the file became available to you).
+    ``reference``; the file's ranks must show the same (`apparent_reference`). CDC's download
+    page gives no machine-readable release day, so the rows' event time is ``available_from``
+    (when the file became available to you).
+
+    Raises
+    ------
+    InputError
+        For a file `read_svi_file` refuses, one without the published columns (RPL_THEMES,
+        ...; all named), or one whose ranks look computed within another reference area.
 
     Examples
     --------
     >>> ingest_svi_file("SVI_2020_US.csv", release=2020, reference="nation",
     ...                 available_from=dt.date(2022, 12, 22), workspace=Workspace("ws"))  # doctest: +SKIP
     """
+    path = Path(path)
     svi = read_svi_file(path)
     svi = svi.rename(columns={"FIPS": "GEOID"})
+    _check_file_columns(svi, path=path)
+    _check_reference(svi, path=path, reference=reference)
     level = GEOID_WIDTHS[svi["GEOID"].str.len().max()]
     frame = svi_dataset(svi, level=level, reference=reference, release=release,
                         release_ts=pd.Timestamp(available_from, tz="UTC"), origin="publisher_file")

@@ -52,6 +52,41 @@ def test_bad_value_names_file_row_and_field(tmp_path):
         read_adi_file(path, available_from=dt.date(2022, 9, 1))
 
 
+@pytest.mark.parametrize(("national", "decile", "field", "value"), [
+    ("16.5", "3", "ADI_NATRANK", "'16.5'"),  # a percentile rank is a whole number
+    ("0", "3", "ADI_NATRANK", "'0'"),
+    ("101", "3", "ADI_NATRANK", "'101'"),
+    ("", "3", "ADI_NATRANK", "''"),
+    ("50", "11", "ADI_STATERNK", "'11'"),
+    ("50", "0", "ADI_STATERNK", "'0'"),
+    ("50", "5.5", "ADI_STATERNK", "'5.5'"),
+])
+def test_ranks_outside_their_bounds_name_file_row_and_field(tmp_path, national, decile, field, value):
+    path = tmp_path / "US_2020_ADI_Census_Block_Group_v4_0.csv"
+    path.write_text(f"FIPS,ADI_NATRANK,ADI_STATERNK\n010010201001,73,6\n010010201002,{national},{decile}\n")
+    bounds = "from 1 to 100" if field == "ADI_NATRANK" else "from 1 to 10"
+    with pytest.raises(InputError, match=rf"{path.name}: row 3, field {field}: {value} is neither "
+                                         rf"a whole number {bounds}"):
+        read_adi_file(path, available_from=dt.date(2022, 9, 1))
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    (b"", r"the file is empty; expected a Neighborhood Atlas ADI file"),
+    (b"FIPS,ADI_NATRANK,ADI_STATERNK\n", r"a header row and no data rows"),
+    (b"FIPS,ADI_NATRANK,ADI_STATERNK,NAME\n010010201001,73,6,Pe\xf1a\n",
+     r"line 2: byte 0xf1 is not UTF-8.*iconv -f latin1 -t utf-8"),
+    (b"FIPS,ADI_NATRANK\n010010201001,73\n", r"row 1 \(header\): missing column\(s\) \['ADI_STATERNK'\]"),
+    (b"GEOID,ADI_NATRANK,ADI_STATERNK\n010010201001,73,6\n", r"row 1 \(header\): no FIPS or GISJOIN"),
+    (b'FIPS,ADI_NATRANK,ADI_STATERNK\n"010010201001,73,6\n', r"malformed CSV"),
+])
+def test_unusable_files_are_refused_with_the_file_named(tmp_path, content, match):
+    path = tmp_path / "US_2020_ADI_Census_Block_Group_v4_0.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=match) as caught:
+        read_adi_file(path, available_from=dt.date(2022, 9, 1))
+    assert str(caught.value).startswith(str(path))
+
+
 @pytest.mark.parametrize(("name", "vintage"), [
     ("US_2021_ADI_Census_Block_Group_v4_0_1.csv", 2021), ("MD_2020_ADI_Census Block Group_v3.2.csv", 2020)])
 def test_vintage_from_both_file_name_styles(name, vintage):

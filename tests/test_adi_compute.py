@@ -251,13 +251,22 @@ def test_missing_columns_are_named():
 
 
 @pytest.mark.parametrize(("geoid", "match"), [
-    (10010201001, "not a 12-digit"), ("01001020100", "not a 12-digit"), ("01001020100X", "not a 12-digit")])
+    (10010201001, "not a 12-digit"), ("01001020100", "not a 12-digit"), ("01001020100X", "not a 12-digit"),
+    # the first two digits are no state: not ranked as if they were one
+    ("980010201001", r"GEOID '980010201001' \(row 0\) is not a block_group GEOID: '98' is no state FIPS"),
+    ("019990201001", r"'999' is no county FIPS code \(001 to 840\)"),
+])
 def test_bad_geoids(geoid, match):
     inputs = frame({"010010201001": {}})
     inputs["GEOID"] = inputs["GEOID"].astype(object)
     inputs.loc[0, "GEOID"] = geoid
     with pytest.raises(BadGeoidError, match=match):
         compute_adi(inputs, vintage=VINTAGE)
+
+
+def test_declared_states_admit_the_demo_region():
+    inputs = frame({"990010201001": {}})
+    assert compute_adi(inputs, vintage=VINTAGE, states=["99"])["GEOID"].tolist() == ["990010201001"]
 
 
 def test_duplicate_geoid():

@@ -36,6 +36,125 @@ def test_project_errors_become_a_message_and_exit_code_1(tmp_path):
     assert "Traceback" not in result.output
 
 
+# -- the error boundary: one line first, details only under -v -----------------------------------
+
+def _svi_file(*, drop=(), ranks=(0.0, 0.5, 1.0)) -> bytes:
+    """A small CDC-style SVI tract file of one state with every published column."""
+    from sdoh_sources.svi import load_svi_catalog, published_columns
+
+    columns = [c for c in published_columns(load_svi_catalog()) if c not in drop]
+    lines = [",".join(["ST", "STATE", "ST_ABBR", "STCNTY", "COUNTY", "FIPS", "LOCATION", *columns])]
+    for i, rank in enumerate(ranks):
+        values = ["1" if c == "F_TOTAL" else str(rank) for c in columns]
+        lines.append(",".join(["10", "Delaware", "DE", "10001", "Kent", f"1000104{i:02d}00",
+                               f"Tract {i}", *values]))
+    return ("\n".join(lines) + "\n").encode()
+
+
+SVI_ARGS = ["--release", "2020", "--available-from", "2022-12-22"]
+ADI_ARGS = ["--available-from", "2022-09-01"]
+ADI_HEADER = b"FIPS,ADI_NATRANK,ADI_STATERNK\n"
+BAD_FILES = [  # command, file content, extra options, what the one line must say (cause, next step)
+    ("svi-file", b"", ["--reference", "state"], r"the file is empty; .*: download it again", "InputError"),
+    ("svi-file", _svi_file()[:_svi_file().index(b"\n") + 1], ["--reference", "state"],
+     r"a header row and no data rows; .*: download it again", "InputError"),
+    ("svi-file", _svi_file().replace(b"Tract 1", b"Tract \xe9"), ["--reference", "state"],
+     r"line 3: byte 0xe9 is not UTF-8; .*convert it, e\.g\. `iconv", "UnicodeDecodeError"),
+    ("svi-file", _svi_file(drop=["RPL_THEMES"]), ["--reference", "state"],
+     r"row 1 \(header\): missing column\(s\) \['RPL_THEMES'\].*pass CDC's full SVI file",
+     "InputError"),
+    ("svi-file", _svi_file(), ["--reference", "nation"],
+     r"the ranks look computed within the state: .*pass --reference state", "InputError"),
+    ("svi-file", _svi_file(ranks=(0.1, 0.5, 0.9)), ["--reference", "state"],
+     r"the ranks look computed within the nation: .*pass --reference nation", "InputError"),
+    ("svi-file", _svi_file().replace(b"10001040100", b"1000104X100"), ["--reference", "state"],
+     r"row 3, field FIPS: '1000104X100' is not a 11-digit code; fix the row", "InputError"),
+    ("adi", b"", [], r"the file is empty; .*: download it again", "InputError"),
+    ("adi", ADI_HEADER, [], r"a header row and no data rows; .*: download it again", "InputError"),
+    ("adi", ADI_HEADER + b"010010201001,73,6\n010010201002,73,6,Pe\xf1a\n", [],
+     r"line 3: byte 0xf1 is not UTF-8; .*`iconv", "UnicodeDecodeError"),
+    ("adi", ADI_HEADER + b"010010201001,16.5,6\n", [],
+     r"row 2, field ADI_NATRANK: '16.5' is neither a whole number from 1 to 100 .*fix the row",
+     "InputError"),
+    ("adi", ADI_HEADER + b"010010201001,73,11\n", [],
+     r"row 2, field ADI_STATERNK: '11' is neither a whole number from 1 to 10 ", "InputError"),
+    ("adi", b"FIPS,ADI_NATRANK\n010010201001,73\n", [],
+     r"row 1 \(header\): missing column\(s\) \['ADI_STATERNK'\]", "InputError"),
+]
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+@pytest.mark.parametrize(("command", "content", "extra", "message", "detail"), BAD_FILES,
+                         ids=[f"{c}-{i}" for i, (c, *_) in enumerate(BAD_FILES)])
+def test_bad_input_files_give_one_line_and_details_only_when_verbose(
+        tmp_path, verbose, command, content, extra, message, detail):
+    path = tmp_path / "US_2020_ADI_Census_Block_Group_v4_0.csv"
+    path.write_bytes(content)
+    args = [*(["-v"] if verbose else []), "ingest", command, str(path),
+            *(SVI_ARGS if command == "svi-file" else ADI_ARGS), *extra,
+            "--workspace", str(tmp_path / "ws")]
+    result = CliRunner().invoke(sdoh, args)
+    assert result.exit_code == 1, result.output
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith(f"error: {path}: "), result.stderr
+    assert re.search(message, first), first
+    if verbose:
+        assert "Traceback (most recent call last)" in result.stderr
+        assert detail in "\n".join(rest)  # the chain names the original exception
+    else:
+        assert rest == [] and "Traceback" not in result.output
+    assert not any((tmp_path / "ws").rglob("*.parquet"))  # nothing published
+
+
+@pytest.mark.parametrize(("command", "options"), [
+    ("svi-file", [*SVI_ARGS, "--reference", "state"]), ("adi", ADI_ARGS)])
+def test_a_missing_input_file_is_a_usage_error(tmp_path, command, options):
+    missing = tmp_path / "US_2020_ADI_nothing.csv"
+    result = CliRunner().invoke(sdoh, ["ingest", command, str(missing), *options])
+    assert result.exit_code == 2
+    assert re.search(r"Invalid value for 'PATH': File '.*US_2020_ADI_nothing.csv' does not exist",
+                     result.stderr)
+    assert "Traceback" not in result.output
+
+
+def _boundary_group():
+    from ingestion.cli._common import SdohGroup
+    from ingestion.errors import InputError
+
+    @click.group(cls=SdohGroup)
+    @click.option("-v", "--verbose", is_flag=True)
+    def group(verbose):
+        """A group with the boundary."""
+
+    @group.command()
+    @click.argument("kind")
+    def fail(kind):
+        """Fail the way ``kind`` says."""
+        if kind == "project":
+            raise InputError("x.csv: row 2, field A: 'q' is not a number; fix the row")
+        if kind == "usage":
+            raise click.BadParameter("no such kind")
+        raise KeyError("surprise")
+
+    return group
+
+
+@pytest.mark.parametrize(("args", "code", "first", "traceback"), [
+    (["fail", "project"], 1, "error: x.csv: row 2, field A: 'q' is not a number; fix the row", False),
+    (["-v", "fail", "project"], 1, "error: x.csv: row 2, field A: 'q' is not a number; fix the row", True),
+    (["fail", "other"], 1, "error: internal error: KeyError: 'surprise' (rerun with -v for the "
+                           "traceback); please report it with the command that caused it", False),
+    (["-v", "fail", "other"], 1, "error: internal error: KeyError: 'surprise'; please report it "
+                                 "with the command that caused it", True),
+    (["fail", "usage"], 2, "Usage: group fail [OPTIONS] KIND", False),  # click's own, unchanged
+])
+def test_the_boundary_reports_project_and_internal_errors(args, code, first, traceback):
+    result = CliRunner().invoke(_boundary_group(), args)
+    assert result.exit_code == code
+    assert result.stderr.splitlines()[0] == first
+    assert ("Traceback (most recent call last)" in result.stderr) == traceback
+
+
 @pytest.mark.slow
 def test_training_frame_and_online_commands(demo_run, tmp_path):
     workspace, _ = demo_run

@@ -23,6 +23,7 @@ A 1 of 2 covered, B 2 of 3; B is the reference; A diff = 1/2 - 1/3 = 1/6, ratio 
 """
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -469,6 +470,21 @@ def test_report_holds_the_tables_and_embedded_figures(frame, patients):
     assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 2
     assert "Skipped attributes not in the patients table: [&#x27;payer&#x27;]" in page
     assert "<td>0.333</td>" in page  # A's missing rate; heatmap, then the odds-ratio forest plot
+
+
+@pytest.mark.parametrize("with_rejects", [True, False])
+def test_report_funnel_counts_rejected_rows_when_given(frame, patients, with_rejects):
+    timeline = pd.DataFrame({"patient_id": ["p1", "p2"], "link_missing": [None, None],
+                             "link_method": ["point_in_polygon"] * 2})
+    rejects = pd.DataFrame({"source_file": ["a.csv"] * 3, "row": ["4", "5", "6"],
+                            "patient_id": ["p3", "p4", "p5"],
+                            "reason": ["unparseable_date", "missing_value", "inverted_interval"]})
+    page = coverage_report(frame, patients, timeline=timeline,
+                           rejects=rejects if with_rejects else None, by=["group"])
+    assert "<td>rejected_unparseable_date</td>" in page if with_rejects else "rejected_" not in page
+    share = "0.400" if with_rejects else "1.000"  # 2 of 5 input rows linked, or of 2 periods
+    assert re.search(rf"<td>linked</td>\s*<td>linking</td>\s*<td>2</td>\s*<td>{share}</td>", page)
+    assert ("Rejected input rows are not counted" in page) != with_rejects
 
 
 def test_coverage_command_writes_the_report(frame, patients, tmp_path):

@@ -626,7 +626,8 @@ def test_adi_inputs_through_the_real_client(region, fetched, year):
 def test_svi_ranks_every_populated_tract(region, fetched):
     from ingestion.svi import compute_svi
 
-    svi = compute_svi(fetched[("svi", "tract")], release=2020, reference="state").set_index("GEOID")
+    svi = compute_svi(fetched[("svi", "tract")], release=2020, reference="state",
+                      states=[region[1]["state_fips"]]).set_index("GEOID")
     populated = svi["E_TOTPOP"] > 0
     assert populated.sum() == len(svi) - 1 and not populated[WATER_TRACT]
     assert svi.loc[populated, "RPL_THEMES"].notna().all()
@@ -648,7 +649,8 @@ def test_computed_adi_suppresses_and_follows_deprivation(region, fetched, year):
     quarters = fetched["P5"][["GEOID", "P5_001N"]].rename(
         columns={"P5_001N": "group_quarters_population"})
     inputs = fetched[("adi", year)].merge(quarters, on="GEOID", how="left")
-    adi = compute_adi(inputs, vintage=year, reference="state").set_index("GEOID")
+    adi = compute_adi(inputs, vintage=year, reference="state",
+                      states=[manifest["state_fips"]]).set_index("GEOID")
     reasons = load_catalog().adi.suppression_codes
     specials = manifest["geography"]["special_block_groups"]
     expected = {specials["tiny"]: "PH", specials["group_quarters"]: "GQ",

@@ -611,6 +611,42 @@ def test_linkage_funnel_counts_periods_and_patients():
     assert funnel["zip_fallback"].eq(0).all()
 
 
+def test_linkage_funnel_counts_rejected_rows_in_the_shares(tmp_path):
+    """5 input rows, 3 rejected (one with two problems): 40% linked, not 100%."""
+    path = write_csv(tmp_path, [
+        "p1,2019-01-01,,,,,,39.5,-74.5",
+        "p2,2019-01-01,,,,,,39.5,-74.5",
+        "p3,2019-02-30,,,,,,39.5,-74.5",  # unparseable date
+        ",2019-01-01,,,,,1910,39.5,-74.5",  # no patient id and a bad ZIP: counted once
+        "p5,2019-05-01,2019-01-01,,,,,39.5,-74.5",  # inverted interval
+    ])
+    accepted, rejects = read_address_history(path)
+    assert len(accepted) == 2 and len(rejects) == 4
+    timeline = link_addresses(accepted, {2020: squares({(0, 0): "420010000011"})})
+    funnel = linkage_funnel(timeline, rejects=rejects).set_index("outcome")
+    assert funnel.loc["all", "address_periods"] == 5
+    assert funnel.loc["linked", "share_of_periods"] == pytest.approx(0.4)
+    rejected = funnel[funnel["stage"] == "reading"]
+    assert list(rejected.index) == [f"rejected_{r}" for r in REJECT_REASONS]
+    assert rejected["address_periods"][lambda n: n > 0].to_dict() == {
+        "rejected_missing_value": 1, "rejected_unparseable_date": 1, "rejected_inverted_interval": 1}
+    assert rejected["address_periods"].sum() == 3
+    assert funnel.loc["all", "patients"] == 4  # the row without an id adds no patient
+    assert funnel["share_of_periods"].drop("all").sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("rejects", "match"), [
+    (pd.DataFrame({"row": [2]}), r"rejects lack column\(s\) \['source_file', 'patient_id', 'reason'\]"),
+    (pd.DataFrame({"source_file": ["a.csv"], "row": [2], "patient_id": ["p1"], "reason": ["odd"]}),
+     r"unknown reason\(s\) \['odd'\]"),
+])
+def test_linkage_funnel_refuses_other_rejects(rejects, match):
+    timeline = link_addresses(periods([{"patient_id": "p1", "latitude": 39.5, "longitude": -74.5}]),
+                              {2020: squares({(0, 0): "420010000011"})})
+    with pytest.raises(LinkageError, match=match):
+        linkage_funnel(timeline, rejects=rejects)
+
+
 def test_linkage_funnel_counts_zip_fallbacks(uds):
     history = periods([
         {"patient_id": "p1", "zip": "19107"},

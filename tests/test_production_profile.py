@@ -1,16 +1,20 @@
 """The production profile (SQL registry on PostgreSQL, Redis online store) on real services."""
 
 import os
+import socket
 import uuid
 
 import pandas as pd
 import pytest
 import redis
+from click.testing import CliRunner
 from conftest import require_service
 from hand_built import publish_hand_built
 
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
 from feature_repo.store import render_profile
+from ingestion.cli import sdoh
+from ingestion.errors import ServiceUnavailable
 from ingestion.workspace import Workspace
 
 pytestmark = pytest.mark.services
@@ -100,3 +104,42 @@ def test_feature_server_on_redis_and_postgres(production):
     with running(create_app(store, ws)) as url:
         assert call(url, "/health") == (200, {"status": "ok", "registry": "ok", "online_store": "ok"})
         check_patients(url)
+
+
+@pytest.fixture
+def registry_down(tmp_path, monkeypatch):
+    """The production profile with its registry URL on a closed loopback port ("PostgreSQL down")."""
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("SDOH_PROFILE", "production")
+    monkeypatch.setenv("SDOH_REGISTRY_URL", f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{port}/x")
+    ws = Workspace(tmp_path / "ws")
+    publish_hand_built(ws)
+    return ws, port
+
+
+def test_apply_with_the_registry_down_is_a_clear_error(registry_down):
+    ws, port = registry_down
+    with pytest.raises(ServiceUnavailable, match=rf"cannot reach the Feast registry at "
+                                                 rf"postgresql\+psycopg://postgres:\*\*\*@127.0.0.1:{port}/x"):
+        apply_definitions(feature_store(ws), ws)
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+def test_sdoh_apply_with_the_registry_down_prints_one_line(registry_down, verbose):
+    ws, port = registry_down
+    result = CliRunner().invoke(sdoh, [*(["-v"] if verbose else []), "apply",
+                                       "--workspace", str(ws.root)])
+    assert result.exit_code == 1
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith(f"error: cannot reach the Feast registry at postgresql+psycopg://"
+                            f"postgres:***@127.0.0.1:{port}/x (")
+    assert "Connection refused" in first
+    assert first.endswith("; start PostgreSQL or point SDOH_REGISTRY_URL at a running one, or use "
+                          "the embedded profile (unset SDOH_PROFILE)")
+    assert "s3cret" not in result.output
+    if verbose:
+        assert "OperationalError" in "\n".join(rest)  # the cause, under -v only
+    else:
+        assert rest == [] and "Traceback" not in result.output

@@ -2,6 +2,8 @@
 
 import datetime as dt
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ from ingestion.census_api import CensusClient
 from ingestion.errors import InputError
 from ingestion.replay import CensusReplayServer
 from ingestion.svi import (
+    apparent_reference,
     compute_svi,
     ingest_svi,
     ingest_svi_file,
@@ -233,6 +236,22 @@ def test_read_svi_file_names_file_row_and_field(tmp_path, row, message):
     assert isinstance(caught.value, SdohError) and isinstance(caught.value, ValueError)
 
 
+@pytest.mark.parametrize(("content", "match"), [
+    (b"", r"the file is empty; expected a CDC SVI file"),
+    (b"\n\n", r"the file is empty"),
+    (HEADER.encode(), r"a header row and no data rows"),
+    ((HEADER + '10,Delaware,DE,10001,Kent,10001040100,"Tract 401, Kent County, Dela\xe9ware",'
+      '7531,29.6,0.76\n').encode("latin-1"), r"line 2: byte 0xe9 is not UTF-8.*iconv"),
+    (b"ST,E_TOTPOP\n10,7531\n", r"row 1 \(header\): no FIPS \(or GEOID\) column"),
+])
+def test_read_svi_file_refuses_unusable_files(tmp_path, content, match):
+    path = tmp_path / "SVI_2020_US.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=match) as caught:
+        read_svi_file(path)
+    assert str(caught.value).startswith(str(path))
+
+
 # ------------------------------------------------------------------ 5. the 2022 release
 def test_2022_definitions():
     frame = _inputs(2022, ["10001000100", "10001000200"],
@@ -294,6 +313,28 @@ def test_missing_columns_are_named():
 def test_bad_geoids(geoids, error, message):
     with pytest.raises(error, match=message):
         compute_svi(_inputs(2020, geoids), release=2020)
+
+
+@pytest.mark.parametrize(("geoids", "level", "message"), [
+    # ZCTAs of Seattle and Dover passed as counties: no state 98; Iowa has no county 901.
+    (["98101", "98102"], None, r"GEOID '98101' \(row 0\) is not a county GEOID: '98' is no state FIPS "
+                               r"code; pass county GEOIDs .*not ZCTAs or ZIP codes"),
+    (["10001", "19901"], "county", r"GEOID '19901' \(row 1\) is not a county GEOID: '901' is no "
+                                   r"county FIPS code \(001 to 840\)"),
+    (["43001040100"], "tract", r"'43' is no state FIPS code"),
+    (["10000040100"], None, r"'000' is no county FIPS code"),
+    (["10001040100", "10001040200"], "county", r"level='county', but the GEOIDs are tract GEOIDs"),
+])
+def test_geoids_of_no_state_or_county_are_refused(geoids, level, message):
+    with pytest.raises(InputError, match=message):
+        compute_svi(_inputs(2020, geoids), release=2020, reference="state", level=level)
+
+
+def test_declared_states_admit_the_demo_region():
+    svi = compute_svi(_inputs(2020, ["99001", "99003"]), release=2020, states=["99"])
+    assert svi["GEOID"].tolist() == ["99001", "99003"]
+    with pytest.raises(InputError, match="'99' is no state FIPS code"):
+        compute_svi(_inputs(2020, ["99001", "99003"]), release=2020)
 
 
 def test_geoids_must_be_strings_and_reference_known():
@@ -366,3 +407,62 @@ def test_ingest_svi_through_the_api_publishes_cdc_ranks(real_data, tmp_path):
 def test_a_national_reference_needs_every_state(tmp_path):
     with pytest.raises(InputError, match="--state all"):
         ingest_svi("tract", 2020, "DE", reference="nation", workspace=Workspace(tmp_path))
+
+
+# ------------------------------------------------------------------ 7. CDC files: columns, reference
+def _cdc_state_file(real_data, tmp_path, change=None) -> Path:
+    """The real Delaware state file, optionally changed (a frame -> frame function), as CSV."""
+    frame = pd.read_csv(real_data / "de_svi2020" / "cdc_svi2020_delaware_tract.csv", dtype=str)
+    path = tmp_path / "Delaware.csv"
+    (change(frame) if change else frame).to_csv(path, index=False)
+    return path
+
+
+def _ingest_file(path, reference, tmp_path):
+    return ingest_svi_file(path, release=2020, reference=reference,
+                           available_from=dt.date(2022, 12, 22), workspace=Workspace(tmp_path / "ws"))
+
+
+@pytest.mark.parametrize(("dropped", "named"), [
+    (["RPL_THEMES"], "['RPL_THEMES']"),
+    (["F_TOTAL", "RPL_THEMES", "EPL_POV150"], "['EPL_POV150', 'RPL_THEMES', 'F_TOTAL']"),
+])
+def test_svi_file_without_published_columns_names_them_all(real_data, tmp_path, dropped, named):
+    path = _cdc_state_file(real_data, tmp_path, lambda f: f.drop(columns=dropped))
+    with pytest.raises(InputError, match=rf"Delaware.csv: row 1 \(header\): missing column\(s\) "
+                                         rf"{re.escape(named)}, which the feature store publishes"):
+        _ingest_file(path, "state", tmp_path)
+
+
+def test_reference_area_is_read_from_the_ranks(real_data):
+    state = read_svi_file(real_data / "de_svi2020" / "cdc_svi2020_delaware_tract.csv")
+    nation = read_svi_file(real_data / "phl_tracts2020" / "cdc_svi2020_us_rpl_philadelphia_tracts.csv")
+    assert apparent_reference(state)[0] == "state"
+    assert apparent_reference(nation) == (
+        "nation", "RPL_THEME1 in state 42 runs from 0 to 0.9989, not from 0 to 1 as in a file "
+                  "ranked within its state")
+    assert apparent_reference(state.head(1)) is None  # one ranked tract tells nothing
+
+
+def test_a_state_file_given_as_national_is_refused(real_data, tmp_path):
+    path = _cdc_state_file(real_data, tmp_path)
+    with pytest.raises(InputError, match=r"Delaware.csv: reference='nation' \(--reference nation\) "
+                                         r"given, but the ranks look computed within the state: "
+                                         r"every RPL_ column runs from 0 to 1 within each of its 1 "
+                                         r"state\(s\).*pass --reference state"):
+        _ingest_file(path, "nation", tmp_path)
+    assert not Workspace(tmp_path / "ws").is_published("svi_tract_nation")
+
+
+def test_national_ranks_given_as_a_state_file_are_refused(real_data, tmp_path):
+    def national(frame):  # ranks that stop short of 0 and 1 within the state, as in CDC's US file
+        ranks = [c for c in frame.columns if c.startswith("RPL_")]
+        values = frame[ranks].astype(float)
+        frame[ranks] = values.where(values == -999, 0.05 + 0.9 * values).round(4).astype(str)
+        return frame
+
+    path = _cdc_state_file(real_data, tmp_path, national)
+    with pytest.raises(InputError, match=r"reference='state' \(--reference state\) given, but the "
+                                         r"ranks look computed within the nation: RPL_THEME1 in "
+                                         r"state 10 runs from 0.05 to 0.95.*pass --reference nation"):
+        _ingest_file(path, "state", tmp_path)

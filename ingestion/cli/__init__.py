@@ -23,10 +23,15 @@ from ingestion.cli.serve import apply, materialize, online, serve, training_fram
 
 
 @click.group(cls=SdohGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log debug messages too, and show an error's causes and traceback.")
 @click.version_option(package_name="sdoh-feature-store")
 def sdoh(verbose: bool) -> None:
     """Health-equity feature store: SDOH pipelines from public sources to Feast.
+
+    An error prints one line, its cause and what to do, and exits with code 1 (2 for a
+    usage error); `sdoh -v COMMAND ...` adds the details: the chain of causes and the
+    traceback.
 
     \b
     Start with the offline demo:

@@ -23,12 +23,16 @@ from ingestion.cli._common import workspace_option
               "preferred_language, payer, home_area, age_band and sex.")
 @click.option("--unit", type=click.Choice(["event", "patient"]), default="event", show_default=True,
               help="Count events, or each patient once at their latest event.")
+@click.option("--rejects", "rejects_path", type=click.Path(exists=True, dir_okay=False),
+              help="Rejected rows of the linking run (address_rejects.csv from `sdoh link`), so "
+                   "the linkage funnel counts every input row.")
 @workspace_option
-def coverage(frame_path, patients_path, out, features, by, unit, workspace) -> None:
+def coverage(frame_path, patients_path, out, features, by, unit, rejects_path, workspace) -> None:
     """Write an HTML coverage report: linkage funnel, coverage by subgroup, odds ratios, plots.
 
     The linkage funnel comes from the workspace's published patient geography, when there is
-    one. Figures are embedded, so the report is one file.
+    one, with the rejected rows of its linking run given by --rejects. Figures are embedded,
+    so the report is one file.
 
     \b
     Example:
@@ -45,8 +49,10 @@ def coverage(frame_path, patients_path, out, features, by, unit, workspace) -> N
     patients = pd.read_csv(patients_path, dtype={"patient_id": str})
     spec = geography_timeline_spec()
     timeline = read_published(spec, workspace) if workspace.is_published(spec.name) else None
-    page = coverage_report(frame, patients, timeline=timeline, detail=list(features) or None,
-                           by=list(by) or None, unit=unit)
+    rejects = (pd.read_csv(rejects_path, dtype=str, keep_default_na=False)
+               if rejects_path else None)
+    page = coverage_report(frame, patients, timeline=timeline, rejects=rejects,
+                           detail=list(features) or None, by=list(by) or None, unit=unit)
     Path(out).write_text(page, encoding="utf-8")
     funnel = "with" if timeline is not None else "without (no published patient geography)"
     click.echo(f"wrote {out} ({len(page) / 1e6:.1f} MB), {funnel} the linkage funnel")
