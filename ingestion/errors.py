@@ -25,3 +25,7 @@ class ValidationFailed(SdohError):
 
 class PublishError(SdohError):
     """Publishing or serving features could not proceed."""
+
+
+class ServerSecurityError(SdohError):
+    """The feature server's settings would expose patient data; the message says what to set."""
