@@ -280,7 +280,8 @@ class Lookups:
 
     An unknown name is answered from the cached names, without registry work; the names are
     listed again once ``ttl`` seconds have passed, and a service whose definition changed then
-    gets a new lookup.
+    gets a new lookup. If the registry cannot be reached then, the names listed before are kept
+    (with a warning) for another ``ttl``; with none listed before, the failure is raised.
 
     Parameters
     ----------
@@ -323,8 +324,16 @@ class Lookups:
             now = self.clock()
             if now - self._listed_at < self.ttl:
                 return self.services
-            listed = {s.name: s for s in self.registry.list_feature_services(self.store.project,
-                                                                             allow_cache=False)}
+            try:
+                listed = {s.name: s for s in self.registry.list_feature_services(self.store.project,
+                                                                                 allow_cache=False)}
+            except Exception as exc:  # noqa: BLE001 - an outage must not cost every request a retry
+                if self._listed_at == -math.inf:
+                    raise
+                log.warning("cannot list the feature services (%s): keeping the %d listed before, "
+                            "trying again in %g s", type(exc).__name__, len(self.services), self.ttl)
+                self._listed_at = now
+                return self.services
             for name, service in self.services.items():
                 if listed.get(name) != service:
                     self.by_service.pop(name, None)

@@ -273,6 +273,18 @@ def test_the_cached_names_are_listed_again_after_the_ttl_only(shared_region):
     assert lookups.get("model_inputs_v1") is lookups.get("model_inputs_v1")
 
 
+def test_a_registry_outage_keeps_the_names_listed_before(shared_region, caplog):
+    store, ws = shared_region
+    registry, now = CountingRegistry(store.registry), [0.0]
+    lookups = Lookups(store, ws, None, registry=registry, ttl=30, clock=lambda: now[0])
+    assert lookups.get("nope_v1") is None and registry.listed == 1
+    registry.error, now[0] = ConnectionError("registry down"), 31.0
+    assert lookups.get("nope_v1") is None and registry.listed == 2
+    assert "cannot list the feature services (ConnectionError): keeping the 2 listed" in caplog.text
+    now[0] = 60.0  # within 30 s of the failed attempt: no new attempt
+    assert "model_inputs_v1" in lookups.unknown("nope_v1").body.decode() and registry.listed == 2
+
+
 @pytest.mark.parametrize(("path", "raw", "field"), [
     ("/patients/features", b'{"patient_ids": ["A", "\\ud800"]}', "patient_ids[1]"),
     ("/patients/features", b'{"patient_ids": ["A"], "feature_service": "x\\uDFFF"}', "feature_service"),
