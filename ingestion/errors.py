@@ -36,3 +36,7 @@ class ServiceUnavailable(SdohError):
 
     The message names the service (credentials redacted), the cause, and what to do.
     """
+
+
+class ServerSecurityError(SdohError):
+    """The feature server's settings would expose patient data; the message says what to set."""

@@ -14,10 +14,15 @@ from feature_repo.server import MAX_IDS, create_app, running
 from ingestion.workspace import Workspace
 
 
-def call(url: str, path: str, body=None, *, raw: bytes | None = None) -> tuple[int, dict]:
-    """POST ``body`` as JSON (or ``raw`` bytes), or GET without either; (status, JSON reply)."""
+def call(url: str, path: str, body=None, *, raw: bytes | None = None, token: str | None = None,
+         method: str | None = None) -> tuple[int, dict]:
+    """POST ``body`` as JSON (or ``raw`` bytes), or GET without either; (status, JSON reply).
+
+    ``token`` is sent as ``Authorization: Bearer <token>``.
+    """
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(url + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
             return reply.status, json.loads(reply.read())

@@ -120,14 +120,33 @@ def online(patient_ids, feature_service, workspace) -> None:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; anything but loopback needs a token (or "
+              "--allow-unauthenticated).")
 @click.option("--port", type=int, default=6566, show_default=True, help="Port to listen on.")
 @click.option("--boundaries", "boundaries", nargs=2, multiple=True, metavar="YEAR FILE",
               help="Block-group boundary file for lookups by coordinates (repeat for 2010 and "
               "2020); default the demo region's, if the workspace has one.")
+@click.option("--token-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="File holding the bearer token (mode 0600); default env SDOH_SERVER_TOKEN.")
+@click.option("--admin-token-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="File holding the write endpoints' own token (mode 0600); default env "
+              "SDOH_SERVER_ADMIN_TOKEN.")
+@click.option("--enable-write-endpoints", is_flag=True,
+              help="Keep Feast's /push, /write-to-online-store, /materialize, "
+              "/materialize-incremental and chat routes, for the admin token only.")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="Serve a non-loopback host without a token (only behind a proxy that "
+              "authenticates callers); logged as a warning.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1),
+              help="Largest request body in bytes (default 1 MiB); larger ones get 413.")
+@click.option("--service-cache-seconds", type=click.FloatRange(min=0),
+              help="How long the list of feature services is trusted before the registry is read "
+              "again (default 30).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @workspace_option
-def serve(host, port, boundaries, access_log, workspace) -> None:
+def serve(host, port, boundaries, token_file, admin_token_file, enable_write_endpoints,
+          allow_unauthenticated, max_body_bytes, service_cache_seconds, access_log, workspace) -> None:
     """Start the HTTP feature server: Feast's endpoints plus patient and location lookups.
 
     \b
@@ -135,19 +154,43 @@ def serve(host, port, boundaries, access_log, workspace) -> None:
       POST /get-online-features   Feast's, for the feature services
       POST /patients/features     {"patient_ids": ["P000001"], "feature_service": "model_inputs_v1"}
       POST /locations/features    {"locations": ["99001000100", [39.16, -75.52]]}
-      GET  /health                registry and online store reachable
+      GET  /health                registry and online store reachable (no token needed)
+      GET  /docs, /openapi.json   API docs (token needed like the data routes)
+
+    \b
+    Authentication: with a token (env SDOH_SERVER_TOKEN or --token-file), every route but
+    /health needs "Authorization: Bearer <token>" (401 otherwise). On loopback (the default
+    host) the server runs without one if none is set; any other --host without a token is
+    refused unless --allow-unauthenticated is given (warned about). Feast's write and admin
+    routes are removed (404) unless --enable-write-endpoints, and then need their own token
+    (env SDOH_SERVER_ADMIN_TOKEN or --admin-token-file); the read token gets 403 there.
+    Bodies over --max-body-bytes get 413; strings that are not valid Unicode get 400.
 
     \b
     Example:
       sdoh serve --workspace ws --port 6566
       curl -s localhost:6566/patients/features -d '{"patient_ids": ["P000001"]}'
+    \b
+      python -c 'import secrets; print(secrets.token_urlsafe(32))' > token && chmod 600 token
+      sdoh serve --workspace ws --host 0.0.0.0 --token-file token
+      curl -s host:6566/patients/features -H "Authorization: Bearer $(cat token)" \\
+           -d '{"patient_ids": ["P000001"]}'
     """
+    import os
+
     from feature_repo import feature_store
     from feature_repo.online import workspace_boundaries
+    from feature_repo.server import ServerSettings, load_token
     from feature_repo.server import serve as run_server
     from ingestion.boundaries import load_boundary_set
 
+    limits = {"max_body_bytes": max_body_bytes, "service_cache_seconds": service_cache_seconds}
+    settings = ServerSettings(
+        host=host, token=load_token(token_file, environ=os.environ, variable="SDOH_SERVER_TOKEN"),
+        admin_token=load_token(admin_token_file, environ=os.environ, variable="SDOH_SERVER_ADMIN_TOKEN"),
+        enable_write_endpoints=enable_write_endpoints, allow_unauthenticated=allow_unauthenticated,
+        **{name: value for name, value in limits.items() if value is not None})
     polygons = (load_boundary_set({int(y): p for y, p in boundaries}) if boundaries
                 else workspace_boundaries(workspace))
-    run_server(feature_store(workspace), workspace, host=host, port=port, boundaries=polygons,
+    run_server(feature_store(workspace), workspace, settings=settings, port=port, boundaries=polygons,
                access_log=access_log)
