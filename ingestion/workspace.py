@@ -1,4 +1,8 @@
-"""Where a pipeline keeps its files: raw downloads, staged, published and quarantined data."""
+"""Where a pipeline keeps its files: raw downloads, staged, published and quarantined data.
+
+Every folder a workspace holds can hold patient data (timelines, rejects, training frames, the
+online store), so each is created private (0700) whatever the process umask.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ class Workspace:
     Layout: ``raw/`` (downloads and inputs), ``staging/`` (built, not yet validated),
     ``published/`` (served by Feast), ``quarantine/`` (failed validation, with reports),
     ``feast/`` (feature_store.yaml, registry, SQLite online store), ``gx/`` (Great
-    Expectations project and Data Docs), ``outputs/``.
+    Expectations project and Data Docs), ``outputs/``. The root, when the workspace creates it,
+    and every one of these folders are private to the owner (0700), whatever the umask; a
+    folder an older version left open is closed on first use.
 
     Examples
     --------
@@ -29,9 +35,9 @@ class Workspace:
         object.__setattr__(self, "root", Path(root).resolve())
 
     def _dir(self, name: str) -> Path:
-        path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        if not self.root.exists():
+            private_dir(self.root)
+        return private_dir(self.root / name)
 
     @property
     def raw(self) -> Path:
@@ -64,7 +70,11 @@ class Workspace:
         return self._dir("outputs")
 
     def published_dir(self, dataset: str) -> Path:
-        """The folder of ``dataset``'s partition files (``<vintage>/<state>.parquet``)."""
+        """The folder of ``dataset``'s partition files (``<vintage>/<state>.parquet``).
+
+        A link to the published version (see `ingestion.publish`), swapped atomically by each
+        publish; read through it, or resolve it once for a view no publish can change.
+        """
         return self._dir("published") / dataset
 
     def published_glob(self, dataset: str) -> str:
@@ -74,3 +84,22 @@ class Workspace:
     def is_published(self, dataset: str) -> bool:
         """Whether ``dataset`` has any published partition."""
         return any(self.published_dir(dataset).glob("**/*.parquet"))
+
+
+def private_dir(path: Path) -> Path:
+    """Create the folder ``path`` readable by its owner only (0700), whatever the umask.
+
+    Missing parents are created with the default mode; an existing ``path`` with group or
+    other permission bits is closed to 0700.
+
+    Examples
+    --------
+    >>> import stat, tempfile
+    >>> folder = private_dir(Path(tempfile.mkdtemp()) / "a" / "b")
+    >>> oct(stat.S_IMODE(folder.stat().st_mode))
+    '0o700'
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
