@@ -50,8 +50,8 @@ try:  # POSIX advisory locks keep two publishers of one dataset from interleavin
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PublishResult", "conform", "new_run_id", "publish", "published_run", "read_published",
-           "write_atomic"]
+__all__ = ["PublishResult", "conform", "new_run_id", "point_link", "publish", "published_runs",
+           "read_published", "write_atomic"]
 
 logger = logging.getLogger(__name__)
 
@@ -560,31 +560,45 @@ def _build_version(staged: Path, link: Path, version: Path, parts: list[str], *,
     _fsync_dir(version.parent)
 
 
-def _point(link: Path, target: Path) -> None:
-    """Make ``link`` a symbolic link to ``target`` (relative) in one atomic rename."""
+def point_link(link: Path, target: Path) -> None:
+    """Make ``link`` a symbolic link to ``target`` in one atomic rename.
+
+    The link is relative (the workspace can move) and replaces whatever ``link`` was, file
+    or link, so a reader finds the old target or the new one, never nothing. The caller
+    must be the only writer of ``link`` (a lock); a killed call leaves at most the hidden
+    ``.<name>.link`` beside it, which the next call replaces.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "run1.csv").write_text("row")
+    3
+    >>> point_link(folder / "latest.csv", folder / "run1.csv")
+    >>> (folder / "latest.csv").read_text()
+    'row'
+    """
     fresh = link.with_name(f".{link.name}.link")
     fresh.unlink(missing_ok=True)
     os.symlink(os.path.relpath(target, link.parent), fresh)
     os.replace(fresh, link)
+    _fsync_dir(link.parent)
 
 
 def _swap(link: Path, version: Path) -> None:
     """Serve ``version`` through ``link``; remember the version served before as previous."""
     previous = version.parent / _PREVIOUS
     if link.is_symlink():
-        _point(previous, link.resolve())
-        _fsync_dir(previous.parent)
-        _point(link, version)
+        point_link(previous, link.resolve())
+        point_link(link, version)
     elif link.is_dir():  # a plain folder from before versions: set it aside, swap, drop it
         previous.unlink(missing_ok=True)
         aside = link.with_name(f".{link.name}.plain")
         os.rename(link, aside)
-        _point(link, version)
-        _fsync_dir(link.parent)
+        point_link(link, version)
         shutil.rmtree(aside)
     else:
-        _point(link, version)
-    _fsync_dir(link.parent)
+        point_link(link, version)
 
 
 def _recover(workspace: Workspace, dataset: str) -> None:
@@ -639,16 +653,20 @@ def _remove_staged(entry: Path, *, whole: bool) -> None:
         shutil.rmtree(run, ignore_errors=True)
 
 
-def published_run(dataset: str, workspace: Workspace) -> str | None:
-    """The run id of the version of ``dataset`` served now (None if not yet versioned).
+def published_runs(dataset: str, workspace: Workspace) -> list[str]:
+    """The run ids of the versions of ``dataset`` kept: the served one first, then the previous.
+
+    Empty before the dataset's first versioned publish.
 
     Examples
     --------
-    >>> published_run("patient_geography", ws)  # doctest: +SKIP
-    '20261206T221500_123456Z'
+    >>> published_runs("patient_geography", ws)  # doctest: +SKIP
+    ['20261206T221500_123456Z', '20261205T090000_000001Z']
     """
     link = workspace.published_dir(dataset)
-    return link.resolve().name if link.is_symlink() else None
+    previous = _versions(workspace, dataset) / _PREVIOUS
+    runs = [p.resolve().name for p in (link, previous) if p.is_symlink()]
+    return list(dict.fromkeys(runs))
 
 
 def read_published(spec: DatasetSpec, workspace: Workspace) -> pd.DataFrame:
