@@ -14,7 +14,9 @@ untouched partitions hard-linked from the served one), then swaps the link with 
 mix, at every instant and after a crash anywhere. The version served before is kept (readers
 that resolved the link keep a stable view); older ones, unfinished versions and staging
 folders of killed runs are removed by the next publish. A workspace whose dataset is a plain
-folder (written before versions existed) is migrated by its next publish.
+folder (written before versions existed) is migrated by its next publish; for the instant
+between its two renames the dataset is absent, and a crash there is undone by the next
+publish.
 
 Every file written here holds or may hold patient data: it is created 0600 (folders 0700)
 whatever the umask.
@@ -564,9 +566,11 @@ def point_link(link: Path, target: Path) -> None:
     """Make ``link`` a symbolic link to ``target`` in one atomic rename.
 
     The link is relative (the workspace can move) and replaces whatever ``link`` was, file
-    or link, so a reader finds the old target or the new one, never nothing. The caller
-    must be the only writer of ``link`` (a lock); a killed call leaves at most the hidden
-    ``.<name>.link`` beside it, which the next call replaces.
+    or link, so a reader finds the old target or the new one, never nothing. A real folder
+    at ``link`` (a workspace from before versions) cannot be replaced in one rename: it is
+    set aside as ``.<name>.plain`` for the instant between two renames, then removed. The
+    caller must be the only writer of ``link`` (a lock); a killed call leaves at most the
+    hidden ``.<name>.link`` or ``.<name>.plain`` beside it (`publish` cleans both up).
 
     Examples
     --------
@@ -581,8 +585,14 @@ def point_link(link: Path, target: Path) -> None:
     fresh = link.with_name(f".{link.name}.link")
     fresh.unlink(missing_ok=True)
     os.symlink(os.path.relpath(target, link.parent), fresh)
+    aside = link.with_name(f".{link.name}.plain") if link.is_dir() and not link.is_symlink() \
+        else None
+    if aside is not None:
+        os.rename(link, aside)
     os.replace(fresh, link)
     _fsync_dir(link.parent)
+    if aside is not None:
+        shutil.rmtree(aside)
 
 
 def _swap(link: Path, version: Path) -> None:
@@ -590,15 +600,9 @@ def _swap(link: Path, version: Path) -> None:
     previous = version.parent / _PREVIOUS
     if link.is_symlink():
         point_link(previous, link.resolve())
-        point_link(link, version)
-    elif link.is_dir():  # a plain folder from before versions: set it aside, swap, drop it
-        previous.unlink(missing_ok=True)
-        aside = link.with_name(f".{link.name}.plain")
-        os.rename(link, aside)
-        point_link(link, version)
-        shutil.rmtree(aside)
     else:
-        point_link(link, version)
+        previous.unlink(missing_ok=True)
+    point_link(link, version)
 
 
 def _recover(workspace: Workspace, dataset: str) -> None:
