@@ -7,6 +7,7 @@ online store), so each is created private (0700) whatever the process umask.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +36,6 @@ class Workspace:
         object.__setattr__(self, "root", Path(root).resolve())
 
     def _dir(self, name: str) -> Path:
-        if not self.root.exists():
-            private_dir(self.root)
         return private_dir(self.root / name)
 
     @property
@@ -89,17 +88,20 @@ class Workspace:
 def private_dir(path: Path) -> Path:
     """Create the folder ``path`` readable by its owner only (0700), whatever the umask.
 
-    Missing parents are created with the default mode; an existing ``path`` with group or
-    other permission bits is closed to 0700.
+    Missing parents are created 0700 as well; an existing ``path`` with group or other
+    permission bits is closed to 0700 (existing parents are left as they are).
 
     Examples
     --------
     >>> import stat, tempfile
     >>> folder = private_dir(Path(tempfile.mkdtemp()) / "a" / "b")
-    >>> oct(stat.S_IMODE(folder.stat().st_mode))
-    '0o700'
+    >>> [oct(stat.S_IMODE(p.stat().st_mode)) for p in (folder.parent, folder)]
+    ['0o700', '0o700']
     """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(created):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    for folder in {path, *created}:
+        if stat.S_IMODE(folder.stat().st_mode) != 0o700:
+            folder.chmod(0o700)
     return path
