@@ -55,7 +55,7 @@ from feature_repo.retrieval import (
 )
 from ingestion.errors import InputError
 from ingestion.pseudonym import RAW_SCHEME, lookup_keys, patient_key_secret, pseudonymize_ids, scheme_of
-from ingestion.workspace import Workspace
+from ingestion.workspace import Workspace, private_dir
 
 __all__ = ["spark_session", "spark_training_frame", "write_training_frame"]
 
@@ -438,22 +438,36 @@ def write_training_frame(
         _joined_frame(store, keyed, lookups, plans, _event_columns(rows)).write.mode(mode).parquet(str(path))
         return str(path)
     folder = Path(path)
-    partial = folder.with_name(f".{folder.name}.partial")
-    _remove(partial)
+    # The frame holds patient rows: written inside a private (0700) folder, so nothing the JVM
+    # or the workers create is readable by others at any moment, then closed to 0600/0700.
+    holder = folder.with_name(f".{folder.name}.partial")
+    _remove(holder)
+    partial = private_dir(holder) / folder.name
     try:
         tables = _small_features(store, plans, lookups)
         if tables is None:
             _joined_frame(store, keyed, lookups, plans, _event_columns(rows)).write.parquet(str(partial))
         else:
-            partial.mkdir(parents=True)
+            partial.mkdir(mode=0o700)
             event_fields = to_arrow_schema(rows.select(_event_columns(rows)).schema, timezone="UTC")
             _write_parts(keyed, plans, tables, _event_columns(rows),
                          frame_schema(store, plans, event_fields), partial)
             (partial / "_SUCCESS").touch()  # as Spark marks a complete output
+        _private_tree(partial)
         _replace(partial, folder)
     finally:
-        _remove(partial)
+        _remove(holder)
     return str(path)
+
+
+def _private_tree(folder: Path) -> None:
+    """Close a folder written by Spark: folders 0700, files 0600."""
+    folder.chmod(0o700)
+    for parent, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(parent, name), 0o700)
+        for name in files:
+            os.chmod(os.path.join(parent, name), 0o600)
 
 
 def _remove(path: Path) -> None:

@@ -27,6 +27,7 @@ from feature_repo.feature_services import feature_services
 from feature_repo.feature_views import feature_views
 from feature_repo.metadata import check_views
 from ingestion.errors import InputError, PublishError, ServiceUnavailable
+from ingestion.publish import write_atomic
 from ingestion.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,10 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     """A FeatureStore for ``workspace`` under a profile (argument, ``SDOH_PROFILE``, or embedded).
 
     Also writes the rendered feature_store.yaml into ``<workspace>/feast`` for Feast's CLI and
-    UI; the production profile's file holds connection settings, so the folder stays private.
+    UI; the production profile's file holds connection settings, so it is created 0600 (never
+    briefly readable by others) in a private folder. A SQLite online store's file holds
+    patient keys and features: it is created 0600 before Feast opens it (SQLite gives its
+    journal the same mode).
 
     Examples
     --------
@@ -80,10 +84,11 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     """
     text = render_profile(workspace, profile)
     path = workspace.feast / "feature_store.yaml"
-    path.write_text(text)
-    path.chmod(0o600)
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
     config = RepoConfig(**yaml.safe_load(text))
     config.repo_path = workspace.feast
+    if config.online_store.type == "sqlite":
+        _private_file(Path(workspace.feast, config.online_store.path))
     return FeatureStore(config=config)
 
 
@@ -94,6 +99,12 @@ def _registry_unreachable(store: FeatureStore, exc: OperationalError) -> Service
     return ServiceUnavailable(
         f"cannot reach the Feast registry at {url} ({cause}); start PostgreSQL or point "
         "SDOH_REGISTRY_URL at a running one, or use the embedded profile (unset SDOH_PROFILE)")
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 if absent (an empty file is an empty SQLite database)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)  # exact whatever the umask, and closes a file an older version left open
 
 
 def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:

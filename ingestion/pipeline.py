@@ -19,9 +19,15 @@ from ingestion.census_api import CensusClient
 from ingestion.datasets import geography_timeline_spec
 from ingestion.demo_region import generate_demo_region
 from ingestion.geocoder import CensusGeocoder, apply_geocodes, geocode_addresses
-from ingestion.linking import link_addresses, linkage_funnel, read_address_history
+from ingestion.linking import (
+    link_addresses,
+    linkage_funnel,
+    publish_rejects,
+    read_address_history,
+    write_rejects,
+)
 from ingestion.pseudonym import patient_key_secret, pseudonymize_timeline
-from ingestion.publish import PublishResult, publish
+from ingestion.publish import PublishResult, new_run_id, publish, write_atomic
 from ingestion.replay import CensusReplayServer
 from ingestion.svi import ingest_svi
 from ingestion.workspace import Workspace
@@ -57,8 +63,10 @@ def link_history_file(
 ) -> LinkResult:
     """Validate an address-history file, link it to every boundary vintage and publish it.
 
-    Rejected rows are written to ``<workspace>/outputs/address_rejects.csv`` with file, row,
-    field and reason; nothing is dropped without a record. Street addresses without
+    Rejected rows are written to ``<workspace>/outputs/address_rejects/<run id>.csv`` with
+    file, row, field and reason (nothing is dropped without a record), and
+    ``outputs/address_rejects.csv`` points at them once the timeline is published, so it
+    always describes the served run. Street addresses without
     coordinates are geocoded only with ``send_addresses_to_census_geocoder=True`` (they then
     leave the machine for the Census Geocoder); otherwise nothing is sent and they are linked
     as ``geocode_failed`` (or by ZIP, with a crosswalk). The timeline is published through the
@@ -111,11 +119,9 @@ def link_history_file(
     """
     secret = patient_key_secret() if pseudonymize else None
     accepted, rejects = read_address_history(history_path)
-    rejects_path = None
-    if len(rejects):
-        rejects_path = workspace.outputs / "address_rejects.csv"
-        rejects.to_csv(rejects_path, index=False)
-        log.warning("%d address rows rejected; see %s", len(rejects), rejects_path)
+    run_id = new_run_id()
+    # Kept under the run's id; address_rejects.csv points at it once the run has published.
+    rejects_path = write_rejects(rejects, workspace, run_id=run_id)
     unplaced = accepted["latitude"].isna() & accepted["street"].notna()
     if send_addresses_to_census_geocoder:
         geocoded = geocode_addresses(
@@ -134,8 +140,12 @@ def link_history_file(
     funnel = linkage_funnel(timeline, rejects=rejects)
     if secret is not None:
         timeline = pseudonymize_timeline(timeline, secret=secret)
-    published = publish(timeline, geography_timeline_spec(), workspace, merge=False, data_docs=True)
-    return LinkResult(published, rejects_path, len(rejects), funnel)
+    published = publish(timeline, geography_timeline_spec(), workspace, merge=False, data_docs=True,
+                        run_id=run_id)
+    publish_rejects(workspace, run_id=run_id)
+    if len(rejects):
+        log.warning("%d address rows rejected; see %s", len(rejects), rejects_path)
+    return LinkResult(published, rejects_path if len(rejects) else None, len(rejects), funnel)
 
 
 @dataclass
@@ -252,7 +262,7 @@ def run_demo(
     events = pd.read_csv(root / manifest["patients"]["encounters"]["path"], dtype={"patient_id": str})
     frame = training_frame(events, store=store, workspace=workspace)
     summary.training_frame_path = workspace.outputs / "training_frame.parquet"
-    frame.to_parquet(summary.training_frame_path, index=False)
+    write_atomic(summary.training_frame_path, lambda handle: frame.to_parquet(handle, index=False))
     summary.training_frame_shape = frame.shape
 
     patient = online_patient or _first_linked_patient(frame)

@@ -5,6 +5,21 @@ Expectations suite. A dataset that fails is moved to ``quarantine/<dataset>/<run
 its report and the served file stays byte-identical. Every file is written to a temporary
 name in its final folder, fsynced and renamed with ``os.replace``, so a reader never sees a
 half-written parquet file.
+
+A publish is all or nothing across partitions. ``published/<dataset>`` is a symbolic link to
+a complete version, ``published/.versions/<dataset>/<run id>/``: a publish stages the touched
+partitions in ``staging/<dataset>/<run id>/``, validates them, builds the new version (the
+untouched partitions hard-linked from the served one), then swaps the link with one
+``os.replace``. A reader going through the link sees the old or the new version, never a
+mix, at every instant and after a crash anywhere. The version served before is kept (readers
+that resolved the link keep a stable view); older ones, unfinished versions and staging
+folders of killed runs are removed by the next publish. A workspace whose dataset is a plain
+folder (written before versions existed) is migrated by its next publish; for the instant
+between its two renames the dataset is absent, and a crash there is undone by the next
+publish.
+
+Every file written here holds or may hold patient data: it is created 0600 (folders 0700)
+whatever the umask.
 """
 
 from __future__ import annotations
@@ -13,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,19 +45,24 @@ from great_expectations.data_context import AbstractDataContext
 from ingestion.datasets import DatasetSpec
 from ingestion.errors import PublishError, ValidationFailed
 from ingestion.validation import ValidationReport, validate, workspace_context
-from ingestion.workspace import Workspace
+from ingestion.workspace import Workspace, private_dir
 
 try:  # POSIX advisory locks keep two publishers of one dataset from interleaving.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["PublishResult", "conform", "publish", "read_published"]
+__all__ = ["PublishResult", "conform", "new_run_id", "point_link", "publish", "published_runs",
+           "read_published", "write_atomic"]
 
 logger = logging.getLogger(__name__)
 
 _EXAMPLES = 5
 _TIMESTAMP_DTYPE = "datetime64[us, UTC]"  # Feast 0.67 + DuckDB fail on nanosecond parquet
+_VERSIONS = ".versions"  # published/.versions/<dataset>/<run id>/: every kept version
+_PREVIOUS = ".previous"  # published/.versions/<dataset>/.previous: the version served before
+_RUN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,99}")
+_LEGACY_STAGING = re.compile(r"(.+)-(\d{8}T\d{6}_\d{6}Z)")  # staging/<dataset>-<run id>/
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,8 @@ class PublishResult:
         Rows kept from the previously published file (merge).
     replaced_rows : int
         Previously published rows replaced by new rows with the same key.
+    run_id : str
+        The run that published it: the name of the version folder now served.
 
     Examples
     --------
@@ -76,6 +99,7 @@ class PublishResult:
     report: ValidationReport
     kept_rows: int = 0
     replaced_rows: int = 0
+    run_id: str = ""
 
 
 def _bad_examples(values: pd.Series, bad: pd.Series) -> str:
@@ -209,10 +233,34 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def write_atomic(path: Path, write: Any) -> None:
-    """Write through ``write(file)`` to a temp file beside ``path``, fsync, rename."""
+def write_atomic(path: Path, write: Any, *, mode: int = 0o600) -> None:
+    """Write a file privately and atomically: all of it or nothing, never group/other-readable.
+
+    ``write(handle)`` writes to a temporary file beside ``path`` that is created with
+    ``mode`` (default 0600, owner only) whatever the process umask; the file is fsynced and
+    renamed over ``path``, and the folder fsynced. On any error the temporary file is removed
+    and ``path`` is left as it was. Use it for every file that can hold patient data.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write; its folder must exist.
+    write : callable
+        Called with the open binary handle.
+    mode : int, optional
+        Permission bits of the file, 0o600 by default.
+
+    Examples
+    --------
+    >>> import stat, tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "rows.csv"
+    >>> write_atomic(target, lambda handle: handle.write(b"patient_id\\n"))
+    >>> oct(stat.S_IMODE(target.stat().st_mode))
+    '0o600'
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)  # mkstemp makes 0600; fchmod is exact whatever the umask
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -237,22 +285,26 @@ def _write_parquet(df: pd.DataFrame, path: Path, spec: DatasetSpec) -> None:
     write_atomic(path, lambda handle: pq.write_table(table, handle, coerce_timestamps="us"))
 
 
-def _move(src: Path, dst: Path) -> None:
-    os.replace(src, dst)
-    _fsync_dir(dst.parent)
-
-
 @contextlib.contextmanager
-def _dataset_lock(workspace: Workspace, dataset: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``dataset`` (read-merge-write must not interleave)."""
+def _dataset_lock(workspace: Workspace, dataset: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``dataset`` (read-merge-write must not interleave).
+
+    Yields whether the lock is held: always with ``wait``; without, False when another
+    process holds it.
+    """
     if fcntl is None:  # pragma: no cover - Windows
-        yield
+        yield wait
         return
     lock_path = workspace.staging / f".{dataset}.lock"
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+b") as handle:
         try:
-            yield
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
@@ -271,7 +323,14 @@ def _kept_rows(new: pd.DataFrame, old: pd.DataFrame, spec: DatasetSpec) -> tuple
     return old.loc[~replaced].reindex(columns=new.columns), int(replaced.sum())
 
 
-def _run_id() -> str:
+def new_run_id() -> str:
+    """A new run id: the UTC time to the microsecond, e.g. ``20261206T221500_123456Z``.
+
+    Examples
+    --------
+    >>> len(new_run_id())
+    23
+    """
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S_%fZ")
 
 
@@ -279,7 +338,8 @@ def _quarantine(
     staged: Path, workspace: Workspace, spec: DatasetSpec, report: ValidationReport, run_id: str
 ) -> tuple[Path, Path]:
     folder = workspace.quarantine / spec.name / run_id
-    folder.mkdir(parents=True)
+    private_dir(folder.parent)
+    folder.mkdir(mode=0o700)
     os.replace(staged, folder / "data")  # the staged partition files, as validated
     _fsync_dir(folder)
     report_path = folder / "report.json"
@@ -323,17 +383,20 @@ def publish(
     merge: bool = True,
     context: AbstractDataContext | None = None,
     data_docs: bool = False,
+    run_id: str | None = None,
 ) -> PublishResult:
-    """Validate a dataset and, only if it passes, atomically replace the served file.
+    """Validate a dataset and, only if it passes, atomically replace the served version.
 
-    Steps: conform dtypes and column order (`conform`); split the rows into the dataset's
-    partition files (``<vintage>/<state>.parquet``); merge each touched partition with its
-    served file (new rows replace old rows with the same key); write the staged files
-    atomically under ``workspace.staging``; validate them together (`validate` on the files
-    read back); then move each over its served file in ``workspace.published_dir(spec.name)``
-    by an atomic rename. On failure the staged files go to
-    ``workspace.quarantine/<dataset>/<UTC run id>/`` with
-    ``report.json`` beside it and the published file is left untouched.
+    Steps: clean up what killed runs left (their staging folders, unfinished versions);
+    conform dtypes and column order (`conform`); split the rows into the dataset's partition
+    files (``<vintage>/<state>.parquet``); merge each touched partition with its served file
+    (new rows replace old rows with the same key); write the staged files under
+    ``staging/<dataset>/<run id>/``; validate them together; then build the new version
+    (staged partitions moved in, untouched ones hard-linked) and swap the link
+    ``workspace.published_dir(spec.name)`` to it in one atomic rename, so every partition
+    changes at once. On failure the staged files go to
+    ``workspace.quarantine/<dataset>/<run id>/`` with ``report.json`` beside it and the
+    published version is left untouched.
 
     Parameters
     ----------
@@ -350,11 +413,14 @@ def publish(
         set (jobs), else an ephemeral context (tests, one-off checks).
     data_docs : bool, optional
         Keep validation results and update Data Docs in the workspace's GX project.
+    run_id : str, optional
+        The run's id, naming its staging, version and quarantine folders (letters, digits,
+        ``_.-``; default `new_run_id`). Pass one to tie other outputs of the run to it.
 
     Returns
     -------
     PublishResult
-        The published path, row count and validation report.
+        The published path, row count, validation report and run id.
 
     Raises
     ------
@@ -374,40 +440,52 @@ def publish(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"publish() needs a pandas DataFrame, got {type(df).__name__}")
+    run_id = new_run_id() if run_id is None else run_id
+    if not _RUN_ID.fullmatch(run_id):
+        raise ValueError(f"run_id {run_id!r}: expected letters, digits and _.- (at most 100), "
+                         "starting with a letter or digit")
     if context is None and data_docs:
         context = workspace_context(workspace)
-    folder = workspace.published_dir(spec.name)
+    link = workspace.published_dir(spec.name)
     with _dataset_lock(workspace, spec.name):
-        run_id = _run_id()
-        staged = workspace.staging / f"{spec.name}-{run_id}"
-        frame = conform(df, spec)
-        parts, old_rows, replaced = _stage(frame, spec, folder, staged, merge=merge)
-        kept = len(old_rows)
-        # New rows first, in the caller's order, so the report's row numbers are theirs.
-        checked = pd.concat([frame, old_rows], ignore_index=True) if kept else frame
+        _recover(workspace, spec.name)
+        _clean_staging(workspace, spec.name)
+        staged = private_dir(workspace.staging / spec.name) / run_id
         try:
+            frame = conform(df, spec)
+            parts, old_rows, replaced = _stage(frame, spec, link, staged, merge=merge)
+            kept = len(old_rows)
+            # New rows first, in the caller's order, so the report's row numbers are theirs.
+            checked = pd.concat([frame, old_rows], ignore_index=True) if kept else frame
             report = validate(checked, spec, context=context, data_docs=data_docs)
-        except BaseException:
+            if not report.success:
+                data_path, report_path = _quarantine(staged, workspace, spec, report, run_id)
+                message = _failure_message(spec, report, workspace, data_path, report_path)
+                logger.warning("%s failed validation; quarantined to %s", spec.name,
+                               data_path.parent)
+                raise ValidationFailed(message, report_path=str(report_path))
+            version = _versions(workspace, spec.name) / run_id
+            _build_version(staged, link, version, parts, replace_all=not merge)
+            _swap(link, version)
+            _recover(workspace, spec.name)  # versions older than the previous one go
+            n_rows = sum(pq.ParquetFile(f).metadata.num_rows
+                         for f in version.glob("**/*.parquet"))
+        finally:
             shutil.rmtree(staged, ignore_errors=True)
-            raise
-        if not report.success:
-            data_path, report_path = _quarantine(staged, workspace, spec, report, run_id)
-            message = _failure_message(spec, report, workspace, data_path, report_path)
-            logger.warning("%s failed validation; quarantined to %s", spec.name, data_path.parent)
-            raise ValidationFailed(message, report_path=str(report_path))
-        _swap_in(staged, folder, parts, replace_all=not merge)
-    n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob("**/*.parquet"))
+            with contextlib.suppress(OSError):  # the dataset's folder, once no run uses it
+                staged.parent.rmdir()
     logger.info(
-        "published %s: %d rows validated (%d kept, %d replaced), %d served from %s",
-        spec.name, report.n_rows, kept, replaced, n_rows, folder,
+        "published %s: %d rows validated (%d kept, %d replaced), %d served from %s (run %s)",
+        spec.name, report.n_rows, kept, replaced, n_rows, link, run_id,
     )
     return PublishResult(
         dataset=spec.name,
-        path=folder,
+        path=link,
         n_rows=n_rows,
         report=report,
         kept_rows=kept,
         replaced_rows=replaced,
+        run_id=run_id,
     )
 
 
@@ -431,11 +509,10 @@ def _stage(
             replaced += n_replaced
             part = pd.concat([old, part], ignore_index=True) if len(old) else part
         target = staged / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _private_folders(staged, rel)
         try:
             _write_parquet(part, target, spec)
         except (pa.ArrowException, ValueError, TypeError) as exc:
-            shutil.rmtree(staged, ignore_errors=True)
             raise PublishError(
                 f"{spec.name}: cannot write the conformed frame as parquet ({exc}); "
                 "check the columns the spec does not know"
@@ -444,20 +521,160 @@ def _stage(
     return sorted(groups), old_rows, replaced
 
 
-def _swap_in(staged: Path, folder: Path, parts: list[str], *, replace_all: bool) -> None:
-    """Move validated partition files over the served ones, each by an atomic rename."""
-    for rel in parts:
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        _move(staged / rel, folder / rel)
-    if replace_all:  # publishing without merge serves exactly the new partitions
-        for old in folder.glob("**/*.parquet"):
-            if old.relative_to(folder).as_posix() not in parts:
-                old.unlink()
-    shutil.rmtree(staged, ignore_errors=True)
+def _private_folders(root: Path, rel: str) -> list[Path]:
+    """Create ``root`` and the folders of the file ``rel`` under it, each 0700; return them."""
+    folders = [root, *(root / f for f in reversed(Path(rel).parents[:-1]))]
+    for folder in folders:
+        private_dir(folder)
+    return folders
+
+
+def _versions(workspace: Workspace, dataset: str) -> Path:
+    return workspace.published_dir(dataset).parent / _VERSIONS / dataset
+
+
+def _build_version(staged: Path, link: Path, version: Path, parts: list[str], *,
+                   replace_all: bool) -> None:
+    """Make ``version`` a complete copy of what will be served.
+
+    The staged parts are moved in; the served partitions they do not replace are hard-linked
+    (copied where links fail).
+    """
+    private_dir(version.parent)
+    version.mkdir(mode=0o700)  # a run id already used fails here
+    files = {rel: staged / rel for rel in parts}
+    if not replace_all and link.is_dir():  # publishing without merge serves only the new parts
+        for old in link.glob("**/*.parquet"):
+            files.setdefault(old.relative_to(link).as_posix(), old)
+    folders = {version}
+    for rel, source in sorted(files.items()):
+        target = version / rel
+        folders.update(_private_folders(version, rel))
+        if source.is_relative_to(staged):
+            os.replace(source, target)
+        else:
+            try:
+                os.link(source, target)  # served files are never rewritten in place
+            except OSError:
+                shutil.copy2(source, target)
+    for folder in folders:
+        _fsync_dir(folder)
+    _fsync_dir(version.parent)
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Make ``link`` a symbolic link to ``target`` in one atomic rename.
+
+    The link is relative (the workspace can move) and replaces whatever ``link`` was, file
+    or link, so a reader finds the old target or the new one, never nothing. A real folder
+    at ``link`` (a workspace from before versions) cannot be replaced in one rename: it is
+    set aside as ``.<name>.plain`` for the instant between two renames, then removed. The
+    caller must be the only writer of ``link`` (a lock); a killed call leaves at most the
+    hidden ``.<name>.link`` or ``.<name>.plain`` beside it (`publish` cleans both up).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "run1.csv").write_text("row")
+    3
+    >>> point_link(folder / "latest.csv", folder / "run1.csv")
+    >>> (folder / "latest.csv").read_text()
+    'row'
+    """
+    fresh = link.with_name(f".{link.name}.link")
+    fresh.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(target, link.parent), fresh)
+    aside = link.with_name(f".{link.name}.plain") if link.is_dir() and not link.is_symlink() \
+        else None
+    if aside is not None:
+        os.rename(link, aside)
+    os.replace(fresh, link)
+    _fsync_dir(link.parent)
+    if aside is not None:
+        shutil.rmtree(aside)
+
+
+def _swap(link: Path, version: Path) -> None:
+    """Serve ``version`` through ``link``; remember the version served before as previous."""
+    previous = version.parent / _PREVIOUS
+    if link.is_symlink():
+        point_link(previous, link.resolve())
+    else:
+        previous.unlink(missing_ok=True)
+    point_link(link, version)
+
+
+def _recover(workspace: Workspace, dataset: str) -> None:
+    """Finish or undo what a killed publish of ``dataset`` left (the caller holds its lock).
+
+    A plain folder set aside during migration goes back if the link was not made, else goes;
+    versions neither served nor previous (unfinished, unserved or old) are removed.
+    """
+    link = workspace.published_dir(dataset)
+    aside = link.with_name(f".{link.name}.plain")
+    if aside.exists():
+        if not link.is_symlink():
+            os.rename(aside, link)
+            logger.warning("%s: restored the folder a killed publish had set aside", dataset)
+        else:
+            shutil.rmtree(aside)
+    link.with_name(f".{link.name}.link").unlink(missing_ok=True)
+    versions = _versions(workspace, dataset)
+    if not versions.is_dir():
+        return
+    keep = {p.resolve() for p in (link, versions / _PREVIOUS) if p.is_symlink()}
+    (versions / f".{_PREVIOUS}.link").unlink(missing_ok=True)
+    for version in versions.iterdir():
+        if version.is_dir() and not version.is_symlink() and version.resolve() not in keep:
+            shutil.rmtree(version)
+            logger.info("%s: removed version %s (not served)", dataset, version.name)
+
+
+def _clean_staging(workspace: Workspace, dataset: str) -> None:
+    """Remove the staging folders of killed runs.
+
+    Every one of ``dataset`` (whose lock the caller holds) and those of any other dataset no
+    process is publishing now.
+    """
+    for entry in workspace.staging.iterdir():
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        legacy = _LEGACY_STAGING.fullmatch(entry.name)  # staging/<dataset>-<run id>/
+        name = legacy[1] if legacy else entry.name
+        if name == dataset:
+            _remove_staged(entry, whole=bool(legacy))
+            continue
+        with _dataset_lock(workspace, name, wait=False) as held:
+            if held:
+                _remove_staged(entry, whole=bool(legacy))
+
+
+def _remove_staged(entry: Path, *, whole: bool) -> None:
+    runs = [entry] if whole else list(entry.iterdir())
+    for run in runs:
+        logger.warning("removing %s, staged by a run that did not finish", run)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def published_runs(dataset: str, workspace: Workspace) -> list[str]:
+    """The run ids of the versions of ``dataset`` kept: the served one first, then the previous.
+
+    Empty before the dataset's first versioned publish.
+
+    Examples
+    --------
+    >>> published_runs("patient_geography", ws)  # doctest: +SKIP
+    ['20261206T221500_123456Z', '20261205T090000_000001Z']
+    """
+    link = workspace.published_dir(dataset)
+    previous = _versions(workspace, dataset) / _PREVIOUS
+    runs = [p.resolve().name for p in (link, previous) if p.is_symlink()]
+    return list(dict.fromkeys(runs))
 
 
 def read_published(spec: DatasetSpec, workspace: Workspace) -> pd.DataFrame:
-    """Read the served parquet file of a dataset.
+    """Read the served version of a dataset (the link is resolved once: one version).
 
     Parameters
     ----------
@@ -486,5 +703,5 @@ def read_published(spec: DatasetSpec, workspace: Workspace) -> pd.DataFrame:
             f"{spec.name} has not been published in {workspace.root}: "
             f"{workspace.published_dir(spec.name)} holds no data; ingest it first (`sdoh ingest`)"
         )
-    path = workspace.published_dir(spec.name)
+    path = workspace.published_dir(spec.name).resolve()
     return pd.read_parquet(path)

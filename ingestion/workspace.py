@@ -1,8 +1,13 @@
-"""Where a pipeline keeps its files: raw downloads, staged, published and quarantined data."""
+"""Where a pipeline keeps its files: raw downloads, staged, published and quarantined data.
+
+Every folder a workspace holds can hold patient data (timelines, rejects, training frames, the
+online store), so each is created private (0700) whatever the process umask.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +19,9 @@ class Workspace:
     Layout: ``raw/`` (downloads and inputs), ``staging/`` (built, not yet validated),
     ``published/`` (served by Feast), ``quarantine/`` (failed validation, with reports),
     ``feast/`` (feature_store.yaml, registry, SQLite online store), ``gx/`` (Great
-    Expectations project and Data Docs), ``outputs/``.
+    Expectations project and Data Docs), ``outputs/``. The root, when the workspace creates it,
+    and every one of these folders are private to the owner (0700), whatever the umask; a
+    folder an older version left open is closed on first use.
 
     Examples
     --------
@@ -29,9 +36,7 @@ class Workspace:
         object.__setattr__(self, "root", Path(root).resolve())
 
     def _dir(self, name: str) -> Path:
-        path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return private_dir(self.root / name)
 
     @property
     def raw(self) -> Path:
@@ -64,7 +69,11 @@ class Workspace:
         return self._dir("outputs")
 
     def published_dir(self, dataset: str) -> Path:
-        """The folder of ``dataset``'s partition files (``<vintage>/<state>.parquet``)."""
+        """The folder of ``dataset``'s partition files (``<vintage>/<state>.parquet``).
+
+        A link to the published version (see `ingestion.publish`), swapped atomically by each
+        publish; read through it, or resolve it once for a view no publish can change.
+        """
         return self._dir("published") / dataset
 
     def published_glob(self, dataset: str) -> str:
@@ -74,3 +83,25 @@ class Workspace:
     def is_published(self, dataset: str) -> bool:
         """Whether ``dataset`` has any published partition."""
         return any(self.published_dir(dataset).glob("**/*.parquet"))
+
+
+def private_dir(path: Path) -> Path:
+    """Create the folder ``path`` readable by its owner only (0700), whatever the umask.
+
+    Missing parents are created 0700 as well; an existing ``path`` with group or other
+    permission bits is closed to 0700 (existing parents are left as they are).
+
+    Examples
+    --------
+    >>> import stat, tempfile
+    >>> folder = private_dir(Path(tempfile.mkdtemp()) / "a" / "b")
+    >>> [oct(stat.S_IMODE(p.stat().st_mode)) for p in (folder.parent, folder)]
+    ['0o700', '0o700']
+    """
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(created):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    for folder in {path, *created}:
+        if stat.S_IMODE(folder.stat().st_mode) != 0o700:
+            folder.chmod(0o700)
+    return path

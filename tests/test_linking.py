@@ -674,3 +674,83 @@ def test_linkage_funnel_refuses_other_frames(timeline, match):
 
 def test_link_reasons_are_catalog_reasons():
     assert set(LINK_MISSING_REASONS) <= set(load_catalog().missing_reasons)
+
+
+# -- rejects tied to their run ------------------------------------------------------------------
+
+BAD_DATE = "p9,2019-13-01,,2 Main St,Philadelphia,PA,19107,38.5,-77.5"
+BAD_ZIP = "p8,2019-01-01,,3 Main St,Philadelphia,PA,1910,38.5,-77.5"
+# A link run in a child process that SIGKILLs itself inside validation, after it wrote its
+# rejects and staged its timeline. argv: history, 2010 and 2020 block groups, workspace.
+KILLED_LINK = r"""
+import os, signal, sys
+import ingestion.publish
+from ingestion.pipeline import link_history_file
+from ingestion.workspace import Workspace
+
+ingestion.publish.validate = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+history, bg2010, bg2020, workspace = sys.argv[1:5]
+link_history_file(history, {2010: bg2010, 2020: bg2020}, workspace=Workspace(workspace))
+"""
+
+
+@pytest.fixture
+def link_run(tmp_path):
+    """Run a link of address lines in-process (or killed in validation, in a child)."""
+    import os
+    import subprocess
+    import sys
+
+    from ingestion.pipeline import link_history_file
+    from ingestion.workspace import Workspace
+
+    bg = {}
+    for year, geoid in ((2010, "110010001001"), (2020, "110019800001")):
+        bg[year] = tmp_path / f"bg{year}.geojson"
+        gpd.GeoDataFrame({"GEOID": [geoid]}, geometry=[shapely.box(-75, 39, -74, 40)],
+                         crs=4269).to_file(bg[year])
+    ws = Workspace(tmp_path / "ws")
+
+    def run(lines: list[str], *, killed: bool = False):
+        history = write_csv(tmp_path, lines, name=f"history{len(lines)}{killed}.csv")
+        if not killed:
+            return link_history_file(history, bg, workspace=ws)
+        root = Path(__file__).resolve().parents[1]
+        done = subprocess.run([sys.executable, "-c", KILLED_LINK, str(history), str(bg[2010]),
+                               str(bg[2020]), str(ws.root)], cwd=root, capture_output=True,
+                              env={**os.environ, "PYTHONPATH": str(root)}, check=False)
+        assert done.returncode == -9, done.stderr.decode()
+        return None
+
+    return ws, run
+
+
+def test_rejects_describe_the_published_run_and_a_killed_run_leaves_none(link_run):
+    from ingestion.linking import read_published_rejects
+    from ingestion.publish import published_runs
+
+    ws, run = link_run
+    latest = ws.outputs / "address_rejects.csv"
+    first = run([GOOD, BAD_DATE])
+    assert first.rejects_path == ws.outputs / "address_rejects" / f"{first.published.run_id}.csv"
+    assert latest.resolve() == first.rejects_path
+    assert read_published_rejects(ws)["reason"].tolist() == ["unparseable_date"]
+
+    run([GOOD, BAD_DATE, BAD_ZIP], killed=True)  # killed in validation: its rejects are not served
+    assert read_published_rejects(ws)["reason"].tolist() == ["unparseable_date"]
+    assert pd.read_csv(latest)["reason"].tolist() == ["unparseable_date"]
+    assert any(ws.staging.rglob("*.parquet"))  # the killed run's staged timeline, for now
+
+    second = run([GOOD])  # rejects nothing: the pointer must not keep describing the first run
+    assert second.rejects_path is None and second.n_rejected == 0
+    assert read_published_rejects(ws).empty and pd.read_csv(latest).empty
+    kept = sorted(p.stem for p in (ws.outputs / "address_rejects").iterdir())
+    assert kept == sorted(published_runs("patient_geography", ws))  # the killed run's are gone
+    assert not any(ws.staging.rglob("*.parquet"))
+
+
+def test_no_published_rejects_without_a_timeline(tmp_path):
+    from ingestion.linking import read_published_rejects
+    from ingestion.workspace import Workspace
+
+    assert read_published_rejects(Workspace(tmp_path)) is None

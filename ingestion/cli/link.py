@@ -48,8 +48,9 @@ def link(history, boundaries, zcta_boundaries, zip_crosswalk, zip_crosswalk_year
     """Link patients' address histories to 2010 and 2020 block groups, tracts, counties, ZCTAs.
 
     Runs locally unless --send-addresses-to-census-geocoder is given. Rejected rows are
-    written to <workspace>/outputs/address_rejects.csv with file, row, field and reason; the
-    linkage funnel (periods and patients per outcome) is printed.
+    written to <workspace>/outputs/address_rejects/<run id>.csv (owner-only, 0600) with file,
+    row, field and reason; <workspace>/outputs/address_rejects.csv points at those of the
+    last run that published. The linkage funnel (periods and patients per outcome) is printed.
 
     \b
     Example:
