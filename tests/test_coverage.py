@@ -506,3 +506,33 @@ def test_coverage_command_fails_cleanly_on_a_frame_without_features(frame, patie
         "coverage", "--workspace", str(tmp_path), "--frame", str(tmp_path / "frame.parquet"),
         "--patients", str(tmp_path / "patients.csv"), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 1 and "_missing` companion" in result.output
+
+
+def test_coverage_command_counts_the_published_runs_rejects(frame, patients, tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    from ingestion.pipeline import link_history_file
+    from ingestion.workspace import Workspace
+
+    bg = {}
+    for year, geoid in ((2010, "110010001001"), (2020, "110019800001")):
+        bg[year] = tmp_path / f"bg{year}.geojson"
+        gpd.GeoDataFrame({"GEOID": [geoid]}, geometry=[shapely.box(-75, 39, -74, 40)],
+                         crs=4269).to_file(bg[year])
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,valid_from,valid_to,street,city,state,zip,latitude,longitude\n"
+                       "p1,2019-01-01,,1 Main St,Philadelphia,PA,19107,39.5,-74.5\n"
+                       "p9,2019-13-01,,2 Main St,Philadelphia,PA,19107,39.5,-74.5\n")
+    ws = Workspace(tmp_path / "ws")
+    link_history_file(history, bg, workspace=ws)
+    frame.to_parquet(tmp_path / "frame.parquet")
+    patients.to_csv(tmp_path / "patients.csv", index=False)
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(sdoh, [
+        "coverage", "--workspace", str(ws.root), "--frame", str(tmp_path / "frame.parquet"),
+        "--patients", str(tmp_path / "patients.csv"), "--by", "group", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "<td>rejected_unparseable_date</td>" in page  # no --rejects: the published run's
+    assert re.search(r"<td>linked</td>\s*<td>linking</td>\s*<td>1</td>\s*<td>0.500</td>", page)

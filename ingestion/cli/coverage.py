@@ -24,15 +24,15 @@ from ingestion.cli._common import workspace_option
 @click.option("--unit", type=click.Choice(["event", "patient"]), default="event", show_default=True,
               help="Count events, or each patient once at their latest event.")
 @click.option("--rejects", "rejects_path", type=click.Path(exists=True, dir_okay=False),
-              help="Rejected rows of the linking run (address_rejects.csv from `sdoh link`), so "
-                   "the linkage funnel counts every input row.")
+              help="Rejected rows of the linking run, so the linkage funnel counts every input "
+                   "row; default the rejects of the run whose timeline is published.")
 @workspace_option
 def coverage(frame_path, patients_path, out, features, by, unit, rejects_path, workspace) -> None:
     """Write an HTML coverage report: linkage funnel, coverage by subgroup, odds ratios, plots.
 
     The linkage funnel comes from the workspace's published patient geography, when there is
-    one, with the rejected rows of its linking run given by --rejects. Figures are embedded,
-    so the report is one file.
+    one, with the rejected rows of the linking run that published it (or --rejects). Figures
+    are embedded, so the report is one file.
 
     \b
     Example:
@@ -43,14 +43,17 @@ def coverage(frame_path, patients_path, out, features, by, unit, rejects_path, w
 
     from ingestion.coverage_report import coverage_report
     from ingestion.datasets import geography_timeline_spec
+    from ingestion.linking import read_published_rejects
     from ingestion.publish import read_published
 
     frame = pd.read_parquet(frame_path or workspace.outputs / "training_frame.parquet")
     patients = pd.read_csv(patients_path, dtype={"patient_id": str})
     spec = geography_timeline_spec()
     timeline = read_published(spec, workspace) if workspace.is_published(spec.name) else None
-    rejects = (pd.read_csv(rejects_path, dtype=str, keep_default_na=False)
-               if rejects_path else None)
+    if rejects_path:
+        rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False)
+    else:
+        rejects = read_published_rejects(workspace) if timeline is not None else None
     page = coverage_report(frame, patients, timeline=timeline, rejects=rejects,
                            detail=list(features) or None, by=list(by) or None, unit=unit)
     Path(out).write_text(page, encoding="utf-8")
