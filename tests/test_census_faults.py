@@ -272,7 +272,7 @@ def test_no_network_through_the_cli_is_short(tmp_path, monkeypatch):
         "--base-url", "https://api.census.invalid/data", "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert result.output.startswith("Error: Census API request failed after 4 attempt(s): "
+    assert result.output.startswith("error: Census API request failed after 4 attempt(s): "
                                     "cannot resolve api.census.invalid")
     assert len(result.output) < 1000
 
@@ -314,7 +314,7 @@ def test_ingest_acs_fails_clearly_and_publishes_nothing(region_tree, tmp_path, m
         result = CliRunner().invoke(sdoh, [*args, "--base-url", server.base_url])
         assert result.exit_code == 1
         assert "Traceback" not in result.output
-        assert re.search(r"Error: Census API request failed after 3 attempt\(s\): "
+        assert re.search(r"error: Census API request failed after 3 attempt\(s\): "
                          + match.format(first=re.escape(first)), result.output), result.output
         assert "Nothing was cached" in result.output
         assert not Workspace(ws).published_dir("acs_tract").exists()
@@ -362,5 +362,5 @@ def test_plain_http_to_another_host_is_refused_before_any_request(tmp_path):
         "ingest", "acs", "--vintage", "2021", "--state", "DE", "--level", "tract",
         "--base-url", "http://api.census.gov/data", "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "Error: base_url 'http://api.census.gov/data' is plain http to a host that is not " \
+    assert "error: base_url 'http://api.census.gov/data' is plain http to a host that is not " \
            "loopback" in result.output

@@ -879,6 +879,6 @@ def test_cli_refuses_a_plain_http_geocoder_url_without_a_traceback(tmp_path):
         "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 1 and result.exception is not None
     assert "Traceback" not in result.output
-    assert "Error: base_url 'http://10.1.2.3/geocoder' is plain http to a host that is not " \
+    assert "error: base_url 'http://10.1.2.3/geocoder' is plain http to a host that is not " \
            "loopback" in result.output
     assert not (tmp_path / "ws").exists()
