@@ -25,3 +25,11 @@ class ValidationFailed(SdohError):
 
 class PublishError(SdohError):
     """Publishing or serving features could not proceed."""
+
+
+class OnlineStoreUnavailable(PublishError):
+    """The online store cannot answer now: unreachable, timed out, or it lost what was loaded.
+
+    The message says which store or view and what to do (wait, or ``sdoh materialize``);
+    the feature server answers it as a JSON 503.
+    """
