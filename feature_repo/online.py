@@ -138,9 +138,17 @@ class StoreReader:
             with unavailable(f"reading {view.name}"):
                 rows = self.online_store.online_read(self.config, view, [_entity_key(view, k) for k in keys],
                                                      list(features)) if keys else []
-            out.append([None if values is None else {f: _value(values[f]) for f in features}
-                        for _, values in rows])
+            out.append([None if _absent(stamp, values) else {f: _value(values[f]) for f in features}
+                        for stamp, values in rows])
         return out
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _absent(stamp: dt.datetime | None, values: dict[str, ValueProto] | None) -> bool:
+    """Whether ``online_read`` found no row: None, or (Feast's Redis read) empty values at epoch 0."""
+    return values is None or (stamp == _EPOCH and not any(v.WhichOneof("val") for v in values.values()))
 
 
 class RedisReader:

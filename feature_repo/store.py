@@ -92,7 +92,36 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     path.chmod(0o600)
     config = RepoConfig(**yaml.safe_load(text))
     config.repo_path = workspace.feast
-    return FeatureStore(config=config)
+    store = FeatureStore(config=config)
+    if config.online_store.type == "redis" and config.online_store.redis_type != "redis_cluster":
+        _bound_retries(store)
+    return store
+
+
+def _bound_retries(store: FeatureStore) -> None:
+    """One immediate retry for the Redis clients every online read uses (ours and Feast's).
+
+    redis-py retries a failed command 3 times with 1, 2 and 4 s of backoff by default, so
+    each lookup during an outage waited about 7 s. One retry still rides over a pooled
+    connection that a Redis restart reset; the profile's socket timeouts
+    (``SDOH_REDIS_TIMEOUT_S``) bound each attempt. No connection is made here. Feast's
+    server reads through its asyncio client, made on first use inside the server's event
+    loop: this store's online store gets it bounded the same way when it is made.
+    """
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online = store._get_provider().online_store
+    online._get_client(store.config.online_store).set_retry(Retry(NoBackoff(), 1))
+    make_async = online._get_client_async
+
+    async def bounded_async(config):
+        client = await make_async(config)
+        client.set_retry(AsyncRetry(NoBackoff(), 1))
+        return client
+
+    online._get_client_async = bounded_async
 
 
 def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
