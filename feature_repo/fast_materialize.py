@@ -21,6 +21,10 @@ and 6-7 GB into Redis (DESIGN.md, known traps). This module writes the *same byt
    ``skip_dedup``.
 4. The registry records the materialization interval per view, as ``store.materialize`` does.
 
+`check_online` then compares what the online store holds with the source over the registry's
+interval (key counts per view, keys the source dropped removed, a sample read back through
+Feast's ``online_read``); `online_keys` checks a sample cheaply for ``/health`` and lookups.
+
 Values read back through ``store.get_online_features`` are identical to Feast's default path
 (tests/test_fast_materialize.py compares the stores byte for byte).
 """
@@ -607,6 +611,9 @@ class _RedisWriter:
                              "not Redis Cluster; use feature_repo.materialize")
         self.config = config
         self.client = RedisOnlineStore()._get_client(online)  # Feast's connection parsing
+        # Writes wait as long as Redis needs: the profile's socket timeout (SDOH_REDIS_TIMEOUT_S)
+        # bounds lookups, while a batch of 10,000 HSETs may wait longer on a loaded machine.
+        self.client.connection_pool.connection_kwargs["socket_timeout"] = None
         self.project = config.project.encode()
         self.ttl = online.key_ttl_seconds
         self.dedup = not online.skip_dedup

@@ -239,6 +239,13 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
     faster) or, with ``feast_default``, by Feast's own ``store.materialize``. Both record the
     window in the registry, so Feast's ``materialize-incremental`` continues where this stops.
 
+    Then every view is checked against its source (`feature_repo.fast_materialize.check_online`):
+    keys the source no longer has are removed from the online store (a patient dropped from
+    the timeline, ids of a previous scheme after ``--pseudonymize``), and a view that lost keys
+    (Redis restarted without persistence) is materialized again over its whole history. The
+    counts and a sample of keys are recorded (``online_verified.json``) for `online_problems`,
+    which ``/health`` and lookups use.
+
     Parameters
     ----------
     store : feast.FeatureStore
@@ -255,12 +262,17 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
     Returns
     -------
     list of ViewWindow
-        Per view: the window, why, and the entity rows written (None on Feast's path).
+        Per view: the window, why, the entity rows written (None on Feast's path), what the
+        online store held afterwards and how many lost keys were refilled.
 
     Raises
     ------
     InputError
         If a view is unknown or offline.
+    PublishError
+        If keys are still missing after a refill, or a key read back is absent or stale.
+    OnlineStoreUnavailable
+        If the online store does not answer.
 
     Examples
     --------
