@@ -21,6 +21,10 @@ and 6-7 GB into Redis (DESIGN.md, known traps). This module writes the *same byt
    ``skip_dedup``.
 4. The registry records the materialization interval per view, as ``store.materialize`` does.
 
+`check_online` then compares what the online store holds with the source over the registry's
+interval (key counts per view, keys the source dropped removed, a sample read back through
+Feast's ``online_read``); `online_keys` checks a sample cheaply for ``/health`` and lookups.
+
 Values read back through ``store.get_online_features`` are identical to Feast's default path
 (tests/test_fast_materialize.py compares the stores byte for byte).
 """
@@ -37,7 +41,7 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +51,7 @@ import pandas as pd
 import pyarrow as pa
 from feast import FeatureStore, FeatureView, ValueType
 from feast.feature_view import FeatureViewState
+from feast.infra.key_encoding_utils import deserialize_entity_key
 from feast.infra.online_stores import sqlite as _feast_sqlite  # noqa: F401 (its datetime adapter)
 from feast.infra.online_stores.helpers import _mmh3, compute_table_id, compute_versioned_name
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -55,11 +60,11 @@ from feast.utils import _coerce_datetime, make_tzaware, to_naive_utc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm.auto import tqdm
 
-from ingestion.errors import PublishError
+from ingestion.errors import OnlineStoreUnavailable, PublishError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fast_materialize"]
+__all__ = ["OnlineCheck", "check_online", "fast_materialize", "online_keys", "unavailable"]
 
 # The same default window as feature_repo.store.materialize: release dates go back years.
 DEFAULT_START = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)
@@ -244,9 +249,17 @@ def latest_rows(plan: _ViewPlan, *, start: dt.datetime, end: dt.datetime,
     if with_text:
         columns += [f"CAST(CAST({_q(f)} AS DOUBLE) AS VARCHAR) AS {_q(text_column(f))}"
                     for f, value_type in plan.features if value_type == ValueType.DOUBLE]
-    sql = (f"SELECT {', '.join(columns)} FROM read_parquet(?) "
-           f"WHERE CAST({ts} AS TIMESTAMP) >= ? AND CAST({ts} AS TIMESTAMP) <= ? "
-           f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {ts} DESC) = 1")
+    return _in_window(plan, f"SELECT {', '.join(columns)}",
+                      f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {ts} DESC) = 1",
+                      start=start, end=end)
+
+
+def _in_window(plan: _ViewPlan, select: str, tail: str, *, start: dt.datetime,
+               end: dt.datetime) -> pa.Table:
+    """``select`` over the view's rows with event time in ``[start, end]`` (Feast's filter)."""
+    ts = _q(plan.timestamp_field)
+    sql = (f"{select} FROM read_parquet(?) "
+           f"WHERE CAST({ts} AS TIMESTAMP) >= ? AND CAST({ts} AS TIMESTAMP) <= ? {tail}")
     bounds = [to_naive_utc(start), to_naive_utc(end)]
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
@@ -267,9 +280,7 @@ def entity_keys(table: pa.Table, join_keys: dict[str, ValueType]) -> list[bytes]
     bytes (string UTF-8 of ``str(v)``, INT64 ``<q``, INT32 ``<i``), all little-endian uint32.
     """
     names = sorted(join_keys)
-    prefix = struct.pack("<I", len(names)) + b"".join(
-        struct.pack("<I", ValueType.STRING.value) + struct.pack("<I", len(n.encode())) + n.encode()
-        for n in names)
+    prefix = _key_prefix(names)
     parts = []
     for name in names:
         value_type = join_keys[name]
@@ -287,6 +298,29 @@ def entity_keys(table: pa.Table, join_keys: dict[str, ValueType]) -> list[bytes]
             head = tag + struct.pack("<I", struct.calcsize(fmt))
             parts.append([head + struct.pack(fmt, int(v)) for v in values])
     return [prefix + b"".join(row) for row in zip(*parts, strict=True)]
+
+
+def _key_prefix(names: Sequence[str]) -> bytes:
+    """The start every serialized key of these (sorted) join keys shares: count, then names."""
+    return struct.pack("<I", len(names)) + b"".join(
+        struct.pack("<I", ValueType.STRING.value) + struct.pack("<I", len(n.encode())) + n.encode()
+        for n in names)
+
+
+def _serialized_length(raw: bytes, n_keys: int) -> int | None:
+    """Length of the serialized entity key (version 3) at the start of ``raw``, or None.
+
+    Used to tell this project's Redis keys (serialized key + project) from another project's
+    whose name merely ends the same way.
+    """
+    at = 4  # the number of join keys, then per name and per value: type, length, bytes
+    try:
+        for _ in range(2 * n_keys):
+            (length,) = struct.unpack_from("<I", raw, at + 4)
+            at += 8 + length
+    except struct.error:
+        return None
+    return at if at <= len(raw) else None
 
 
 def _bulk(payload: bytes) -> bytes:
@@ -577,6 +611,9 @@ class _RedisWriter:
                              "not Redis Cluster; use feature_repo.materialize")
         self.config = config
         self.client = RedisOnlineStore()._get_client(online)  # Feast's connection parsing
+        # Writes wait as long as Redis needs: the profile's socket timeout (SDOH_REDIS_TIMEOUT_S)
+        # bounds lookups, while a batch of 10,000 HSETs may wait longer on a loaded machine.
+        self.client.connection_pool.connection_kwargs["socket_timeout"] = None
         self.project = config.project.encode()
         self.ttl = online.key_ttl_seconds
         self.dedup = not online.skip_dedup
@@ -789,3 +826,285 @@ def _precompute_services(store: FeatureStore, names: list[str]) -> None:
         if getattr(service, "precompute_online", False) and \
                 {p.name for p in service.feature_view_projections} & set(names):
             store.precompute_feature_service(service.name)
+
+
+# --------------------------------------------------------------------------------------------
+# What the online store holds: verification, removal of keys the source dropped, cheap checks
+
+SAMPLE_KEYS = 16  # keys per view read back after materializing and checked by /health
+SCAN_COUNT = 10_000
+
+
+@contextlib.contextmanager
+def unavailable(what: str) -> Iterator[None]:
+    """Turn the online store's connection failures into `OnlineStoreUnavailable`.
+
+    Redis refused, reset or timed out (the profile bounds every socket operation, see
+    ``SDOH_REDIS_TIMEOUT_S``), or the SQLite file is missing or locked.
+
+    Examples
+    --------
+    >>> with unavailable("reading acs_tract"):
+    ...     pass
+    """
+    import redis
+
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise OnlineStoreUnavailable(f"the online store (Redis) did not answer while {what}: "
+                                     f"{type(exc).__name__}: {exc}; retry shortly, and check that "
+                                     "Redis is up (SDOH_REDIS)") from exc
+    except sqlite3.OperationalError as exc:
+        raise OnlineStoreUnavailable(f"the online store (SQLite) failed while {what}: {exc}; run "
+                                     "`sdoh apply` and `sdoh materialize`") from exc
+
+
+@dataclass(frozen=True)
+class OnlineCheck:
+    """One view's online keys against the entity keys its source has in the materialized interval.
+
+    ``expected``: keys with a row in the registry's interval; ``present``: of them, keys the
+    online store holds; ``removed``: keys it held that the source no longer has (deleted);
+    ``sample``: serialized keys read back, kept for `online_keys` checks later.
+    """
+
+    view: str
+    expected: int
+    present: int
+    removed: int
+    sample: tuple[bytes, ...]
+
+    @property
+    def missing(self) -> int:
+        """Expected keys the online store lacks."""
+        return self.expected - self.present
+
+
+class _SqliteKeys:
+    """Entity keys of Feast's SQLite tables (one table per view, one row per key and feature)."""
+
+    def __init__(self, store: FeatureStore):
+        from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+        self.config = store.config
+        self.path = SqliteOnlineStore._get_db_path(store.config)
+
+    def _table(self, view: FeatureView) -> str:
+        versioning = getattr(self.config.registry, "enable_online_feature_view_versioning", False)
+        return _q(compute_table_id(self.config.project, view, versioning))
+
+    def _connect(self, *, write: bool = False) -> sqlite3.Connection:
+        uri = f"file:{self.path}" + ("" if write else "?mode=ro")
+        return sqlite3.connect(uri, uri=True, timeout=60)
+
+    def keys(self, view: FeatureView) -> set[bytes]:
+        with contextlib.closing(self._connect()) as con:
+            return {bytes(r[0]) for r in con.execute(f"SELECT DISTINCT entity_key FROM {self._table(view)}")}
+
+    def remove(self, view: FeatureView, keys: Sequence[bytes]) -> None:
+        with contextlib.closing(self._connect(write=True)) as con, con:
+            con.executemany(f"DELETE FROM {self._table(view)} WHERE entity_key = ?",
+                            [(bytearray(k),) for k in keys])
+
+    def present(self, wanted: Sequence[tuple[FeatureView, Sequence[bytes]]]) -> list[int]:
+        out = []
+        with contextlib.closing(self._connect()) as con:
+            for view, keys in wanted:
+                marks = ", ".join("?" * len(keys))
+                out.append(con.execute(f"SELECT count(DISTINCT entity_key) FROM {self._table(view)} "
+                                       f"WHERE entity_key IN ({marks})",
+                                       [bytearray(k) for k in keys]).fetchone()[0] if keys else 0)
+        return out
+
+
+class _RedisKeys:
+    """Entity keys of Feast's Redis layout: a key holds a view's row when it has ``_ts:<view>``."""
+
+    def __init__(self, store: FeatureStore):
+        self.config = store.config
+        self.client = store._get_provider().online_store._get_client(store.config.online_store)
+        self.project = store.config.project.encode()
+
+    def _name(self, view: FeatureView) -> str:
+        return compute_versioned_name(
+            view, getattr(self.config.registry, "enable_online_feature_view_versioning", False))
+
+    def keys(self, view: FeatureView) -> set[bytes]:
+        names = sorted(c.name for c in view.entity_columns)
+        pattern = _glob_escape(_key_prefix(names)) + b"*" + _glob_escape(self.project)
+        ts = f"_ts:{self._name(view)}".encode()
+        found = set()
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT):
+            if _serialized_length(key, len(names)) == len(key) - len(self.project):
+                batch.append(key)
+            if len(batch) >= SCAN_COUNT:
+                found |= self._with_row(batch, ts)
+                batch = []
+        return found | self._with_row(batch, ts)
+
+    def _with_row(self, keys: list[bytes], ts: bytes) -> set[bytes]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hexists(key, ts)
+            flags = pipe.execute()
+        return {k[: -len(self.project)] for k, flag in zip(keys, flags, strict=True) if flag}
+
+    def remove(self, view: FeatureView, keys: Sequence[bytes]) -> None:
+        name = self._name(view)
+        fields = [f"_ts:{name}".encode(), *(_mmh3(f"{name}:{f.name}") for f in view.features)]
+        for part in _batches(len(keys), SCAN_COUNT):
+            with self.client.pipeline(transaction=False) as pipe:
+                for key in keys[part]:
+                    pipe.hdel(key + self.project, *fields)  # the hash goes when emptied
+                pipe.execute()
+
+    def present(self, wanted: Sequence[tuple[FeatureView, Sequence[bytes]]]) -> list[int]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for view, keys in wanted:
+                ts = f"_ts:{self._name(view)}".encode()
+                for key in keys:
+                    pipe.hexists(key + self.project, ts)
+            flags = iter(pipe.execute())
+        return [sum(bool(next(flags)) for _ in keys) for _, keys in wanted]
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    """``raw`` as a literal in a Redis MATCH pattern."""
+    out = bytearray()
+    for byte in raw:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)
+
+
+def _keys_of(store: FeatureStore) -> _SqliteKeys | _RedisKeys:
+    kind = store.config.online_store.type
+    if kind in ("sqlite", "feast.infra.online_stores.sqlite.SqliteOnlineStore"):
+        return _SqliteKeys(store)
+    if (kind == "redis" or str(kind).endswith("RedisOnlineStore")) and \
+            store.config.online_store.redis_type != "redis_cluster":
+        return _RedisKeys(store)
+    raise ValueError(f"online store {kind!r}: keys can be checked on sqlite and redis only")
+
+
+def online_keys(store: FeatureStore, wanted: Sequence[tuple[FeatureView, Sequence[bytes]]]) -> list[int]:
+    """How many of each view's serialized entity keys hold a row in the online store.
+
+    One read-only query (SQLite) or one pipelined round trip (Redis) for every view: cheap
+    enough for a health check and for confirming a miss during a lookup.
+
+    Raises
+    ------
+    ingestion.errors.OnlineStoreUnavailable
+        If the online store does not answer.
+
+    Examples
+    --------
+    >>> online_keys(store, [(store.get_feature_view("acs_state"), sample)])  # doctest: +SKIP
+    [3]
+    """
+    with unavailable("checking that materialized keys are present"):
+        return _keys_of(store).present(wanted)
+
+
+def source_keys(plan: _ViewPlan, *, start: dt.datetime, end: dt.datetime) -> tuple[list[bytes], list[Any]]:
+    """Serialized entity keys with a row in ``[start, end]``, sorted, and each one's latest event time."""
+    keys = ", ".join(_q(k) for k in plan.join_keys)
+    table = _in_window(plan, f"SELECT {keys}, max({_q(plan.timestamp_field)}) AS __ts",
+                       f"GROUP BY {keys}", start=start, end=end)
+    if not table.num_rows:
+        return [], []
+    serialized = entity_keys(table, plan.join_keys)
+    times = table.column("__ts").to_pylist()
+    order = sorted(range(len(serialized)), key=serialized.__getitem__)
+    return [serialized[i] for i in order], [times[i] for i in order]
+
+
+def check_online(store: FeatureStore, views: Sequence[str], *, remove: bool = True) -> dict[str, OnlineCheck]:
+    """Compare each view's online keys with its source over the registry's materialized interval.
+
+    Counts the source's entity keys with a row in the interval (the keys materialization must
+    have written) and the keys the online store holds for the view; with ``remove``, keys the
+    source no longer has (a patient dropped from the timeline, an area dropped from a
+    dataset, ids of a previous id scheme) are deleted from the online store. Up to
+    `SAMPLE_KEYS` present keys, spread over the key range, are read back through Feast's own
+    ``online_read`` and must come back with an event time no older than the source's.
+
+    Parameters
+    ----------
+    store : feast.FeatureStore
+        A materialized store (SQLite or a single Redis server).
+    views : sequence of str
+        Feature views to check; a view never materialized is skipped.
+    remove : bool, default True
+        Delete the online keys the source no longer has.
+
+    Returns
+    -------
+    dict of str to OnlineCheck
+        Empty (with a warning) for an online store other than SQLite or one Redis server.
+
+    Raises
+    ------
+    ingestion.errors.PublishError
+        If a key read back is absent or older than its source row.
+    ingestion.errors.OnlineStoreUnavailable
+        If the online store does not answer.
+
+    Examples
+    --------
+    >>> check_online(store, ["acs_state"])["acs_state"].missing  # doctest: +SKIP
+    0
+    """
+    try:
+        keys_of = _keys_of(store)
+    except ValueError as exc:  # Redis Cluster, other stores: written, but not verified
+        log.warning("the online store's keys are not verified: %s", exc)
+        return {}
+    online_store = store._get_provider().online_store
+    checks = {}
+    for name in views:
+        view = store.get_feature_view(name)
+        intervals = view.materialization_intervals
+        if not intervals:
+            continue
+        plan = _plan(view)
+        expected, times = source_keys(plan, start=min(s for s, _ in intervals),
+                                      end=max(e for _, e in intervals))
+        with unavailable(f"listing the keys of {name}"):
+            online = keys_of.keys(view)
+            extra = sorted(online - set(expected))
+            if extra and remove:
+                keys_of.remove(view, extra)
+                log.info("removed %d keys of %s that its source no longer has", len(extra), name)
+        held = [i for i, key in enumerate(expected) if key in online]
+        n = min(SAMPLE_KEYS, len(held))  # spread over the sorted keys, ends included
+        picked = [held[round(j * (len(held) - 1) / max(n - 1, 1))] for j in range(n)]
+        _read_back(store, online_store, view, [expected[i] for i in picked], [times[i] for i in picked])
+        checks[name] = OnlineCheck(name, len(expected), len(held), len(extra) if remove else 0,
+                                   tuple(expected[i] for i in picked))
+    return checks
+
+
+def _read_back(store: FeatureStore, online_store: Any, view: FeatureView, keys: list[bytes],
+               times: list[Any]) -> None:
+    """Read ``keys`` through Feast's ``online_read``: each must hold a row as new as its source's.
+
+    Compared to the second: Feast's Redis read drops the sub-second part of ``_ts``.
+    """
+    if not keys:
+        return
+    protos = [deserialize_entity_key(k, SUPPORTED_SERIALIZATION_VERSION) for k in keys]
+    with unavailable(f"reading back keys of {view.name}"):
+        rows = online_store.online_read(store.config, view, protos, None)
+    bad = [(stored, source) for (stored, _), source in zip(rows, times, strict=True)
+           if stored is None or make_tzaware(stored) <
+           make_tzaware(pd.Timestamp(source).to_pydatetime()).replace(microsecond=0)]
+    if bad:
+        raise PublishError(f"view {view.name}: {len(bad)} of {len(keys)} keys read back from the "
+                           f"online store are absent or older than their source (first: holds "
+                           f"{bad[0][0]}, source {bad[0][1]}); run `sdoh materialize` again, and "
+                           "check that nothing else writes to the online store")

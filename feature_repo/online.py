@@ -39,8 +39,17 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 
+from feature_repo.fast_materialize import unavailable
 from feature_repo.feature_views import published_calendar
-from feature_repo.retrieval import GEOGRAPHY_FEATURES, GEOGRAPHY_VIEW, NO_ADDRESS, unlinked_reason
+from feature_repo.retrieval import (
+    ADDRESSLESS,
+    GEOGRAPHY_FEATURES,
+    GEOGRAPHY_VIEW,
+    NO_ADDRESS,
+    UNKNOWN_PATIENT,
+    unlinked_reason,
+)
+from feature_repo.store import require_online
 from ingestion.boundaries import load_boundary_set
 from ingestion.datasets import GEOID_LENGTH
 from ingestion.errors import InputError
@@ -126,11 +135,20 @@ class StoreReader:
         """Per read, per key: the features' Python values, or None if the key has no row."""
         out = []
         for view, keys, features in reads:
-            rows = self.online_store.online_read(self.config, view, [_entity_key(view, k) for k in keys],
-                                                 list(features)) if keys else []
-            out.append([None if values is None else {f: _value(values[f]) for f in features}
-                        for _, values in rows])
+            with unavailable(f"reading {view.name}"):
+                rows = self.online_store.online_read(self.config, view, [_entity_key(view, k) for k in keys],
+                                                     list(features)) if keys else []
+            out.append([None if _absent(stamp, values) else {f: _value(values[f]) for f in features}
+                        for stamp, values in rows])
         return out
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _absent(stamp: dt.datetime | None, values: dict[str, ValueProto] | None) -> bool:
+    """Whether ``online_read`` found no row: None, or (Feast's Redis read) empty values at epoch 0."""
+    return values is None or (stamp == _EPOCH and not any(v.WhichOneof("val") for v in values.values()))
 
 
 class RedisReader:
@@ -156,7 +174,8 @@ class RedisReader:
 
     def read(self, reads: list[Read]) -> list[list[dict | None]]:
         """As `StoreReader.read`."""
-        with self.client.pipeline(transaction=False) as pipe:
+        with unavailable("reading " + ", ".join(view.name for view, _, _ in reads)), \
+                self.client.pipeline(transaction=False) as pipe:
             for view, keys, features in reads:
                 fields = self._fields(view, features)
                 for k in keys:
@@ -247,10 +266,16 @@ class OnlineLookup:
             ``<view>__geoid`` and ``<view>__<feature>``; each missing value has its reason in
             ``<view>__<measure>_missing``.
 
+        An id the online store holds no address period for is ``unknown_patient`` (the
+        timeline never held it), unless the store lost its rows: that raises instead.
+
         Raises
         ------
         InputError
             If the patient geography is not registered.
+        ingestion.errors.OnlineStoreUnavailable
+            If the online store does not answer, or lost rows `feature_repo.materialize`
+            verified (it is checked whenever a read finds no row).
 
         Examples
         --------
@@ -264,6 +289,8 @@ class OnlineLookup:
         ids = [str(p) for p in patient_ids]
         keys = lookup_keys(pd.Series(ids, dtype=object), self.workspace).tolist()
         [geos] = self.reader.read([(self.geography, [(k,) for k in keys], GEOGRAPHY_FEATURES)])
+        if any(geo is None for geo in geos):
+            require_online(self.store, [self.geography])  # unknown ids, not a wiped store
         reasons = [_address_reason(geo, now) for geo in geos]
         return self._hop2([{"patient_id": p} for p in ids], geos, reasons, now)
 
@@ -340,13 +367,17 @@ class OnlineLookup:
             if force is None:
                 found = [(None, "not_yet_released")] * len(records)
             else:
-                found = [(None, reason) if reason == NO_ADDRESS else
+                found = [(None, reason) if reason in ADDRESSLESS else
                          _geoid(geo, view.level, force[1], reason)
                          for geo, reason in zip(geos, reasons, strict=True)]
             distinct = sorted({g for g, _ in found if g is not None})
             rows.append((view, force, found, distinct))
             reads.append((view.view, [(g, force[0]) for g in distinct] if force else [], view.features))
-        for (view, force, found, distinct), values in zip(rows, self.reader.read(reads), strict=True):
+        read = self.reader.read(reads)
+        missed = [view.view for (view, *_), values in zip(rows, read, strict=True) if None in values]
+        if missed:  # geography_not_in_vintage, unless the store lost its rows
+            require_online(self.store, missed)
+        for (view, force, found, distinct), values in zip(rows, read, strict=True):
             by_geoid = dict(zip(distinct, values, strict=True))
             for record, (geoid, reason) in zip(records, found, strict=True):
                 _fill(record, view, force, geoid, reason, by_geoid.get(geoid))
@@ -385,8 +416,14 @@ def _utc(at: dt.datetime | None) -> dt.datetime:
 
 
 def _address_reason(geo: dict | None, now: dt.datetime) -> str | None:
-    """Why a patient has no address now: none found, the period ended, or the link's reason."""
-    if geo is None or geo.get("link_method") is None:
+    """Why a patient has no address now: unknown id, none found, period ended, or the link's reason.
+
+    The per-record form of `feature_repo.retrieval._address_reason`; an id without any row is
+    one the timeline does not hold (materialization verified the store holds every one).
+    """
+    if geo is None:
+        return UNKNOWN_PATIENT
+    if geo.get("link_method") is None:
         return NO_ADDRESS
     valid_to = geo.get("valid_to")
     if valid_to is not None and valid_to <= now:

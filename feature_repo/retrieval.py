@@ -10,10 +10,14 @@ a Feast lookup keyed by (GEOID, vintage). Every missing value gets a typed reaso
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -32,6 +36,10 @@ from ingestion.workspace import Workspace
 GEOGRAPHY_VIEW = "patient_geography"
 GEOGRAPHY_FEATURES = [*GEOGRAPHY_FIELDS, "valid_to", "link_method", "link_missing"]
 NO_ADDRESS = "no_address_at_event"
+# An id the timeline has never held: not a gap in a known patient's history.
+UNKNOWN_PATIENT = "unknown_patient"
+# Reasons that leave a patient without any GEOID to look up.
+ADDRESSLESS = frozenset({NO_ADDRESS, UNKNOWN_PATIENT})
 # Events per chunk of `write_training_frame`: ~4.5 GiB peak for model_inputs_v1 (614 columns).
 CHUNK_EVENTS = 200_000
 ARROW_TYPES = {Float64: pa.float64(), String: pa.string()}
@@ -89,13 +97,39 @@ def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) 
     return plans
 
 
-def _address_reason(geo: pd.DataFrame, at: pd.Series) -> pd.Series:
-    """Why a patient has no linked address at ``at``: none found, ended, or the link reason."""
+def _address_reason(geo: pd.DataFrame, at: pd.Series, *, known: pd.Series | None = None) -> pd.Series:
+    """Why a patient has no linked address at ``at``: none found, ended, or the link reason.
+
+    ``known`` says, per row, whether the timeline holds the patient at all; a patient it
+    does not hold is ``unknown_patient`` rather than ``no_address_at_event``.
+    """
     found = geo["link_method"].notna()
     valid_to = pd.to_datetime(geo["valid_to"], utc=True)
     ended = valid_to.notna() & (valid_to <= at)
-    reason = geo["link_missing"].astype(object)
-    return reason.mask(~found | ended, NO_ADDRESS)
+    reason = geo["link_missing"].astype(object).mask(~found | ended, NO_ADDRESS)
+    return reason if known is None else reason.mask(~known.to_numpy(dtype=bool), UNKNOWN_PATIENT)
+
+
+def timeline_ids(workspace: Workspace) -> frozenset[str]:
+    """Every patient key the published address timeline holds (cached until its files change).
+
+    Examples
+    --------
+    >>> "P000001" in timeline_ids(ws)  # doctest: +SKIP
+    True
+    """
+    pattern = workspace.published_glob(GEOGRAPHY_VIEW)
+    files = tuple((path, os.stat(path).st_mtime_ns) for path in sorted(glob.glob(pattern, recursive=True)))
+    return _ids_in(pattern, files)
+
+
+@lru_cache(maxsize=4)
+def _ids_in(pattern: str, files: tuple) -> frozenset[str]:
+    if not files:
+        return frozenset()
+    with duckdb.connect() as con:
+        rows = con.execute("SELECT DISTINCT patient_id FROM read_parquet(?)", [pattern]).fetchall()
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _geoids(geo: pd.DataFrame, level: str, year: int) -> pd.Series:
@@ -114,7 +148,7 @@ def _keys(plan: ViewPlan, geo: pd.DataFrame, at: pd.Series, address_reason: pd.S
         geoid[rows] = _geoids(geo.loc[rows], plan.level, int(year))
     # A GEOID the period holds is read even when the link has a reason for finer levels: a
     # ZIP-only patient has a ZCTA but no tract.
-    usable = address_reason.ne(NO_ADDRESS) & force["vintage"].notna()
+    usable = ~address_reason.isin(ADDRESSLESS) & force["vintage"].notna()
     geoid = geoid.where(usable & geoid.notna(), None)
     reason = address_reason.where(force["vintage"].notna(), "not_yet_released")
     reason = reason.mask(reason.isna() & geoid.isna(), unlinked_reason(plan.level))
@@ -232,7 +266,7 @@ def _frame(events: pd.DataFrame, store: FeatureStore, workspace: Workspace,
     keyed = events[["patient_id", "event_timestamp"]].assign(  # the ids the timeline holds
         patient_id=lookup_keys(events["patient_id"], workspace))
     geo = _historical(store, keyed, [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES])
-    address_reason = _address_reason(geo, at)
+    address_reason = _address_reason(geo, at, known=keyed["patient_id"].isin(timeline_ids(workspace)))
     parts = [events]
     for plan in plans:
         keys = _keys(plan, geo, at, address_reason)
@@ -356,11 +390,12 @@ def feast_online_features(
     now = pd.Timestamp(at or dt.datetime.now(dt.UTC)).tz_convert("UTC")
     ids = pd.DataFrame({"patient_id": [str(p) for p in patient_ids]})
     at_series = pd.Series(now, index=ids.index)
+    keyed = lookup_keys(ids["patient_id"], workspace)
     geo = pd.DataFrame(store.get_online_features(
         features=[f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES],
-        entity_rows=ids.assign(patient_id=lookup_keys(ids["patient_id"], workspace)).to_dict("records"),
+        entity_rows=ids.assign(patient_id=keyed).to_dict("records"),
     ).to_dict())
-    address_reason = _address_reason(geo, at_series)
+    address_reason = _address_reason(geo, at_series, known=keyed.isin(timeline_ids(workspace)))
     parts = [ids]
     for plan in plan_views(store, workspace, feature_service):
         keys = _keys(plan, geo, at_series, address_reason)

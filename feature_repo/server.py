@@ -9,7 +9,12 @@ services (and its other endpoints). This adds:
 ``POST /locations/features``
     ``{"locations": ["99001000100", [39.1, -75.5]], "boundary_year": null, ...}``.
 ``GET /health``
-    200 when the registry and the online store answer, else 503 with what failed.
+    200 when the registry and the online store answer and every materialized view still has
+    the rows `feature_repo.materialize` verified, else 503 with what failed (``views`` names
+    each view that is empty or stale).
+
+When the online store does not answer in time (``SDOH_REDIS_TIMEOUT_S``) or lost its rows,
+lookups answer a JSON 503 ``{"error": "...", "detail": null}``, never a record of nulls.
 
 Bad requests get a JSON 4xx: ``{"error": "...", "detail": ...}`` (malformed JSON 400, unknown
 feature service 404, empty or more than 1,000 ids 422).
@@ -50,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import geopandas as gpd
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -63,7 +69,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, Match
 
 from feature_repo.online import OnlineLookup
-from ingestion.errors import ServerSecurityError
+from feature_repo.store import online_problems
+from ingestion.errors import OnlineStoreUnavailable, ServerSecurityError
 from ingestion.workspace import Workspace
 from sdoh_sources import SdohError
 
@@ -366,6 +373,9 @@ def _healthy(store: FeatureStore) -> JSONResponse:
     try:
         _ping_online_store(store)
         checks["online_store"] = "ok"
+        problems = online_problems(store)
+        if problems:
+            checks["views"] = problems
     except Exception as exc:  # noqa: BLE001
         checks["online_store"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
@@ -562,6 +572,8 @@ def create_app(store: FeatureStore, workspace: Workspace, *,
     app.add_exception_handler(RequestValidationError, _bad_request)
     settings = settings or ServerSettings()
     _lock_down(app, settings)
+    for error in _UNAVAILABLE:  # Feast's own endpoints too
+        app.add_exception_handler(error, _unavailable)
     lookups = Lookups(store, workspace, boundaries, registry=registry, ttl=settings.service_cache_seconds)
 
     @app.get("/health")
@@ -586,10 +598,24 @@ def create_app(store: FeatureStore, workspace: Workspace, *,
     return app
 
 
+def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("online store unavailable: %s", exc)
+    if not isinstance(exc, OnlineStoreUnavailable):
+        exc = OnlineStoreUnavailable(f"the online store did not answer: {type(exc).__name__}; "
+                                     "retry shortly")
+    return _error(503, str(exc))
+
+
+# Redis's own errors reach here from Feast's endpoints, which do not wrap them.
+_UNAVAILABLE = (OnlineStoreUnavailable, redis.ConnectionError, redis.TimeoutError)
+
+
 def _answer(run) -> Response:
-    """The records as JSON, or the project's error as a 422 saying what to fix."""
+    """The records as JSON, the online store's outage as a 503, or the project's error as a 422."""
     try:
         records = run()
+    except OnlineStoreUnavailable as exc:
+        return _unavailable(None, exc)
     except SdohError as exc:
         return _error(422, str(exc))
     return Response(json.dumps({"results": records}, default=str), media_type="application/json")

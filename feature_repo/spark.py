@@ -66,6 +66,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 ROW = "_sdoh_row"  # the events' order, kept through Spark's joins
 KEY = "_sdoh_key"  # the patient key the published timeline holds
 RAW_ID = "_sdoh_patient_id"  # the caller's id while Feast's join needs the key as patient_id
+KNOWN = "_sdoh_known"  # whether the published timeline holds the patient key at all
 SEP = "___"  # per-view working columns: <view>___geoid, <view>___vintage, <view>___<feature>
 # Features of at most this many (area, vintage) x feature cells are broadcast (~8 bytes each).
 BROADCAST_CELLS = 20_000_000
@@ -143,6 +144,15 @@ def _geography(store: FeatureStore, events: DataFrame) -> DataFrame:
     return geo.withColumnRenamed("patient_id", KEY).withColumnRenamed(RAW_ID, "patient_id")
 
 
+def _known(rows: DataFrame, workspace: Workspace) -> DataFrame:
+    """Flag rows whose patient key the published timeline holds (others are ``unknown_patient``)."""
+    ids = (rows.sparkSession.read.option("recursiveFileLookup", "true")
+           .parquet(str(workspace.published_dir(GEOGRAPHY_VIEW)))
+           .select(F.col("patient_id").alias(KNOWN)).distinct())
+    flagged = rows.join(ids, rows[KEY] == ids[KNOWN], "left")
+    return flagged.withColumn(KNOWN, F.col(KNOWN).isNotNull())
+
+
 def _add_lookup_keys(rows: DataFrame, plans: list[ViewPlan]) -> DataFrame:
     """Per view, the GEOID and vintage each row reads and the reason of rows that cannot read."""
     fields = [T.StructField(f"{p.name}{SEP}{c}", kind) for p in plans
@@ -152,7 +162,7 @@ def _add_lookup_keys(rows: DataFrame, plans: list[ViewPlan]) -> DataFrame:
     def add(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             at = _utc(batch["event_timestamp"])
-            reason = _address_reason(batch, at)
+            reason = _address_reason(batch, at, known=batch[KNOWN])
             for plan in plans:
                 keys = _keys(plan, batch, at, reason).set_axis(["geoid", "vintage", "row_reason"], axis=1)
                 batch = batch.join(keys.add_prefix(f"{plan.name}{SEP}"))
@@ -259,7 +269,7 @@ def _keyed(store: FeatureStore, workspace: Workspace, rows: DataFrame, plans: li
     """
     # Feast reads its entity rows twice (time range, then join): they are computed once.
     entity = _with_keys(rows, workspace).localCheckpoint(eager=True)
-    keyed = _add_lookup_keys(_geography(store, entity), plans)
+    keyed = _add_lookup_keys(_known(_geography(store, entity), workspace), plans)
     # Checkpointed first: range partitioning samples its input, which would compute it twice.
     keyed = keyed.localCheckpoint(eager=True)
     # As many parts as can run at once, times a few (Spark's own sort may leave fewer parts

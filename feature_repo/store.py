@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import json
 import logging
@@ -22,11 +23,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from feature_repo.entities import ALL_ENTITIES
-from feature_repo.fast_materialize import DEFAULT_START, fast_materialize
+from feature_repo.fast_materialize import (
+    DEFAULT_START,
+    OnlineCheck,
+    check_online,
+    fast_materialize,
+    online_keys,
+)
 from feature_repo.feature_services import feature_services
 from feature_repo.feature_views import feature_views
 from feature_repo.metadata import check_views
-from ingestion.errors import InputError, PublishError, ServiceUnavailable
+from ingestion.errors import InputError, OnlineStoreUnavailable, PublishError, ServiceUnavailable
 from ingestion.publish import write_atomic
 from ingestion.workspace import Workspace
 
@@ -40,6 +47,9 @@ PROFILES = ("embedded", "production", "spark")
 SETTINGS = {
     "SDOH_PROJECT": "sdoh",
     "SDOH_REDIS": "127.0.0.1:6379",
+    # Seconds any Redis connect, read or write may take before failing (a JSON 503 when serving);
+    # parameters given in SDOH_REDIS itself win.
+    "SDOH_REDIS_TIMEOUT_S": "2",
     "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
     "SDOH_SPARK_MASTER": "local[2]",
     "SDOH_SPARK_DRIVER_MEMORY": "4g",  # Spark's 1g default hangs near 1M entity rows
@@ -89,7 +99,36 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     config.repo_path = workspace.feast
     if config.online_store.type == "sqlite":
         _private_file(Path(workspace.feast, config.online_store.path))
-    return FeatureStore(config=config)
+    store = FeatureStore(config=config)
+    if config.online_store.type == "redis" and config.online_store.redis_type != "redis_cluster":
+        _bound_retries(store)
+    return store
+
+
+def _bound_retries(store: FeatureStore) -> None:
+    """One immediate retry for the Redis clients every online read uses (ours and Feast's).
+
+    redis-py retries a failed command 3 times with 1, 2 and 4 s of backoff by default, so
+    each lookup during an outage waited about 7 s. One retry still rides over a pooled
+    connection that a Redis restart reset; the profile's socket timeouts
+    (``SDOH_REDIS_TIMEOUT_S``) bound each attempt. No connection is made here. Feast's
+    server reads through its asyncio client, made on first use inside the server's event
+    loop: this store's online store gets it bounded the same way when it is made.
+    """
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online = store._get_provider().online_store
+    online._get_client(store.config.online_store).set_retry(Retry(NoBackoff(), 1))
+    make_async = online._get_client_async
+
+    async def bounded_async(config):
+        client = await make_async(config)
+        client.set_retry(AsyncRetry(NoBackoff(), 1))
+        return client
+
+    online._get_client_async = bounded_async
 
 
 def _registry_unreachable(store: FeatureStore, exc: OperationalError) -> ServiceUnavailable:
@@ -137,7 +176,9 @@ def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
 class ViewWindow:
     """One view's materialization: its event-time window, why, and the rows written.
 
-    ``written`` is None on Feast's path, which does not report it.
+    ``written`` is None on Feast's path, which does not report it. ``online`` is what the
+    online store held afterwards (`check_online`); ``refilled`` the keys it had lost, found
+    missing and written again.
     """
 
     view: str
@@ -145,6 +186,8 @@ class ViewWindow:
     end: dt.datetime
     reason: str  # "first", "incremental" or "files changed"
     written: int | None = None
+    online: OnlineCheck | None = None
+    refilled: int = 0
 
 
 def _files(view: FeatureView) -> dict[str, list[int]]:
@@ -156,22 +199,30 @@ def _files(view: FeatureView) -> dict[str, list[int]]:
     return files
 
 
-def _record_path(store: FeatureStore) -> Path:
-    return Path(store.config.repo_path) / "materialized_files.json"
+FILES_RECORD = "materialized_files.json"
+# Per view: keys verified in the online store and a sample of them (serialized, hex).
+VERIFIED_RECORD = "online_verified.json"
 
 
-def _read_record(store: FeatureStore) -> dict:
-    path = _record_path(store)
+def _record_path(store: FeatureStore, name: str = FILES_RECORD) -> Path:
+    return Path(store.config.repo_path) / name
+
+
+def _read_record(store: FeatureStore, name: str = FILES_RECORD) -> dict:
+    path = _record_path(store, name)
     record = json.loads(path.read_text()) if path.exists() else {}
     return record.get(store.project, {})
 
 
-def _write_record(store: FeatureStore, views: dict[str, dict]) -> None:
-    path = _record_path(store)
+def _write_record(store: FeatureStore, views: dict[str, dict], name: str = FILES_RECORD) -> None:
+    path = _record_path(store, name)
     record = json.loads(path.read_text()) if path.exists() else {}
     record[store.project] = {**record.get(store.project, {}), **views}
     partial = path.with_suffix(".json.partial")  # a crash never leaves half a record
-    partial.write_text(json.dumps(record, indent=1))
+    # The verified record holds sample entity keys (patient ids): private from the start.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(record, indent=1))
     os.replace(partial, path)
 
 
@@ -226,6 +277,13 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
     faster) or, with ``feast_default``, by Feast's own ``store.materialize``. Both record the
     window in the registry, so Feast's ``materialize-incremental`` continues where this stops.
 
+    Then every view is checked against its source (`feature_repo.fast_materialize.check_online`):
+    keys the source no longer has are removed from the online store (a patient dropped from
+    the timeline, ids of a previous scheme after ``--pseudonymize``), and a view that lost keys
+    (Redis restarted without persistence) is materialized again over its whole history. The
+    counts and a sample of keys are recorded (``online_verified.json``) for `online_problems`,
+    which ``/health`` and lookups use.
+
     Parameters
     ----------
     store : feast.FeatureStore
@@ -242,12 +300,17 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
     Returns
     -------
     list of ViewWindow
-        Per view: the window, why, and the entity rows written (None on Feast's path).
+        Per view: the window, why, the entity rows written (None on Feast's path), what the
+        online store held afterwards and how many lost keys were refilled.
 
     Raises
     ------
     InputError
         If a view is unknown or offline.
+    PublishError
+        If keys are still missing after a refill, or a key read back is absent or stale.
+    OnlineStoreUnavailable
+        If the online store does not answer.
 
     Examples
     --------
@@ -255,6 +318,35 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
     [('acs_tract', 0), ('patient_geography', 2)]
     """
     plan = materialization_plan(store, views=views, end=end)
+    done = {w.view: w for w in _write_windows(store, plan, feast_default=feast_default,
+                                              progress=progress)}
+    checks = check_online(store, list(done))
+    lost = [replace(done[name], start=DEFAULT_START, reason="refill")
+            for name, check in checks.items() if check.missing]
+    if lost:  # keys the online store lost (a Redis restart without persistence, an eviction)
+        log.warning("the online store lacks keys of %s: materializing their whole history again",
+                    ", ".join(f"{w.view} ({checks[w.view].missing} of {checks[w.view].expected})"
+                              for w in lost))
+        for w in _write_windows(store, lost, feast_default=feast_default, progress=progress):
+            before = done[w.view]
+            added = None if before.written is None or w.written is None else before.written + w.written
+            done[w.view] = replace(before, written=added, refilled=checks[w.view].missing)
+        again = check_online(store, [w.view for w in lost])
+        for name, check in again.items():
+            if check.missing:
+                raise PublishError(f"view {name}: {check.missing} of {check.expected} keys are still "
+                                   "missing from the online store after materializing its whole "
+                                   "history again; check the online store's memory limit and "
+                                   "eviction policy (Redis maxmemory)")
+        checks |= {name: replace(check, removed=checks[name].removed) for name, check in again.items()}
+    _write_record(store, {name: {"keys": c.expected, "sample": [k.hex() for k in c.sample]}
+                          for name, c in checks.items()}, VERIFIED_RECORD)
+    return [replace(w, online=checks.get(name)) for name, w in done.items()]
+
+
+def _write_windows(store: FeatureStore, plan: list[ViewWindow], *, feast_default: bool,
+                   progress: bool) -> list[ViewWindow]:
+    """Write every window of ``plan`` (views sharing a window together); record their files."""
     groups: dict[tuple[dt.datetime, dt.datetime], list[ViewWindow]] = {}
     for window in plan:
         groups.setdefault((window.start, window.end), []).append(window)
@@ -268,6 +360,81 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
         done += [replace(w, written=written.get(w.view)) for w in windows]
         log.info("materialized %s from %s to %s", ", ".join(names), start, stop)
     return done
+
+
+def online_problems(store: FeatureStore, views: Sequence[FeatureView] | None = None) -> dict[str, str]:
+    """Views whose online rows are gone since `materialize` verified them, and what is wrong.
+
+    Cheap: one read of each view's sample of verified keys (16 at most), in one query or
+    round trip; nothing is scanned. A view never verified by `materialize` is not checked.
+
+    Parameters
+    ----------
+    store : feast.FeatureStore
+        The workspace's store.
+    views : sequence of FeatureView, optional
+        Views to check; default every view `materialize` verified.
+
+    Returns
+    -------
+    dict of str to str
+        Per view with a problem, one line saying what and what to do; empty when all is well.
+
+    Raises
+    ------
+    ingestion.errors.OnlineStoreUnavailable
+        If the online store does not answer.
+
+    Examples
+    --------
+    >>> online_problems(store)  # doctest: +SKIP
+    {'acs_tract': 'empty: 0 of 7 sampled keys present (7 keys materialized); run `sdoh materialize`'}
+    """
+    verified = _verified(store)
+    if views is None:
+        known = {v.name: v for v in store.registry.list_feature_views(store.project, allow_cache=True)}
+        views = [known[name] for name in verified if name in known]
+    wanted = [(v, [bytes.fromhex(k) for k in verified[v.name]["sample"]]) for v in views
+              if v.name in verified]
+    problems = {}
+    for (view, sample), present in zip(wanted, online_keys(store, wanted), strict=True):
+        if present < len(sample):
+            state = "empty" if present == 0 else "stale"
+            problems[view.name] = (f"{state}: {present} of {len(sample)} sampled keys present "
+                                   f"({verified[view.name]['keys']} keys materialized); run "
+                                   "`sdoh materialize` to refill the online store")
+    return problems
+
+
+def _verified(store: FeatureStore) -> dict:
+    """The verified record, read again only when the file changes."""
+    path = _record_path(store, VERIFIED_RECORD)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    return _parse_verified(str(path), store.project, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_verified(path: str, project: str, _mtime_ns: int, _size: int) -> dict:
+    return json.loads(Path(path).read_text()).get(project, {})
+
+
+def require_online(store: FeatureStore, views: Sequence[FeatureView]) -> None:
+    """Raise `OnlineStoreUnavailable` if any of ``views`` lost its rows since `materialize`.
+
+    A lookup calls this when a read finds no row, so that a wiped online store answers an
+    error rather than a record of nulls (an empty store looks like unknown ids otherwise).
+
+    Examples
+    --------
+    >>> require_online(store, [store.get_feature_view("patient_geography")])  # doctest: +SKIP
+    """
+    problems = online_problems(store, views)
+    if problems:
+        raise OnlineStoreUnavailable("the online store has lost materialized rows: " + "; ".join(
+            f"{name} {problem}" for name, problem in problems.items()))
 
 
 def _write(store: FeatureStore, names: list[str], *, start: dt.datetime, end: dt.datetime,

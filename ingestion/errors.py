@@ -38,5 +38,13 @@ class ServiceUnavailable(SdohError):
     """
 
 
+class OnlineStoreUnavailable(ServiceUnavailable):
+    """The online store cannot answer now: unreachable, timed out, or it lost what was loaded.
+
+    The message says which store or view and what to do (wait, or ``sdoh materialize``);
+    the feature server answers it as a JSON 503.
+    """
+
+
 class ServerSecurityError(SdohError):
     """The feature server's settings would expose patient data; the message says what to set."""

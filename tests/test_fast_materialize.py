@@ -29,6 +29,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import python_values_to_proto_values
 from feast.types import Float64, String
 from hand_built import POVERTY, STATE_POVERTY, TIMELINE, acs_frame, timeline_row
+from redis_server import RedisServer
 
 from feature_repo import apply_definitions, feature_store
 from feature_repo.fast_materialize import (
@@ -51,7 +52,6 @@ EPOCH = dt.datetime(1970, 1, 2, tzinfo=UTC)
 # The 2020 ACS vintage's release instant: a window boundary that rows sit exactly on.
 SPLIT = dt.datetime(2022, 3, 17, tzinfo=UTC)
 EARLY = dt.datetime(1960, 1, 1, tzinfo=UTC)  # before the default start: reaches 1960s rows
-REDIS_DB = 15  # as tests/test_production_profile.py; only this module's keys are deleted
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,12 +404,23 @@ def test_a_failure_half_way_rolls_back_and_records_nothing(template, tmp_path, m
 
 
 # --------------------------------------------------------------------------------------------
-# Redis (production profile: SQL registry on PostgreSQL, Redis db 15)
+# Redis (production profile: SQL registry on PostgreSQL, a Redis server of this module's own)
+#
+# Not the shared 127.0.0.1:6379: other test runs flush its databases (tests/test_production_
+# profile.py did, for db 15), which removed these tests' keys mid-test when runs overlapped and
+# made the rerun checks below fail "under load" only.
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @contextlib.contextmanager
-def _production(template, root, project):
-    settings = {"SDOH_PROJECT": project, "SDOH_REDIS": f"127.0.0.1:6379,db={REDIS_DB}",
+def _production(template, root, project, redis_address):
+    settings = {"SDOH_PROJECT": project, "SDOH_REDIS": redis_address,
                 "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test"}
     ws = _workspace(template, root)
     with pytest.MonkeyPatch.context() as env:
@@ -421,31 +432,26 @@ def _production(template, root, project):
         yield store, ws
     finally:
         store.registry.delete_project(project, commit=True)
-        client = _redis()
-        keys = list(client.scan_iter(match=b"*" + project.encode(), count=10_000))
-        if keys:
-            client.delete(*keys)
 
 
-def _redis():
-    import redis
-
-    return redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+def _redis(store):
+    """The client the store itself uses."""
+    return store._get_provider().online_store._get_client(store.config.online_store)
 
 
 @pytest.fixture
-def redis_pair(template, tmp_path):
-    require_service("redis")
+def redis_pair(template, tmp_path, own_redis):
     require_service("postgres")
     tag = uuid.uuid4().hex[:8]
-    with _production(template, tmp_path / "feast", f"fastmat_feast_{tag}") as feast_side, \
-            _production(template, tmp_path / "fast", f"fastmat_fast_{tag}") as fast_side:
+    with _production(template, tmp_path / "feast", f"fastmat_feast_{tag}", own_redis.address) as feast_side, \
+            _production(template, tmp_path / "fast", f"fastmat_fast_{tag}", own_redis.address) as fast_side:
         yield feast_side, fast_side
+    own_redis.client().flushall()  # this module's own server
 
 
 def _hashes(store, ws) -> dict:
     """Every Redis hash of the store's project, by (view, entity key): all fields and values."""
-    client = _redis()
+    client = _redis(store)
     project = store.config.project.encode()
     out = {}
     for view in store.list_feature_views():
@@ -461,7 +467,7 @@ def _hashes(store, ws) -> dict:
 
 
 def _project_keys(store) -> int:
-    return sum(1 for _ in _redis().scan_iter(match=b"*" + store.config.project.encode(), count=10_000))
+    return sum(1 for _ in _redis(store).scan_iter(match=b"*" + store.config.project.encode(), count=10_000))
 
 
 @pytest.mark.services
@@ -480,8 +486,8 @@ def test_redis_hashes_and_online_values_equal_feasts(redis_pair, ttl):
     assert sum(len(h) for h in feast_hashes.values()) > 10_000
     assert _project_keys(fast_store) == _project_keys(feast_store)
     assert_same_online(feast_side, fast_side)
-    some_key = next(iter(_redis().scan_iter(match=b"*" + fast_store.config.project.encode())))
-    assert (_redis().ttl(some_key) > 0) == bool(ttl)
+    some_key = next(iter(_redis(fast_store).scan_iter(match=b"*" + fast_store.config.project.encode())))
+    assert (_redis(fast_store).ttl(some_key) > 0) == bool(ttl)
 
 
 @pytest.mark.services
@@ -533,7 +539,7 @@ def test_a_redis_error_is_raised_not_hung(redis_pair, skip_dedup):
     names = ["patient_id"]
     key = serialize_entity_key(EntityKeyProto(join_keys=names, entity_values=[ValueProto(string_val="B")]),
                                entity_key_serialization_version=3)
-    _redis().set(key + fast_store.config.project.encode(), b"not a hash")
+    _redis(fast_store).set(key + fast_store.config.project.encode(), b"not a hash")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         fast_materialize(fast_store, views=["patient_geography"], end=END, progress=False, batch_rows=1)
     assert fast_store.get_feature_view("patient_geography").materialization_intervals == []

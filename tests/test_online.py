@@ -57,15 +57,16 @@ def test_patient_lookup_equals_feasts_own_read_path(served, now):
 
 def test_patient_lookup_gives_values_and_reasons(served):
     store, ws = served
-    a, b, d = OnlineLookup(store, ws).patients(["A", "B", "D"], at=at("2022-07-01"))
+    a, b, c, d = OnlineLookup(store, ws).patients(["A", "B", "C", "D"], at=at("2022-07-01"))
     assert (a["acs_tract__geoid"], a["acs_tract__vintage"], a["acs_tract__pct_below_poverty"]) == \
         ("99001000100", 2020, 6.0)
     assert a["acs_state__pct_below_poverty"] == 2.0
     assert b["acs_tract__pct_below_poverty"] is None
     assert b["acs_tract__pct_below_poverty_missing"] == "po_box"
-    assert d["acs_state__pct_below_poverty_missing"] == "no_address_at_event"
+    assert c["acs_state__pct_below_poverty_missing"] == "no_address_at_event"  # period ended
+    assert d["acs_state__pct_below_poverty_missing"] == "unknown_patient"  # never in the timeline
     # Every missing value has a reason, for every measure.
-    for record in (a, b, d):
+    for record in (a, b, c, d):
         for name, value in record.items():
             if name.endswith("_missing"):
                 assert value is not None or record[name.removesuffix("_missing")] is not None, name

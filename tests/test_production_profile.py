@@ -6,10 +6,10 @@ import uuid
 
 import pandas as pd
 import pytest
-import redis
 from click.testing import CliRunner
 from conftest import require_service
 from hand_built import publish_hand_built
+from redis_server import RedisServer
 
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
 from feature_repo.store import render_profile
@@ -18,38 +18,39 @@ from ingestion.errors import ServiceUnavailable
 from ingestion.workspace import Workspace
 
 pytestmark = pytest.mark.services
-REDIS_DB = 15  # a database of its own, flushed by the test
 
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
-    require_service("redis")
+    """The hand-built region on a Redis of this module's own (never the shared one's databases)."""
     require_service("postgres")
+    redis_server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     settings = {
         "SDOH_PROJECT": f"sdoh_test_{uuid.uuid4().hex[:8]}",
-        "SDOH_REDIS": f"127.0.0.1:6379,db={REDIS_DB}",
+        "SDOH_REDIS": f"{redis_server.address},db=3",
         "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
     }
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    client.flushdb()
-    ws = Workspace(tmp_path_factory.mktemp("prod"))
-    publish_hand_built(ws)
-    store = feature_store(ws, profile="production")
-    apply_definitions(store, ws)
-    materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
-    yield store, ws, client
-    store.registry.delete_project(settings["SDOH_PROJECT"], commit=True)
-    client.flushdb()
-    for key, value in saved.items():
-        os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    try:
+        ws = Workspace(tmp_path_factory.mktemp("prod"))
+        publish_hand_built(ws)
+        store = feature_store(ws, profile="production")
+        apply_definitions(store, ws)
+        materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
+        yield store, ws, redis_server.client(db=3)
+        store.registry.delete_project(settings["SDOH_PROJECT"], commit=True)
+    finally:
+        redis_server.stop()
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
 
 
 def test_profile_renders_services_from_settings(production):
     _, ws, _ = production
     text = render_profile(ws, "production")
-    assert "type: redis" in text and f"db={REDIS_DB}" in text
+    assert "type: redis" in text and "db=3" in text
+    assert "socket_timeout=2,socket_connect_timeout=2," in text  # SDOH_REDIS_TIMEOUT_S
     assert "registry_type: sql" in text and "5432/test" in text
 
 
@@ -143,3 +144,11 @@ def test_sdoh_apply_with_the_registry_down_prints_one_line(registry_down, verbos
         assert "OperationalError" in "\n".join(rest)  # the cause, under -v only
     else:
         assert rest == [] and "Traceback" not in result.output
+
+
+def test_the_online_stores_redis_client_is_bounded(production):
+    store, _, _ = production
+    client = store._get_provider().online_store._get_client(store.config.online_store)
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (2, 2)
+    assert client.get_retry()._retries == 1  # not redis-py's 3 retries with 1+2+4 s of backoff

@@ -39,7 +39,7 @@ CASES = [
     ("B", "2022-06-01T00:00:00Z", None, "po_box", "a PO box is never linked"),
     ("C", "2020-12-15T00:00:00Z", 10.0, None, "address still valid"),
     ("C", "2021-06-01T00:00:00Z", None, "no_address_at_event", "address period ended"),
-    ("D", "2022-06-01T00:00:00Z", None, "no_address_at_event", "no address history"),
+    ("D", "2022-06-01T00:00:00Z", None, "unknown_patient", "an id the timeline never held"),
     ("E", "2022-06-01T00:00:00Z", None, "zip_only", "a ZIP never gives a tract"),
 ]
 

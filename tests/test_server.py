@@ -46,13 +46,14 @@ NOW = "2022-07-01T00:00:00Z"
 
 def check_patients(url: str) -> None:
     """What the patient endpoint must answer on the hand-built region, whatever the profile."""
-    status, reply = call(url, "/patients/features", {"patient_ids": ["A", "B", "D"], "at": NOW})
+    status, reply = call(url, "/patients/features", {"patient_ids": ["A", "B", "C", "D"], "at": NOW})
     assert status == 200, reply
-    a, b, d = reply["results"]
+    a, b, c, d = reply["results"]
     assert (a["patient_id"], a["acs_tract__geoid"], a["acs_tract__vintage"]) == ("A", "99001000100", 2020)
     assert a["acs_tract__pct_below_poverty"] == 6.0 and a["acs_state__pct_below_poverty"] == 2.0
     assert (b["acs_tract__pct_below_poverty"], b["acs_tract__pct_below_poverty_missing"]) == (None, "po_box")
-    assert d["acs_tract__pct_below_poverty_missing"] == "no_address_at_event"
+    assert c["acs_tract__pct_below_poverty_missing"] == "no_address_at_event"  # period ended
+    assert d["acs_tract__pct_below_poverty_missing"] == "unknown_patient"  # never in the timeline
 
 
 def test_patients(server):

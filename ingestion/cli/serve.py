@@ -41,7 +41,9 @@ def materialize(views, feast_default, quiet, workspace) -> None:
     A view never materialized gets its whole history; one materialized before gets the
     window since then (as `feast materialize-incremental`), or its whole history again if its
     published files changed (a vintage published late). Windows are recorded in the Feast
-    registry. Rows written are counted per view.
+    registry. Rows written are counted per view. Then what the online store holds is checked
+    against the source: keys it lost (a Redis restart without persistence) are written again,
+    keys the source no longer has (a patient dropped, ids of a previous scheme) are removed.
 
     \b
     Example:
@@ -55,8 +57,24 @@ def materialize(views, feast_default, quiet, workspace) -> None:
                              feast_default=feast_default, progress=not quiet)
     for w in done:
         rows = "written by Feast" if w.written is None else f"{w.written:,} rows written"
-        click.echo(f"{w.view:<28} {w.reason:<14} {w.start:%Y-%m-%d} .. {w.end:%Y-%m-%d %H:%M}  {rows}")
-    click.echo("online store up to date")
+        click.echo(f"{w.view:<28} {w.reason:<14} {w.start:%Y-%m-%d} .. {w.end:%Y-%m-%d %H:%M}  {rows}"
+                   f"{_verified(w)}")
+    verified = [w.online for w in done if w.online is not None]
+    click.echo(f"online store up to date: {sum(c.present for c in verified):,} keys of "
+               f"{len(verified)} views verified against their sources")
+
+
+def _verified(window) -> str:
+    """What the check of the online store found for one view, for the summary line."""
+    check = window.online
+    if check is None:
+        return "; not materialized"
+    parts = [f"; {check.present:,} of {check.expected:,} keys verified"]
+    if window.refilled:
+        parts.append(f"{window.refilled:,} lost keys refilled")
+    if check.removed:
+        parts.append(f"{check.removed:,} keys no longer in the source removed")
+    return ", ".join(parts)
 
 
 def _read_events(path: str) -> pd.DataFrame:
