@@ -1,8 +1,8 @@
 """The Spark profile and the Spark jobs give the values of the embedded profile and local path.
 
 One SparkSession serves the whole run (session fixture, configured as the profile configures
-it); the demo region is the data. Redis backs the profile's online store: its tests skip when
-Redis is down, or fail with SDOH_REQUIRE_SERVICES=1.
+it); the demo region is the data. A Redis of the module's own backs the profile's online store
+(never the shared one, which other test runs use at the same time).
 """
 
 import contextlib
@@ -14,10 +14,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 import yaml
-from conftest import require_service
 from hand_built import POVERTY, TIMELINE, acs_frame
+from redis_server import RedisServer
 
 pytest.importorskip("pyspark")
 
@@ -45,7 +44,6 @@ from ingestion.svi import compute_svi, svi_variables  # noqa: E402
 from ingestion.workspace import Workspace  # noqa: E402
 
 pytestmark = pytest.mark.spark
-REDIS_DB = 14  # a database of its own (the production profile's tests use 15), flushed here
 SECRET = "s3cret-" + "0123456789abcdef" * 2
 SERVICE = "spark_check_v1"  # a small service: tract ACS (boundary vintage moves) and county SVI
 AT = pd.Timestamp("2023-06-01", tz="UTC").to_pydatetime()
@@ -97,26 +95,32 @@ def embedded(demo, tmp_path_factory):
     return store, ws
 
 
+@pytest.fixture(scope="module")
+def spark_redis(tmp_path_factory):
+    """A Redis of this module's own for the spark profile's online store."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
 @contextlib.contextmanager
-def _spark_profile(ws: Workspace):
+def _spark_profile(ws: Workspace, redis_server: RedisServer):
     """The spark profile's store of ``ws``, definitions applied (Redis online store)."""
-    require_service("redis")
     settings = {"SDOH_PROFILE": "spark", "SDOH_PROJECT": f"sdoh_spark_{uuid.uuid4().hex[:8]}",
-                "SDOH_REDIS": f"127.0.0.1:6379,db={REDIS_DB}"}
+                "SDOH_REDIS": redis_server.address}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in settings.items():
             patch.setenv(key, value)
         store = feature_store(ws, profile="spark")
         apply_definitions(store, ws)
         yield store
-    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
 
 
 @pytest.fixture(scope="module")
-def on_spark(demo, embedded, spark, tmp_path_factory):
+def on_spark(demo, embedded, spark, spark_redis, tmp_path_factory):
     """The spark profile on another copy: Spark offline store, Redis online store."""
     ws = _copy_published(demo[0], Workspace(tmp_path_factory.mktemp("spark")))
-    with _spark_profile(ws) as store:
+    with _spark_profile(ws, spark_redis) as store:
         _with_small_service(store)
         yield store, ws
 
@@ -206,14 +210,14 @@ def test_the_profiles_writer_runs_on_spark_and_replaces_a_frame_only_when_done(o
     assert [p.name for p in tmp_path.iterdir()] == ["frame.parquet"]
 
 
-def test_pseudonymized_ids_are_hashed_on_the_executors(spark, tmp_path, monkeypatch):
+def test_pseudonymized_ids_are_hashed_on_the_executors(spark, spark_redis, tmp_path, monkeypatch):
     ws = Workspace(tmp_path)
     publish(acs_frame("tract", POVERTY), acs_spec("tract"), ws)
     publish(pseudonymize_timeline(TIMELINE, secret=SECRET.encode()), geography_timeline_spec(), ws)
     events = pd.DataFrame({"patient_id": ["A", "A", "B"],
                            "event_timestamp": ["2022-05-31T23:00:00Z", "2022-06-01T09:00:00Z",
                                                "2022-06-01T00:00:00Z"]})
-    with _spark_profile(ws) as store:
+    with _spark_profile(ws, spark_redis) as store:
         monkeypatch.setenv(PATIENT_KEY_ENV, SECRET)
         frame = spark_training_frame(events, store=store, workspace=ws).toPandas()
         assert frame["patient_id"].tolist() == ["A", "A", "B"]  # the caller's ids come back
