@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## Generate the synthetic demo region and run the whole pipeline on it.
 	$(BIN)/sdoh demo --workspace demo_workspace
 
-test: $(STAMP)  ## Run the test suite (SDOH_REQUIRE_SERVICES=1 turns service skips into failures).
+test: $(STAMP)  ## Run the test suite (SDOH_REQUIRE_SERVICES=1 and SDOH_REQUIRE_REAL_DATA=1 turn skips into failures).
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

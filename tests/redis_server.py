@@ -12,8 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import redis
+from conftest import skip_or_fail
 
 
 class RedisServer:
@@ -46,10 +46,8 @@ class RedisServer:
         """Start (again, on the same port) and wait until it answers PING."""
         binary = shutil.which("redis-server")
         if binary is None:
-            message = "redis-server is not installed: tests of a Redis of their own need it"
-            if os.environ.get("SDOH_REQUIRE_SERVICES") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
+            skip_or_fail("redis-server is not installed: tests of a Redis of their own need it",
+                         "SDOH_REQUIRE_SERVICES")
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

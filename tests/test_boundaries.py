@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import real_path
 
 from ingestion.boundaries import load_boundaries, load_boundary_set
 from ingestion.errors import InputError
 from ingestion.linking import link_addresses
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-PHL_TRACTS = REAL / "phl_tracts2020" / "philadelphia_tracts_2020.geojson"
+PHL_TRACTS = ("phl_tracts2020", "philadelphia_tracts_2020.geojson")
 CITY_HALL = shapely.Point(-75.1635, 39.9526)
 
 
@@ -254,9 +254,7 @@ def test_load_boundary_set_needs_a_mapping():
 
 
 def test_real_philadelphia_tracts():
-    if not PHL_TRACTS.is_file():
-        pytest.skip(f"real Philadelphia 2020 tracts not found at {PHL_TRACTS}")
-    tracts = load_boundaries(PHL_TRACTS, level="tract", boundary_year=2020)
+    tracts = load_boundaries(real_path(*PHL_TRACTS), level="tract", boundary_year=2020)
     assert len(tracts) == 390
     assert tracts.crs.to_epsg() == 4269
     assert tracts["geoid"].str.fullmatch(r"42101\d{6}").all()

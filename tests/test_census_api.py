@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import real_path
 
 from ingestion.census_api import (
     MAX_VARIABLES,
@@ -40,7 +41,6 @@ from ingestion.geography import (
 )
 from ingestion.replay import CensusReplayServer
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "dc_acs2024"
 KEY = "0123456789abcdef0123456789abcdef01234567"
 ENV_KEY = "fedcba9876543210fedcba9876543210fedcba98"
 MANY = [f"B99001_{i:03d}" for i in range(1, 31)]  # 30 variables: 60 E/M columns
@@ -866,9 +866,7 @@ def test_acs_from_table_names_the_bad_value():
 
 @pytest.fixture
 def real_dir():
-    if not (REAL / "acs_2024_dc_tracts.json").is_file():
-        pytest.skip(f"real Census API responses not found at {REAL} (../shared/data/real)")
-    return REAL
+    return real_path("dc_acs2024", "acs_2024_dc_tracts.json").parent
 
 
 def _serve_real(tmp_path: Path, source: Path, level: str) -> CensusReplayServer:

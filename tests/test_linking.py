@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from conftest import real_path
 
 from ingestion.boundaries import load_boundaries
 from ingestion.datasets import LINK_METHODS, LINK_PRECISIONS, geography_timeline_spec
@@ -26,8 +27,7 @@ from ingestion.linking import (
 from ingestion.zip_crosswalk import read_zip_crosswalk
 from sdoh_sources import load_catalog
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-PHL_TRACTS = REAL / "phl_tracts2020" / "philadelphia_tracts_2020.geojson"
+PHL_TRACTS = ("phl_tracts2020", "philadelphia_tracts_2020.geojson")
 HEADER = "patient_id,valid_from,valid_to,street,city,state,zip,latitude,longitude"
 GOOD = "p1,2019-01-01,,1 Main St,Philadelphia,PA,19107,39.5,-74.5"
 
@@ -293,9 +293,7 @@ def test_point_on_shared_vertex_gets_smallest_geoid(order):
 
 @pytest.mark.parametrize(("lat", "lon"), [(39.9526, -75.1635), (39.9524, -75.1636)])
 def test_real_philadelphia_city_hall_tract(lat, lon):
-    if not PHL_TRACTS.is_file():
-        pytest.skip(f"real Philadelphia 2020 tracts not found at {PHL_TRACTS}")
-    tracts = load_boundaries(PHL_TRACTS, level="tract", boundary_year=2020)
+    tracts = load_boundaries(real_path(*PHL_TRACTS), level="tract", boundary_year=2020)
     history = periods([
         {"patient_id": "city_hall", "latitude": lat, "longitude": lon},
         {"patient_id": "new_york", "latitude": 40.7128, "longitude": -74.0060},
