@@ -22,7 +22,6 @@ from feast.utils import make_tzaware
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from feature_repo.entities import ALL_ENTITIES
 from feature_repo.fast_materialize import (
     DEFAULT_START,
     OnlineCheck,
@@ -30,9 +29,7 @@ from feature_repo.fast_materialize import (
     fast_materialize,
     online_keys,
 )
-from feature_repo.feature_services import feature_services
-from feature_repo.feature_views import feature_views
-from feature_repo.metadata import check_views
+from feature_repo.feast_cli import definitions, write_cli_repo
 from ingestion.errors import InputError, OnlineStoreUnavailable, PublishError, ServiceUnavailable
 from ingestion.publish import write_atomic
 from ingestion.workspace import Workspace
@@ -83,8 +80,9 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     """A FeatureStore for ``workspace`` under a profile (argument, ``SDOH_PROFILE``, or embedded).
 
     Also writes the rendered feature_store.yaml into ``<workspace>/feast`` for Feast's CLI and
-    UI; the production profile's file holds connection settings, so it is created 0600 (never
-    briefly readable by others) in a private folder. A SQLite online store's file holds
+    UI, with the definitions module Feast's CLI imports there (`feature_repo.feast_cli`). The
+    production profile's file holds connection settings, so it is created 0600 (never briefly
+    readable by others) in a private folder. A SQLite online store's file holds
     patient keys and features: it is created 0600 before Feast opens it (SQLite gives its
     journal the same mode).
 
@@ -95,6 +93,7 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     text = render_profile(workspace, profile)
     path = workspace.feast / "feature_store.yaml"
     write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+    write_cli_repo(workspace, profile=selected_profile(profile))
     config = RepoConfig(**yaml.safe_load(text))
     config.repo_path = workspace.feast
     if config.online_store.type == "sqlite":
@@ -161,15 +160,12 @@ def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
     >>> apply_definitions(feature_store(Workspace("ws")), Workspace("ws"))  # doctest: +SKIP
     ['acs_tract', 'patient_geography']
     """
-    views = feature_views(workspace)
-    if not views:
-        raise PublishError(f"nothing is published in {workspace.root}: run `sdoh ingest` first")
-    check_views(views)  # every field carries DESIGN.md section 4's metadata, in vocabulary
+    objects = definitions(workspace)  # the same list Feast's CLI gets from the feast folder
     try:
-        store.apply([*ALL_ENTITIES, *views, *feature_services(views)])
+        store.apply(objects)
     except OperationalError as exc:  # Feast's SQL registry connects on first use
         raise _registry_unreachable(store, exc) from exc
-    return [v.name for v in views]
+    return [o.name for o in objects if isinstance(o, FeatureView)]
 
 
 @dataclass(frozen=True)
