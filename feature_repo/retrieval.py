@@ -30,7 +30,7 @@ from feature_repo.feature_views import GEOGRAPHY_FIELDS, published_calendar
 from ingestion.datasets import geoid_column
 from ingestion.errors import InputError
 from ingestion.pseudonym import lookup_keys
-from ingestion.publish import write_atomic
+from ingestion.atomic import write_atomic
 from ingestion.workspace import Workspace
 
 GEOGRAPHY_VIEW = "patient_geography"
