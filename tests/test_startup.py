@@ -146,3 +146,18 @@ def test_a_command_drops_known_warnings_and_logs_any_other(caplog):
             warnings.warn("the rows changed", UserWarning, stacklevel=1)
     logged = [r.getMessage() for r in caplog.records if r.name == "py.warnings"]
     assert len(logged) == 1 and "UserWarning: the rows changed" in logged[0]
+
+
+def test_a_command_logs_through_tqdm_so_lines_do_not_cut_progress_bars():
+    check = textwrap.dedent('''
+        import logging
+        from ingestion.cli import sdoh
+        ctx = sdoh.make_context("sdoh", ["catalog"])
+        with ctx:
+            ctx.invoke(sdoh.callback, verbose=False)
+            during = [type(h).__name__ for h in logging.root.handlers]
+        print(during, [type(h).__name__ for h in logging.root.handlers])
+    ''')
+    done = _python("-c", check)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['_TqdmLoggingHandler'] ['StreamHandler']"
