@@ -1,5 +1,9 @@
 """Feast definitions generated from the catalog, and point-in-time correct retrieval.
 
+The names below are imported on first use, so ``import feature_repo`` costs nothing and
+``from feature_repo import feature_store`` loads Feast without the online lookup's geometry
+stack or the training frame's DuckDB code.
+
 Examples
 --------
 >>> from feature_repo import feature_store, training_frame  # doctest: +SKIP
@@ -7,27 +11,22 @@ Examples
 >>> frame = training_frame(events, store=store, workspace=workspace)  # doctest: +SKIP
 """
 
-from feature_repo.online import OnlineLookup, online_features, online_features_at
-from feature_repo.retrieval import training_frame, write_training_frame
-from feature_repo.store import (
-    ViewWindow,
-    apply_definitions,
-    feature_store,
-    materialization_plan,
-    materialize,
-    render_profile,
-)
+from importlib import import_module
 
-__all__ = [
-    "OnlineLookup",
-    "ViewWindow",
-    "apply_definitions",
-    "feature_store",
-    "materialization_plan",
-    "materialize",
-    "online_features",
-    "online_features_at",
-    "render_profile",
-    "training_frame",
-    "write_training_frame",
-]
+_EXPORTS = {
+    "OnlineLookup": "online", "online_features": "online", "online_features_at": "online",
+    "training_frame": "retrieval", "write_training_frame": "retrieval",
+    "ViewWindow": "store", "apply_definitions": "store", "feature_store": "store",
+    "materialization_plan": "store", "materialize": "store", "render_profile": "store",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'feature_repo' has no attribute {name!r}")
+    return getattr(import_module(f"feature_repo.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

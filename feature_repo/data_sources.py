@@ -5,18 +5,14 @@ The same files serve every profile; only the source kind follows the offline sto
 """
 
 import os
-import warnings
 
 from feast import FileSource
 from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
+from ingestion import known_warnings
 from ingestion.datasets import DatasetSpec
 from ingestion.workspace import Workspace
-
-# Feast flags its Spark source and store as alpha on every use; the profile pins feast 0.67.
-warnings.filterwarnings("ignore", message=r"The spark (data source API|offline store) is an experimental",
-                        category=RuntimeWarning)
 
 
 def published_source(spec: DatasetSpec, workspace: Workspace) -> DataSource:
@@ -36,7 +32,8 @@ def published_source(spec: DatasetSpec, workspace: Workspace) -> DataSource:
         owner="sdoh-feature-store",
     )
     if os.environ.get("SDOH_PROFILE") == "spark":  # the one switch: Spark reads the same files
-        return SparkSource(**common | {"path": spark_glob(spec, workspace)}, file_format="parquet")
+        with known_warnings.ignored():  # Feast flags its Spark source as alpha on every use
+            return SparkSource(**common | {"path": spark_glob(spec, workspace)}, file_format="parquet")
     return FileSource(**common)
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import queue
@@ -71,10 +72,6 @@ DEFAULT_START = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)
 DEFAULT_BATCH_ROWS = 10_000
 SUPPORTED_SERIALIZATION_VERSION = 3
 
-# Wire format of a double ValueProto: one tag byte, then 8 little-endian bytes (proto3 oneof
-# members are written even when zero). Taken from the protobuf runtime, not hard-coded.
-_DOUBLE_TAG = ValueProto(double_val=1.0).SerializeToString()[:1]
-assert len(ValueProto(double_val=0.0).SerializeToString()) == 9
 # Entity-key value types as serialize_entity_key writes them (key_encoding_utils._serialize_val).
 _KEY_TYPE = {ValueType.STRING: struct.pack("<I", ValueType.STRING.value),
              ValueType.INT64: struct.pack("<I", ValueType.INT64.value),
@@ -223,6 +220,17 @@ def _plan(view: FeatureView) -> _ViewPlan:
     return _ViewPlan(view, source.path, source.timestamp_field, join_keys, features)
 
 
+@functools.cache
+def _double_tag() -> int:
+    """The tag byte of a double ValueProto, taken from the protobuf runtime, not hard-coded.
+
+    Its wire format is one tag byte, then 8 little-endian bytes (proto3 oneof members are
+    written even when zero); checked on first use, not at import.
+    """
+    assert len(ValueProto(double_val=0.0).SerializeToString()) == 9
+    return ValueProto(double_val=1.0).SerializeToString()[0]
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -347,7 +355,7 @@ class _Doubles:
         n, width = len(self.values), len(head) + 9 + len(tail)
         rows = np.empty((n, width), dtype=np.uint8)
         rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
-        rows[:, len(head)] = _DOUBLE_TAG[0]
+        rows[:, len(head)] = _double_tag()
         rows[:, len(head) + 1: len(head) + 9] = self.values.view(np.uint8).reshape(n, 8)
         rows[:, len(head) + 9:] = np.frombuffer(tail, dtype=np.uint8)
         return rows

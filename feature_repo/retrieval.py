@@ -27,10 +27,11 @@ from feast.types import Float64, String
 from tqdm import tqdm
 
 from feature_repo.feature_views import GEOGRAPHY_FIELDS, published_calendar
+from ingestion import known_warnings
+from ingestion.atomic import write_atomic
 from ingestion.datasets import geoid_column
 from ingestion.errors import InputError
 from ingestion.pseudonym import lookup_keys
-from ingestion.publish import write_atomic
 from ingestion.workspace import Workspace
 
 GEOGRAPHY_VIEW = "patient_geography"
@@ -197,9 +198,10 @@ def _historical(store: FeatureStore, entity_df: pd.DataFrame, refs: list[str]) -
     if entity_df.empty:
         return pd.DataFrame(index=entity_df.index)
     frame = entity_df.assign(_row=entity_df.index)
-    job = store.get_historical_features(entity_df=frame, features=refs)
-    # to_arrow avoids to_df's extra full copy; one reindex puts rows back in order.
-    return job.to_arrow().to_pandas().set_index("_row").reindex(entity_df.index)
+    with known_warnings.ignored():  # ibis's deprecated DuckDB call on every query
+        # to_arrow avoids to_df's extra full copy; one reindex puts rows back in order.
+        table = store.get_historical_features(entity_df=frame, features=refs).to_arrow()
+    return table.to_pandas().set_index("_row").reindex(entity_df.index)
 
 
 def _area_features(store: FeatureStore, plan: ViewPlan, keys: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +52,13 @@ from feature_repo.retrieval import (
     frame_schema,
     plan_views,
 )
+from ingestion import known_warnings
 from ingestion.errors import InputError
 from ingestion.pseudonym import RAW_SCHEME, lookup_keys, patient_key_secret, pseudonymize_ids, scheme_of
+from ingestion.spark_jobs import default_worker_python
 from ingestion.workspace import Workspace, private_dir
 
 __all__ = ["spark_session", "spark_training_frame", "write_training_frame"]
-
-# Spark starts its Python workers with PYSPARK_PYTHON, else the "python3" on PATH: default to
-# this interpreter, which has the packages the workers run (on a cluster: the executors' Python).
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 ROW = "_sdoh_row"  # the events' order, kept through Spark's joins
 KEY = "_sdoh_key"  # the patient key the published timeline holds
@@ -89,10 +86,12 @@ def spark_session(store: FeatureStore) -> SparkSession:
     if store.config.offline_store.type != "spark":
         raise InputError(f"the store's offline store is {store.config.offline_store.type!r}, not "
                          "spark: open it with profile='spark' (SDOH_PROFILE=spark)")
-    view = store.get_feature_view(GEOGRAPHY_VIEW)
+    with known_warnings.ignored():  # Feast flags its Spark source as alpha on every read
+        view = store.get_feature_view(GEOGRAPHY_VIEW)
     if not isinstance(view.batch_source, SparkSource):
         raise InputError("the definitions were applied under another profile: run `sdoh apply` "
                          "with SDOH_PROFILE=spark")
+    default_worker_python(os.environ)
     return get_spark_session_or_start_new_with_repoconfig(store.config.offline_store)
 
 
@@ -140,7 +139,8 @@ def _geography(store: FeatureStore, events: DataFrame) -> DataFrame:
     """
     entity = events.withColumnRenamed("patient_id", RAW_ID).withColumnRenamed(KEY, "patient_id")
     refs = [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES]
-    geo = store.get_historical_features(entity_df=entity, features=refs).to_spark_df()
+    with known_warnings.ignored():  # Feast flags its Spark store as alpha on every use
+        geo = store.get_historical_features(entity_df=entity, features=refs).to_spark_df()
     return geo.withColumnRenamed("patient_id", KEY).withColumnRenamed(RAW_ID, "patient_id")
 
 
@@ -204,7 +204,8 @@ def _fetch(store: FeatureStore, plan: ViewPlan, lookup: DataFrame) -> DataFrame:
     calendar = lookup.sparkSession.createDataFrame(
         released.astype({"vintage": "int64"}).rename(columns={"release_ts": "event_timestamp"}))
     entity = lookup.join(F.broadcast(calendar), "vintage")
-    fetched = store.get_historical_features(entity_df=entity, features=plan.refs).to_spark_df()
+    with known_warnings.ignored():  # Feast flags its Spark store as alpha on every use
+        fetched = store.get_historical_features(entity_df=entity, features=plan.refs).to_spark_df()
     return fetched.select(
         F.col(plan.key).alias(f"{plan.name}{SEP}geoid"),
         F.col("vintage").cast("double").alias(f"{plan.name}{SEP}vintage"),

@@ -8,7 +8,6 @@ import glob
 import json
 import logging
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -30,15 +29,12 @@ from feature_repo.fast_materialize import (
     online_keys,
 )
 from feature_repo.feast_cli import definitions, write_cli_repo
+from ingestion import known_warnings
+from ingestion.atomic import write_atomic
 from ingestion.errors import InputError, OnlineStoreUnavailable, PublishError, ServiceUnavailable
-from ingestion.publish import write_atomic
 from ingestion.workspace import Workspace
 
 log = logging.getLogger(__name__)
-# ibis, under Feast's DuckDB offline store, calls a deprecated DuckDB method on every query;
-# set after importing feast, whose own simplefilter("once", DeprecationWarning) would win.
-warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated",
-                        category=DeprecationWarning)
 PROFILES = ("embedded", "production", "spark")
 # Settings a profile may use; each can be overridden by the environment variable of its name.
 SETTINGS = {
@@ -437,5 +433,6 @@ def _write(store: FeatureStore, names: list[str], *, start: dt.datetime, end: dt
            feast_default: bool, progress: bool) -> dict[str, int]:
     if not feast_default:
         return fast_materialize(store, views=names, start=start, end=end, progress=progress)
-    store.materialize(start_date=start, end_date=end, feature_views=names)
+    with known_warnings.ignored():  # ibis's deprecated DuckDB call on every query
+        store.materialize(start_date=start, end_date=end, feature_views=names)
     return {}

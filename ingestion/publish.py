@@ -30,22 +30,24 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from great_expectations.data_context import AbstractDataContext
 
+from ingestion.atomic import fsync_dir, point_link, write_atomic
 from ingestion.datasets import DatasetSpec
 from ingestion.errors import PublishError, ValidationFailed
 from ingestion.validation import ValidationReport, validate, workspace_context
 from ingestion.workspace import Workspace, private_dir
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import AbstractDataContext
 
 try:  # POSIX advisory locks keep two publishers of one dataset from interleaving.
     import fcntl
@@ -224,55 +226,6 @@ def conform(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path: Path, write: Any, *, mode: int = 0o600) -> None:
-    """Write a file privately and atomically: all of it or nothing, never group/other-readable.
-
-    ``write(handle)`` writes to a temporary file beside ``path`` that is created with
-    ``mode`` (default 0600, owner only) whatever the process umask; the file is fsynced and
-    renamed over ``path``, and the folder fsynced. On any error the temporary file is removed
-    and ``path`` is left as it was. Use it for every file that can hold patient data.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The file to write; its folder must exist.
-    write : callable
-        Called with the open binary handle.
-    mode : int, optional
-        Permission bits of the file, 0o600 by default.
-
-    Examples
-    --------
-    >>> import stat, tempfile
-    >>> target = Path(tempfile.mkdtemp()) / "rows.csv"
-    >>> write_atomic(target, lambda handle: handle.write(b"patient_id\\n"))
-    >>> oct(stat.S_IMODE(target.stat().st_mode))
-    '0o600'
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # mkstemp makes 0600; fchmod is exact whatever the umask
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _write_parquet(df: pd.DataFrame, path: Path, spec: DatasetSpec) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     # A text column with no value in this partition would be typed null, and readers of the
@@ -341,7 +294,7 @@ def _quarantine(
     private_dir(folder.parent)
     folder.mkdir(mode=0o700)
     os.replace(staged, folder / "data")  # the staged partition files, as validated
-    _fsync_dir(folder)
+    fsync_dir(folder)
     report_path = folder / "report.json"
     payload = {
         "run_id": run_id,
@@ -558,41 +511,8 @@ def _build_version(staged: Path, link: Path, version: Path, parts: list[str], *,
             except OSError:
                 shutil.copy2(source, target)
     for folder in folders:
-        _fsync_dir(folder)
-    _fsync_dir(version.parent)
-
-
-def point_link(link: Path, target: Path) -> None:
-    """Make ``link`` a symbolic link to ``target`` in one atomic rename.
-
-    The link is relative (the workspace can move) and replaces whatever ``link`` was, file
-    or link, so a reader finds the old target or the new one, never nothing. A real folder
-    at ``link`` (a workspace from before versions) cannot be replaced in one rename: it is
-    set aside as ``.<name>.plain`` for the instant between two renames, then removed. The
-    caller must be the only writer of ``link`` (a lock); a killed call leaves at most the
-    hidden ``.<name>.link`` or ``.<name>.plain`` beside it (`publish` cleans both up).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> (folder / "run1.csv").write_text("row")
-    3
-    >>> point_link(folder / "latest.csv", folder / "run1.csv")
-    >>> (folder / "latest.csv").read_text()
-    'row'
-    """
-    fresh = link.with_name(f".{link.name}.link")
-    fresh.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(target, link.parent), fresh)
-    aside = link.with_name(f".{link.name}.plain") if link.is_dir() and not link.is_symlink() \
-        else None
-    if aside is not None:
-        os.rename(link, aside)
-    os.replace(fresh, link)
-    _fsync_dir(link.parent)
-    if aside is not None:
-        shutil.rmtree(aside)
+        fsync_dir(folder)
+    fsync_dir(version.parent)
 
 
 def _swap(link: Path, version: Path) -> None:

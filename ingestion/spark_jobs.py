@@ -18,10 +18,9 @@ Examples
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 
 import geopandas as gpd
 import pandas as pd
@@ -34,16 +33,30 @@ from ingestion.datasets import DatasetSpec, geography_timeline_spec
 from ingestion.linking import link_addresses
 from ingestion.svi import compute_svi, load_svi_catalog
 
-__all__ = ["compute_adi_spark", "compute_svi_spark", "link_addresses_spark", "spark_schema"]
-
-# Spark starts its Python workers with PYSPARK_PYTHON, else the "python3" on PATH: default to
-# this interpreter, which has the packages the workers run (on a cluster: the executors' Python).
-os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+__all__ = ["compute_adi_spark", "compute_svi_spark", "default_worker_python", "link_addresses_spark",
+           "spark_schema"]
 
 _GROUP = "_sdoh_group"
 _SPEC_TYPES = {"string": T.StringType(), "int64": T.LongType(), "float64": T.DoubleType(),
                "bool": T.BooleanType(), "timestamp": T.TimestampType()}
 _SAMPLE_ROWS = 200  # rows the driver computes locally to learn an index's output columns
+
+
+def default_worker_python(environ: MutableMapping[str, str]) -> None:
+    """Make Spark start its Python workers with this interpreter, unless ``PYSPARK_PYTHON`` is set.
+
+    Spark reads ``PYSPARK_PYTHON`` (else the "python3" on PATH) when a session starts: call
+    this first, with ``os.environ``. This interpreter has the packages the workers run; on a
+    cluster, set ``PYSPARK_PYTHON`` to the executors' Python.
+
+    Examples
+    --------
+    >>> environ = {}
+    >>> default_worker_python(environ)
+    >>> environ["PYSPARK_PYTHON"] == sys.executable
+    True
+    """
+    environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def spark_schema(frame: pd.DataFrame) -> T.StructType:

@@ -45,17 +45,18 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
 import pandas as pd
-from great_expectations.checkpoint import UpdateDataDocsAction
-from great_expectations.data_context import AbstractDataContext
-from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from ingestion.datasets import JAM_VALUES, DatasetSpec
 from ingestion.workspace import Workspace
+
+if TYPE_CHECKING:  # Great Expectations takes seconds to import: only validating loads it
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.data_context import AbstractDataContext
 
 __all__ = [
     "ValidationReport",
@@ -103,7 +104,18 @@ def _tame_gx_logging() -> None:
         pinned.setLevel(logging.NOTSET)
 
 
-_tame_gx_logging()
+def _gx() -> ModuleType:
+    """Great Expectations, imported on first use (it takes seconds), its INFO chatter tamed.
+
+    Examples
+    --------
+    >>> _gx().__name__
+    'great_expectations'
+    """
+    import great_expectations
+
+    _tame_gx_logging()
+    return great_expectations
 
 
 def suite_name(dataset: str) -> str:
@@ -168,6 +180,8 @@ def build_suite(spec: DatasetSpec) -> gx.ExpectationSuite:
     >>> suite.name
     'adi_block_group_suite'
     """
+    gx = _gx()
+    gxe = gx.expectations
     exps: list[gxe.Expectation] = [
         gxe.ExpectTableColumnsToMatchSet(
             column_set=[*spec.column_names, *(f"{REASON_CHECK}{m}" for m in spec.measures)],
@@ -226,6 +240,7 @@ def _reason_expectations(spec: DatasetSpec) -> list[gxe.Expectation]:
     conditions run a pandas query over the whole frame per expectation, far too slow at 40+
     measures.
     """
+    gxe = _gx().expectations
     return [
         gxe.ExpectColumnValuesToBeInSet(
             column=f"{REASON_CHECK}{m}", value_set=[True],
@@ -550,8 +565,9 @@ def _checkpoint(
     which is quadratic in the number of expectations (~0.4 s per pass at 120). A stored
     checkpoint with the same suite fingerprint, result format and actions is reused.
     """
+    gx = _gx()
     fingerprint = _fingerprint(suite)
-    actions = [UpdateDataDocsAction(name="update_data_docs")] if data_docs else []
+    actions = [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")] if data_docs else []
     existing = _registered_checkpoint(
         context, name, fingerprint, result_format=result_format,
         actions=[a.type for a in actions],
@@ -621,7 +637,7 @@ def workspace_context(workspace: Workspace) -> AbstractDataContext:
     >>> publish(frame, acs_spec("tract"), ws, context=ctx, data_docs=True)  # doctest: +SKIP
     """
     workspace.gx  # noqa: B018 - make sure the folder exists
-    return gx.get_context(mode="file", project_root_dir=str(workspace.root))
+    return _gx().get_context(mode="file", project_root_dir=str(workspace.root))
 
 
 def validate(
@@ -672,9 +688,10 @@ def validate(
         df = df.reset_index(drop=True)
     df = _with_reason_checks(df, spec)
     suite = build_suite(spec)
+    gx = _gx()
     ctx = context if context is not None else gx.get_context(mode="ephemeral")
     if ctx.variables.progress_bars is None:
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+        ctx.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
     gate = _checkpoint(ctx, spec, suite, name=f"{spec.name}_checkpoint",
                        result_format=_GATE_FORMAT, data_docs=data_docs)
     result_id, run = _run(gate, df)

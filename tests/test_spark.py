@@ -7,6 +7,7 @@ it); the demo region is the data. A Redis of the module's own backs the profile'
 
 import contextlib
 import json
+import os
 import shutil
 import uuid
 import warnings
@@ -39,7 +40,12 @@ from ingestion.linking import link_addresses, read_address_history  # noqa: E402
 from ingestion.pseudonym import PATIENT_KEY_ENV, pseudonymize_timeline  # noqa: E402
 from ingestion.publish import publish  # noqa: E402
 from ingestion.replay import CensusReplayServer  # noqa: E402
-from ingestion.spark_jobs import compute_adi_spark, compute_svi_spark, link_addresses_spark  # noqa: E402
+from ingestion.spark_jobs import (  # noqa: E402
+    compute_adi_spark,
+    compute_svi_spark,
+    default_worker_python,
+    link_addresses_spark,
+)
 from ingestion.svi import compute_svi, svi_variables  # noqa: E402
 from ingestion.workspace import Workspace  # noqa: E402
 
@@ -54,6 +60,7 @@ def spark(tmp_path_factory):
     """The run's one SparkSession, with the spark profile's spark_conf (Feast reuses it)."""
     text = render_profile(Workspace(tmp_path_factory.mktemp("conf")), "spark")
     conf = yaml.safe_load(text)["offline_store"]["spark_conf"]
+    default_worker_python(os.environ)
     session = SparkSession.builder.config(conf=SparkConf().setAll(list(conf.items()))).getOrCreate()
     yield session
     session.stop()

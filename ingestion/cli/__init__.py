@@ -37,6 +37,10 @@ def sdoh(verbose: bool) -> None:
     Start with the offline demo:
       sdoh demo --workspace demo_workspace
     """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ingestion.known_warnings import dropped
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -44,6 +48,12 @@ def sdoh(verbose: bool) -> None:
     )
     for noisy in ("great_expectations", "feast", "urllib3", "matplotlib", "pyogrio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx = click.get_current_context()
+    # For the command's run: the warnings of dependencies that every run would print are
+    # dropped, any other goes to the log; log lines are written above progress bars, not
+    # through them.
+    ctx.with_resource(dropped())
+    ctx.with_resource(logging_redirect_tqdm())
 
 
 for command in (demo, ingest, boundaries, link, apply, materialize, training_frame, online, serve,
@@ -53,6 +63,9 @@ for command in (demo, ingest, boundaries, link, apply, materialize, training_fra
 
 def main() -> None:
     """Entry point of the console script."""
+    from ingestion.known_warnings import ignore
+
+    ignore()  # the process is the command's: dependencies' warnings stay off until it exits
     sdoh(prog_name="sdoh")
 
 

@@ -7,7 +7,6 @@ import traceback
 import click
 
 from ingestion.workspace import Workspace
-from sdoh_sources import SdohError
 
 #: Exit codes of `sdoh`: 0 success, 1 an error (the project's own or an internal one),
 #: 2 a usage error (click's).
@@ -41,6 +40,8 @@ class SdohGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         """Run the command, translating errors at the CLI boundary only."""
+        from sdoh_sources import SdohError  # here, not at import: `sdoh --help` never needs it
+
         verbose = bool(ctx.params.get("verbose"))
         try:
             return super().invoke(ctx)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from ingestion.cli._common import workspace_option
-from sdoh_sources import METADATA_KEYS
 
 if TYPE_CHECKING:
     from ingestion.pipeline import DemoSummary
 
 
 def _print_summary(summary: DemoSummary) -> None:
+    import pandas as pd
+
+    from sdoh_sources import METADATA_KEYS
+
     click.secho("\nDemo summary (synthetic data)", bold=True)
     click.echo("Rows ingested per source:")
     for name, rows in summary.rows_ingested.items():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from ingestion.cli._common import workspace_option
 from ingestion.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SERVICES = ("model_inputs_v1", "equity_audit_v1")
 
@@ -78,6 +81,8 @@ def _verified(window) -> str:
 
 
 def _read_events(path: str) -> pd.DataFrame:
+    import pandas as pd
+
     if path.endswith(".parquet"):
         return pd.read_parquet(path)
     if path.endswith(".csv"):
