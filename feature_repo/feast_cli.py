@@ -23,8 +23,8 @@ from feature_repo.entities import ALL_ENTITIES
 from feature_repo.feature_services import feature_services
 from feature_repo.feature_views import feature_views
 from feature_repo.metadata import check_views
-from ingestion.errors import InputError, PublishError
 from ingestion.atomic import write_atomic
+from ingestion.errors import InputError, PublishError
 from ingestion.workspace import Workspace
 
 log = logging.getLogger(__name__)
