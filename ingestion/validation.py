@@ -660,10 +660,10 @@ def validate(
 
     Examples
     --------
-    >>> from ingestion.datasets import adi_spec
-    >>> report = validate(frame, adi_spec())  # doctest: +SKIP
-    >>> report.summary()  # doctest: +SKIP
-    'adi_block_group: passed 18 expectations on 40 rows'
+    >>> from ingestion.datasets import acs_spec
+    >>> report = validate(tracts, acs_spec("tract"))
+    >>> report.summary()
+    'acs_tract: passed 262 expectations on 7 rows'
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate() needs a pandas DataFrame, got {type(df).__name__}")

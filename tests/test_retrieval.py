@@ -17,7 +17,8 @@ pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
 @pytest.fixture
 def served(hand_built_store):
     """(store, ws) of the hand-built region: the root conftest's, shared with the doctests."""
-    return hand_built_store
+    store, ws, _ = hand_built_store
+    return store, ws
 
 
 CASES = [
