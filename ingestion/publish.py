@@ -433,12 +433,12 @@ def publish(
 
     Examples
     --------
-    >>> from ingestion.datasets import acs_spec
+    >>> from ingestion.datasets import geography_timeline_spec
     >>> from ingestion.workspace import Workspace
     >>> import tempfile
-    >>> result = publish(tracts, acs_spec("tract"), Workspace(tempfile.mkdtemp()))
+    >>> result = publish(timeline, geography_timeline_spec(), Workspace(tempfile.mkdtemp()))
     >>> result.dataset, result.n_rows, result.path.name
-    ('acs_tract', 7, 'acs_tract')
+    ('patient_geography', 5, 'patient_geography')
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"publish() needs a pandas DataFrame, got {type(df).__name__}")

@@ -660,10 +660,10 @@ def validate(
 
     Examples
     --------
-    >>> from ingestion.datasets import acs_spec
-    >>> report = validate(tracts, acs_spec("tract"))
+    >>> from ingestion.datasets import geography_timeline_spec
+    >>> report = validate(timeline, geography_timeline_spec())
     >>> report.summary()
-    'acs_tract: passed 262 expectations on 7 rows'
+    'patient_geography: passed 24 expectations on 5 rows'
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate() needs a pandas DataFrame, got {type(df).__name__}")
