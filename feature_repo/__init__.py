@@ -6,9 +6,12 @@ stack or the training frame's DuckDB code.
 
 Examples
 --------
->>> from feature_repo import feature_store, training_frame  # doctest: +SKIP
->>> store = feature_store(workspace)  # doctest: +SKIP
->>> frame = training_frame(events, store=store, workspace=workspace)  # doctest: +SKIP
+>>> import pandas as pd
+>>> from feature_repo import feature_store, training_frame
+>>> store = feature_store(ws)  # ws: a Workspace where `sdoh apply` and `sdoh materialize` ran
+>>> events = pd.DataFrame({"patient_id": ["A"], "event_timestamp": ["2022-06-01"]})
+>>> training_frame(events, store=store, workspace=ws)["acs_tract__pct_below_poverty"].tolist()
+[6.0]
 """
 
 from importlib import import_module

@@ -8,9 +8,10 @@ protected attributes, and intended and prohibited uses. Metadata come from the f
 
 Examples
 --------
->>> from feature_repo.datasheets import write_datasheets  # doctest: +SKIP
->>> write_datasheets(workspace, ["acs_tract"], out="datasheets")  # doctest: +SKIP
-[PosixPath('datasheets/acs_tract.md'), PosixPath('datasheets/acs_tract.html')]
+>>> import tempfile
+>>> from feature_repo.datasheets import write_datasheets
+>>> [p.name for p in write_datasheets(ws, ["acs_tract"], out=tempfile.mkdtemp())]
+['acs_tract.md', 'acs_tract.html']
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def view_sections(view: FeatureView, *, features: Collection[str] | None = None,
 
     Examples
     --------
-    >>> [s.title for s in view_sections(acs_tract_view)][:2]  # doctest: +SKIP
+    >>> [s.title for s in view_sections(store.get_feature_view("acs_tract"))][:2]
     ['Overview', 'Sources and licences']
     """
     fields = [f for f in view.features if features is None or f.name in features]
@@ -223,7 +224,7 @@ def view_datasheet(view: FeatureView) -> Datasheet:
 
     Examples
     --------
-    >>> view_datasheet(acs_tract_view).kind  # doctest: +SKIP
+    >>> view_datasheet(store.get_feature_view("acs_tract")).kind
     'feature view'
     """
     return Datasheet(view.name, "feature view", tuple(view_sections(view)))
@@ -234,7 +235,8 @@ def service_datasheet(service: FeatureService, views: Sequence[FeatureView]) -> 
 
     Examples
     --------
-    >>> service_datasheet(equity_audit, views).sections[0].title  # doctest: +SKIP
+    >>> service = store.get_feature_service("equity_audit_v1")
+    >>> service_datasheet(service, store.list_feature_views()).sections[0].title
     'Overview'
     """
     by_name = {v.name: v for v in views}
@@ -319,7 +321,7 @@ def datasheets(workspace: Workspace, names: Sequence[str] | None = None, *,
 
     Examples
     --------
-    >>> [d.name for d in datasheets(Workspace("demo_workspace"), ["acs_tract"])]  # doctest: +SKIP
+    >>> [d.name for d in datasheets(ws, ["acs_tract"])]
     ['acs_tract']
     """
     views, services = feature_definitions(workspace, profile=profile)
@@ -360,8 +362,9 @@ def write_datasheets(workspace: Workspace, names: Sequence[str] | None = None, *
 
     Examples
     --------
-    >>> write_datasheets(workspace, ["equity_audit_v1"], out="sheets", formats=["md"])  # doctest: +SKIP
-    [PosixPath('sheets/equity_audit_v1.md')]
+    >>> import tempfile
+    >>> [p.name for p in write_datasheets(ws, ["equity_audit_v1"], out=tempfile.mkdtemp(), formats=["md"])]
+    ['equity_audit_v1.md']
     """
     bad = [f for f in formats if f not in FORMATS]
     if bad:

@@ -139,11 +139,9 @@ def fast_materialize(
 
     Examples
     --------
-    >>> from feature_repo import apply_definitions, feature_store  # doctest: +SKIP
-    >>> store = feature_store(workspace)  # doctest: +SKIP
-    >>> apply_definitions(store, workspace)  # doctest: +SKIP
-    >>> fast_materialize(store, progress=False)  # doctest: +SKIP
-    {'acs_tract': 7, 'acs_state': 3, 'patient_geography': 3}
+    >>> # store: a Workspace's store after `feature_repo.apply_definitions`
+    >>> fast_materialize(store, end=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), progress=False)
+    {'acs_tract': 7, 'acs_zcta': 3, 'acs_state': 3, 'patient_geography': 4}
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
@@ -1011,8 +1009,11 @@ def online_keys(store: FeatureStore, wanted: Sequence[tuple[FeatureView, Sequenc
 
     Examples
     --------
-    >>> online_keys(store, [(store.get_feature_view("acs_state"), sample)])  # doctest: +SKIP
-    [3]
+    >>> view = store.get_feature_view("acs_state")
+    >>> sample = entity_keys(pa.table({"state_geoid": ["99", "98"], "vintage": [2021, 2021]}),
+    ...                      {"state_geoid": ValueType.STRING, "vintage": ValueType.INT64})
+    >>> online_keys(store, [(view, sample)])  # state 98 was never published
+    [1]
     """
     with unavailable("checking that materialized keys are present"):
         return _keys_of(store).present(wanted)
@@ -1064,7 +1065,7 @@ def check_online(store: FeatureStore, views: Sequence[str], *, remove: bool = Tr
 
     Examples
     --------
-    >>> check_online(store, ["acs_state"])["acs_state"].missing  # doctest: +SKIP
+    >>> check_online(store, ["acs_state"], remove=False)["acs_state"].missing
     0
     """
     try:

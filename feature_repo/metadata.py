@@ -172,7 +172,7 @@ def view_problems(view: FeatureView) -> list[str]:
 
     Examples
     --------
-    >>> view_problems(acs_view("tract", workspace))  # doctest: +SKIP
+    >>> view_problems(store.get_feature_view("acs_tract"))
     []
     """
     names = {f.name for f in view.features}
@@ -201,7 +201,7 @@ def check_views(views: Iterable[FeatureView]) -> None:
 
     Examples
     --------
-    >>> check_views(feature_views(workspace))  # doctest: +SKIP
+    >>> check_views(store.list_feature_views())
     """
     problems = [p for view in views for p in view_problems(view)]
     if problems:

@@ -14,10 +14,11 @@ missing reason for every missing value (tests/test_online.py checks the two agre
 
 Examples
 --------
->>> lookup = OnlineLookup(store, workspace)  # doctest: +SKIP
->>> lookup.patients(["P000001"])[0]["acs_tract__pct_below_poverty"]  # doctest: +SKIP
-12.3
->>> lookup.locations(["24031700101"])[0]["acs_tract__pct_below_poverty_missing"]  # doctest: +SKIP
+>>> lookup = OnlineLookup(store, ws)
+>>> lookup.patients(["A"])[0]["acs_tract__pct_below_poverty_missing"]
+'geography_not_in_vintage'
+>>> lookup.locations(["99001000301"])[0]["acs_tract__pct_below_poverty"]
+21.0
 """
 
 from __future__ import annotations
@@ -225,9 +226,9 @@ class OnlineLookup:
 
     Examples
     --------
-    >>> lookup = OnlineLookup(feature_store(ws), ws)  # doctest: +SKIP
-    >>> lookup.patients(["P000001", "P000002"])  # doctest: +SKIP
-    [{'patient_id': 'P000001', 'acs_tract__geoid': '99001000100', ...}, ...]
+    >>> lookup = OnlineLookup(store, ws)
+    >>> lookup.patients(["A", "B"])  # doctest: +ELLIPSIS
+    [{'patient_id': 'A', 'acs_tract__vintage': 2021, 'acs_tract__geoid': '99001000100', ...}, ...]
     """
 
     def __init__(self, store: FeatureStore, workspace: Workspace, *,
@@ -279,8 +280,8 @@ class OnlineLookup:
 
         Examples
         --------
-        >>> records = OnlineLookup(store, ws).patients(["B"])  # doctest: +SKIP
-        >>> records[0]["acs_tract__pct_below_poverty_missing"]  # doctest: +SKIP
+        >>> records = OnlineLookup(store, ws).patients(["B"])
+        >>> records[0]["acs_tract__pct_below_poverty_missing"]
         'po_box'
         """
         if self.geography is None:
@@ -325,7 +326,9 @@ class OnlineLookup:
 
         Examples
         --------
-        >>> OnlineLookup(store, ws).locations(["99001000100", (39.1, -75.5)])  # doctest: +SKIP
+        >>> [r["acs_tract__pct_below_poverty_missing"] for r in OnlineLookup(store, ws).locations(
+        ...     ["99001000100", "99001000301"])]
+        ['geography_not_in_vintage', None]
         """
         if boundary_year is not None and boundary_year not in BOUNDARY_YEARS:
             raise InputError(f"boundary_year must be one of {BOUNDARY_YEARS}, got {boundary_year!r}")
@@ -490,8 +493,8 @@ def workspace_boundaries(workspace: Workspace) -> dict[int, gpd.GeoDataFrame] | 
 
     Examples
     --------
-    >>> sorted(workspace_boundaries(Workspace("demo_workspace")))  # doctest: +SKIP
-    [2010, 2020]
+    >>> workspace_boundaries(ws) is None  # not a demo workspace; a demo's gives {2010: ..., 2020: ...}
+    True
     """
     manifest = workspace.root / "raw" / "demo_region" / "manifest.json"
     if not manifest.exists():
@@ -528,7 +531,9 @@ def online_features(
 
     Examples
     --------
-    >>> online_features(["P000001"], store=store, workspace=ws)  # doctest: +SKIP
+    >>> online_features(["A"], store=store, workspace=ws)[["patient_id", "acs_tract__geoid"]]
+      patient_id acs_tract__geoid
+    0          A      99001000100
     """
     lookup = OnlineLookup(store, workspace, feature_service=feature_service)
     return lookup.frame(lookup.patients(patient_ids, at=at))
@@ -573,8 +578,9 @@ def online_features_at(
 
     Examples
     --------
-    >>> online_features_at("99001000100", store=store, workspace=ws)  # doctest: +SKIP
-    >>> online_features_at([(39.1, -75.5)], store=store, workspace=ws)  # doctest: +SKIP
+    >>> online_features_at("99001000301", store=store, workspace=ws)["acs_tract__pct_below_poverty"]
+    0    21.0
+    Name: acs_tract__pct_below_poverty, dtype: float64
     """
     many = not isinstance(location, str) and not _is_pair(location)
     locations = list(location) if many else [location]

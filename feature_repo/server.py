@@ -30,8 +30,15 @@ a traceback.
 
 Examples
 --------
->>> app = create_app(feature_store(ws), ws)  # doctest: +SKIP
->>> serve(feature_store(ws), ws, settings=ServerSettings(host="0.0.0.0", token=token))  # doctest: +SKIP
+>>> import urllib.request
+>>> app = create_app(store, ws)
+>>> with running(app) as url:
+...     urllib.request.urlopen(url + "/health").status
+200
+
+Serving until stopped, on every interface with a token (not run here: it blocks):
+
+>>> serve(store, ws, settings=ServerSettings(host="0.0.0.0", token=token))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -236,7 +243,7 @@ def log_exposure(settings: ServerSettings) -> None:
 
     Examples
     --------
-    >>> log_exposure(ServerSettings())  # doctest: +SKIP
+    >>> log_exposure(ServerSettings())  # logs "serving on 127.0.0.1 without authentication: ..."
     """
     if settings.token is None and is_loopback(settings.host):
         log.info("serving on %s without authentication: loopback, only this machine can call it "
@@ -307,8 +314,8 @@ class Lookups:
 
     Examples
     --------
-    >>> lookups = Lookups(store, ws, None, ttl=30)  # doctest: +SKIP
-    >>> lookups.get("nope_v1") is None  # doctest: +SKIP
+    >>> lookups = Lookups(store, ws, None, ttl=30)
+    >>> lookups.get("nope_v1") is None
     True
     """
 
@@ -563,8 +570,9 @@ def create_app(store: FeatureStore, workspace: Workspace, *,
 
     Examples
     --------
-    >>> import uvicorn  # doctest: +SKIP
-    >>> uvicorn.run(create_app(store, ws), host="127.0.0.1", port=6566)  # doctest: +SKIP
+    >>> app = create_app(store, ws)  # serve it with uvicorn.run(app, host="127.0.0.1", port=6566)
+    >>> isinstance(app, FastAPI)
+    True
     """
     app = get_app(store)
     # Feast's /health only reads the cached registry; ours also reaches the online store.
@@ -643,7 +651,7 @@ def serve(store: FeatureStore, workspace: Workspace, *, settings: ServerSettings
 
     Examples
     --------
-    >>> serve(feature_store(ws), ws, port=6566)  # doctest: +SKIP
+    >>> serve(store, ws, port=6566)  # blocks until stopped  # doctest: +SKIP
     """
     import uvicorn
 
@@ -661,7 +669,8 @@ def running(app: FastAPI, *, host: str = "127.0.0.1") -> Iterator[str]:
 
     Examples
     --------
-    >>> with running(create_app(store, ws)) as url:  # doctest: +SKIP
+    >>> import urllib.request
+    >>> with running(create_app(store, ws)) as url:
     ...     urllib.request.urlopen(url + "/health").status
     200
     """

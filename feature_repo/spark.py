@@ -12,6 +12,9 @@ sorted, and `write_training_frame` builds and writes them in the Python workers.
 
 Examples
 --------
+Not run as doctests: they need a Spark session (pyspark and Java; ~10 s to start), which
+tests/test_spark.py runs.
+
 >>> store = feature_store(Workspace("ws"), profile="spark")  # doctest: +SKIP
 >>> write_training_frame(spark.read.parquet("events"), "frame.parquet", store=store,
 ...                      workspace=Workspace("ws"))  # doctest: +SKIP

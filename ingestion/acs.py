@@ -167,10 +167,12 @@ def build_acs_measures(
 
     Examples
     --------
-    >>> tidy = pd.DataFrame({"GEOID": ["99001000100"] * 2, "variable": ["B25003_001", "B25003_003"],
-    ...                      "estimate": [1000.0, 250.0], "moe": [50.0, 40.0],
-    ...                      "estimate_missing": [None, None], "moe_missing": [None, None]})
-    >>> out = build_acs_measures(tidy, level="tract", vintage=2021)  # doctest: +SKIP
+    >>> variables = load_catalog().acs.variables_for("tract", 2021)  # every variable it reads
+    >>> tidy = pd.DataFrame({"GEOID": "99001000100", "variable": variables, "estimate": 100.0,
+    ...                      "moe": 10.0, "estimate_missing": None, "moe_missing": None})
+    >>> out = build_acs_measures(tidy, level="tract", vintage=2021)
+    >>> out.columns[:4].tolist(), len(out)
+    (['tract_geoid', 'boundary_year', 'vintage', 'release_ts'], 1)
     """
     catalog = load_catalog()
     release = catalog.release("acs5", vintage)

@@ -356,9 +356,12 @@ def feature_coverage(
 
     Examples
     --------
-    >>> table = feature_coverage(frame, patients, feature="adi_block_group__adi_national_rank",
-    ...                          by="race_ethnicity")  # doctest: +SKIP
-    >>> table[["group", "n", "missing_rate", "missing_ratio"]]  # doctest: +SKIP
+    >>> table = feature_coverage(frame, patients, feature="acs_tract__pct_below_poverty",
+    ...                          by="race_ethnicity")
+    >>> table[["group", "n", "missing_rate", "missing_ratio"]]
+       group  n  missing_rate  missing_ratio
+    0  black  6      0.666667            1.0
+    1  white  6      1.000000            1.5
     """
     rows = _assessed(frame, patients, feature=feature, by=by,
                      exclude_reasons=exclude_reasons, unit=unit)
@@ -485,8 +488,14 @@ def coverage_table(
 
     Examples
     --------
-    >>> coverage_table(frame, patients, features=["adi_block_group__adi_national_rank"],
-    ...                by=["race_ethnicity", "payer"])  # doctest: +SKIP
+    >>> table = coverage_table(frame, patients, features=["acs_tract__pct_below_poverty"],
+    ...                        by=["race_ethnicity", "payer"])
+    >>> table[["by", "group", "n", "missing_rate"]]
+                   by       group  n  missing_rate
+    0  race_ethnicity       black  6      0.666667
+    1  race_ethnicity       white  6      1.000000
+    2           payer  commercial  6      1.000000
+    3           payer    medicaid  6      0.666667
     """
     reference = dict(reference or {})
     parts = [
@@ -521,8 +530,12 @@ def largest_gaps(table: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
-    >>> largest_gaps(coverage_table(frame, patients, features=features,
-    ...                             by=["race_ethnicity", "payer"]))  # doctest: +SKIP
+    >>> gaps = largest_gaps(coverage_table(frame, patients, features=["acs_tract__pct_below_poverty"],
+    ...                                    by=["race_ethnicity", "payer"]))
+    >>> gaps[["by", "group", "missing_rate"]]
+                   by     group  missing_rate
+    0  race_ethnicity     white      1.000000
+    1           payer  medicaid      0.666667
     """
     _require(table, ["feature", "by", "group", "is_reference", "missing_rate", "missing_ratio",
                      "missing_diff", "missing_diff_low"], what="table")
@@ -565,9 +578,9 @@ def describe_gaps(table: pd.DataFrame, *, unit: str = "event") -> str:
 
     Examples
     --------
-    >>> print(describe_gaps(feature_coverage(frame, patients, feature=adi,
-    ...                                      by="home_area")))  # doctest: +SKIP
-    - **home_area**: `rural` lacks it in 24.9% of events (95% CI 23.2%-26.7%), ...
+    >>> print(describe_gaps(feature_coverage(frame, patients, feature="acs_tract__pct_below_poverty",
+    ...                                      by="home_area")))
+    - **home_area**: no group lacks it more often than the reference `rural` (100.0%).
     """
     _check_unit(unit)
     several = table["feature"].nunique() > 1
@@ -628,8 +641,12 @@ def missing_reasons_table(
 
     Examples
     --------
-    >>> missing_reasons_table(frame, features="adi_block_group__adi_national_rank",
-    ...                       exclude_reasons=())  # doctest: +SKIP
+    >>> missing_reasons_table(frame, features="acs_tract__pct_below_poverty", exclude_reasons=())
+                            feature                    reason  rows     share
+    0  acs_tract__pct_below_poverty       no_address_at_event     3  0.250000
+    1  acs_tract__pct_below_poverty                    po_box     3  0.250000
+    2  acs_tract__pct_below_poverty                  zip_only     3  0.250000
+    3  acs_tract__pct_below_poverty  geography_not_in_vintage     1  0.083333
     """
     keys = ["group"] if by is not None else []
     parts = []
@@ -705,8 +722,12 @@ def gaps_by_area(
 
     Examples
     --------
-    >>> gaps = gaps_by_area(frame, timeline, features=["adi_block_group__adi_national_rank"],
-    ...                     boundary_year=2020)  # doctest: +SKIP
+    >>> gaps = gaps_by_area(frame, timeline, features=["acs_tract__pct_below_poverty"],
+    ...                     boundary_year=2020)
+    >>> gaps[["geoid", "events"]]
+              geoid  events
+    0  990010001001       2
+    1  990010003011       1
     """
     features = _as_list(features)
     geoid_col = f"{level}_geoid_{boundary_year}"
@@ -886,6 +907,9 @@ def missingness_odds_ratios(
 
     Examples
     --------
+    A logistic fit needs groups with both covered and missing rows, more than the doctests'
+    four patients give (tests/test_coverage.py fits it on the demo):
+
     >>> odds = missingness_odds_ratios(frame, patients, feature="adi_block_group__adi_national_rank",
     ...                                by=["race_ethnicity", "preferred_language", "payer"])  # doctest: +SKIP
     >>> odds[["by", "group", "odds_ratio", "odds_ratio_low", "odds_ratio_high"]]  # doctest: +SKIP

@@ -50,7 +50,11 @@ def read_csv_text(path: str | Path, *, what: str) -> pd.DataFrame:
 
     Examples
     --------
-    >>> read_csv_text("SVI_2020_US.csv", what="a CDC SVI file")  # doctest: +SKIP
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "SVI_2020_US.csv"
+    >>> _ = path.write_text("FIPS,RPL_THEMES\\n10001040100,0.5\\n10001040200,\\n")
+    >>> read_csv_text(path, what="a CDC SVI file").values.tolist()
+    [['10001040100', '0.5'], ['10001040200', '']]
     """
     path = Path(path)
     try:

@@ -676,10 +676,10 @@ def validate(
 
     Examples
     --------
-    >>> from ingestion.datasets import adi_spec
-    >>> report = validate(frame, adi_spec())  # doctest: +SKIP
-    >>> report.summary()  # doctest: +SKIP
-    'adi_block_group: passed 18 expectations on 40 rows'
+    >>> from ingestion.datasets import geography_timeline_spec
+    >>> report = validate(timeline, geography_timeline_spec())
+    >>> report.summary()
+    'patient_geography: passed 24 expectations on 5 rows'
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate() needs a pandas DataFrame, got {type(df).__name__}")

@@ -4,7 +4,7 @@ Examples
 --------
 >>> from sdoh_sources import load_catalog
 >>> [m.name for m in load_catalog().acs.measures][:2]
-['total_population', 'pct_below_poverty']
+['pct_below_poverty', 'pct_below_150_poverty']
 """
 
 from sdoh_sources._models import EquityMetadata, Measure, Release, Source
