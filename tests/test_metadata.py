@@ -158,7 +158,7 @@ def test_a_value_outside_its_vocabulary_fails_the_build(demo_copy, monkeypatch):
 
 @pytest.mark.slow
 def test_a_field_without_a_key_fails_the_build(demo_copy, monkeypatch):
-    import feature_repo.store
+    import feature_repo.feast_cli
     from feature_repo import apply_definitions, feature_store
     from feature_repo.feature_views import feature_views
 
@@ -168,7 +168,7 @@ def test_a_field_without_a_key_fails_the_build(demo_copy, monkeypatch):
         del next(f for f in acs_tract.features if f.name == "pct_minority").tags["license"]
         return views
 
-    monkeypatch.setattr(feature_repo.store, "feature_views", without_licence)
+    monkeypatch.setattr(feature_repo.feast_cli, "feature_views", without_licence)
     with pytest.raises(CatalogError, match=r"feature view acs_tract, field pct_minority: "
                                            r"missing metadata key 'license'"):
         apply_definitions(feature_store(demo_copy), demo_copy)
