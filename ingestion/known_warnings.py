@@ -99,13 +99,13 @@ def dropped() -> Iterator[None]:
     """
     with warnings.catch_warnings():
         shown_by = warnings.showwarning
-        logging.captureWarnings(True)  # later captureWarnings(True) calls (GX's) are no-ops
-        log_warning = warnings.showwarning
-        captured_here = log_warning is not shown_by
+        logging.captureWarnings(True)  # so that later captureWarnings(True) calls (GX's) are no-ops
+        captured_here = warnings.showwarning is not shown_by
+        log = logging.getLogger("py.warnings")
 
         def show_unless_known(message, category, filename, lineno, file=None, line=None):
-            if not is_known(message, category):
-                log_warning(message, category, filename, lineno, file, line)
+            if not is_known(message, category):  # logged here: logging's hook may not be active
+                log.warning("%s", warnings.formatwarning(message, category, filename, lineno, line))
 
         warnings.showwarning = show_unless_known
         try:

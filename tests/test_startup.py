@@ -138,12 +138,21 @@ def test_known_means_same_message_start_and_category(message, category, known):
     assert is_known(message, category) is known
 
 
-def test_a_command_drops_known_warnings_and_logs_any_other(caplog):
+@pytest.mark.parametrize("stale_capture", [False, True])
+def test_a_command_drops_known_warnings_and_logs_any_other(caplog, stale_capture):
+    # stale_capture: a library called logging.captureWarnings(True) earlier and the warnings
+    # hook was reset since (as pytest does around each test), so logging's capture is a no-op.
     with warnings.catch_warnings():
         warnings.simplefilter("always")
+        if stale_capture:
+            shown_by = warnings.showwarning
+            logging.captureWarnings(True)
+            warnings.showwarning = shown_by
         with caplog.at_level(logging.WARNING, logger="py.warnings"), dropped():
             warnings.warn("module 'sre_constants' is deprecated", DeprecationWarning, stacklevel=1)
             warnings.warn("the rows changed", UserWarning, stacklevel=1)
+        if stale_capture:
+            logging.captureWarnings(False)
     logged = [r.getMessage() for r in caplog.records if r.name == "py.warnings"]
     assert len(logged) == 1 and "UserWarning: the rows changed" in logged[0]
 
