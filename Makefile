@@ -20,7 +20,7 @@ test: $(STAMP)  ## Run the test suite (SDOH_REQUIRE_SERVICES=1 and SDOH_REQUIRE_
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check ingestion feature_repo sdoh_sources tests benchmarks
+	$(BIN)/ruff check sdoh_sources ingestion feature_repo equity tests benchmarks
 
 bench: $(STAMP)  ## Side-by-side performance measurements (not part of the tests).
 	$(BIN)/python -m benchmarks.training_frame

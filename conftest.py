@@ -27,7 +27,7 @@ def hand_built_store(tmp_path_factory):
     import pandas as pd
 
     from feature_repo import apply_definitions, feature_store, materialize
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
 
     spec = importlib.util.spec_from_file_location("hand_built", HAND_BUILT)
     hand_built = importlib.util.module_from_spec(spec)

@@ -46,8 +46,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import harness
-from ingestion.census_api import CensusClient, acs_dataset, get_acs
-from ingestion.replay import CensusReplayServer
+from ingestion.demo.replay import CensusReplayServer
+from ingestion.sources.census_api import CensusClient, acs_dataset, get_acs
 from sdoh_sources import load_catalog
 
 STATE = "99"

@@ -19,7 +19,7 @@ and makes a warm-up call on 100 rows before the clock starts; the clock (wall an
 covers exactly one call:
 
 ``ours``
-    ``ingestion.linking.link_addresses(history, {year: polygons})``: validating the history,
+    ``ingestion.geo.linking.link_addresses(history, {year: polygons})``: validating the history,
     point in polygon and the full patient geography timeline (every GEOID level, link method,
     precision, missing reason), for one vintage, or both in one call (``ours-both``).
 ``sjoin``
@@ -271,7 +271,7 @@ def _child(impl: str, workdir: Path, out: Path) -> None:
     warnings.filterwarnings("ignore")
     import geopandas as gpd
 
-    from ingestion.linking import link_addresses
+    from ingestion.geo.linking import link_addresses
 
     years = IMPLEMENTATIONS[impl][1]
     polygons = {year: gpd.read_parquet(_polygons_path(workdir, year)) for year in years}

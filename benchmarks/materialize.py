@@ -13,7 +13,7 @@ earlier run's gigabytes of dirty pages are not written back during this one:
     ``store.materialize(start_date, end_date)``: Feast 0.67's default path (DuckDB offline
     store, local compute engine, ``online_write_batch``).
 ``ours-sqlite`` / ``ours-redis``
-    ``feature_repo.fast_materialize.fast_materialize(store, start=..., end=...)``.
+    ``feature_repo.serving.materialize.fast_materialize(store, start=..., end=...)``.
 
 The clock covers exactly that one call. Afterwards, outside the clock, each child digests the
 whole online store (SQLite: every row of the view's table, all columns, in key order; Redis:
@@ -51,7 +51,7 @@ GENERATOR_VERSION = 1
 VIEW = "bench_block_group"
 VINTAGE = 2021
 RELEASE = pd.Timestamp("2022-12-08", tz="UTC")  # ACS 2017-2021 5-year release day
-START = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)  # feature_repo.store.materialize's window
+START = dt.datetime(1970, 1, 2, tzinfo=dt.UTC)  # feature_repo.serving.store.materialize's window
 END = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SHARE_MISSING = 0.03
 IMPLEMENTATIONS = {
@@ -95,7 +95,7 @@ def _generate(params: Params, workdir: Path) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(params.seed)
@@ -131,8 +131,8 @@ def _definitions(workdir: Path, features: int) -> list[Any]:
     from feast import FeatureView, Field, FileSource
     from feast.types import Float64
 
-    from feature_repo.entities import GEOGRAPHY_ENTITIES, vintage
-    from ingestion.workspace import Workspace
+    from feature_repo.definitions.entities import GEOGRAPHY_ENTITIES, vintage
+    from ingestion.core.workspace import Workspace
 
     source = FileSource(name=f"{VIEW}_source", path=Workspace(workdir).published_glob(VIEW),
                         timestamp_field="release_ts")
@@ -167,7 +167,7 @@ def _store(impl: str, workdir: Path, rundir: Path, redis_url: str) -> Any:
 def _entity_rows(workdir: Path) -> pd.DataFrame:
     import duckdb
 
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
 
     with duckdb.connect() as con:
         return con.execute("SELECT block_group_geoid, vintage FROM read_parquet(?) ORDER BY ALL",
@@ -220,7 +220,7 @@ def _child(impl: str, workdir: Path, out: Path, redis_url: str, sample_rows: int
     import logging
 
     logging.getLogger("feast").setLevel(logging.ERROR)
-    from feature_repo.fast_materialize import fast_materialize
+    from feature_repo.serving.materialize import fast_materialize
 
     warnings.filterwarnings("ignore")  # feast's modules reset the filters when imported
     params = harness.saved_params(workdir)

@@ -6,7 +6,7 @@ For 1-patient and 100-patient lookups of the ``model_inputs_v1`` service on the 
 ``sdk``
     `feature_repo.OnlineLookup.patients` in this process.
 ``feast-path``
-    `feature_repo.retrieval.feast_online_features`, the same lookup through Feast's
+    `feature_repo.serving.retrieval.feast_online_features`, the same lookup through Feast's
     ``get_online_features`` per hop and view (plans rebuilt per call); fewer requests: it is slow.
 ``http``
     ``POST /patients/features`` on ``sdoh serve`` started as its own process, one keep-alive
@@ -50,8 +50,8 @@ examples:
 
 def demo_workspace(path: Path):
     """The demo region's workspace, generated once (about a minute)."""
-    from ingestion.pipeline import run_demo
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.jobs.pipeline import run_demo
 
     ws = Workspace(path)
     if not (ws.outputs / "training_frame.parquet").exists():
@@ -126,7 +126,7 @@ def floor_call(store, lookup, ids: list[str]):
     """One pipelined HGETALL of every hash the lookup of ``ids`` reads."""
     from feast.infra.key_encoding_utils import serialize_entity_key
 
-    from feature_repo.online import _entity_key
+    from feature_repo.serving.online import _entity_key
 
     records = lookup.patients(ids)
     project = store.config.project.encode()
@@ -150,7 +150,7 @@ def floor_call(store, lookup, ids: list[str]):
 
 def run_store(name: str, store, ws, env: dict, ids: list[str], args) -> list[dict]:
     from feature_repo import OnlineLookup
-    from feature_repo.retrieval import feast_online_features
+    from feature_repo.serving.retrieval import feast_online_features
 
     lookup = OnlineLookup(store, ws)
     rows = []

@@ -1,6 +1,6 @@
 """Benchmark: training frames on the Spark profile (local Spark) against the embedded profile.
 
-The data are the demo region's, published by the real pipeline (`ingestion.pipeline.run_demo`:
+The data are the demo region's, published by the real pipeline (`ingestion.jobs.pipeline.run_demo`:
 ACS, SVI, ADI, 2,000 patients' geography timeline), read through ``model_inputs_v1`` (seven
 area views); only the events grow: ``--events`` rows of the demo's patients at seeded times
 over 2019-2024. Each implementation runs in its own fresh Python process:
@@ -14,7 +14,7 @@ over 2019-2024. Each implementation runs in its own fresh Python process:
     `feature_repo.training_frame` on the Spark profile: Feast's point-in-time joins run in
     Spark and the result is collected to the driver as pandas.
 ``spark-parquet``
-    `feature_repo.spark.write_training_frame`: the events read by Spark from parquet, the frame
+    `feature_repo.serving.spark.write_training_frame`: the events read by Spark from parquet, the frame
     written as parquet by the executors; nothing is collected to the driver.
 
 Each is compared with the embedded run of the same output (pandas or parquet); at 5,000,000
@@ -70,8 +70,8 @@ def _events_path(workdir: Path, n_events: int) -> Path:
 
 def prepare(workdir: Path, n_events: int) -> Path:
     """The demo workspace in ``workdir`` (run once) and ``n_events`` seeded events of its patients."""
-    from ingestion.pipeline import run_demo
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.jobs.pipeline import run_demo
 
     ws = Workspace(workdir)
     if not ws.is_published("patient_geography"):
@@ -124,13 +124,13 @@ def _spark_peaks(spark) -> dict[str, float]:
 def _open_store(impl: str, workdir: Path):
     """The store of the implementation's profile; the Spark one applied and its session up."""
     from feature_repo import apply_definitions, feature_store
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
 
     ws = Workspace(workdir)
     if impl.startswith("embedded"):
         return ws, feature_store(ws, profile="embedded"), None
     os.environ["SDOH_PROFILE"] = "spark"  # the one setting: SparkSources over the same files
-    from feature_repo.spark import spark_session
+    from feature_repo.serving.spark import spark_session
 
     store = feature_store(ws, profile="spark")
     apply_definitions(store, ws)
@@ -152,7 +152,7 @@ def _sampled_rows(path: Path, sample: np.ndarray) -> pd.DataFrame:
 def _child(impl: str, workdir: Path, out: Path, verify_rows: int) -> None:
     warnings.filterwarnings("ignore")
     from feature_repo import training_frame, write_training_frame
-    from feature_repo.spark import write_training_frame as write_on_spark
+    from feature_repo.serving.spark import write_training_frame as write_on_spark
 
     n_events = int(out.stem.rsplit("_", 1)[1])
     t0 = time.perf_counter()

@@ -95,7 +95,7 @@ class Params:
 
 
 def _features() -> list[str]:
-    from ingestion.datasets import MEASURE_SUFFIXES, acs_spec
+    from ingestion.core.datasets import MEASURE_SUFFIXES, acs_spec
 
     return [f"{m}{s}" for m in acs_spec("block_group").measures for s in MEASURE_SUFFIXES]
 
@@ -128,7 +128,7 @@ def _block_groups(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 def _acs_frame(rng: np.random.Generator, geoids: np.ndarray, vintage: int) -> pd.DataFrame:
     """One vintage of the block-group ACS dataset: every catalog measure, MOE, CV, reasons."""
-    from ingestion.datasets import RELIABILITY_CLASSES
+    from ingestion.core.datasets import RELIABILITY_CLASSES
     from sdoh_sources import load_catalog
 
     catalog = load_catalog()
@@ -169,7 +169,7 @@ def _acs_frame(rng: np.random.Generator, geoids: np.ndarray, vintage: int) -> pd
 def _timeline(rng: np.random.Generator, n_patients: int,
               geo: dict[str, np.ndarray]) -> pd.DataFrame:
     """Address periods (1-3 per patient, valid_to exclusive), linked to 2010 and 2020 GEOIDs."""
-    from ingestion.datasets import geography_timeline_spec
+    from ingestion.core.datasets import geography_timeline_spec
 
     periods = rng.integers(1, 4, n_patients)
     who = np.repeat(np.arange(n_patients), periods)
@@ -260,9 +260,9 @@ def prepare(params: Params, workdir: Path) -> dict[str, Any]:
 
 def _generate(params: Params, workdir: Path) -> dict[str, Any]:
     from feature_repo import apply_definitions, feature_store
-    from ingestion.datasets import acs_spec, geography_timeline_spec
-    from ingestion.publish import publish
-    from ingestion.workspace import Workspace
+    from ingestion.core.datasets import acs_spec, geography_timeline_spec
+    from ingestion.core.workspace import Workspace
+    from ingestion.gate.publish import publish
 
     ws = Workspace(workdir)
     prep: dict[str, Any] = {}
@@ -405,8 +405,8 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int, profile: Path 
 
     logging.getLogger("feast").setLevel(logging.ERROR)
     from feature_repo import feature_store, training_frame
-    from feature_repo.retrieval import GEOGRAPHY_FEATURES
-    from ingestion.workspace import Workspace
+    from feature_repo.serving.retrieval import GEOGRAPHY_FEATURES
+    from ingestion.core.workspace import Workspace
 
     warnings.filterwarnings("ignore")  # feast's modules reset the filters when imported
 
@@ -643,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile is not None:
         _print_profile(args.profile.resolve())
     if args.json is not None:
-        from ingestion.workspace import Workspace
+        from ingestion.core.workspace import Workspace
 
         args.json.write_text(json.dumps({"machine": machine, "params": asdict(params),
                                          "prep": prep, "results": results, "checks": checks,

@@ -1,4 +1,4 @@
-"""Feast definitions generated from the catalog, and point-in-time correct retrieval.
+"""Feast definitions generated from the catalog (`definitions`), and serving them (`serving`).
 
 The names below are imported on first use, so ``import feature_repo`` costs nothing and
 ``from feature_repo import feature_store`` loads Feast without the online lookup's geometry
@@ -17,10 +17,12 @@ Examples
 from importlib import import_module
 
 _EXPORTS = {
-    "OnlineLookup": "online", "online_features": "online", "online_features_at": "online",
-    "training_frame": "retrieval", "write_training_frame": "retrieval",
-    "ViewWindow": "store", "apply_definitions": "store", "feature_store": "store",
-    "materialization_plan": "store", "materialize": "store", "render_profile": "store",
+    "OnlineLookup": "serving.online", "online_features": "serving.online",
+    "online_features_at": "serving.online",
+    "training_frame": "serving.retrieval", "write_training_frame": "serving.retrieval",
+    "ViewWindow": "serving.store", "apply_definitions": "serving.store",
+    "feature_store": "serving.store", "materialization_plan": "serving.store",
+    "materialize": "serving.store", "render_profile": "serving.store",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,6 +1,14 @@
-"""How SDOH data gets in: Census API client, indices, boundary files, linking, validation, publishing.
+"""How SDOH data gets in: sources, derived measures, patient geography, the gate, the jobs.
 
-And what analysts ask of it: coverage gaps and fairness checks.
+One subpackage per stage of the flow, each importing only the ones before it:
+
+- `ingestion.core`: errors, the workspace, atomic writes, dataset specs, GEOIDs, settings
+- `ingestion.sources`: the Census Data API, Geocoder and TIGER clients; publisher files
+- `ingestion.derive`: MOE rules, ACS measures, the SVI and the ADI
+- `ingestion.geo`: address histories linked to 2010 and 2020 areas, pseudonyms
+- `ingestion.gate`: validation (Great Expectations), atomic publishing, quarantine
+- `ingestion.jobs` and `ingestion.demo`: the ingest verbs, the demo run, Spark jobs
+- `ingestion.cli`: the ``sdoh`` command, on top
 
 The names below are imported on first use, so ``import ingestion`` (and the ``sdoh`` command's
 ``--help``) stays fast while Great Expectations, geopandas and Feast load only when needed.
@@ -14,30 +22,29 @@ Examples
 from importlib import import_module
 
 _EXPORTS = {
-    "build_acs_measures": "acs", "ingest_acs": "acs",
-    "ingest_adi": "adi", "read_adi_file": "adi",
-    "compute_adi": "adi_compute", "ingest_adi_acs": "adi_compute",
-    "load_boundaries": "boundaries", "load_boundary_set": "boundaries",
-    "CensusClient": "census_api", "get_acs": "census_api",
-    "coverage_table": "coverage", "feature_coverage": "coverage",
-    "missing_reasons_table": "coverage", "missingness_odds_ratios": "coverage",
-    "wilson_interval": "coverage",
-    "coverage_report": "coverage_report",
-    "fairness_check": "fairness", "fairness_drift": "fairness", "fairness_report": "fairness",
-    "split_by_fairness_role": "fairness",
-    "geocode_addresses": "geocoder",
-    "CensusApiError": "errors", "InputError": "errors", "LinkageError": "errors",
-    "PublishError": "errors", "ValidationFailed": "errors",
-    "link_addresses": "linking", "linkage_funnel": "linking", "read_address_history": "linking",
-    "link_history_file": "pipeline", "run_demo": "pipeline",
-    "pseudonymize_ids": "pseudonym",
-    "publish": "publish", "read_published": "publish",
-    "CensusReplayServer": "replay",
-    "compute_svi": "svi", "ingest_svi": "svi", "ingest_svi_file": "svi", "read_svi_file": "svi",
-    "download_boundaries": "tiger",
-    "validate": "validation",
-    "Workspace": "workspace",
-    "read_zip_crosswalk": "zip_crosswalk", "zip_links": "zip_crosswalk",
+    "CensusApiError": "core.errors", "InputError": "core.errors", "LinkageError": "core.errors",
+    "PublishError": "core.errors", "ValidationFailed": "core.errors",
+    "Workspace": "core.workspace",
+    "CensusClient": "sources.census_api", "get_acs": "sources.census_api",
+    "geocode_addresses": "sources.geocoder",
+    "download_boundaries": "sources.tiger",
+    "read_adi_file": "sources.adi_file",
+    "read_svi_file": "sources.svi_file",
+    "build_acs_measures": "derive.acs",
+    "compute_adi": "derive.adi",
+    "compute_svi": "derive.svi",
+    "load_boundaries": "geo.boundaries", "load_boundary_set": "geo.boundaries",
+    "link_addresses": "geo.linking", "linkage_funnel": "geo.linking",
+    "read_address_history": "geo.linking",
+    "pseudonymize_ids": "geo.pseudonym",
+    "read_zip_crosswalk": "geo.zip_crosswalk", "zip_links": "geo.zip_crosswalk",
+    "validate": "gate.validation",
+    "publish": "gate.publish", "read_published": "gate.publish",
+    "read_published_rejects": "gate.rejects",
+    "ingest_acs": "jobs.ingest", "ingest_adi": "jobs.ingest", "ingest_adi_acs": "jobs.ingest",
+    "ingest_svi": "jobs.ingest", "ingest_svi_file": "jobs.ingest",
+    "link_history_file": "jobs.pipeline", "run_demo": "jobs.pipeline",
+    "CensusReplayServer": "demo.replay",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -43,8 +43,8 @@ def real_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """The whole demo pipeline, run once per test session: (workspace, summary)."""
-    from ingestion.pipeline import run_demo
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.jobs.pipeline import run_demo
 
     workspace = Workspace(tmp_path_factory.mktemp("demo"))
     return workspace, run_demo(workspace)

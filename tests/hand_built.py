@@ -8,9 +8,9 @@ exists under both boundary vintages. ACS vintages: 2019 released 2020-12-10 (201
 import numpy as np
 import pandas as pd
 
-from ingestion.datasets import acs_spec, geography_timeline_spec
-from ingestion.publish import publish
-from ingestion.workspace import Workspace
+from ingestion.core.datasets import acs_spec, geography_timeline_spec
+from ingestion.core.workspace import Workspace
+from ingestion.gate.publish import publish
 from sdoh_sources import load_catalog
 
 # (tract, vintage) -> percent below poverty

@@ -1,7 +1,7 @@
 """Valid synthetic frames for any `DatasetSpec`, for tests and timing runs.
 
 ``valid_frame(spec, n_rows)`` returns a frame that passes the spec's suite: columns in spec
-order and in the dtypes `ingestion.publish` writes (strings as object, int64, float64, bool,
+order and in the dtypes `ingestion.gate.publish` writes (strings as object, int64, float64, bool,
 timestamps as ``datetime64[us, UTC]``), GEOIDs matching their regexes and unique per key,
 numbers within their ranges, vocabularies from their allowed sets. ``*_missing`` columns are
 null (every value present). Tests then break one thing at a time.
@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ingestion.datasets import ColumnRule, DatasetSpec
+from ingestion.core.datasets import ColumnRule, DatasetSpec
 
 _DIGITS = re.compile(r"^\^\\d\{(\d+)\}\$$")
 _BASE_TS = pd.Timestamp("2022-03-17", tz="UTC")
@@ -92,7 +92,7 @@ def valid_frame(spec: DatasetSpec, n_rows: int, seed: int = 0) -> pd.DataFrame:
 
     Examples
     --------
-    >>> from ingestion.datasets import acs_spec
+    >>> from ingestion.core.datasets import acs_spec
     >>> valid_frame(acs_spec("tract"), 3)["tract_geoid"].tolist()
     ['00000000000', '00000000001', '00000000002']
     """

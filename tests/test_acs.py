@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion.acs import build_acs_measures
-from ingestion.datasets import acs_spec
+from ingestion.core.datasets import acs_spec
+from ingestion.derive.acs import build_acs_measures
 from sdoh_sources import load_catalog
 
 

@@ -3,9 +3,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ingestion.adi import read_adi_file, vintage_from_filename
-from ingestion.datasets import adi_spec
-from ingestion.errors import InputError
+from ingestion.core.datasets import adi_spec
+from ingestion.core.errors import InputError
+from ingestion.sources.adi_file import read_adi_file, vintage_from_filename
 
 CSV = """GISJOIN,FIPS,ADI_NATRANK,ADI_STATERNK
 G0100010020100,010010201001,73,6

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ingestion import adi_compute
-from ingestion.adi_compute import (
+from ingestion.derive import adi as adi_compute
+from ingestion.derive.adi import (
     AdiComputeError,
     BadGeoidError,
     MissingColumnsError,

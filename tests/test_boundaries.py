@@ -1,4 +1,4 @@
-"""Tests of ingestion.boundaries: TIGER/Line zips and other files normalized to geoid + geometry."""
+"""Tests of ingestion.geo.boundaries: TIGER/Line zips and other files normalized to geoid + geometry."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import real_path
 
-from ingestion.boundaries import load_boundaries, load_boundary_set
-from ingestion.errors import InputError
-from ingestion.linking import link_addresses
+from conftest import real_path
+from ingestion.core.errors import InputError
+from ingestion.geo.boundaries import load_boundaries, load_boundary_set
+from ingestion.geo.linking import link_addresses
 
 PHL_TRACTS = ("phl_tracts2020", "philadelphia_tracts_2020.geojson")
 CITY_HALL = shapely.Point(-75.1635, 39.9526)
@@ -146,7 +146,7 @@ def test_invalid_geometry_is_repaired(tmp_path, caplog):
     frame.loc[1, "geometry"] = _bowtie()
     path = tmp_path / "bg.gpkg"
     frame.to_file(path)
-    with caplog.at_level("WARNING", logger="ingestion.boundaries"):
+    with caplog.at_level("WARNING", logger="ingestion.geo.boundaries"):
         out = load_boundaries(path, level="block_group", boundary_year=2020)
     assert out.geometry.is_valid.all()
     assert set(out.geom_type) <= {"Polygon", "MultiPolygon"}

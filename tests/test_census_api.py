@@ -19,9 +19,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import real_path
 
-from ingestion.census_api import (
+from conftest import real_path
+from ingestion.core.errors import CensusApiError
+from ingestion.core.geography import (
+    normalize_counties,
+    normalize_county,
+    normalize_state,
+    normalize_states,
+    normalize_zctas,
+)
+from ingestion.demo.replay import CensusReplayServer
+from ingestion.sources.census_api import (
     MAX_VARIABLES,
     STATE_FIPS,
     CensusClient,
@@ -31,15 +40,6 @@ from ingestion.census_api import (
     parse_value,
     redact_key,
 )
-from ingestion.errors import CensusApiError
-from ingestion.geography import (
-    normalize_counties,
-    normalize_county,
-    normalize_state,
-    normalize_states,
-    normalize_zctas,
-)
-from ingestion.replay import CensusReplayServer
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
 ENV_KEY = "fedcba9876543210fedcba9876543210fedcba98"

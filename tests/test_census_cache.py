@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from test_census_api import DETAILED, KEY, PROFILE, SUBJECT, mixed_tree
 
-from ingestion.census_api import CACHE_ENV, CensusClient, get_acs
-from ingestion.errors import CensusApiError
-from ingestion.replay import CensusReplayServer
+from ingestion.core.errors import CensusApiError
+from ingestion.demo.replay import CensusReplayServer
+from ingestion.sources.census_api import CACHE_ENV, CensusClient, get_acs
 
 VARIABLES = [*DETAILED, *SUBJECT, *PROFILE]
 STATES = ["99", "98"]
@@ -221,12 +221,12 @@ def test_client_rejects_bad_cache_and_pool_settings(kw, error, match):
 
 
 def test_progress_bar_and_logging(server, cache, caplog, capsys):
-    with caplog.at_level(logging.INFO, logger="ingestion.census_api"):
+    with caplog.at_level(logging.INFO, logger="ingestion.sources.census_api"):
         _pull(_client(server, cache, progress=True), "county")
     assert "ACS 2024 county" in capsys.readouterr().err  # the tqdm bar, on stderr
     assert re.search(r"ACS 2024 county: 8 request\(s\), 0 from the cache", caplog.text)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="ingestion.census_api"):
+    with caplog.at_level(logging.INFO, logger="ingestion.sources.census_api"):
         _pull(_client(server, cache), "county")
     assert re.search(r"8 request\(s\), 8 from the cache, 0 to fetch", caplog.text)
     assert capsys.readouterr().err == ""
@@ -237,7 +237,7 @@ def test_progress_is_logged_without_a_bar(tmp_path, caplog):
     with CensusReplayServer(mixed_tree(tmp_path / "ten", states)) as ten:
         client = CensusClient(base_url=ten.base_url, cache_dir=None, progress=False,
                               max_workers=3)
-        with client, caplog.at_level(logging.INFO, logger="ingestion.census_api"):
+        with client, caplog.at_level(logging.INFO, logger="ingestion.sources.census_api"):
             get_acs("tract", ["B01003_001"], 2024, states, client=client)
     steps = re.findall(r"ACS 2024 tract: fetched (\d+) of 10", caplog.text)
     assert [int(s) for s in steps] == list(range(1, 11))

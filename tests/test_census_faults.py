@@ -23,11 +23,11 @@ import pytest
 from click.testing import CliRunner
 from test_census_api import MANY, _synthetic_tree
 
-from ingestion.census_api import CensusClient, get_acs
 from ingestion.cli import sdoh
-from ingestion.errors import CensusApiError
-from ingestion.replay import CensusReplayServer
-from ingestion.workspace import Workspace
+from ingestion.core.errors import CensusApiError
+from ingestion.core.workspace import Workspace
+from ingestion.demo.replay import CensusReplayServer
+from ingestion.sources.census_api import CensusClient, get_acs
 from sdoh_sources import load_catalog
 
 # The module (its name is shadowed by the `ingest` group in ingestion.cli): its `_client` is
@@ -178,7 +178,7 @@ def test_a_cache_file_that_fails_the_checks_is_ignored_and_fetched_again(server,
                       if name != "B01003_001M"] for row in entry["rows"]]
     path.write_text(json.dumps(entry))  # a well-formed table that lacks a requested column
     server.requests.clear()
-    with caplog.at_level(logging.WARNING, logger="ingestion.census_api"):
+    with caplog.at_level(logging.WARNING, logger="ingestion.sources.census_api"):
         pd.testing.assert_frame_equal(_pull(server, cache), frame)
     assert len(server.requests) == 1
     assert re.search(r"ignoring cache file .*: the answer lacks the requested column\(s\) "
@@ -213,7 +213,7 @@ def test_chunks_of_a_split_request_that_disagree_are_fetched_again(server, tmp_p
     server.requests.clear()
     server.inject(None, alter="drop_geography")  # the first chunk lacks a tract
     cache = tmp_path / "cache"
-    with caplog.at_level(logging.WARNING, logger="ingestion.census_api"):
+    with caplog.at_level(logging.WARNING, logger="ingestion.sources.census_api"):
         pd.testing.assert_frame_equal(_pull(server, cache, variables), frame)
     assert len(server.requests) == 4  # both chunks, then both again without the cache
     assert "the answers for for=tract:*&in=state:99 disagree on geographies; fetching them " \
@@ -251,7 +251,7 @@ def test_no_network_is_one_short_error_and_one_warning(tmp_path, caplog, base_ur
         base_url = stopped.base_url
         stopped.stop()
     many = ["B01003_001", *MANY, *[f"B99002_{i:03d}" for i in range(1, 60)]]  # four requests
-    with caplog.at_level(logging.INFO, logger="ingestion.census_api"), pytest.raises(
+    with caplog.at_level(logging.INFO, logger="ingestion.sources.census_api"), pytest.raises(
             CensusApiError, match=rf"^Census API request failed after 4 attempt\(s\): {cause}"
                                   rf".*\. Check the network connection .* --cache-dir .* "
                                   rf"--base-url") as caught, _unreachable_client(base_url) as client:
@@ -282,7 +282,7 @@ def test_no_network_through_the_cli_is_short(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def region_tree(tmp_path_factory):
-    from ingestion.demo_region import generate_demo_region
+    from ingestion.demo.region import generate_demo_region
 
     region = tmp_path_factory.mktemp("region")
     generate_demo_region(region, n_patients=50)

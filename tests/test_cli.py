@@ -119,7 +119,7 @@ def test_a_missing_input_file_is_a_usage_error(tmp_path, command, options):
 
 def _boundary_group():
     from ingestion.cli._common import SdohGroup
-    from ingestion.errors import InputError
+    from ingestion.core.errors import InputError
 
     @click.group(cls=SdohGroup)
     @click.option("-v", "--verbose", is_flag=True)
@@ -173,9 +173,9 @@ def test_training_frame_and_online_commands(demo_run, tmp_path):
 
 
 def test_ingest_acs_for_several_states_through_the_replay_server(tmp_path):
-    from ingestion.demo_region import generate_demo_region
-    from ingestion.replay import CensusReplayServer
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.demo.region import generate_demo_region
+    from ingestion.demo.replay import CensusReplayServer
 
     region = tmp_path / "region"
     generate_demo_region(region, n_patients=50)
@@ -197,7 +197,7 @@ def test_ingest_acs_for_several_states_through_the_replay_server(tmp_path):
 
 def _replay_tree_with_state_and_zcta(tmp_path):
     """The demo region's 2021 tables, plus state and ZCTA tables derived from them."""
-    from ingestion.demo_region import generate_demo_region
+    from ingestion.demo.region import generate_demo_region
 
     region = tmp_path / "region"
     generate_demo_region(region, n_patients=50)
@@ -217,8 +217,8 @@ def _replay_tree_with_state_and_zcta(tmp_path):
 
 
 def test_ingest_state_and_national_zcta_levels(tmp_path):
-    from ingestion.replay import CensusReplayServer
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.demo.replay import CensusReplayServer
 
     ws = tmp_path / "ws"
     with CensusReplayServer(_replay_tree_with_state_and_zcta(tmp_path)) as server:
@@ -239,9 +239,9 @@ def test_ingest_state_and_national_zcta_levels(tmp_path):
 
 def test_connecticut_planning_regions_flow_through_from_2022(tmp_path):
     """ACS 2022+ county data for CT are keyed by planning regions 09110-09190, not counties."""
-    from ingestion.demo_region import generate_demo_region
-    from ingestion.replay import CensusReplayServer
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.demo.region import generate_demo_region
+    from ingestion.demo.replay import CensusReplayServer
     from sdoh_sources import load_catalog
 
     assert "planning regions" in load_catalog().release("acs5", 2022).note
@@ -268,10 +268,10 @@ def test_connecticut_planning_regions_flow_through_from_2022(tmp_path):
 
 
 def test_ingest_acs_for_listed_counties_with_another_reliability_rule(tmp_path):
-    from feature_repo.feature_views import acs_view
-    from ingestion.demo_region import generate_demo_region
-    from ingestion.replay import CensusReplayServer
-    from ingestion.workspace import Workspace
+    from feature_repo.definitions.feature_views import acs_view
+    from ingestion.core.workspace import Workspace
+    from ingestion.demo.region import generate_demo_region
+    from ingestion.demo.replay import CensusReplayServer
 
     region = tmp_path / "region"
     generate_demo_region(region, n_patients=50)
@@ -304,9 +304,9 @@ def test_ingest_acs_for_listed_counties_with_another_reliability_rule(tmp_path):
 
 
 def test_ingest_svi_and_computed_adi_on_the_demo_region(tmp_path):
-    from ingestion.demo_region import generate_demo_region
-    from ingestion.replay import CensusReplayServer
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.demo.region import generate_demo_region
+    from ingestion.demo.replay import CensusReplayServer
 
     region = tmp_path / "region"
     manifest = generate_demo_region(region, n_patients=50)
@@ -394,7 +394,7 @@ def _link(inputs, *extra, env=None):
 
 
 def _timeline(inputs) -> pd.DataFrame:
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
 
     published = Workspace(inputs["ws"]).published_dir("patient_geography")
     return pd.read_parquet(published).sort_values(["patient_id", "valid_from"])

@@ -30,8 +30,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ingestion.cli import sdoh
-from ingestion.coverage import (
+from equity.coverage import (
     age_band,
     coverage_table,
     describe_gaps,
@@ -43,8 +42,9 @@ from ingestion.coverage import (
     missingness_odds_ratios,
     wilson_interval,
 )
-from ingestion.coverage_report import coverage_report, headline_features
-from ingestion.errors import InputError
+from equity.coverage_report import coverage_report, headline_features
+from ingestion.cli import sdoh
+from ingestion.core.errors import InputError
 
 X = "v__x"
 
@@ -512,8 +512,8 @@ def test_coverage_command_counts_the_published_runs_rejects(frame, patients, tmp
     import geopandas as gpd
     import shapely
 
-    from ingestion.pipeline import link_history_file
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.jobs.pipeline import link_history_file
 
     bg = {}
     for year, geoid in ((2010, "110010001001"), (2020, "110019800001")):

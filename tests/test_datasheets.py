@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from feature_repo.datasheets import Datasheet, Section, Table, to_html, to_markdown
+from equity.datasheets import Datasheet, Section, Table, to_html, to_markdown
 from ingestion.cli import sdoh
 
 SHEET = Datasheet("acs_x", "feature view", (

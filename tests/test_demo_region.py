@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from ingestion.census_api import CensusClient, get_acs
-from ingestion.demo_region import generate_demo_region
-from ingestion.replay import CensusReplayServer
+from ingestion.demo.region import generate_demo_region
+from ingestion.demo.replay import CensusReplayServer
+from ingestion.sources.census_api import CensusClient, get_acs
 from sdoh_sources import load_catalog
 from sdoh_sources._models import acs_dataset
 
@@ -64,10 +64,10 @@ def _number(frame: pd.DataFrame, column: str) -> pd.Series:
 def _index_variables(index: str, year: int) -> set[str]:
     """The API names (E and M) an index reads in a demo vintage, from the index module."""
     if index == "svi":
-        from ingestion.svi import svi_variables
+        from ingestion.derive.svi import svi_variables
 
         return set(svi_variables(2020)) if year == 2020 else set()
-    from ingestion.adi_compute import adi_variables
+    from ingestion.derive.adi import adi_variables
 
     return set(adi_variables(year))
 
@@ -107,7 +107,7 @@ def _category(row: pd.Series) -> str:
 
 
 def test_no_generic_fallback_for_any_catalog_variable(tmp_path, caplog):
-    with caplog.at_level("WARNING", logger="ingestion.demo_region"):
+    with caplog.at_level("WARNING", logger="ingestion.demo.region"):
         generate_demo_region(tmp_path, n_patients=5)
     assert not [r for r in caplog.records if "generic" in r.getMessage()]
 
@@ -507,7 +507,7 @@ def test_index_tables_add_up(region):
 
 
 def test_svi_formulas_never_exceed_their_denominators(region):
-    from ingestion.svi import load_svi_catalog
+    from ingestion.derive.svi import load_svi_catalog
 
     root = region[0]
     tract = _api_frame(root, 2020, "tract").set_index("GEOID")
@@ -580,8 +580,8 @@ def test_decennial_group_quarters_file(region):
 @pytest.fixture(scope="module")
 def fetched(region) -> dict:
     """The index inputs pulled through the real client from a replay server of the region."""
-    from ingestion.adi_compute import adi_variables
-    from ingestion.svi import svi_variables
+    from ingestion.derive.adi import adi_variables
+    from ingestion.derive.svi import svi_variables
 
     root = region[0]
     out = {}
@@ -601,7 +601,7 @@ def fetched(region) -> dict:
 
 @pytest.mark.parametrize("level", ["tract", "county"])
 def test_svi_inputs_through_the_real_client(region, fetched, level):
-    from ingestion.svi import svi_variables
+    from ingestion.derive.svi import svi_variables
 
     frame = fetched[("svi", level)]
     assert set(svi_variables(2020)) <= set(frame.columns)
@@ -613,7 +613,7 @@ def test_svi_inputs_through_the_real_client(region, fetched, level):
 
 @pytest.mark.parametrize("year", [2020, 2021])
 def test_adi_inputs_through_the_real_client(region, fetched, year):
-    from ingestion.adi_compute import adi_variables
+    from ingestion.derive.adi import adi_variables
 
     frame = fetched[("adi", year)]
     assert set(adi_variables(year)) <= set(frame.columns)
@@ -624,7 +624,7 @@ def test_adi_inputs_through_the_real_client(region, fetched, year):
 
 
 def test_svi_ranks_every_populated_tract(region, fetched):
-    from ingestion.svi import compute_svi
+    from ingestion.derive.svi import compute_svi
 
     svi = compute_svi(fetched[("svi", "tract")], release=2020, reference="state",
                       states=[region[1]["state_fips"]]).set_index("GEOID")
@@ -643,7 +643,7 @@ def test_svi_ranks_every_populated_tract(region, fetched):
 
 @pytest.mark.parametrize("year", [2020, 2021])
 def test_computed_adi_suppresses_and_follows_deprivation(region, fetched, year):
-    from ingestion.adi_compute import compute_adi
+    from ingestion.derive.adi import compute_adi
 
     root, manifest = region
     quarters = fetched["P5"][["GEOID", "P5_001N"]].rename(

@@ -23,9 +23,7 @@ from click.testing import CliRunner
 from feast import Field
 from feast.types import Float64
 
-from ingestion.cli import sdoh
-from ingestion.errors import InputError
-from ingestion.fairness import (
+from equity.fairness import (
     check_thresholds,
     describe_drift,
     fairness_check,
@@ -35,6 +33,8 @@ from ingestion.fairness import (
     load_thresholds,
     split_by_fairness_role,
 )
+from ingestion.cli import sdoh
+from ingestion.core.errors import InputError
 
 THRESHOLDS = """\
 thresholds:

@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import require_service
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.feature_view import FeatureViewState
 from feast.infra.key_encoding_utils import serialize_entity_key
@@ -31,8 +30,9 @@ from feast.types import Float64, String
 from hand_built import POVERTY, STATE_POVERTY, TIMELINE, acs_frame, timeline_row
 from redis_server import RedisServer
 
+from conftest import require_service
 from feature_repo import apply_definitions, feature_store
-from feature_repo.fast_materialize import (
+from feature_repo.serving.materialize import (
     _plan,
     encode_column,
     entity_keys,
@@ -40,10 +40,10 @@ from feature_repo.fast_materialize import (
     latest_rows,
     text_column,
 )
-from ingestion.datasets import acs_spec, geography_timeline_spec
-from ingestion.errors import PublishError
-from ingestion.publish import publish
-from ingestion.workspace import Workspace
+from ingestion.core.datasets import acs_spec, geography_timeline_spec
+from ingestion.core.errors import PublishError
+from ingestion.core.workspace import Workspace
+from ingestion.gate.publish import publish
 from sdoh_sources import load_catalog
 
 UTC = dt.UTC
@@ -380,7 +380,7 @@ def test_a_missing_online_table_says_to_apply_first(template, tmp_path):
 
 
 def test_a_failure_half_way_rolls_back_and_records_nothing(template, tmp_path, monkeypatch):
-    import feature_repo.fast_materialize as fm
+    import feature_repo.serving.materialize as fm
 
     store, ws = _embedded(template, tmp_path / "ws")
     fast_materialize(store, views=["acs_tract"], end=SPLIT, progress=False)

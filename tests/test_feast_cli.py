@@ -1,4 +1,4 @@
-"""Feast's own CLI in a workspace's feast folder (feature_repo.feast_cli): the same objects as sdoh apply.
+"""Feast's own CLI in a workspace's feast folder (feature_repo.definitions.feast_cli): the same objects as sdoh apply.
 
 The real ``feast`` command runs in a subprocess that imports this checkout's code (PYTHONPATH),
 from a folder outside any checkout, as a Feast user would.
@@ -19,12 +19,12 @@ from feast import FeatureStore
 from hand_built import acs_frame, publish_hand_built
 
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize
-from feature_repo.feast_cli import MODULE, repo_objects, write_cli_repo
-from feature_repo.feature_views import feature_views
-from ingestion.datasets import acs_spec
-from ingestion.errors import InputError, PublishError
-from ingestion.publish import publish
-from ingestion.workspace import Workspace
+from feature_repo.definitions.feast_cli import MODULE, repo_objects, write_cli_repo
+from feature_repo.definitions.feature_views import feature_views
+from ingestion.core.datasets import acs_spec
+from ingestion.core.errors import InputError, PublishError
+from ingestion.core.workspace import Workspace
+from ingestion.gate.publish import publish
 from sdoh_sources import CatalogError
 
 FEAST = Path(sys.executable).parent / "feast"
@@ -130,7 +130,7 @@ def test_the_cli_path_refuses_fields_without_equity_metadata(applied, monkeypatc
     store, ws = applied
     views = feature_views(ws)
     del views[0].features[0].tags["proxy_for"]
-    monkeypatch.setattr("feature_repo.feast_cli.feature_views", lambda workspace: views)
+    monkeypatch.setattr("feature_repo.definitions.feast_cli.feature_views", lambda workspace: views)
     with pytest.raises(CatalogError, match="proxy_for"):
         repo_objects(str(ws.feast / MODULE), profile="embedded")
 
@@ -161,7 +161,7 @@ def test_other_python_files_feast_would_import_are_named(tmp_path, caplog, stray
     path = ws.feast / stray
     path.parent.mkdir(exist_ok=True)
     path.write_text("x = 1\n")
-    with caplog.at_level(logging.WARNING, logger="feature_repo.feast_cli"):
+    with caplog.at_level(logging.WARNING, logger="feature_repo.definitions.feast_cli"):
         write_cli_repo(ws, profile="embedded")
     assert ("extra.py" in caplog.text) == warned, caplog.text
 

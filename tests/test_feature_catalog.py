@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from feature_repo.feature_catalog import filter_catalog, measure_of
+from equity.feature_catalog import filter_catalog, measure_of
 from ingestion.cli import sdoh
-from ingestion.errors import InputError
+from ingestion.core.errors import InputError
 
 FRAME = pd.DataFrame({
     "view": ["a", "a", "b", "b"],
@@ -75,8 +75,8 @@ def catalog_cli(workspace, *args):
 
 @pytest.mark.slow
 def test_which_features_proxy_race(demo_run):
+    from equity.feature_catalog import feature_catalog
     from feature_repo import feature_store
-    from feature_repo.feature_catalog import feature_catalog
 
     workspace, _ = demo_run
     expected = {(v.name, f.name) for v in feature_store(workspace).list_feature_views()
@@ -90,8 +90,8 @@ def test_which_features_proxy_race(demo_run):
 
 @pytest.mark.slow
 def test_low_reliability_means_a_share_of_published_rows_classed_low(demo_run):
-    from feature_repo.feature_catalog import DEFAULT_LOW_SHARE, feature_catalog
-    from ingestion.datasets import acs_spec
+    from equity.feature_catalog import DEFAULT_LOW_SHARE, feature_catalog
+    from ingestion.core.datasets import acs_spec
 
     workspace, _ = demo_run
     rows = pd.read_parquet(workspace.published_dir("acs_tract"))
@@ -120,7 +120,7 @@ def test_one_domain(demo_run):
 
 @pytest.mark.slow
 def test_json_and_csv_round_trip(demo_run):
-    from feature_repo.feature_catalog import feature_catalog
+    from equity.feature_catalog import feature_catalog
 
     workspace, _ = demo_run
     frame = feature_catalog(workspace, where={"proxy_for": "race"})
@@ -156,9 +156,9 @@ def test_unknown_key_or_view_is_a_clear_error(demo_run):
 
 @pytest.mark.slow
 def test_without_a_registry_the_built_definitions_answer(demo_run, tmp_path):
-    from feature_repo.feature_catalog import feature_catalog
-    from feature_repo.feature_views import feature_views
-    from ingestion.workspace import Workspace
+    from equity.feature_catalog import feature_catalog
+    from feature_repo.definitions.feature_views import feature_views
+    from ingestion.core.workspace import Workspace
 
     shutil.copytree(demo_run[0].root / "published", tmp_path / "published")
     workspace = Workspace(tmp_path)

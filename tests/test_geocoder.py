@@ -29,9 +29,9 @@ import pytest
 import shapely
 from click.testing import CliRunner
 
-from ingestion import linking
 from ingestion.cli import sdoh
-from ingestion.geocoder import (
+from ingestion.geo import linking
+from ingestion.sources.geocoder import (
     ADDRESS_BATCH_COLUMNS,
     GEOCODE_COLUMNS,
     GEOCODE_MISSING_REASONS,

@@ -1,4 +1,4 @@
-"""Tests of ingestion.linking: address-history validation, point-in-polygon linking, funnel."""
+"""Tests of ingestion.geo.linking: address-history validation, point-in-polygon linking, funnel."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import real_path
 
-from ingestion.boundaries import load_boundaries
-from ingestion.datasets import LINK_METHODS, LINK_PRECISIONS, geography_timeline_spec
-from ingestion.errors import InputError, LinkageError
-from ingestion.linking import (
+from conftest import real_path
+from ingestion.core.datasets import LINK_METHODS, LINK_PRECISIONS, geography_timeline_spec
+from ingestion.core.errors import InputError, LinkageError
+from ingestion.geo.boundaries import load_boundaries
+from ingestion.geo.linking import (
     ADDRESS_COLUMNS,
     LINK_MISSING_REASONS,
     PO_BOX_PATTERN,
@@ -24,7 +24,7 @@ from ingestion.linking import (
     linkage_funnel,
     read_address_history,
 )
-from ingestion.zip_crosswalk import read_zip_crosswalk
+from ingestion.geo.zip_crosswalk import read_zip_crosswalk
 from sdoh_sources import load_catalog
 
 PHL_TRACTS = ("phl_tracts2020", "philadelphia_tracts_2020.geojson")
@@ -682,11 +682,11 @@ BAD_ZIP = "p8,2019-01-01,,3 Main St,Philadelphia,PA,1910,38.5,-77.5"
 # rejects and staged its timeline. argv: history, 2010 and 2020 block groups, workspace.
 KILLED_LINK = r"""
 import os, signal, sys
-import ingestion.publish
-from ingestion.pipeline import link_history_file
-from ingestion.workspace import Workspace
+import ingestion.gate.publish
+from ingestion.jobs.pipeline import link_history_file
+from ingestion.core.workspace import Workspace
 
-ingestion.publish.validate = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+ingestion.gate.publish.validate = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 history, bg2010, bg2020, workspace = sys.argv[1:5]
 link_history_file(history, {2010: bg2010, 2020: bg2020}, workspace=Workspace(workspace))
 """
@@ -699,8 +699,8 @@ def link_run(tmp_path):
     import subprocess
     import sys
 
-    from ingestion.pipeline import link_history_file
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.jobs.pipeline import link_history_file
 
     bg = {}
     for year, geoid in ((2010, "110010001001"), (2020, "110019800001")):
@@ -724,8 +724,8 @@ def link_run(tmp_path):
 
 
 def test_rejects_describe_the_published_run_and_a_killed_run_leaves_none(link_run):
-    from ingestion.linking import read_published_rejects
-    from ingestion.publish import published_runs
+    from ingestion.gate.publish import published_runs
+    from ingestion.gate.rejects import read_published_rejects
 
     ws, run = link_run
     latest = ws.outputs / "address_rejects.csv"
@@ -748,7 +748,7 @@ def test_rejects_describe_the_published_run_and_a_killed_run_leaves_none(link_ru
 
 
 def test_no_published_rejects_without_a_timeline(tmp_path):
-    from ingestion.linking import read_published_rejects
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
+    from ingestion.gate.rejects import read_published_rejects
 
     assert read_published_rejects(Workspace(tmp_path)) is None

@@ -4,7 +4,7 @@ import pytest
 from feast import FeatureView, Field, FileSource
 from feast.types import Float64
 
-from feature_repo.metadata import (
+from feature_repo.definitions.metadata import (
     Publication,
     check_views,
     linkage_tags,
@@ -120,7 +120,7 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.slow
 def test_every_field_of_the_demo_views_passes(demo_run):
     from feature_repo import feature_store
-    from feature_repo.feature_views import feature_views
+    from feature_repo.definitions.feature_views import feature_views
 
     workspace, _ = demo_run
     built = feature_views(workspace)
@@ -134,7 +134,7 @@ def test_every_field_of_the_demo_views_passes(demo_run):
 @pytest.fixture
 def demo_copy(demo_run, tmp_path):
     """A fresh workspace publishing the demo's data, with nothing registered yet."""
-    from ingestion.workspace import Workspace
+    from ingestion.core.workspace import Workspace
 
     workspace, _ = demo_run
     shutil.copytree(workspace.root / "published", tmp_path / "published")
@@ -158,9 +158,9 @@ def test_a_value_outside_its_vocabulary_fails_the_build(demo_copy, monkeypatch):
 
 @pytest.mark.slow
 def test_a_field_without_a_key_fails_the_build(demo_copy, monkeypatch):
-    import feature_repo.feast_cli
+    import feature_repo.definitions.feast_cli
     from feature_repo import apply_definitions, feature_store
-    from feature_repo.feature_views import feature_views
+    from feature_repo.definitions.feature_views import feature_views
 
     def without_licence(workspace):
         views = feature_views(workspace)
@@ -168,7 +168,7 @@ def test_a_field_without_a_key_fails_the_build(demo_copy, monkeypatch):
         del next(f for f in acs_tract.features if f.name == "pct_minority").tags["license"]
         return views
 
-    monkeypatch.setattr(feature_repo.feast_cli, "feature_views", without_licence)
+    monkeypatch.setattr(feature_repo.definitions.feast_cli, "feature_views", without_licence)
     with pytest.raises(CatalogError, match=r"feature view acs_tract, field pct_minority: "
                                            r"missing metadata key 'license'"):
         apply_definitions(feature_store(demo_copy), demo_copy)

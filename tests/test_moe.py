@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ingestion import moe
+from ingestion.derive import moe
 
 
 @pytest.mark.parametrize(

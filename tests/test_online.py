@@ -1,4 +1,4 @@
-"""Online lookups by patient and by location (feature_repo.online) on the hand-built region."""
+"""Online lookups by patient and by location (feature_repo.serving.online) on the hand-built region."""
 
 import datetime as dt
 
@@ -15,9 +15,9 @@ from feature_repo import (
     materialize,
     online_features_at,
 )
-from feature_repo.retrieval import feast_online_features
-from ingestion.errors import InputError
-from ingestion.workspace import Workspace
+from feature_repo.serving.retrieval import feast_online_features
+from ingestion.core.errors import InputError
+from ingestion.core.workspace import Workspace
 
 UTC = dt.UTC
 # Records hold None where retrieval's frames hold NaN in object columns: both mean missing.

@@ -13,7 +13,6 @@ import uuid
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import require_service
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -21,16 +20,17 @@ from hand_built import POVERTY, TIMELINE, acs_frame, publish_hand_built
 from redis_server import RedisServer
 from test_server import call
 
+from conftest import require_service
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize, online_features
-from feature_repo.fast_materialize import online_keys
-from feature_repo.retrieval import ADDRESSLESS, NO_ADDRESS, UNKNOWN_PATIENT
-from feature_repo.server import create_app, running
+from feature_repo.serving.materialize import online_keys
+from feature_repo.serving.retrieval import ADDRESSLESS, NO_ADDRESS, UNKNOWN_PATIENT
+from feature_repo.serving.server import create_app, running
 from ingestion.cli import sdoh
-from ingestion.datasets import acs_spec, geography_timeline_spec
-from ingestion.errors import OnlineStoreUnavailable
-from ingestion.pseudonym import PATIENT_KEY_ENV, pseudonymize_ids, pseudonymize_timeline
-from ingestion.publish import publish
-from ingestion.workspace import Workspace
+from ingestion.core.datasets import acs_spec, geography_timeline_spec
+from ingestion.core.errors import OnlineStoreUnavailable
+from ingestion.core.workspace import Workspace
+from ingestion.gate.publish import publish
+from ingestion.geo.pseudonym import PATIENT_KEY_ENV, pseudonymize_ids, pseudonymize_timeline
 from sdoh_sources import load_catalog
 
 NOW = "2022-07-01T00:00:00Z"

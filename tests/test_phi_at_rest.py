@@ -19,7 +19,7 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from ingestion.workspace import Workspace
+from ingestion.core.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 HISTORY = """patient_id,valid_from,valid_to,street,city,state,zip,latitude,longitude
@@ -32,14 +32,14 @@ CHILD = r"""
 import io, json, os, sys
 os.umask(int(sys.argv[1], 8))
 import pandas as pd
-from feature_repo.retrieval import write_training_frame
-from feature_repo.store import apply_definitions, feature_store, materialize
+from feature_repo.serving.retrieval import write_training_frame
+from feature_repo.serving.store import apply_definitions, feature_store, materialize
 from hand_built import publish_hand_built
-from ingestion.datasets import adi_spec
-from ingestion.errors import ValidationFailed
-from ingestion.pipeline import link_history_file
-from ingestion.publish import publish
-from ingestion.workspace import Workspace
+from ingestion.core.datasets import adi_spec
+from ingestion.core.errors import ValidationFailed
+from ingestion.jobs.pipeline import link_history_file
+from ingestion.gate.publish import publish
+from ingestion.core.workspace import Workspace
 from spec_frames import valid_frame
 
 umask = int(sys.argv[1], 8)
@@ -124,7 +124,7 @@ def test_a_workspace_folder_left_open_is_closed_on_first_use(tmp_path):
 
 
 def test_an_existing_sqlite_store_left_open_is_closed(tmp_path):
-    from feature_repo.store import feature_store
+    from feature_repo.serving.store import feature_store
 
     ws = Workspace(tmp_path / "ws")
     db = ws.feast / "online_store.db"

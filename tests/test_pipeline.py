@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from feature_repo import feature_store, training_frame
-from ingestion.datasets import acs_spec
-from ingestion.errors import ValidationFailed
-from ingestion.publish import publish
+from ingestion.core.datasets import acs_spec
+from ingestion.core.errors import ValidationFailed
+from ingestion.gate.publish import publish
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
-"""Point in polygon in ingestion.linking: edges, vertices, holes, outside, file order.
+"""Point in polygon in ingestion.geo.linking: edges, vertices, holes, outside, file order.
 
-The rule (ingestion.linking's module docstring): a point goes to the smallest GEOID among the
+The rule (ingestion.geo.linking's module docstring): a point goes to the smallest GEOID among the
 polygons whose closure holds it, whatever the order of the boundary file's rows.
 """
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from ingestion.linking import link_addresses
+from ingestion.geo.linking import link_addresses
 
 A, B, C, D = "420010001001", "420010001002", "420010001003", "420010001004"
 
@@ -171,7 +171,7 @@ def test_many_points_per_polygon_same_rule_and_polygons_left_as_they_were(prepar
 
 def test_the_strtree_fallback_gives_the_same_answers(monkeypatch):
     # Boxes far larger than the grid's cells fall back to an STRtree over the points.
-    from ingestion import linking
+    from ingestion.geo import linking
 
     frame = _voronoi_cells(40, seed=7)
     rng = np.random.default_rng(8)

@@ -7,15 +7,15 @@ import uuid
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import require_service
 from hand_built import publish_hand_built
 from redis_server import RedisServer
 
+from conftest import require_service
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
-from feature_repo.store import render_profile
+from feature_repo.serving.store import render_profile
 from ingestion.cli import sdoh
-from ingestion.errors import ServiceUnavailable
-from ingestion.workspace import Workspace
+from ingestion.core.errors import ServiceUnavailable
+from ingestion.core.workspace import Workspace
 
 pytestmark = pytest.mark.services
 
@@ -82,7 +82,7 @@ def test_training_frame_with_sql_registry_matches_the_embedded_profile(productio
 
 def test_online_lookup_reads_redis_in_one_round_trip_per_hop(production):
     from feature_repo import OnlineLookup
-    from feature_repo.online import RedisReader, StoreReader
+    from feature_repo.serving.online import RedisReader, StoreReader
 
     store, ws, _ = production
     at = pd.Timestamp("2022-07-01", tz="UTC").to_pydatetime()
@@ -99,7 +99,7 @@ def test_online_lookup_reads_redis_in_one_round_trip_per_hop(production):
 def test_feature_server_on_redis_and_postgres(production):
     from test_server import call, check_patients
 
-    from feature_repo.server import create_app, running
+    from feature_repo.serving.server import create_app, running
 
     store, ws, _ = production
     with running(create_app(store, ws)) as url:

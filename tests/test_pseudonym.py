@@ -10,9 +10,11 @@ import pytest
 from hand_built import POVERTY, STATE_POVERTY, TIMELINE, acs_frame
 
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
-from ingestion.datasets import acs_spec, geography_timeline_spec
-from ingestion.errors import LinkageError
-from ingestion.pseudonym import (
+from ingestion.core.datasets import acs_spec, geography_timeline_spec
+from ingestion.core.errors import LinkageError
+from ingestion.core.workspace import Workspace
+from ingestion.gate.publish import publish
+from ingestion.geo.pseudonym import (
     PATIENT_KEY_ENV,
     key_fingerprint,
     lookup_keys,
@@ -21,8 +23,6 @@ from ingestion.pseudonym import (
     pseudonymize_timeline,
     scheme_of,
 )
-from ingestion.publish import publish
-from ingestion.workspace import Workspace
 
 SECRET = "s3cret-" + "0123456789abcdef" * 2
 OTHER = "other-" + "fedcba9876543210" * 2

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from spec_frames import valid_frame
 
-from ingestion.datasets import acs_spec, adi_spec, geography_timeline_spec
-from ingestion.errors import PublishError, ValidationFailed
-from ingestion.publish import PublishResult, conform, publish, read_published
-from ingestion.workspace import Workspace
+from ingestion.core.datasets import acs_spec, adi_spec, geography_timeline_spec
+from ingestion.core.errors import PublishError, ValidationFailed
+from ingestion.core.workspace import Workspace
+from ingestion.gate.publish import PublishResult, conform, publish, read_published
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 from spec_frames import valid_frame
 
-from ingestion.datasets import adi_spec
-from ingestion.publish import publish, published_runs, read_published
-from ingestion.workspace import Workspace
+from ingestion.core.datasets import adi_spec
+from ingestion.core.workspace import Workspace
+from ingestion.gate.publish import publish, published_runs, read_published
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = adi_spec()
@@ -41,9 +41,9 @@ OLD, NEW, NEXT = 10.0, 20.0, 30.0
 CHILD = r"""
 import json, os, shutil, signal, sys, traceback
 import pandas as pd
-import ingestion.publish
-from ingestion.datasets import adi_spec
-from ingestion.workspace import Workspace
+import ingestion.gate.publish
+from ingestion.core.datasets import adi_spec
+from ingestion.core.workspace import Workspace
 
 template, rows, target, out = sys.argv[1:5]
 frame = pd.read_parquet(rows)
@@ -59,11 +59,11 @@ def publish_and_die(kill_at, folder):
             return result
         return call
     if target == "validation":
-        ingestion.publish.validate = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        ingestion.gate.publish.validate = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
     else:
         for name in ("replace", "rename", "link", "symlink"):
             setattr(os, name, counted(getattr(os, name)))
-    ingestion.publish.publish(frame, adi_spec(), Workspace(folder))
+    ingestion.gate.publish.publish(frame, adi_spec(), Workspace(folder))
     return calls[0]
 
 def fork(kill_at):

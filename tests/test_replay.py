@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ingestion.replay import CensusReplayServer
+from ingestion.demo.replay import CensusReplayServer
 
 HEADER = ["NAME", "B01003_001E", "B01003_001M", "B19013_001E", "state", "county", "tract"]
 ROWS = [

@@ -8,7 +8,7 @@ from feature_repo import (
     training_frame,
     write_training_frame,
 )
-from ingestion.errors import InputError
+from ingestion.core.errors import InputError
 
 # pandas 3 turns these into errors (a frame mixing None and NaN in one column warns on compare).
 pytestmark = pytest.mark.filterwarnings("error::FutureWarning")

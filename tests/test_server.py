@@ -1,4 +1,4 @@
-"""The HTTP feature server (feature_repo.server) on a real uvicorn, loopback, embedded profile."""
+"""The HTTP feature server (feature_repo.serving.server) on a real uvicorn, loopback, embedded profile."""
 
 import datetime as dt
 import json
@@ -10,8 +10,8 @@ import pytest
 from hand_built import publish_hand_built
 
 from feature_repo import apply_definitions, feature_store, materialize
-from feature_repo.server import MAX_IDS, create_app, running
-from ingestion.workspace import Workspace
+from feature_repo.serving.server import MAX_IDS, create_app, running
+from ingestion.core.workspace import Workspace
 
 
 def call(url: str, path: str, body=None, *, raw: bytes | None = None, token: str | None = None,

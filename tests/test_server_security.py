@@ -1,4 +1,4 @@
-"""The feature server locked down (feature_repo.server): tokens, write endpoints, body limit, cache.
+"""The feature server locked down (feature_repo.serving.server): tokens, write endpoints, body limit, cache.
 
 Real uvicorn on loopback, embedded profile, the hand-built region of tests/hand_built.py.
 """
@@ -18,7 +18,7 @@ from hand_built import TIMELINE, publish_hand_built
 from test_server import NOW, call, check_patients
 
 from feature_repo import apply_definitions, feature_store, materialize
-from feature_repo.server import (
+from feature_repo.serving.server import (
     Lookups,
     ServerSettings,
     create_app,
@@ -28,8 +28,8 @@ from feature_repo.server import (
     running,
 )
 from ingestion.cli import sdoh
-from ingestion.errors import ServerSecurityError
-from ingestion.workspace import Workspace
+from ingestion.core.errors import ServerSecurityError
+from ingestion.core.workspace import Workspace
 
 READ = "read-token-" + "r" * 24
 ADMIN = "admin-token-" + "a" * 24
@@ -360,14 +360,14 @@ def test_tokens_never_appear_in_the_settings_repr():
      "every route but /health requires the bearer token"),
 ])
 def test_startup_says_who_can_call(caplog, settings, level, message):
-    with caplog.at_level(logging.INFO, logger="feature_repo.server"):
+    with caplog.at_level(logging.INFO, logger="feature_repo.serving.server"):
         log_exposure(settings)
     assert [(r.levelno, message in r.getMessage()) for r in caplog.records] == [(level, True)]
     assert READ not in caplog.text
 
 
 def test_enabled_write_endpoints_are_warned_about(caplog):
-    with caplog.at_level(logging.INFO, logger="feature_repo.server"):
+    with caplog.at_level(logging.INFO, logger="feature_repo.serving.server"):
         log_exposure(ServerSettings(token=READ, admin_token=ADMIN, enable_write_endpoints=True))
     assert caplog.records[-1].levelno == logging.WARNING and "/write-to-online-store" in caplog.text
     assert READ not in caplog.text and ADMIN not in caplog.text

@@ -2,8 +2,9 @@
 
 import socket
 
-import conftest
 import pytest
+
+import conftest
 
 
 @pytest.fixture

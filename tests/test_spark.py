@@ -28,26 +28,27 @@ from pyspark.sql import DataFrame, SparkSession  # noqa: E402
 
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame  # noqa: E402
 from feature_repo import write_training_frame as write_any_profile  # noqa: E402
-from feature_repo.data_sources import published_source  # noqa: E402
-from feature_repo.spark import spark_training_frame, write_training_frame  # noqa: E402
-from feature_repo.store import render_profile  # noqa: E402
-from ingestion.adi_compute import _group_quarters_inputs, adi_variables, compute_adi  # noqa: E402
-from ingestion.boundaries import load_boundary_set  # noqa: E402
-from ingestion.census_api import CensusClient, get_acs  # noqa: E402
-from ingestion.datasets import acs_spec, geography_timeline_spec  # noqa: E402
-from ingestion.errors import InputError, LinkageError  # noqa: E402
-from ingestion.linking import link_addresses, read_address_history  # noqa: E402
-from ingestion.pseudonym import PATIENT_KEY_ENV, pseudonymize_timeline  # noqa: E402
-from ingestion.publish import publish  # noqa: E402
-from ingestion.replay import CensusReplayServer  # noqa: E402
-from ingestion.spark_jobs import (  # noqa: E402
+from feature_repo.definitions.data_sources import published_source  # noqa: E402
+from feature_repo.serving.spark import spark_training_frame, write_training_frame  # noqa: E402
+from feature_repo.serving.store import render_profile  # noqa: E402
+from ingestion.core.datasets import acs_spec, geography_timeline_spec  # noqa: E402
+from ingestion.core.errors import InputError, LinkageError  # noqa: E402
+from ingestion.core.settings import default_worker_python  # noqa: E402
+from ingestion.core.workspace import Workspace  # noqa: E402
+from ingestion.demo.replay import CensusReplayServer  # noqa: E402
+from ingestion.derive.adi import adi_variables, compute_adi  # noqa: E402
+from ingestion.derive.svi import compute_svi, svi_variables  # noqa: E402
+from ingestion.gate.publish import publish  # noqa: E402
+from ingestion.geo.boundaries import load_boundary_set  # noqa: E402
+from ingestion.geo.linking import link_addresses, read_address_history  # noqa: E402
+from ingestion.geo.pseudonym import PATIENT_KEY_ENV, pseudonymize_timeline  # noqa: E402
+from ingestion.jobs.ingest import group_quarters_inputs  # noqa: E402
+from ingestion.jobs.spark_jobs import (  # noqa: E402
     compute_adi_spark,
     compute_svi_spark,
-    default_worker_python,
     link_addresses_spark,
 )
-from ingestion.svi import compute_svi, svi_variables  # noqa: E402
-from ingestion.workspace import Workspace  # noqa: E402
+from ingestion.sources.census_api import CensusClient, get_acs  # noqa: E402
 
 pytestmark = pytest.mark.spark
 SECRET = "s3cret-" + "0123456789abcdef" * 2
@@ -193,7 +194,7 @@ def test_spark_frame_stays_in_spark_and_writes_the_same_values(on_spark, expecte
 def test_many_areas_are_joined_by_a_shuffle_with_the_same_frame(on_spark, expected, events, monkeypatch,
                                                                  tmp_path):
     store, ws = on_spark
-    monkeypatch.setattr("feature_repo.spark.BROADCAST_CELLS", 0)  # every view "too large" to broadcast
+    monkeypatch.setattr("feature_repo.serving.spark.BROADCAST_CELLS", 0)  # every view "too large" to broadcast
     frame = spark_training_frame(events, store=store, workspace=ws, feature_service=SERVICE)
     assert "SortMergeJoin" in frame._jdf.queryExecution().executedPlan().toString()
     pd.testing.assert_frame_equal(_as_expected(frame.toPandas(), expected), expected)
@@ -281,7 +282,7 @@ def index_inputs(demo):
                       client=client, output="wide")
         adi = get_acs("block group", sorted({v[:-1] for v in adi_variables(vintage)}), vintage, state,
                       client=client, output="wide")
-        adi = adi.merge(_group_quarters_inputs(vintage, state, client), on="GEOID", how="left")
+        adi = adi.merge(group_quarters_inputs(vintage, state, client), on="GEOID", how="left")
     return (_two_states(svi), release), (_two_states(adi), vintage)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.known_warnings import KNOWN_WARNINGS, dropped, ignored, is_known
+from ingestion.core.known_warnings import KNOWN_WARNINGS, dropped, ignored, is_known
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sdoh_sources", "ingestion", "feature_repo")
@@ -33,7 +33,7 @@ def _python(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     ("import feature_repo, ingestion", ["great_expectations", "feast", "pandas"]),
     ("from feature_repo import feature_store, online_features, write_training_frame",
      ["great_expectations"]),
-    ("import ingestion.publish, ingestion.linking, ingestion.atomic", ["great_expectations"]),
+    ("import ingestion.gate.publish, ingestion.geo.linking, ingestion.core.atomic", ["great_expectations"]),
 ])
 def test_heavy_libraries_load_only_on_the_path_that_needs_them(statement, unloaded):
     check = f"{statement}\nimport sys\nprint(sorted(m for m in {unloaded!r} if m in sys.modules))"
@@ -43,7 +43,7 @@ def test_heavy_libraries_load_only_on_the_path_that_needs_them(statement, unload
 
 
 def test_validating_still_loads_great_expectations():
-    done = _python("-c", "import sys, ingestion.validation as v; v._gx(); "
+    done = _python("-c", "import sys, ingestion.gate.validation as v; v._gx(); "
                          "print('great_expectations' in sys.modules)")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"

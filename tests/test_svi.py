@@ -1,4 +1,4 @@
-"""ingestion/svi.py: the CDC/ATSDR SVI computed from ACS as CDC does, and CDC's files read."""
+"""ingestion/derive/svi.py: the CDC/ATSDR SVI computed from ACS as CDC does, and CDC's files read."""
 
 import datetime as dt
 import json
@@ -9,20 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion.census_api import CensusClient
-from ingestion.errors import InputError
-from ingestion.replay import CensusReplayServer
-from ingestion.svi import (
-    apparent_reference,
-    compute_svi,
-    ingest_svi,
-    ingest_svi_file,
-    percentile_rank,
-    read_svi_file,
-    round_half_up,
-    svi_variables,
-)
-from ingestion.workspace import Workspace
+from ingestion.core.errors import InputError
+from ingestion.core.workspace import Workspace
+from ingestion.demo.replay import CensusReplayServer
+from ingestion.derive.svi import compute_svi, percentile_rank, round_half_up, svi_variables
+from ingestion.jobs.ingest import ingest_svi, ingest_svi_file
+from ingestion.sources.svi_file import apparent_reference, read_svi_file
+from ingestion.sources.census_api import CensusClient
 from sdoh_sources import CatalogError, SdohError
 from sdoh_sources.svi import load_svi_catalog, svi_source
 

@@ -1,4 +1,4 @@
-"""Tests of ingestion.tiger: catalog URLs, and downloads from a local server with faults.
+"""Tests of ingestion.sources.tiger: catalog URLs, and downloads from a local server with faults.
 
 The server serves generated TIGER-like shapefile zips at the Census Bureau's paths, answers
 ``Range: bytes=N-`` with 206 (honouring ``If-Range``), and can be told to fail: an HTTP status,
@@ -31,9 +31,9 @@ import pytest
 import requests
 import shapely
 
-from ingestion.boundaries import load_boundaries
-from ingestion.errors import ServiceUrlError
-from ingestion.tiger import (
+from ingestion.core.errors import ServiceUrlError
+from ingestion.geo.boundaries import load_boundaries
+from ingestion.sources.tiger import (
     DEFAULT_BASE_URL,
     LEVELS,
     MANIFEST_FORMAT,
@@ -453,7 +453,7 @@ def test_a_corrupted_cached_file_is_detected_and_downloaded_again(server, files,
         path.write_bytes(bytes(data[:100]))
     else:
         Path(f"{path}.json").unlink()
-    with caplog.at_level(logging.WARNING, logger="ingestion.tiger"):
+    with caplog.at_level(logging.WARNING, logger="ingestion.sources.tiger"):
         [again] = fetch(server, tmp_path, "tract", 2020, "DE")
     assert again == path and path.read_bytes() == files[DE_2020]
     assert len(server.served(DE_2020)) == 2
@@ -465,7 +465,7 @@ def test_a_corrupted_cached_file_is_detected_and_downloaded_again(server, files,
 @pytest.mark.parametrize("statuses", [(500,), (502, 503), (429,)])
 def test_5xx_and_429_are_retried(server, files, tmp_path, caplog, statuses):
     server.fault(DE_2020, *statuses)
-    with caplog.at_level(logging.WARNING, logger="ingestion.tiger"):
+    with caplog.at_level(logging.WARNING, logger="ingestion.sources.tiger"):
         [path] = fetch(server, tmp_path, "tract", 2020, "DE")
     assert path.read_bytes() == files[DE_2020]
     assert [r.status for r in server.served(DE_2020)] == [*statuses, 200]

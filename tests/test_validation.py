@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from spec_frames import valid_frame
 
-from ingestion.datasets import (
+from ingestion.core.datasets import (
     JAM_VALUES,
     MEASURE_SUFFIXES,
     ColumnRule,
@@ -20,14 +20,14 @@ from ingestion.datasets import (
     adi_spec,
     published_specs,
 )
-from ingestion.validation import (
+from ingestion.core.workspace import Workspace
+from ingestion.gate.validation import (
     ValidationReport,
     build_suite,
     suite_name,
     validate,
     workspace_context,
 )
-from ingestion.workspace import Workspace
 
 N_ROWS = 40
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ingestion.errors import InputError
-from ingestion.zip_crosswalk import (
+from ingestion.core.errors import InputError
+from ingestion.geo.zip_crosswalk import (
     ALLOCATION_COLUMNS,
     CROSSWALK_COLUMNS,
     ZIP_LINK_COLUMNS,

@@ -39,7 +39,7 @@ def sdoh(verbose: bool) -> None:
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ingestion.known_warnings import dropped
+    from ingestion.core.known_warnings import dropped
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -63,7 +63,7 @@ for command in (demo, ingest, boundaries, link, apply, materialize, training_fra
 
 def main() -> None:
     """Entry point of the console script."""
-    from ingestion.known_warnings import ignore
+    from ingestion.core.known_warnings import ignore
 
     ignore()  # the process is the command's: dependencies' warnings stay off until it exits
     sdoh(prog_name="sdoh")

@@ -6,7 +6,7 @@ import traceback
 
 import click
 
-from ingestion.workspace import Workspace
+from ingestion.core.workspace import Workspace
 
 #: Exit codes of `sdoh`: 0 success, 1 an error (the project's own or an internal one),
 #: 2 a usage error (click's).

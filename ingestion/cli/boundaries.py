@@ -46,7 +46,7 @@ def download(level, year, states, kind, resolution, cache_dir, base_url, workers
                                            --cache-dir ~/.cache/sdoh
       sdoh boundaries download zcta --year 2020 --cache-dir ~/.cache/sdoh
     """
-    from ingestion.tiger import download_boundaries, read_manifest
+    from ingestion.sources.tiger import download_boundaries, read_manifest
 
     try:
         paths = download_boundaries(level, year, list(states) or None, kind=kind,

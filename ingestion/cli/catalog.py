@@ -61,7 +61,7 @@ def catalog(where, views, fmt, low_share, workspace) -> None:
       sdoh catalog --where reliability=low --view acs_tract --format csv > unreliable.csv
       sdoh catalog --where domain=economic_stability --format json
     """
-    from feature_repo.feature_catalog import feature_catalog
+    from equity.feature_catalog import feature_catalog
 
     wanted = parse_where(where)
     frame = feature_catalog(workspace, where=wanted, views=list(views) or None, low_share=low_share)

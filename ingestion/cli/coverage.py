@@ -41,10 +41,10 @@ def coverage(frame_path, patients_path, out, features, by, unit, rejects_path, w
     """
     import pandas as pd
 
-    from ingestion.coverage_report import coverage_report
-    from ingestion.datasets import geography_timeline_spec
-    from ingestion.linking import read_published_rejects
-    from ingestion.publish import read_published
+    from equity.coverage_report import coverage_report
+    from ingestion.core.datasets import geography_timeline_spec
+    from ingestion.gate.publish import read_published
+    from ingestion.gate.rejects import read_published_rejects
 
     frame = pd.read_parquet(frame_path or workspace.outputs / "training_frame.parquet")
     patients = pd.read_csv(patients_path, dtype={"patient_id": str})

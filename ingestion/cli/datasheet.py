@@ -30,7 +30,7 @@ def datasheet(names, out, fmt, workspace) -> None:
       sdoh datasheet --out datasheets --workspace demo_workspace
       sdoh datasheet acs_tract equity_audit_v1 --out datasheets --format md
     """
-    from feature_repo.datasheets import write_datasheets
+    from equity.datasheets import write_datasheets
 
     for path in write_datasheets(workspace, list(names) or None, out=out, formats=FORMATS[fmt]):
         click.echo(str(path))

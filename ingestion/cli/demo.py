@@ -9,7 +9,7 @@ import click
 from ingestion.cli._common import workspace_option
 
 if TYPE_CHECKING:
-    from ingestion.pipeline import DemoSummary
+    from ingestion.jobs.pipeline import DemoSummary
 
 
 def _print_summary(summary: DemoSummary) -> None:
@@ -62,6 +62,6 @@ def demo(n_patients, seed, workspace) -> None:
     Example:
       sdoh demo --workspace demo_workspace
     """
-    from ingestion.pipeline import run_demo
+    from ingestion.jobs.pipeline import run_demo
 
     _print_summary(run_demo(workspace, seed=seed, n_patients=n_patients))

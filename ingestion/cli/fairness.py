@@ -37,8 +37,8 @@ def fairness_check(predictions_path, config, group_columns, label_column, predic
     """
     import pandas as pd
 
-    from ingestion.fairness import fairness_check as check
-    from ingestion.fairness import load_thresholds
+    from equity.fairness import fairness_check as check
+    from equity.fairness import load_thresholds
 
     if window and not time_column:
         raise click.UsageError("--window needs --time-column")

@@ -18,7 +18,7 @@ def ingest() -> None:
 
 def _parse_states(_ctx, _param, values: tuple[str, ...]) -> list[str] | None:
     """``--state`` values as FIPS codes, or None for ``all``; a bad one is a usage error."""
-    from ingestion.geography import normalize_states
+    from ingestion.core.geography import normalize_states
 
     if any(v.strip().lower() == "all" for v in values):
         if len(values) > 1:
@@ -33,7 +33,7 @@ def _parse_states(_ctx, _param, values: tuple[str, ...]) -> list[str] | None:
 
 def _parse_counties(_ctx, _param, values: tuple[str, ...]) -> list[str] | None:
     """``--county`` values as 3-digit FIPS codes, or None when none is given."""
-    from ingestion.geography import normalize_counties
+    from ingestion.core.geography import normalize_counties
 
     if not values:
         return None
@@ -63,7 +63,7 @@ def census_options(func):
 
 
 def _client(base_url: str, cache_dir: str | None, max_workers: int):
-    from ingestion.census_api import CensusClient
+    from ingestion.sources.census_api import CensusClient
 
     return CensusClient(base_url=base_url, cache_dir=cache_dir, max_workers=max_workers)
 
@@ -96,7 +96,8 @@ def acs(vintage, counties, level, reliability_rule, states, base_url, cache_dir,
       sdoh ingest acs --vintage 2021 --state DE --level tract --workspace ws
       sdoh ingest acs --vintage 2022 --state PA --county 101 --county 045 --level block_group
     """
-    from ingestion.acs import check_vintage, ingest_acs
+    from ingestion.derive.acs import check_vintage
+    from ingestion.jobs.ingest import ingest_acs
 
     for v in vintage:  # every vintage before the first request
         check_vintage(v)
@@ -125,7 +126,7 @@ def svi(release, level, reference, states, base_url, cache_dir, max_workers, wor
       sdoh ingest svi --release 2020 --state DE --reference state --level tract
       sdoh ingest svi --release 2022 --state all --reference nation
     """
-    from ingestion.svi import ingest_svi
+    from ingestion.jobs.ingest import ingest_svi
 
     client = _client(base_url, cache_dir, max_workers)
     for r in release:
@@ -150,7 +151,7 @@ def svi_file(path, release, reference, available_from, workspace) -> None:
       sdoh ingest svi-file SVI_2020_US.csv --release 2020 --reference nation \\
         --available-from 2022-12-22
     """
-    from ingestion.svi import ingest_svi_file
+    from ingestion.jobs.ingest import ingest_svi_file
 
     _report(ingest_svi_file(path, release=release, reference=reference,
                             available_from=available_from.date(), workspace=workspace))
@@ -173,7 +174,7 @@ def adi_acs(vintage, reference, states, base_url, cache_dir, max_workers, worksp
     Example:
       sdoh ingest adi-acs --vintage 2022 --state DE --reference state
     """
-    from ingestion.adi_compute import ingest_adi_acs
+    from ingestion.jobs.ingest import ingest_adi_acs
 
     client = _client(base_url, cache_dir, max_workers)
     for v in vintage:
@@ -195,6 +196,6 @@ def adi(path, available_from, vintage, workspace) -> None:
     Example:
       sdoh ingest adi US_2021_ADI_Census_Block_Group_v4_0_1.csv --available-from 2023-06-01
     """
-    from ingestion.adi import ingest_adi
+    from ingestion.jobs.ingest import ingest_adi
 
     _report(ingest_adi(path, available_from=available_from.date(), vintage=vintage, workspace=workspace))

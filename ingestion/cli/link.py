@@ -59,8 +59,8 @@ def link(history, boundaries, zcta_boundaries, zip_crosswalk, zip_crosswalk_year
                               --zip-crosswalk ZIPCodetoZCTACrosswalk2021UDS.xlsx \\
                               --zip-crosswalk-year 2020 --pseudonymize
     """
-    from ingestion.geocoder import CensusGeocoder
-    from ingestion.pipeline import link_history_file
+    from ingestion.jobs.pipeline import link_history_file
+    from ingestion.sources.geocoder import CensusGeocoder
 
     geocoder = None
     if send_addresses:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ingestion.cli._common import workspace_option
-from ingestion.errors import InputError
+from ingestion.core.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,7 +115,7 @@ def training_frame(events, output, feature_service, chunk_events, quiet, workspa
     import pyarrow.dataset as ds
 
     from feature_repo import feature_store, write_training_frame
-    from feature_repo.retrieval import CHUNK_EVENTS
+    from feature_repo.serving.retrieval import CHUNK_EVENTS
 
     path = write_training_frame(_read_events(events), output, store=feature_store(workspace),
                                 workspace=workspace, feature_service=feature_service,
@@ -202,10 +202,10 @@ def serve(host, port, boundaries, token_file, admin_token_file, enable_write_end
     import os
 
     from feature_repo import feature_store
-    from feature_repo.online import workspace_boundaries
-    from feature_repo.server import ServerSettings, load_token
-    from feature_repo.server import serve as run_server
-    from ingestion.boundaries import load_boundary_set
+    from feature_repo.serving.online import workspace_boundaries
+    from feature_repo.serving.server import ServerSettings, load_token
+    from feature_repo.serving.server import serve as run_server
+    from ingestion.geo.boundaries import load_boundary_set
 
     limits = {"max_body_bytes": max_body_bytes, "service_cache_seconds": service_cache_seconds}
     settings = ServerSettings(

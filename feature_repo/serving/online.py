@@ -1,0 +1,596 @@
+"""Online lookups in milliseconds: by patient (two hops) or by location, every value with its reason.
+
+`OnlineLookup` reads the registry, the feature service and each view's release calendar once,
+then answers each call with one online-store read per hop and per view: hop 1 reads the
+patients' current address period (one read for all patients), hop 2 reads each area view
+once for the distinct (GEOID, vintage) keys of all of them. Reads go through the online store's
+own ``online_read`` (Feast's code for SQLite, Redis and the others), with the feature views
+kept from the first call, so no call deserializes the registry or builds a pandas frame.
+
+The semantics are those of `feature_repo.serving.retrieval.feast_online_features`, the same lookup on
+Feast's own read path: the vintage in force
+"now" (released on or before it), the GEOID of that vintage's boundary year, and a typed
+missing reason for every missing value (tests/test_online.py checks the two agree).
+
+Examples
+--------
+>>> lookup = OnlineLookup(store, ws)
+>>> lookup.patients(["A"])[0]["acs_tract__pct_below_poverty_missing"]
+'geography_not_in_vintage'
+>>> lookup.locations(["99001000301"])[0]["acs_tract__pct_below_poverty"]
+21.0
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from feast import FeatureStore, FeatureView
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import _mmh3
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.type_map import feast_value_type_to_python_type
+
+from feature_repo.definitions.feature_views import published_calendar
+from feature_repo.serving.materialize import unavailable
+from feature_repo.serving.retrieval import (
+    ADDRESSLESS,
+    GEOGRAPHY_FEATURES,
+    GEOGRAPHY_VIEW,
+    NO_ADDRESS,
+    UNKNOWN_PATIENT,
+    unlinked_reason,
+)
+from feature_repo.serving.store import require_online
+from ingestion.core.datasets import GEOID_LENGTH
+from ingestion.core.errors import InputError
+from ingestion.core.workspace import Workspace
+from ingestion.geo.boundaries import load_boundary_set
+from ingestion.geo.linking import link_addresses
+from ingestion.geo.pseudonym import lookup_keys
+
+__all__ = ["OnlineLookup", "online_features", "online_features_at", "workspace_boundaries"]
+
+BOUNDARY_YEARS = (2010, 2020)
+# Levels a location reaches, finest first; a state is its county's first two digits.
+LEVELS = ("block_group", "tract", "county", "state")
+LEVEL_OF_LENGTH = {GEOID_LENGTH[level]: level for level in LEVELS}
+Location = str | tuple[float, float]
+
+
+@dataclass(frozen=True)
+class AreaView:
+    """An area view of the feature service, ready to read: features, reasons and calendar."""
+
+    view: FeatureView
+    level: str
+    features: tuple[str, ...]
+    base_of: dict[str, str]  # "<measure>_missing" -> "<measure>", when both are read
+    releases: tuple[dt.datetime, ...]  # sorted release instants (UTC)
+    vintages: tuple[int, ...]
+    boundary_years: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        """The view's name."""
+        return self.view.name
+
+    def in_force(self, now: dt.datetime) -> tuple[int, int] | None:
+        """(vintage, boundary year) released last on or before ``now``; None before any."""
+        i = bisect.bisect_right(self.releases, now) - 1
+        return None if i < 0 else (self.vintages[i], self.boundary_years[i])
+
+
+def _area_view(view: FeatureView, names: list[str], workspace: Workspace) -> AreaView:
+    known = {f.name for f in view.features}
+    reasons = [f"{n}_missing" for n in names if not n.endswith("_missing") and f"{n}_missing" in known]
+    features = tuple(dict.fromkeys([*names, *reasons]))
+    calendar = published_calendar(view.name, workspace)
+    if calendar is None:
+        raise InputError(f"view {view.name} is registered but {workspace.root} does not publish "
+                         "it: run `sdoh apply` again")
+    releases = [t.to_pydatetime() for t in calendar["release_ts"].dt.tz_convert("UTC")]
+    return AreaView(view, view.tags["geography_level"], features,
+                    {f: f.removesuffix("_missing") for f in features
+                     if f.endswith("_missing") and f.removesuffix("_missing") in features},
+                    tuple(releases), tuple(int(v) for v in calendar["vintage"]),
+                    tuple(int(b) for b in calendar["boundary_year"]))
+
+
+_PLAIN = frozenset({"double_val", "string_val", "int64_val", "int32_val", "float_val", "bool_val"})
+
+
+def _value(proto: ValueProto) -> Any:
+    """The Python value Feast returns for a ValueProto; scalars without Feast's generic path."""
+    kind = proto.WhichOneof("val")
+    if kind in _PLAIN:
+        return getattr(proto, kind)
+    return feast_value_type_to_python_type(proto)
+
+
+def _entity_key(view: FeatureView, key: tuple) -> EntityKeyProto:
+    return EntityKeyProto(join_keys=[c.name for c in view.entity_columns], entity_values=[
+        ValueProto(int64_val=v) if isinstance(v, int) else ValueProto(string_val=v) for v in key])
+
+
+Read = tuple[FeatureView, list[tuple], Sequence[str]]  # view, keys (join-key order), features
+
+
+class StoreReader:
+    """Reads through the online store's own ``online_read``: one call per view (any store)."""
+
+    def __init__(self, store: FeatureStore):
+        self.config = store.config
+        self.online_store = store._get_provider().online_store  # what Feast itself reads with
+
+    def read(self, reads: list[Read]) -> list[list[dict | None]]:
+        """Per read, per key: the features' Python values, or None if the key has no row."""
+        out = []
+        for view, keys, features in reads:
+            with unavailable(f"reading {view.name}"):
+                rows = self.online_store.online_read(self.config, view, [_entity_key(view, k) for k in keys],
+                                                     list(features)) if keys else []
+            out.append([None if _absent(stamp, values) else {f: _value(values[f]) for f in features}
+                        for stamp, values in rows])
+        return out
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _absent(stamp: dt.datetime | None, values: dict[str, ValueProto] | None) -> bool:
+    """Whether ``online_read`` found no row: None, or (Feast's Redis read) empty values at epoch 0."""
+    return values is None or (stamp == _EPOCH and not any(v.WhichOneof("val") for v in values.values()))
+
+
+class RedisReader:
+    """Feast's Redis layout read in one pipelined round trip for every view of a call.
+
+    Same keys and fields as ``RedisOnlineStore.online_read`` (serialized entity key +
+    project; murmur3 of ``view:feature``; ``_ts:view`` says whether the row exists), with the
+    field names hashed once per view rather than on every call.
+    """
+
+    def __init__(self, store: FeatureStore):
+        online = store._get_provider().online_store
+        self.client = online._get_client(store.config.online_store)
+        self.project = store.config.project.encode()
+        self.version = store.config.entity_key_serialization_version
+        self.fields: dict[tuple[str, tuple[str, ...]], list[bytes]] = {}
+
+    def _fields(self, view: FeatureView, features: Sequence[str]) -> list[bytes]:
+        key = (view.name, tuple(features))
+        if key not in self.fields:
+            self.fields[key] = [_mmh3(f"{view.name}:{f}") for f in features] + [f"_ts:{view.name}".encode()]
+        return self.fields[key]
+
+    def read(self, reads: list[Read]) -> list[list[dict | None]]:
+        """As `StoreReader.read`."""
+        with unavailable("reading " + ", ".join(view.name for view, _, _ in reads)), \
+                self.client.pipeline(transaction=False) as pipe:
+            for view, keys, features in reads:
+                fields = self._fields(view, features)
+                for k in keys:
+                    key = serialize_entity_key(_entity_key(view, k), self.version) + self.project
+                    pipe.hmget(key, fields)
+            replies = iter(pipe.execute())
+        return [[_decode(next(replies), features) for _ in keys] for _, keys, features in reads]
+
+
+def _decode(reply: list[bytes | None], features: Sequence[str]) -> dict | None:
+    if reply[-1] is None:  # no _ts: the key was never written
+        return None
+    return {f: None if raw is None else _value(ValueProto.FromString(raw))
+            for f, raw in zip(features, reply, strict=False)}
+
+
+def _reader(store: FeatureStore) -> StoreReader | RedisReader:
+    online = store.config.online_store
+    if online.type == "redis" and online.redis_type == "redis" and \
+            not getattr(store.config.registry, "enable_online_feature_view_versioning", False):
+        return RedisReader(store)
+    return StoreReader(store)
+
+
+class OnlineLookup:
+    """Current SDOH features from the online store, by patient or by location.
+
+    Build one per process (it caches the feature service's views and release calendars) and
+    call `refresh` after `sdoh apply` or a new publication.
+
+    Parameters
+    ----------
+    store : feast.FeatureStore
+        The workspace's store, materialized.
+    workspace : Workspace
+        Where the published datasets (release calendars) live.
+    feature_service : str, default "model_inputs_v1"
+        The feature service to read.
+    boundaries : mapping of int to geopandas.GeoDataFrame, optional
+        Block-group polygons per boundary vintage (`ingestion.geo.boundaries.load_boundary_set`),
+        needed only for lookups by coordinates.
+
+    Raises
+    ------
+    feast.errors.FeatureServiceNotFoundException
+        If the feature service is not registered.
+
+    Examples
+    --------
+    >>> lookup = OnlineLookup(store, ws)
+    >>> lookup.patients(["A", "B"])  # doctest: +ELLIPSIS
+    [{'patient_id': 'A', 'acs_tract__vintage': 2021, 'acs_tract__geoid': '99001000100', ...}, ...]
+    """
+
+    def __init__(self, store: FeatureStore, workspace: Workspace, *,
+                 feature_service: str = "model_inputs_v1",
+                 boundaries: Mapping[int, gpd.GeoDataFrame] | None = None):
+        self.store = store
+        self.workspace = workspace
+        self.feature_service = feature_service
+        self.boundaries = boundaries
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the registry and the release calendars again."""
+        self.store.refresh_registry()
+        service = self.store.get_feature_service(self.feature_service)
+        views = {v.name: v for v in self.store.list_feature_views()}
+        self.views = [_area_view(views[p.name], [f.name for f in p.features], self.workspace)
+                      for p in service.feature_view_projections]
+        self.geography = views.get(GEOGRAPHY_VIEW)
+        self.reader = _reader(self.store)
+
+    def patients(self, patient_ids: Sequence[str], *, at: dt.datetime | None = None) -> list[dict]:
+        """Each patient's features through their current address: two hops, one read each.
+
+        Parameters
+        ----------
+        patient_ids : sequence of str
+            The caller's patient ids (pseudonymized here when the timeline is).
+        at : datetime, optional
+            "Now": picks the vintage in force and ends address periods; default the clock.
+
+        Returns
+        -------
+        list of dict
+            One record per id, in order: ``patient_id``, then per view ``<view>__vintage``,
+            ``<view>__geoid`` and ``<view>__<feature>``; each missing value has its reason in
+            ``<view>__<measure>_missing``.
+
+        An id the online store holds no address period for is ``unknown_patient`` (the
+        timeline never held it), unless the store lost its rows: that raises instead.
+
+        Raises
+        ------
+        InputError
+            If the patient geography is not registered.
+        ingestion.core.errors.OnlineStoreUnavailable
+            If the online store does not answer, or lost rows `feature_repo.materialize`
+            verified (it is checked whenever a read finds no row).
+
+        Examples
+        --------
+        >>> records = OnlineLookup(store, ws).patients(["B"])
+        >>> records[0]["acs_tract__pct_below_poverty_missing"]
+        'po_box'
+        """
+        if self.geography is None:
+            raise InputError(f"{GEOGRAPHY_VIEW} is not registered: run `sdoh link` and `sdoh apply`")
+        now = _utc(at)
+        ids = [str(p) for p in patient_ids]
+        keys = lookup_keys(pd.Series(ids, dtype=object), self.workspace).tolist()
+        [geos] = self.reader.read([(self.geography, [(k,) for k in keys], GEOGRAPHY_FEATURES)])
+        if any(geo is None for geo in geos):
+            require_online(self.store, [self.geography])  # unknown ids, not a wiped store
+        reasons = [_address_reason(geo, now) for geo in geos]
+        return self._hop2([{"patient_id": p} for p in ids], geos, reasons, now)
+
+    def locations(self, locations: Sequence[Location], *, boundary_year: int | None = None,
+                  at: dt.datetime | None = None) -> list[dict]:
+        """Features of places: GEOIDs (block group, tract, county, state) or (lat, lon) pairs.
+
+        Parameters
+        ----------
+        locations : sequence of str or (float, float)
+            GEOIDs (12, 11, 5 or 2 digits) or (latitude, longitude) in degrees.
+        boundary_year : int, optional
+            The boundary vintage of the GEOIDs given (2010 or 2020); a view whose vintage in
+            force is on other boundaries then says ``geoid_of_other_boundary_vintage``.
+            Default: the GEOIDs are taken as valid on every boundary vintage.
+        at : datetime, optional
+            As for `patients`.
+
+        Returns
+        -------
+        list of dict
+            One record per location, in order: ``location`` (as given, coordinates as
+            ``"lat,lon"``) and the columns of `patients`. A view finer than a GEOID says
+            ``location_coarser_than_level``; coordinates outside the boundaries say
+            ``outside_boundaries``.
+
+        Raises
+        ------
+        InputError
+            If a GEOID is malformed, a coordinate pair is not two numbers, coordinates are
+            given without ``boundaries``, or ``boundary_year`` is not 2010 or 2020.
+
+        Examples
+        --------
+        >>> [r["acs_tract__pct_below_poverty_missing"] for r in OnlineLookup(store, ws).locations(
+        ...     ["99001000100", "99001000301"])]
+        ['geography_not_in_vintage', None]
+        """
+        if boundary_year is not None and boundary_year not in BOUNDARY_YEARS:
+            raise InputError(f"boundary_year must be one of {BOUNDARY_YEARS}, got {boundary_year!r}")
+        now = _utc(at)
+        geos: list[dict | None] = [None] * len(locations)
+        points = {}
+        for i, location in enumerate(locations):
+            if isinstance(location, str):
+                geos[i] = _geoid_geography(location, boundary_year)
+            else:
+                points[i] = _point(location)
+        for i, geo in self._link(points).items():
+            geos[i] = geo
+        records = [{"location": _label(location)} for location in locations]
+        reasons = [geo.get("link_missing") if geo.get("link_method") == "none" else None for geo in geos]
+        return self._hop2(records, geos, reasons, now)
+
+    def _link(self, points: dict[int, tuple[float, float]]) -> dict[int, dict]:
+        """Coordinates to GEOIDs on every loaded boundary vintage, as patients are linked."""
+        if not points:
+            return {}
+        if not self.boundaries:
+            raise InputError("lookups by coordinates need block-group boundaries: pass "
+                             "boundaries=load_boundary_set({2010: ..., 2020: ...}) or "
+                             "`sdoh serve --boundaries YEAR FILE`")
+        history = pd.DataFrame({"patient_id": [str(i) for i in points], "valid_from": "2000-01-01",
+                                "latitude": [p[0] for p in points.values()],
+                                "longitude": [p[1] for p in points.values()]})
+        linked = link_addresses(history, self.boundaries).astype(object)
+        linked = linked.where(linked.notna(), None)
+        return {int(row["patient_id"]): row for row in linked.to_dict("records")}
+
+    def _hop2(self, records: list[dict], geos: list[dict | None], reasons: list[str | None],
+              now: dt.datetime) -> list[dict]:
+        """Per area view: the vintage in force and each row's GEOID; one read for all views."""
+        rows, reads = [], []
+        for view in self.views:
+            force = view.in_force(now)
+            if force is None:
+                found = [(None, "not_yet_released")] * len(records)
+            else:
+                found = [(None, reason) if reason in ADDRESSLESS else
+                         _geoid(geo, view.level, force[1], reason)
+                         for geo, reason in zip(geos, reasons, strict=True)]
+            distinct = sorted({g for g, _ in found if g is not None})
+            rows.append((view, force, found, distinct))
+            reads.append((view.view, [(g, force[0]) for g in distinct] if force else [], view.features))
+        read = self.reader.read(reads)
+        missed = [view.view for (view, *_), values in zip(rows, read, strict=True) if None in values]
+        if missed:  # geography_not_in_vintage, unless the store lost its rows
+            require_online(self.store, missed)
+        for (view, force, found, distinct), values in zip(rows, read, strict=True):
+            by_geoid = dict(zip(distinct, values, strict=True))
+            for record, (geoid, reason) in zip(records, found, strict=True):
+                _fill(record, view, force, geoid, reason, by_geoid.get(geoid))
+        return records
+
+    def frame(self, records: list[dict]) -> pd.DataFrame:
+        """Records of `patients` or `locations` as a DataFrame (vintages as nullable ints)."""
+        frame = pd.DataFrame.from_records(records)
+        for view in self.views:
+            frame[f"{view.name}__vintage"] = frame[f"{view.name}__vintage"].astype("Int64")
+        return frame
+
+
+def _fill(record: dict, view: AreaView, force: tuple[int, int] | None, geoid: str | None,
+          reason: str | None, values: dict | None) -> None:
+    """Write one view's columns into ``record``; a missing value gets its reason."""
+    name = view.name
+    record[f"{name}__vintage"] = force[0] if geoid is not None else None
+    record[f"{name}__geoid"] = geoid
+    got = values or {}
+    for feature in view.features:
+        value = got.get(feature)
+        if geoid is None and feature.endswith("_missing"):
+            value = reason
+        elif feature in view.base_of and value is None and got.get(view.base_of[feature]) is None:
+            value = "geography_not_in_vintage"
+        record[f"{name}__{feature}"] = value
+
+
+def _utc(at: dt.datetime | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.now(dt.UTC)
+    if at.tzinfo is None:
+        raise InputError(f"at={at.isoformat()} has no time zone; pass an aware datetime (UTC)")
+    return at.astimezone(dt.UTC)
+
+
+def _address_reason(geo: dict | None, now: dt.datetime) -> str | None:
+    """Why a patient has no address now: unknown id, none found, period ended, or the link's reason.
+
+    The per-record form of `feature_repo.serving.retrieval._address_reason`; an id without any row is
+    one the timeline does not hold (materialization verified the store holds every one).
+    """
+    if geo is None:
+        return UNKNOWN_PATIENT
+    if geo.get("link_method") is None:
+        return NO_ADDRESS
+    valid_to = geo.get("valid_to")
+    if valid_to is not None and valid_to <= now:
+        return NO_ADDRESS
+    return geo.get("link_missing")
+
+
+def _geoid(geo: dict, level: str, year: int, link_reason: str | None) -> tuple[str | None, str | None]:
+    """The GEOID at ``level`` on ``year`` boundaries, or None and why.
+
+    A GEOID the address holds is used even when its link has a reason for finer levels (a
+    ZIP-only patient has a ZCTA but no tract).
+    """
+    why = geo.get("_why", {}).get((level, year))
+    if why:
+        return None, why
+    if level == "state":
+        county = geo.get(f"county_geoid_{year}") or geo.get(f"state_geoid_{year}")
+        geoid = county[:2] if county else None
+    else:
+        geoid = geo.get(f"{level}_geoid_{year}")
+    return (geoid, None) if geoid else (None, link_reason or unlinked_reason(level))
+
+
+def _geoid_geography(geoid: str, boundary_year: int | None) -> dict:
+    """A GEOID given as a location, as a timeline row: every coarser level is its prefix."""
+    if not re.fullmatch(r"\d+", geoid) or len(geoid) not in LEVEL_OF_LENGTH:
+        raise InputError(f"location {geoid!r} is not a GEOID: give 12 digits (block group), 11 "
+                         "(tract), 5 (county) or 2 (state), or a (latitude, longitude) pair")
+    given = LEVELS.index(LEVEL_OF_LENGTH[len(geoid)])
+    geo: dict[str, Any] = {"link_method": "geoid", "_why": {}}
+    for year in BOUNDARY_YEARS:
+        for i, level in enumerate(LEVELS):
+            if boundary_year is not None and year != boundary_year:
+                geo["_why"][level, year] = "geoid_of_other_boundary_vintage"
+            elif i < given:
+                geo["_why"][level, year] = "location_coarser_than_level"
+            else:
+                geo[f"{level}_geoid_{year}"] = geoid[:GEOID_LENGTH[level]]
+    return geo
+
+
+def _point(location: Any) -> tuple[float, float]:
+    try:
+        lat, lon = (float(v) for v in location)
+    except (TypeError, ValueError):
+        raise InputError(f"location {location!r} is neither a GEOID string nor a "
+                         "(latitude, longitude) pair") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InputError(f"location ({lat}, {lon}) is not a latitude in [-90, 90] and a "
+                         "longitude in [-180, 180]; pass (latitude, longitude)")
+    return lat, lon
+
+
+def _label(location: Location) -> str:
+    return location if isinstance(location, str) else ",".join(str(float(v)) for v in location)
+
+
+def workspace_boundaries(workspace: Workspace) -> dict[int, gpd.GeoDataFrame] | None:
+    """The block-group boundaries the workspace's patients were linked with, if known.
+
+    Read from the demo region's manifest (``raw/demo_region/manifest.json``); None elsewhere,
+    where the boundary files are passed explicitly (``sdoh serve --boundaries YEAR FILE``).
+
+    Examples
+    --------
+    >>> workspace_boundaries(ws) is None  # not a demo workspace; a demo's gives {2010: ..., 2020: ...}
+    True
+    """
+    manifest = workspace.root / "raw" / "demo_region" / "manifest.json"
+    if not manifest.exists():
+        return None
+    tiger = json.loads(manifest.read_text())["tiger"]
+    return load_boundary_set({int(year): manifest.parent / entry["path"] for year, entry in tiger.items()})
+
+
+def online_features(
+    patient_ids: Sequence[str],
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+    at: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Current SDOH features for patients, through their current address (two hops).
+
+    A one-off call; a service that answers many should keep one `OnlineLookup`.
+
+    Parameters
+    ----------
+    patient_ids : sequence of str
+        Patients to look up.
+    store, workspace, feature_service
+        As for `feature_repo.training_frame`.
+    at : datetime, optional
+        "Now" for choosing the vintage in force and whether the address period has ended.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient, columns as in `feature_repo.training_frame`.
+
+    Examples
+    --------
+    >>> online_features(["A"], store=store, workspace=ws)[["patient_id", "acs_tract__geoid"]]
+      patient_id acs_tract__geoid
+    0          A      99001000100
+    """
+    lookup = OnlineLookup(store, workspace, feature_service=feature_service)
+    return lookup.frame(lookup.patients(patient_ids, at=at))
+
+
+def online_features_at(
+    location: Location | Sequence[Location],
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+    boundaries: Mapping[int, gpd.GeoDataFrame] | None = None,
+    boundary_year: int | None = None,
+    at: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Current SDOH features of places, for services that have no patient record.
+
+    Parameters
+    ----------
+    location : str, (float, float), or a sequence of them
+        GEOIDs (block group 12 digits, tract 11, county 5, state 2) or (latitude, longitude).
+    store, workspace, feature_service
+        As for `feature_repo.training_frame`.
+    boundaries : mapping of int to geopandas.GeoDataFrame, optional
+        Block groups per boundary vintage, for coordinates; default the workspace's
+        (`workspace_boundaries`).
+    boundary_year : int, optional
+        Boundary vintage of the GEOIDs given (see `OnlineLookup.locations`).
+    at : datetime, optional
+        "Now" for the vintage in force.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per location: ``location``, then ``<view>__vintage``, ``<view>__geoid`` and
+        ``<view>__<feature>``, every missing value with its reason.
+
+    Raises
+    ------
+    InputError
+        If a location is malformed or coordinates come without boundaries.
+
+    Examples
+    --------
+    >>> online_features_at("99001000301", store=store, workspace=ws)["acs_tract__pct_below_poverty"]
+    0    21.0
+    Name: acs_tract__pct_below_poverty, dtype: float64
+    """
+    many = not isinstance(location, str) and not _is_pair(location)
+    locations = list(location) if many else [location]
+    if boundaries is None and any(not isinstance(x, str) for x in locations):
+        boundaries = workspace_boundaries(workspace)
+    lookup = OnlineLookup(store, workspace, feature_service=feature_service, boundaries=boundaries)
+    return lookup.frame(lookup.locations(locations, boundary_year=boundary_year, at=at))
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and all(
+        isinstance(v, (int, float)) for v in value)
+

@@ -1,0 +1,428 @@
+"""Point-in-time correct training frames and online lookups, through the patient's geography.
+
+Both paths make the same two hops. First, the patient's address period as of the event time
+(Feast point-in-time join on the geography timeline; an ended period counts as no address).
+Second, for every area feature view: the latest vintage released on or before the event
+(from the published data's own release dates), the GEOID of that vintage's boundary year, and
+a Feast lookup keyed by (GEOID, vintage). Every missing value gets a typed reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from feast import FeatureStore
+from feast.types import Float64, String
+from tqdm import tqdm
+
+from feature_repo.definitions.feature_views import GEOGRAPHY_FIELDS, published_calendar
+from ingestion.core import known_warnings
+from ingestion.core.atomic import write_atomic
+from ingestion.core.datasets import geoid_column
+from ingestion.core.errors import InputError
+from ingestion.core.workspace import Workspace
+from ingestion.geo.pseudonym import lookup_keys
+
+GEOGRAPHY_VIEW = "patient_geography"
+GEOGRAPHY_FEATURES = [*GEOGRAPHY_FIELDS, "valid_to", "link_method", "link_missing"]
+NO_ADDRESS = "no_address_at_event"
+# An id the timeline has never held: not a gap in a known patient's history.
+UNKNOWN_PATIENT = "unknown_patient"
+# Reasons that leave a patient without any GEOID to look up.
+ADDRESSLESS = frozenset({NO_ADDRESS, UNKNOWN_PATIENT})
+# Events per chunk of `write_training_frame`: ~4.5 GiB peak for model_inputs_v1 (614 columns).
+CHUNK_EVENTS = 200_000
+ARROW_TYPES = {Float64: pa.float64(), String: pa.string()}
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """One area view to read: its level, requested features and the vintages it publishes."""
+
+    name: str
+    level: str
+    features: tuple[str, ...]
+    calendar: pd.DataFrame  # vintage, release_ts, boundary_year; sorted by release_ts
+    strings: frozenset[str] = frozenset()  # the features of Feast type String
+
+    @property
+    def refs(self) -> list[str]:
+        """Feast feature references."""
+        return [f"{self.name}:{f}" for f in self.features]
+
+    @property
+    def key(self) -> str:
+        """The GEOID join key."""
+        return geoid_column(self.level)
+
+    def in_force(self, at: pd.Series) -> pd.DataFrame:
+        """The vintage and boundary year in force at each time (NaN before any release)."""
+        released = _utc_naive(self.calendar["release_ts"])
+        times = _utc_naive(at)
+        idx = np.searchsorted(released, times, side="right") - 1
+        picked = self.calendar.iloc[np.clip(idx, 0, None)]
+        before = idx < 0
+        return pd.DataFrame({
+            "vintage": picked["vintage"].to_numpy(dtype=float),
+            "boundary_year": picked["boundary_year"].to_numpy(dtype=float),
+        }, index=at.index).mask(pd.Series(before, index=at.index), np.nan)
+
+
+def _utc_naive(times: pd.Series) -> np.ndarray:
+    """UTC instants as naive microsecond datetimes, comparable whatever the local time zone."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+
+
+def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) -> list[ViewPlan]:
+    """What a feature service reads, view by view; every value brings its missing reason."""
+    service = store.get_feature_service(feature_service)
+    plans = []
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        names = [f.name for f in projection.features]
+        reasons = [f"{n}_missing" for n in names if not n.endswith("_missing")
+                   and f"{n}_missing" in {f.name for f in view.features}]
+        features = tuple(dict.fromkeys([*names, *reasons]))
+        strings = frozenset(f.name for f in view.features if f.dtype == String)
+        plans.append(ViewPlan(projection.name, view.tags["geography_level"], features,
+                              published_calendar(projection.name, workspace), strings))
+    return plans
+
+
+def _address_reason(geo: pd.DataFrame, at: pd.Series, *, known: pd.Series | None = None) -> pd.Series:
+    """Why a patient has no linked address at ``at``: none found, ended, or the link reason.
+
+    ``known`` says, per row, whether the timeline holds the patient at all; a patient it
+    does not hold is ``unknown_patient`` rather than ``no_address_at_event``.
+    """
+    found = geo["link_method"].notna()
+    valid_to = pd.to_datetime(geo["valid_to"], utc=True)
+    ended = valid_to.notna() & (valid_to <= at)
+    reason = geo["link_missing"].astype(object).mask(~found | ended, NO_ADDRESS)
+    return reason if known is None else reason.mask(~known.to_numpy(dtype=bool), UNKNOWN_PATIENT)
+
+
+def timeline_ids(workspace: Workspace) -> frozenset[str]:
+    """Every patient key the published address timeline holds (cached until its files change).
+
+    Examples
+    --------
+    >>> sorted(timeline_ids(ws))
+    ['A', 'B', 'C', 'E']
+    """
+    pattern = workspace.published_glob(GEOGRAPHY_VIEW)
+    files = tuple((path, os.stat(path).st_mtime_ns) for path in sorted(glob.glob(pattern, recursive=True)))
+    return _ids_in(pattern, files)
+
+
+@lru_cache(maxsize=4)
+def _ids_in(pattern: str, files: tuple) -> frozenset[str]:
+    if not files:
+        return frozenset()
+    with duckdb.connect() as con:
+        rows = con.execute("SELECT DISTINCT patient_id FROM read_parquet(?)", [pattern]).fetchall()
+    return frozenset(str(r[0]) for r in rows)
+
+
+def _geoids(geo: pd.DataFrame, level: str, year: int) -> pd.Series:
+    """The patient's GEOID at ``level`` on ``year`` boundaries; a state is its county's prefix."""
+    if level == "state":
+        return geo[f"county_geoid_{year}"].str[:2]
+    return geo[f"{level}_geoid_{year}"]
+
+
+def _keys(plan: ViewPlan, geo: pd.DataFrame, at: pd.Series, address_reason: pd.Series) -> pd.DataFrame:
+    """GEOID and vintage to look up per row, and the reason for rows that cannot be looked up."""
+    force = plan.in_force(at)
+    geoid = pd.Series(None, index=geo.index, dtype=object)
+    for year in force["boundary_year"].dropna().unique():
+        rows = force["boundary_year"] == year
+        geoid[rows] = _geoids(geo.loc[rows], plan.level, int(year))
+    # A GEOID the period holds is read even when the link has a reason for finer levels: a
+    # ZIP-only patient has a ZCTA but no tract.
+    usable = ~address_reason.isin(ADDRESSLESS) & force["vintage"].notna()
+    geoid = geoid.where(usable & geoid.notna(), None)
+    reason = address_reason.where(force["vintage"].notna(), "not_yet_released")
+    reason = reason.mask(reason.isna() & geoid.isna(), unlinked_reason(plan.level))
+    return pd.DataFrame({plan.key: geoid, "vintage": force["vintage"], "row_reason": reason})
+
+
+def unlinked_reason(level: str) -> str:
+    """Why a linked address has no GEOID at ``level``: ZCTAs are linked only on request."""
+    return "level_not_linked" if level == "zcta" else "outside_boundaries"
+
+
+def _finish(plan: ViewPlan, fetched: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    """Prefix columns as ``view__feature`` and give every missing value its reason.
+
+    A string column's null is None in every row, whichever way it was read (rows read no area,
+    a chunk read none, Feast's arrow or a parquet round trip): a frame's strings use one null.
+    """
+    looked_up = keys[plan.key].notna()
+    values = fetched.reindex(columns=list(plan.features))
+    for feature in plan.strings.intersection(plan.features):
+        values[feature] = values[feature].astype(object).where(values[feature].notna(), None)
+    for feature in [f for f in plan.features if f.endswith("_missing")]:
+        value = values.get(feature.removesuffix("_missing"))
+        reason = values[feature].astype(object).where(looked_up, keys["row_reason"])
+        if value is not None:
+            reason = reason.mask(looked_up & value.isna() & reason.isna(), "geography_not_in_vintage")
+        values[feature] = reason
+    used = pd.DataFrame({"vintage": keys["vintage"].where(looked_up).astype("Int64"),
+                         "geoid": keys[plan.key]}, index=keys.index)
+    return pd.concat([used, values], axis=1, copy=False).add_prefix(f"{plan.name}__")
+
+
+def _check_events(events: pd.DataFrame) -> pd.DataFrame:
+    missing = {"patient_id", "event_timestamp"} - set(events.columns)
+    if missing:
+        raise InputError(f"events lack columns {sorted(missing)}; need patient_id and event_timestamp")
+    out = events.reset_index(drop=True).copy()
+    out["patient_id"] = out["patient_id"].astype(str)
+    try:
+        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    except ValueError:  # formats differ between rows, or a row is no time: parse row by row
+        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True, format="mixed",
+                                                errors="coerce")
+    if out["event_timestamp"].isna().any():
+        row = int(out["event_timestamp"].isna().to_numpy().nonzero()[0][0])
+        raise InputError(f"events row {row}: event_timestamp is empty or unparseable")
+    return out
+
+
+def _historical(store: FeatureStore, entity_df: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
+    """Feast's point-in-time join, returned in the entity rows' order (Feast does not keep it)."""
+    if entity_df.empty:
+        return pd.DataFrame(index=entity_df.index)
+    frame = entity_df.assign(_row=entity_df.index)
+    with known_warnings.ignored():  # ibis's deprecated DuckDB call on every query
+        # to_arrow avoids to_df's extra full copy; one reindex puts rows back in order.
+        table = store.get_historical_features(entity_df=frame, features=refs).to_arrow()
+    return table.to_pandas().set_index("_row").reindex(entity_df.index)
+
+
+def _area_features(store: FeatureStore, plan: ViewPlan, keys: pd.DataFrame) -> pd.DataFrame:
+    """Feast's join once per distinct (GEOID, vintage), spread back to every row that needs it.
+
+    Each distinct key is asked at its vintage's release instant: the key pins the vintage, so
+    the answer is the one any later event would get, and Feast joins far fewer rows.
+    """
+    lookup = keys.loc[keys[plan.key].notna(), [plan.key, "vintage"]].astype({"vintage": "int64"})
+    distinct = lookup.drop_duplicates(ignore_index=True).copy()
+    released = plan.calendar.drop_duplicates("vintage").set_index("vintage")["release_ts"]
+    distinct["event_timestamp"] = distinct["vintage"].map(released)
+    fetched = _historical(store, distinct, plan.refs)
+    position = pd.MultiIndex.from_frame(distinct[[plan.key, "vintage"]]).get_indexer(
+        pd.MultiIndex.from_frame(lookup))
+    fetched = fetched.take(position).set_axis(lookup.index)
+    return fetched.reindex(keys.index)
+
+
+def training_frame(
+    events: pd.DataFrame,
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+) -> pd.DataFrame:
+    """SDOH features as of each event, through the geography the patient had then.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Rows of ``patient_id`` and ``event_timestamp`` (other columns are kept).
+    store : feast.FeatureStore
+        The store of ``workspace`` (see `feature_store`).
+    workspace : Workspace
+        Where the published datasets live (their release dates fix the vintage in force).
+    feature_service : str
+        ``model_inputs_v1`` or ``equity_audit_v1``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The events, in their order, with ``<view>__<feature>`` columns, the GEOID and vintage
+        read per view (``<view>__geoid``, ``<view>__vintage``) and a typed reason in every
+        ``*_missing`` column where a value is missing.
+
+    Raises
+    ------
+    InputError
+        If events lack a column or have an unparseable timestamp.
+
+    Examples
+    --------
+    >>> events = pd.DataFrame({"patient_id": ["A", "B"], "event_timestamp": ["2022-06-01", "2022-06-01"]})
+    >>> frame = training_frame(events, store=store, workspace=ws)
+    >>> frame["acs_tract__geoid"].tolist(), frame["acs_tract__pct_below_poverty"].tolist()
+    (['99001000100', None], [6.0, nan])
+    >>> frame["acs_tract__pct_below_poverty_missing"].tolist()  # B's address is a PO box
+    [None, 'po_box']
+    """
+    return _frame(_check_events(events), store, workspace, plan_views(store, workspace, feature_service))
+
+
+def _frame(events: pd.DataFrame, store: FeatureStore, workspace: Workspace,
+           plans: list[ViewPlan]) -> pd.DataFrame:
+    """`training_frame` of checked events."""
+    at = events["event_timestamp"]
+    keyed = events[["patient_id", "event_timestamp"]].assign(  # the ids the timeline holds
+        patient_id=lookup_keys(events["patient_id"], workspace))
+    geo = _historical(store, keyed, [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES])
+    address_reason = _address_reason(geo, at, known=keyed["patient_id"].isin(timeline_ids(workspace)))
+    parts = [events]
+    for plan in plans:
+        keys = _keys(plan, geo, at, address_reason)
+        parts.append(_finish(plan, _area_features(store, plan, keys), keys))
+    return pd.concat(parts, axis=1, copy=False)
+
+
+def frame_schema(store: FeatureStore, plans: list[ViewPlan], event_fields: pa.Schema) -> pa.Schema:
+    """The frame's parquet schema, fixed before any chunk (a chunk may hold a column all null)."""
+    fields = list(event_fields)
+    for plan in plans:
+        kinds = {f.name: f.dtype for f in store.get_feature_view(plan.name).features}
+        fields += [pa.field(f"{plan.name}__vintage", pa.int64()),
+                   pa.field(f"{plan.name}__geoid", pa.string())]
+        fields += [pa.field(f"{plan.name}__{f}", ARROW_TYPES[kinds[f]]) for f in plan.features]
+    return pa.schema(fields)
+
+
+def write_training_frame(
+    events: pd.DataFrame,
+    path: str | Path,
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+    chunk_events: int = CHUNK_EVENTS,
+    progress: bool = False,
+) -> Path:
+    """Write `training_frame` to parquet in chunks of events, for frames larger than memory.
+
+    Memory holds one chunk's frame at a time, not the whole frame (5 million events of
+    ``model_inputs_v1`` are ~25 GiB in pandas). On the Spark profile the executors write
+    instead (`feature_repo.serving.spark.write_training_frame`, which also takes cluster URIs) and
+    ``path`` becomes a folder of part files; ``pandas.read_parquet`` reads either. The frame
+    is written beside ``path`` and moved in place when complete: an interrupted or failed run
+    leaves ``path`` as it was.
+
+    Parameters
+    ----------
+    events, store, workspace, feature_service
+        As for `training_frame`.
+    path : str or Path
+        Where to write (a local path; replaced if it exists).
+    chunk_events : int
+        Events per chunk; the rows keep the events' order.
+    progress : bool
+        Show a bar over events written.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        As for `training_frame`; nothing is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> events = pd.DataFrame({"patient_id": ["A", "B"], "event_timestamp": ["2022-06-01", "2022-06-01"]})
+    >>> path = write_training_frame(events, Path(tempfile.mkdtemp()) / "frame.parquet", store=store,
+    ...                             workspace=ws, chunk_events=1)
+    >>> pd.read_parquet(path)["acs_tract__pct_below_poverty_missing"].tolist()
+    [None, 'po_box']
+    """
+    path = Path(path)
+    if store.config.offline_store.type == "spark":
+        from feature_repo.serving.spark import write_training_frame as write_on_spark
+
+        write_on_spark(events, path, store=store, workspace=workspace, feature_service=feature_service,
+                       mode="overwrite")
+        return path
+    events = _check_events(events)
+    plans = plan_views(store, workspace, feature_service)
+    write_atomic(path, lambda handle: _write_chunks(events, handle, store, workspace, plans, chunk_events,
+                                                     progress))
+    return path
+
+
+def _write_chunks(events: pd.DataFrame, sink: BinaryIO, store: FeatureStore, workspace: Workspace,
+                  plans: list[ViewPlan], chunk_events: int, progress: bool) -> None:
+    schema = frame_schema(store, plans, pa.Schema.from_pandas(events, preserve_index=False))
+    with pq.ParquetWriter(sink, schema) as writer, tqdm(
+            total=len(events), desc="training frame", unit="event", disable=not progress) as bar:
+        for start in range(0, len(events), chunk_events):
+            chunk = _frame(events.iloc[start:start + chunk_events], store, workspace, plans)
+            writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
+            bar.update(len(chunk))
+
+
+def feast_online_features(
+    patient_ids: list[str],
+    *,
+    store: FeatureStore,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+    at: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """`feature_repo.online_features` through Feast's ``get_online_features``, one call per view.
+
+    The reference the fast lookup (`feature_repo.serving.online.OnlineLookup`) is tested and
+    benchmarked against: the same two hops and reasons on Feast's own read path, which
+    rebuilds the plan and decodes through Feast on every call (hundreds of milliseconds).
+
+    Parameters
+    ----------
+    patient_ids : list of str
+        Patients to look up.
+    store, workspace, feature_service
+        As for `training_frame`.
+    at : datetime, optional
+        "Now" for choosing the vintage in force and whether the address period has ended.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient, columns as in `training_frame`.
+
+    Examples
+    --------
+    >>> row = feast_online_features(["A"], store=store, workspace=ws).iloc[0]
+    >>> row["acs_tract__geoid"], row["acs_tract__pct_below_poverty_missing"]
+    ('99001000100', 'geography_not_in_vintage')
+    """
+    now = pd.Timestamp(at or dt.datetime.now(dt.UTC)).tz_convert("UTC")
+    ids = pd.DataFrame({"patient_id": [str(p) for p in patient_ids]})
+    at_series = pd.Series(now, index=ids.index)
+    keyed = lookup_keys(ids["patient_id"], workspace)
+    geo = pd.DataFrame(store.get_online_features(
+        features=[f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES],
+        entity_rows=ids.assign(patient_id=keyed).to_dict("records"),
+    ).to_dict())
+    address_reason = _address_reason(geo, at_series, known=keyed.isin(timeline_ids(workspace)))
+    parts = [ids]
+    for plan in plan_views(store, workspace, feature_service):
+        keys = _keys(plan, geo, at_series, address_reason)
+        lookup = keys.loc[keys[plan.key].notna(), [plan.key, "vintage"]].astype({"vintage": "int64"})
+        fetched = pd.DataFrame(index=keys.index)
+        if not lookup.empty:
+            result = store.get_online_features(features=plan.refs, entity_rows=lookup.to_dict("records"))
+            fetched = pd.DataFrame(result.to_dict(), index=lookup.index).reindex(keys.index)
+        parts.append(_finish(plan, fetched, keys))
+    return pd.concat(parts, axis=1, copy=False)

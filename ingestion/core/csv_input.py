@@ -1,0 +1,85 @@
+"""Read a publisher's CSV file as text columns, refusing empty, header-only and non-UTF-8 files.
+
+One rule for every publisher file the project reads (CDC SVI files, Neighborhood Atlas ADI
+files): the bytes are UTF-8, with or without a byte-order mark (CDC and the Atlas publish
+ASCII; a file saved as Latin-1 by a spreadsheet is refused, not guessed at, since a wrong guess
+changes names silently); there is a header row and at least one data row. Each failure is an
+`InputError` naming the file (and the line, for a byte that is not UTF-8) and what to do.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+>>> _ = path.write_bytes(b"\\xef\\xbb\\xbfFIPS,RANK\\n01001,7\\n")
+>>> read_csv_text(path, what="an SVI file").to_dict("list")
+{'FIPS': ['01001'], 'RANK': ['7']}
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from ingestion.core.errors import InputError
+
+__all__ = ["read_csv_text"]
+
+
+def read_csv_text(path: str | Path, *, what: str) -> pd.DataFrame:
+    """Every cell of a CSV as text ("" when empty), after checking the file is usable.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+    what : str
+        What the file should be, for messages: "a CDC SVI file".
+
+    Returns
+    -------
+    pandas.DataFrame
+        The header's columns, one row per data line, every value a string.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, is empty, is not UTF-8 (the line of the first bad byte is
+        named), is not a CSV pandas can parse, or has a header and no data rows.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "SVI_2020_US.csv"
+    >>> _ = path.write_text("FIPS,RPL_THEMES\\n10001040100,0.5\\n10001040200,\\n")
+    >>> read_csv_text(path, what="a CDC SVI file").values.tolist()
+    [['10001040100', '0.5'], ['10001040200', '']]
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}; check the path "
+                         "and its permissions") from exc
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty; expected {what} with a header row and data "
+                         "rows: download it again")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; expected {what} "
+            "in UTF-8 (as published): download it again or convert it, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > utf8_{path.name}`") from exc
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{path}: malformed CSV ({first}); expected {what}: download it "
+                         "again") from exc
+    if frame.empty:
+        raise InputError(f"{path}: a header row and no data rows; expected {what} with one row "
+                         "per area: download it again")
+    return frame

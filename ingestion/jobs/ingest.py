@@ -1,0 +1,291 @@
+"""Ingest verbs: pull or read a source, derive its measures, publish them through the gate.
+
+Each verb is one flow: a client of `ingestion.sources` fetches or reads, a module of
+`ingestion.derive` computes the published rows, and `ingestion.gate.publish` validates them and
+swaps them in (or quarantines them, leaving what is served untouched).
+
+Examples
+--------
+>>> ingest_acs("tract", 2021, "DE", workspace=Workspace("ws"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ingestion.core.datasets import acs_spec, adi_acs_spec, adi_spec, svi_spec
+from ingestion.core.errors import InputError
+from ingestion.core.geography import normalize_states
+from ingestion.core.workspace import Workspace
+from ingestion.derive.acs import API_GEOGRAPHY, build_acs_measures, check_vintage
+from ingestion.derive.adi import GEOID, adi_acs_dataset, adi_variables
+from ingestion.derive.svi import GEOID_WIDTHS, compute_svi, svi_dataset, svi_variables
+from ingestion.derive.svi import LEVELS as SVI_LEVELS
+from ingestion.gate.publish import PublishResult, publish
+from ingestion.sources.adi_file import read_adi_file
+from ingestion.sources.census_api import CensusClient, get_acs
+from ingestion.sources.svi_file import check_svi_file, read_svi_file
+from sdoh_sources import load_catalog
+from sdoh_sources.adi_computed import load_adi_method
+from sdoh_sources.svi import load_svi_catalog
+
+log = logging.getLogger(__name__)
+
+
+def ingest_acs(
+    level: str,
+    vintage: int,
+    state: str | list[str] | None,
+    *,
+    workspace: Workspace,
+    county: str | list[str] | None = None,
+    client: CensusClient | None = None,
+    synthetic: bool = False,
+    reliability_rule: str | None = None,
+) -> PublishResult:
+    """Pull the catalog's ACS variables, build the measures and publish them through the gate.
+
+    Parameters
+    ----------
+    level : str
+        "block_group", "tract", "county", "zcta" (national: state must be None) or "state".
+    vintage : int
+        ACS 5-year vintage; no default on purpose.
+    state : str, list of str or None
+        State(s) as FIPS, postal code or name; None for every state, DC and PR.
+    workspace : Workspace
+        Where staged, published and quarantined data live.
+    county : str or list of str, optional
+        Restrict to these counties (3-digit FIPS) of a single state.
+    client : CensusClient, optional
+        A configured client (base URL, key); a default one otherwise.
+    synthetic : bool
+        Marks the demo region's rows.
+    reliability_rule : str, optional
+        A reliability rule of the catalog; the catalog's default otherwise.
+
+    Returns
+    -------
+    PublishResult
+
+    Raises
+    ------
+    CatalogError
+        If ``vintage`` is not in the release calendar (checked before any request).
+    CensusApiError
+        If the API cannot be reached or answers with an error.
+    ValidationFailed
+        If the built dataset fails its suite (it is quarantined; served data is unchanged).
+
+    Examples
+    --------
+    >>> ingest_acs("tract", 2021, "DE", workspace=Workspace("ws"))  # doctest: +SKIP
+    """
+    check_vintage(vintage)
+    if level == "zcta" and state is not None:
+        raise InputError("ZCTAs are not nested in states: the API answers for the whole nation; "
+                         "pull them with state=None (`--state all`)")
+    variables = list(load_catalog().acs.variables_for(level, vintage))
+    tidy = get_acs(API_GEOGRAPHY[level], variables, vintage, state, county=county, client=client)
+    log.info("ACS %s %s: %d geographies, %d variables", vintage, level, tidy["GEOID"].nunique(),
+             len(variables))
+    frame = build_acs_measures(tidy, level=level, vintage=vintage, synthetic=synthetic,
+                               reliability_rule=reliability_rule)
+    return publish(frame, acs_spec(level), workspace, data_docs=True)
+
+
+def ingest_svi(
+    level: str,
+    release: int,
+    state: str | list[str] | None,
+    *,
+    reference: str,
+    workspace: Workspace,
+    client: CensusClient | None = None,
+    synthetic: bool = False,
+) -> PublishResult:
+    """Compute the SVI from the ACS inputs of its release and publish it through the gate.
+
+    The rows' event time is the release day of the ACS vintage the SVI is computed from: the
+    index could be computed from that day on.
+
+    Parameters
+    ----------
+    level : {"tract", "county"}
+    release : int
+        SVI release (2020, 2022); no default.
+    state : str, list of str or None
+        State(s) as FIPS, postal code or name; None for every state (required for the nation
+        as reference area).
+    reference : {"state", "nation"}
+        The area ranks are computed within.
+    workspace : Workspace
+    client : CensusClient, optional
+    synthetic : bool
+        Marks the demo region's rows.
+
+    Returns
+    -------
+    PublishResult
+
+    Raises
+    ------
+    InputError
+        A national reference with a state list (ranks would not be national).
+
+    Examples
+    --------
+    >>> ingest_svi("tract", 2020, "DE", reference="state", workspace=Workspace("ws"))  # doctest: +SKIP
+    """
+    if level not in SVI_LEVELS:
+        raise InputError(f"SVI is published for {list(SVI_LEVELS)}, not {level!r}")
+    if reference == "nation" and state is not None:
+        raise InputError("ranks within the nation need every state: pass state=None (`--state all`)")
+    rel = load_svi_catalog().release(release)
+    variables = sorted({v[:-1] for v in svi_variables(release)})
+    inputs = get_acs(API_GEOGRAPHY[level], variables, rel.acs_vintage, state, client=client,
+                     output="wide")
+    svi = compute_svi(inputs, release=release, reference=reference, level=level,
+                      states=None if state is None else normalize_states(state))
+    released = pd.Timestamp(load_catalog().release("acs5", rel.acs_vintage).release_ts)
+    frame = svi_dataset(svi, level=level, reference=reference, release=release, release_ts=released,
+                        origin="computed_from_acs", synthetic=synthetic)
+    return publish(frame, svi_spec(level, reference), workspace, data_docs=True)
+
+
+def ingest_svi_file(
+    path: str | Path,
+    *,
+    release: int,
+    reference: str,
+    available_from: dt.date,
+    workspace: Workspace,
+) -> PublishResult:
+    """Read an SVI file as CDC publishes it and publish its ranks through the gate.
+
+    CDC's US files rank within the nation, its state files within the state: say which with
+    ``reference``; the file's ranks must show the same (`apparent_reference`). CDC's download
+    page gives no machine-readable release day, so the rows' event time is ``available_from``
+    (when the file became available to you).
+
+    Raises
+    ------
+    InputError
+        For a file `read_svi_file` refuses, one without the published columns (RPL_THEMES,
+        ...; all named), or one whose ranks look computed within another reference area.
+
+    Examples
+    --------
+    >>> ingest_svi_file("SVI_2020_US.csv", release=2020, reference="nation",
+    ...                 available_from=dt.date(2022, 12, 22), workspace=Workspace("ws"))  # doctest: +SKIP
+    """
+    path = Path(path)
+    svi = read_svi_file(path)
+    svi = svi.rename(columns={"FIPS": "GEOID"})
+    check_svi_file(svi, path=path, reference=reference)
+    level = GEOID_WIDTHS[svi["GEOID"].str.len().max()]
+    frame = svi_dataset(svi, level=level, reference=reference, release=release,
+                        release_ts=pd.Timestamp(available_from, tz="UTC"), origin="publisher_file")
+    return publish(frame, svi_spec(level, reference), workspace, data_docs=True)
+
+
+def group_quarters_inputs(vintage: int, state, client: CensusClient | None) -> pd.DataFrame:
+    """The block groups' group-quarters counts the Atlas suppression rules need, by GEOID.
+
+    The source (decennial dataset and variable) comes from the catalog for the boundary
+    vintage of ``vintage``; a vintage without one is refused rather than left unsuppressed.
+
+    Examples
+    --------
+    >>> group_quarters_inputs(2022, "10", None).columns.tolist()  # doctest: +SKIP
+    ['GEOID', 'group_quarters']
+    """
+    boundary = load_catalog().release("acs5", vintage).boundary_vintage
+    method = load_adi_method().suppression
+    source = method.group_quarters_source(boundary)
+    if source is None:
+        raise InputError(f"ACS {vintage} is on {boundary} block groups, for which the catalog has no "
+                         "verified group-quarters source (sdoh_sources/catalog/adi_computed.yaml "
+                         "group_quarters_sources); the Atlas suppression rules cannot be applied, "
+                         "so no ADI is computed. Use a vintage on 2020 boundaries (2020 or later).")
+    own = client is None
+    client = client if client is not None else CensusClient()
+    try:
+        table = client.get_table(source.year, source.dataset, [source.variable], "block group",
+                                 state=state)
+    finally:
+        if own:
+            client.close()
+    return table[[GEOID, source.variable]].rename(
+        columns={source.variable: method.group_quarters_column})
+
+
+def ingest_adi_acs(
+    vintage: int,
+    state: str | list[str] | None,
+    *,
+    reference: str,
+    workspace: Workspace,
+    client: CensusClient | None = None,
+    synthetic: bool = False,
+) -> PublishResult:
+    """Compute the ADI from ACS block groups (both variants) and publish it through the gate.
+
+    Parameters
+    ----------
+    vintage : int
+        ACS 5-year vintage on 2020 block groups (group quarters come from the 2020 Census).
+    state : str, list of str or None
+        State(s); None for every state (required for the nation as reference area).
+    reference : {"nation", "state"}
+        The area scores are scaled and ranked within.
+    workspace : Workspace
+    client : CensusClient, optional
+    synthetic : bool
+        Marks the demo region's rows.
+
+    Returns
+    -------
+    PublishResult
+
+    Raises
+    ------
+    InputError
+        A national reference with a state list, or a vintage without a group-quarters source.
+
+    Examples
+    --------
+    >>> ingest_adi_acs(2022, "DE", reference="state", workspace=Workspace("ws"))  # doctest: +SKIP
+    """
+    if reference == "nation" and state is not None:
+        raise InputError("ranks within the nation need every state: pass state=None (`--state all`)")
+    variables = sorted({v[:-1] for v in adi_variables(vintage)})
+    inputs = get_acs("block group", variables, vintage, state, client=client, output="wide")
+    quarters = group_quarters_inputs(vintage, state, client)
+    inputs = inputs.merge(quarters, on=GEOID, how="left")
+    frame = adi_acs_dataset(inputs, vintage=vintage, reference=reference, synthetic=synthetic,
+                            states=None if state is None else normalize_states(state))
+    return publish(frame, adi_acs_spec(reference), workspace, data_docs=True)
+
+
+def ingest_adi(
+    path: str | Path,
+    *,
+    available_from: dt.date,
+    workspace: Workspace,
+    vintage: int | None = None,
+    synthetic: bool = False,
+) -> PublishResult:
+    """Read a Neighborhood Atlas file and publish it through the validation gate.
+
+    Examples
+    --------
+    >>> ingest_adi("DS_2020_ADI_Census_Block_Group_v4_0.csv", available_from=dt.date(2022, 9, 1),
+    ...            workspace=Workspace("ws"))  # doctest: +SKIP
+    """
+    frame = read_adi_file(path, available_from=available_from, vintage=vintage, synthetic=synthetic)
+    return publish(frame, adi_spec(), workspace, data_docs=True)
