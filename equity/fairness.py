@@ -22,14 +22,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ingestion.core.errors import InputError
+from sdoh_sources.catalog import CatalogError
+from sdoh_sources.fairness import METRICS, FairnessThresholds, load_fairness_thresholds
 
 __all__ = [
     "FAIRNESS_ROLES",
@@ -51,9 +51,6 @@ logger = logging.getLogger(__name__)
 
 #: The ``fairness_role`` vocabulary of DESIGN.md section 4.
 FAIRNESS_ROLES = ("model_input", "sensitive_attribute", "stratifier_only", "excluded_from_models")
-#: The gaps `fairness_report` computes, which a thresholds file may bound.
-METRICS = ("demographic_parity_difference", "demographic_parity_ratio",
-           "equalized_odds_difference", "equal_opportunity_difference", "calibration_gap")
 #: Label of the window holding rows without a time value.
 NO_WINDOW = "(none)"
 
@@ -353,15 +350,6 @@ def _gaps(by_group: pd.DataFrame) -> pd.Series:
 # -- thresholds ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FairnessThresholds:
-    """Limits on the gaps, as a thresholds file states them."""
-
-    limits: dict[str, dict[str, float]]  # metric -> {"max": x} and/or {"min": y}
-    min_group_size: int = 1
-    group_columns: tuple[str, ...] = ()
-
-
 def load_thresholds(path: str | Path | None = None) -> FairnessThresholds:
     """Read a fairness thresholds file (default: the project's packaged one).
 
@@ -379,8 +367,10 @@ def load_thresholds(path: str | Path | None = None) -> FairnessThresholds:
     Raises
     ------
     InputError
-        The file is not valid YAML, names a metric outside `METRICS`, or a bound is not a
-        number under ``max``/``min``.
+        The file at ``path`` is not valid YAML, names a metric outside `METRICS`, a bound is
+        not a number under ``max``/``min``, or a key is unknown.
+    CatalogError
+        The same, in the packaged file.
 
     Examples
     --------
@@ -388,26 +378,11 @@ def load_thresholds(path: str | Path | None = None) -> FairnessThresholds:
     {'min': 0.8}
     """
     if path is None:
-        text = resources.files("sdoh_sources").joinpath("catalog", "fairness_thresholds.yaml").read_text()
-        where = "sdoh_sources/catalog/fairness_thresholds.yaml"
-    else:
-        text, where = Path(path).read_text(encoding="utf-8"), str(path)
+        return load_fairness_thresholds()
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{where} is not valid YAML: {exc}") from exc
-    limits = data.get("thresholds") or {}
-    unknown = sorted(set(limits) - set(METRICS))
-    if unknown:
-        raise InputError(f"{where}: unknown metric(s) {unknown}; expected some of {list(METRICS)}")
-    for metric, bound in limits.items():
-        if (not isinstance(bound, dict) or not bound or set(bound) - {"max", "min"}
-                or not all(isinstance(v, int | float) for v in bound.values())):
-            raise InputError(f"{where}: {metric} must be a mapping like {{max: 0.1}} or "
-                             f"{{min: 0.8}}, got {bound!r}")
-    return FairnessThresholds(limits={m: {k: float(v) for k, v in b.items()} for m, b in limits.items()},
-                              min_group_size=int(data.get("min_group_size", 1)),
-                              group_columns=tuple(data.get("group_columns") or ()))
+        return load_fairness_thresholds(path)
+    except CatalogError as exc:
+        raise InputError(str(exc)) from exc  # a user's file is an input, not the catalog
 
 
 def check_thresholds(metrics: pd.Series, limits: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 # A signed ACS variable without its E/M suffix: detailed (B19013_001, C17002_002, B01001A_001),
 # subject (S2701_C05_001) or data profile (DP02_0072 a count, DP02_0072P a percent).
@@ -243,6 +243,20 @@ class Source(_Frozen):
     vintages: tuple[dict, ...] = ()
     suppression_codes: dict[str, str] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        """A file's ``defaults`` fill every measure's missing keys."""
+        if not (isinstance(data, dict) and "defaults" in data):
+            return data
+        defaults, measures = data["defaults"], data.get("measures")
+        if not isinstance(defaults, dict):
+            raise ValueError(f"defaults must be a mapping, got {defaults!r:.60}")
+        rest = {k: v for k, v in data.items() if k != "defaults"}
+        if isinstance(measures, list | tuple):
+            rest["measures"] = [{**defaults, **m} if isinstance(m, dict) else m for m in measures]
+        return rest
+
     @field_validator("measures")
     @classmethod
     def _unique_names(cls, measures: tuple[Measure, ...]) -> tuple[Measure, ...]:
@@ -278,3 +292,52 @@ class Source(_Frozen):
         False
         """
         return tuple(sorted({v for m in self.measures_at(level) for v in m.variables_for(vintage)}))
+
+
+class ReleaseCalendar(RootModel[dict[str, tuple[Release, ...]]]):
+    """release_calendar.yaml: each source's releases, oldest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class Vocabularies(_Frozen):
+    """vocabularies.yaml: the allowed values of each controlled metadata key."""
+
+    domain: tuple[str, ...] = Field(min_length=1)
+    gravity_category: tuple[str, ...] = Field(min_length=1)
+    measurement_level: tuple[str, ...] = Field(min_length=1)
+    measure_type: tuple[str, ...] = Field(min_length=1)
+    direction: tuple[str, ...] = Field(min_length=1)
+    proxy_for: tuple[str, ...] = Field(min_length=1)
+    fairness_role: tuple[str, ...] = Field(min_length=1)
+    geography_level: tuple[str, ...] = Field(min_length=1)
+
+
+class Reliability(_Frozen):
+    """The CV bounds of each reliability rule, and the rule used when none is asked for."""
+
+    default_rule: str
+    rules: dict[str, dict[Literal["high", "medium"], float]]
+
+    @model_validator(mode="after")
+    def _default_is_a_rule(self) -> Reliability:
+        if self.default_rule not in self.rules:
+            raise ValueError(f"default_rule {self.default_rule!r} is not one of {sorted(self.rules)}")
+        return self
+
+
+class MissingReasons(_Frozen):
+    """missing_reasons.yaml: the typed missing reasons and what Census annotations mean."""
+
+    reasons: dict[str, str]
+    census_estimate_annotations: dict[int, str]
+    census_moe_annotations: dict[int, Literal["unknown", "zero"]]
+    reliability: Reliability
+
+    @model_validator(mode="after")
+    def _annotations_are_reasons(self) -> MissingReasons:
+        unknown = sorted(set(self.census_estimate_annotations.values()) - set(self.reasons))
+        if unknown:
+            raise ValueError(f"census_estimate_annotations map to reasons {unknown} that are "
+                             "not under reasons")
+        return self

@@ -15,15 +15,21 @@ Examples
 
 from __future__ import annotations
 
+import os
 from functools import cache
-from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from sdoh_sources._models import Source, Variable
-from sdoh_sources.catalog import CatalogError, check_vocabularies, load_catalog
+from sdoh_sources.catalog import (
+    CatalogError,
+    catalog_path,
+    check_vocabularies,
+    load_catalog,
+    read_catalog_file,
+    validate_catalog_data,
+)
 
 CATALOG_FILE = "adi_computed.yaml"
 REFERENCES = ("nation", "state")
@@ -142,12 +148,21 @@ class Suppression(_Frozen):
                     None)
 
 
-class AdiMethod(BaseModel):
-    """The parts of adi_computed.yaml the computation reads (the rest is checked as a Source)."""
+class AdiMethod(_Frozen):
+    """adi_computed.yaml: the method, and the published measures' templates.
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    ``defaults`` and ``measures`` are checked as a `Source` per reference area
+    (`adi_acs_source`).
+    """
 
     source: str
+    title: str
+    publisher: str
+    license: str
+    measurement_level: str
+    dataset: str | None = None
+    geography_level: str | None = None
+    not_the_same_as: str
     kind: Literal["computed_from_acs"]
     method_version: str
     first_vintage: int
@@ -159,6 +174,8 @@ class AdiMethod(BaseModel):
     percent_scale: float
     suppression: Suppression
     indicators: tuple[Indicator, ...]
+    defaults: dict[str, Any]
+    measures: tuple[dict[str, Any], ...]
 
     @model_validator(mode="after")
     def _complete(self) -> AdiMethod:
@@ -175,20 +192,24 @@ class AdiMethod(BaseModel):
         return self
 
 
-def _raw() -> dict:
-    text = resources.files("sdoh_sources").joinpath("catalog", CATALOG_FILE).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-def _measures(raw: dict, reference: str) -> list[dict]:
+def _measures(method: AdiMethod, reference: str) -> list[dict]:
     out = []
     for variant, prefix in VARIANT_PREFIX.items():
-        for m in raw["measures"]:
-            stem = m["name"].removeprefix("adi_")
-            label = f"{m['label']} ({variant}, ranked within the {reference})"
-            out.append({**raw["defaults"], **m, "name": f"adi_acs_{reference}_{prefix}{stem}",
-                        "label": label, "column": m["name"]})
+        for m in method.measures:
+            stem = str(m.get("name")).removeprefix("adi_")
+            label = f"{m.get('label')} ({variant}, ranked within the {reference})"
+            out.append({**method.defaults, **m, "name": f"adi_acs_{reference}_{prefix}{stem}",
+                        "label": label, "column": m.get("name")})
     return out
+
+
+def _source(method: AdiMethod, reference: str, *, where: str) -> Source:
+    if reference not in REFERENCES:
+        raise CatalogError(f"the computed ADI is published ranked within {list(REFERENCES)}, "
+                           f"not {reference!r}")
+    keys = ("source", "title", "publisher", "license", "measurement_level", "dataset", "geography_level")
+    data = {**method.model_dump(include=set(keys)), "measures": _measures(method, reference)}
+    return validate_catalog_data(data, Source, where=where)
 
 
 def adi_acs_source(reference: str) -> Source:
@@ -203,28 +224,34 @@ def adi_acs_source(reference: str) -> Source:
     >>> [m.name for m in adi_acs_source("state").measures][:2]
     ['adi_acs_state_score', 'adi_acs_state_percentile']
     """
-    if reference not in REFERENCES:
-        raise CatalogError(f"the computed ADI is published ranked within {list(REFERENCES)}, "
-                           f"not {reference!r}")
-    raw = _raw()
-    keys = ("source", "title", "publisher", "license", "measurement_level", "dataset", "geography_level")
-    return Source.model_validate({**{k: raw[k] for k in keys}, "measures": _measures(raw, reference)})
+    return _source(load_adi_method(), reference, where=catalog_path(CATALOG_FILE))
 
 
 @cache
-def load_adi_method() -> AdiMethod:
+def load_adi_method(path: str | os.PathLike[str] | None = None) -> AdiMethod:
     """Load and check sdoh_sources/catalog/adi_computed.yaml.
+
+    Parameters
+    ----------
+    path
+        A copy of the file to read instead (to check an edit before it replaces the file).
+
+    Returns
+    -------
+    AdiMethod
 
     Raises
     ------
     CatalogError
         If the file breaks the schema or a value is outside the shared vocabularies.
+
+    Examples
+    --------
+    >>> load_adi_method().method_version
+    'singh2003-acs5-bg/1'
     """
-    raw = _raw()
-    try:
-        method = AdiMethod.model_validate(raw)
-        for reference in REFERENCES:
-            check_vocabularies(adi_acs_source(reference), load_catalog().vocabularies)
-    except ValidationError as exc:
-        raise CatalogError(f"sdoh_sources/catalog/{CATALOG_FILE} is invalid:\n{exc}") from exc
+    method = read_catalog_file(CATALOG_FILE, AdiMethod, path=path)
+    where = catalog_path(CATALOG_FILE) if path is None else str(path)
+    for reference in REFERENCES:
+        check_vocabularies(_source(method, reference, where=where), load_catalog().vocabularies)
     return method

@@ -7,14 +7,17 @@ module, and everything here only reads and checks them.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from sdoh_sources._models import Release, Source
+from sdoh_sources._models import MissingReasons, Release, ReleaseCalendar, Source, Vocabularies
 from sdoh_sources.errors import SdohError
 
 # Keys that every feature's tags carry (DESIGN.md section 4).
@@ -33,9 +36,123 @@ class CatalogError(SdohError, ValueError):
     """A catalog file breaks the schema or a controlled vocabulary."""
 
 
-def _read(name: str) -> dict:
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def catalog_path(name: str) -> str:
+    """How messages name a packaged catalog file.
+
+    Examples
+    --------
+    >>> catalog_path("svi.yaml")
+    'sdoh_sources/catalog/svi.yaml'
+    """
+    return f"sdoh_sources/catalog/{name}"
+
+
+def validate_catalog_data(data: Any, model: type[Model], *, where: str) -> Model:
+    """Validate data read from a catalog file with ``model``.
+
+    Parameters
+    ----------
+    data
+        What the YAML file holds.
+    model
+        The pydantic model of the file.
+    where
+        The file, as the error message names it.
+
+    Returns
+    -------
+    Model
+        The validated model.
+
+    Raises
+    ------
+    CatalogError
+        Naming ``where`` and, for each problem, the field path (``measures.3.domain``).
+
+    Examples
+    --------
+    >>> validate_catalog_data({"acs5": [{"vintage": 2020}]}, ReleaseCalendar,
+    ...                       where="calendar.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sdoh_sources.catalog.CatalogError: calendar.yaml is invalid:
+    2 validation errors for ReleaseCalendar
+    acs5.0.release_date
+      Field required ...
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CatalogError(f"{where} is invalid:\n{exc}") from exc
+
+
+def parse_catalog_text(text: str, model: type[Model], *, where: str) -> Model:
+    """Parse the YAML ``text`` of a catalog file and validate it with ``model``.
+
+    An empty document counts as an empty mapping, so each required key is reported.
+
+    Raises
+    ------
+    CatalogError
+        The text is not YAML, or breaks the model (see `validate_catalog_data`).
+
+    Examples
+    --------
+    >>> parse_catalog_text("acs5: [", ReleaseCalendar, where="x.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sdoh_sources.catalog.CatalogError: x.yaml is not valid YAML: ...
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{where} is not valid YAML: {exc}") from exc
+    return validate_catalog_data({} if data is None else data, model, where=where)
+
+
+@cache
+def _packaged(name: str, model: type[Model]) -> Model:
     text = resources.files("sdoh_sources").joinpath("catalog", name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return parse_catalog_text(text, model, where=catalog_path(name))
+
+
+def read_catalog_file(name: str, model: type[Model], *,
+                      path: str | os.PathLike[str] | None = None) -> Model:
+    """Read the catalog file ``name`` (or a copy of it at ``path``), validated by ``model``.
+
+    The packaged file is read and validated once per process; a ``path`` is read every time.
+
+    Parameters
+    ----------
+    name
+        The file in ``sdoh_sources/catalog``, e.g. ``"release_calendar.yaml"``.
+    model
+        The pydantic model of the file.
+    path
+        Another file of the same layout (a test's broken copy, a user's thresholds file).
+
+    Returns
+    -------
+    Model
+        The validated model.
+
+    Raises
+    ------
+    CatalogError
+        The file is not YAML or breaks the model; the message names the file and the field.
+
+    Examples
+    --------
+    >>> calendar = read_catalog_file("release_calendar.yaml", ReleaseCalendar)
+    >>> calendar.root["acs5"][0].vintage
+    2014
+    """
+    if path is None:
+        return _packaged(name, model)
+    return parse_catalog_text(Path(path).read_text(encoding="utf-8"), model, where=str(path))
 
 
 @dataclass(frozen=True)
@@ -70,19 +187,6 @@ class Catalog:
             "Add it to sdoh_sources/catalog/release_calendar.yaml with its source."
         )
 
-
-
-def _apply_defaults(raw: dict) -> dict:
-    defaults = raw.pop("defaults", {})
-    raw["measures"] = [{**defaults, **m} for m in raw["measures"]]
-    return raw
-
-
-def _load_source(name: str) -> Source:
-    try:
-        return Source.model_validate(_apply_defaults(_read(name)))
-    except ValidationError as exc:
-        raise CatalogError(f"sdoh_sources/catalog/{name} is invalid:\n{exc}") from exc
 
 
 def check_vintage_rules(source: Source, releases: tuple[Release, ...]) -> None:
@@ -147,33 +251,44 @@ def load_catalog() -> Catalog:
     >>> len(load_catalog().acs.measures) >= 8
     True
     """
-    vocabularies = {k: tuple(v) for k, v in _read("vocabularies.yaml").items()}
-    acs, adi = _load_source("acs.yaml"), _load_source("adi.yaml")
+    vocabularies = read_catalog_file("vocabularies.yaml", Vocabularies).model_dump()
+    acs, adi = read_catalog_file("acs.yaml", Source), read_catalog_file("adi.yaml", Source)
     for source in (acs, adi):
         check_vocabularies(source, vocabularies)
-    calendar = {
-        source: tuple(Release.model_validate(r) for r in rows)
-        for source, rows in _read("release_calendar.yaml").items()
-    }
+    calendar = read_catalog_file("release_calendar.yaml", ReleaseCalendar).root
     check_vintage_rules(acs, calendar["acs5"])
-    missing = _read("missing_reasons.yaml")
-    if NOT_AVAILABLE not in missing["reasons"]:
+    missing = read_catalog_file("missing_reasons.yaml", MissingReasons)
+    if NOT_AVAILABLE not in missing.reasons:
         raise CatalogError(f"missing_reasons.yaml lacks {NOT_AVAILABLE!r}, used by vintage rules")
     for code, reason in adi.suppression_codes.items():
-        if reason not in missing["reasons"]:
+        if reason not in missing.reasons:
             raise CatalogError(f"ADI suppression code {code} maps to unknown reason {reason!r}")
-    reliability = missing["reliability"]
     return Catalog(
         acs=acs,
         adi=adi,
         calendar=calendar,
         vocabularies=vocabularies,
-        missing_reasons=dict(missing["reasons"]),
-        estimate_annotations={int(k): v for k, v in missing["census_estimate_annotations"].items()},
-        moe_annotations={int(k): v for k, v in missing["census_moe_annotations"].items()},
-        reliability_rules=reliability["rules"],
-        default_reliability_rule=reliability["default_rule"],
+        missing_reasons=dict(missing.reasons),
+        estimate_annotations=dict(missing.census_estimate_annotations),
+        moe_annotations=dict(missing.census_moe_annotations),
+        reliability_rules={k: dict(v) for k, v in missing.reliability.rules.items()},
+        default_reliability_rule=missing.reliability.default_rule,
     )
+
+
+def boundary_vintages() -> tuple[int, ...]:
+    """The decennial boundary vintages the released data is published on, from the calendar.
+
+    Each release of ``release_calendar.yaml`` names its ``boundary_vintage``; a location is
+    linked to every one of them (DESIGN.md section 3).
+
+    Examples
+    --------
+    >>> boundary_vintages()
+    (2010, 2020)
+    """
+    calendar = read_catalog_file("release_calendar.yaml", ReleaseCalendar).root
+    return tuple(sorted({r.boundary_vintage for rows in calendar.values() for r in rows}))
 
 
 def release_in_force(releases: tuple[Release, ...], at: dt.datetime) -> Release | None:

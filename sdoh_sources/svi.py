@@ -13,16 +13,15 @@ Examples
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
-from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sdoh_sources._models import VARIABLE_PATTERN, Measure, Source, Variable
-from sdoh_sources.catalog import CatalogError, load_catalog
+from sdoh_sources.catalog import CatalogError, load_catalog, read_catalog_file
 
 TOTALS = ("TOTPOP", "HU", "HH")
 TOTAL_DENOMINATORS = tuple(f"E_{t}" for t in TOTALS)
@@ -165,6 +164,27 @@ class SviCatalog(_Frozen):
     overall: Overall
     variables: tuple[SviVariable, ...]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        """``defaults`` fill the keys each variable, theme and the overall index takes."""
+        if not (isinstance(data, dict) and isinstance(data.get("defaults"), dict)):
+            return data
+        defaults = data["defaults"]
+
+        def fill(entry: Any, model: type[BaseModel]) -> Any:
+            if not isinstance(entry, dict):
+                return entry
+            return {**{k: v for k, v in defaults.items() if k in model.model_fields}, **entry}
+
+        out = {k: v for k, v in data.items() if k != "defaults"}
+        for key, model in (("variables", SviVariable), ("themes", Theme)):
+            if isinstance(out.get(key), list):
+                out[key] = [fill(entry, model) for entry in out[key]]
+        if "overall" in out:
+            out["overall"] = fill(out["overall"], Overall)
+        return out
+
     @model_validator(mode="after")
     def _themes_cover_variables(self) -> SviCatalog:
         members = [m for t in self.themes for m in t.members]
@@ -237,18 +257,6 @@ class SviCatalog(_Frozen):
                 "proxy_for": tuple(proxies), "fairness_role": role}
 
 
-def _with_defaults(raw: dict) -> dict:
-    defaults = raw.pop("defaults", {})
-
-    def fill(entry: dict, model: type[BaseModel]) -> dict:
-        return {**{k: v for k, v in defaults.items() if k in model.model_fields}, **entry}
-
-    raw["variables"] = [fill(v, SviVariable) for v in raw["variables"]]
-    raw["themes"] = [fill(t, Theme) for t in raw["themes"]]
-    raw["overall"] = fill(raw["overall"], Overall)
-    return raw
-
-
 def _vocabulary_problems(cat: SviCatalog) -> list[str]:
     shared = load_catalog()
     vocab = shared.vocabularies
@@ -270,8 +278,13 @@ def _vocabulary_problems(cat: SviCatalog) -> list[str]:
 
 
 @cache
-def load_svi_catalog() -> SviCatalog:
+def load_svi_catalog(path: str | os.PathLike[str] | None = None) -> SviCatalog:
     """Load and check sdoh_sources/catalog/svi.yaml.
+
+    Parameters
+    ----------
+    path
+        A copy of the file to read instead (to check an edit before it replaces the file).
 
     Returns
     -------
@@ -287,11 +300,7 @@ def load_svi_catalog() -> SviCatalog:
     >>> sorted(r.release for r in load_svi_catalog().releases)
     [2020, 2022]
     """
-    text = resources.files("sdoh_sources").joinpath("catalog", "svi.yaml").read_text(encoding="utf-8")
-    try:
-        cat = SviCatalog.model_validate(_with_defaults(yaml.safe_load(text)))
-    except ValidationError as exc:
-        raise CatalogError(f"sdoh_sources/catalog/svi.yaml is invalid:\n{exc}") from exc
+    cat = read_catalog_file("svi.yaml", SviCatalog, path=path)
     problems = _vocabulary_problems(cat)
     if problems:
         raise CatalogError("svi.yaml values outside their vocabularies:\n  " + "\n  ".join(problems))

@@ -38,13 +38,13 @@ from ingestion.sources.tiger import (
     LEVELS,
     MANIFEST_FORMAT,
     BoundaryDownloadError,
-    _catalog,
-    _parse_catalog,
     _plan,
     boundary_url,
     download_boundaries,
     read_manifest,
 )
+from sdoh_sources.boundaries import load_boundary_catalog as _catalog
+from sdoh_sources.boundaries import parse_boundary_catalog as _parse_catalog
 from sdoh_sources.catalog import CatalogError
 from sdoh_sources.errors import SdohError
 

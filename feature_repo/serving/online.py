@@ -51,7 +51,7 @@ from feature_repo.serving.retrieval import (
     unlinked_reason,
 )
 from feature_repo.serving.store import require_online
-from ingestion.core.datasets import GEOID_LENGTH
+from ingestion.core.datasets import BOUNDARY_VINTAGES, GEOID_LENGTH
 from ingestion.core.errors import InputError
 from ingestion.core.workspace import Workspace
 from ingestion.geo.boundaries import load_boundary_set
@@ -60,7 +60,6 @@ from ingestion.geo.pseudonym import lookup_keys
 
 __all__ = ["OnlineLookup", "online_features", "online_features_at", "workspace_boundaries"]
 
-BOUNDARY_YEARS = (2010, 2020)
 # Levels a location reaches, finest first; a state is its county's first two digits.
 LEVELS = ("block_group", "tract", "county", "state")
 LEVEL_OF_LENGTH = {GEOID_LENGTH[level]: level for level in LEVELS}
@@ -330,8 +329,8 @@ class OnlineLookup:
         ...     ["99001000100", "99001000301"])]
         ['geography_not_in_vintage', None]
         """
-        if boundary_year is not None and boundary_year not in BOUNDARY_YEARS:
-            raise InputError(f"boundary_year must be one of {BOUNDARY_YEARS}, got {boundary_year!r}")
+        if boundary_year is not None and boundary_year not in BOUNDARY_VINTAGES:
+            raise InputError(f"boundary_year must be one of {BOUNDARY_VINTAGES}, got {boundary_year!r}")
         now = _utc(at)
         geos: list[dict | None] = [None] * len(locations)
         points = {}
@@ -458,7 +457,7 @@ def _geoid_geography(geoid: str, boundary_year: int | None) -> dict:
                          "(tract), 5 (county) or 2 (state), or a (latitude, longitude) pair")
     given = LEVELS.index(LEVEL_OF_LENGTH[len(geoid)])
     geo: dict[str, Any] = {"link_method": "geoid", "_why": {}}
-    for year in BOUNDARY_YEARS:
+    for year in BOUNDARY_VINTAGES:
         for i, level in enumerate(LEVELS):
             if boundary_year is not None and year != boundary_year:
                 geo["_why"][level, year] = "geoid_of_other_boundary_vintage"

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sdoh_sources import Source, load_catalog
+from sdoh_sources import Source, boundary_vintages, load_catalog, zip_join_types
 from sdoh_sources.adi_computed import adi_acs_source
 from sdoh_sources.svi import svi_source
 
 GEOID_LENGTH = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
-BOUNDARY_VINTAGES = (2010, 2020)
+# The boundary vintages of the release calendar: a timeline has GEOID columns for each.
+BOUNDARY_VINTAGES = boundary_vintages()
 RELIABILITY_CLASSES = ("high", "medium", "low", "unknown")
 # Census annotation values: none may ever reach a published number.
 JAM_VALUES = (-666666666, -999999999, -888888888, -222222222, -333333333, -555555555)
@@ -226,9 +227,6 @@ def geography_timeline_spec() -> DatasetSpec:
     >>> spec.key_columns, "zcta_geoid_2020" in spec.column_names
     (('patient_id', 'valid_from'), True)
     """
-    # zip_crosswalk imports this module: import it here, not at the top.
-    from ingestion.geo.zip_crosswalk import zip_join_types
-
     columns = [
         ColumnRule("patient_id", "string", nullable=False),
         ColumnRule("valid_from", "timestamp", nullable=False),

@@ -48,19 +48,23 @@ import logging
 import os
 import re
 import warnings
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingestion.core.datasets import BOUNDARY_VINTAGES
 from ingestion.core.errors import InputError
-from sdoh_sources.catalog import CatalogError
+from sdoh_sources.catalog import catalog_path
+from sdoh_sources.zip_crosswalks import (
+    CATALOG_FILE,
+    RATIO_COLUMNS,
+    STYLES,
+    CrosswalkStyle,
+    load_zip_crosswalk_catalog,
+    zip_join_types,
+)
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -77,8 +81,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The crosswalk layouts `read_zip_crosswalk` understands (sdoh_sources/catalog/zip_crosswalks.yaml).
-STYLES = ("uds_zcta", "hud_tract", "hud_county")
 Style = Literal["uds_zcta", "hud_tract", "hud_county"]
 
 #: Columns of the frame `read_zip_crosswalk` returns, one row per crosswalk row.
@@ -112,7 +114,6 @@ ZIP_LINK_MISSING_REASONS = {
 }
 
 _LINK_METHOD = "zip_crosswalk"
-_RATIO_COLUMNS = ("res_ratio", "bus_ratio", "oth_ratio", "tot_ratio")
 _GEOID_WIDTH = {"zcta": 5, "tract": 11, "county": 5}
 # How many digits a GEOID may have in a file before zero-padding (Excel drops leading zeros):
 # ZIPs and ZCTAs start at 00501/00601, tracts and counties at state 01.
@@ -120,99 +121,7 @@ _DIGITS = {"zip": (3, 5), "zcta": (3, 5), "tract": (10, 11), "county": (4, 5)}
 _ZIP_INPUT = re.compile(r"(\d{5})(?:-?\d{4})?")
 _RATIO_TOLERANCE = 1e-9
 _SUM_TOLERANCE = 0.01
-_CATALOG_FILE = "sdoh_sources/catalog/zip_crosswalks.yaml"
-
-
-# -- the catalog: sdoh_sources/catalog/zip_crosswalks.yaml ------------------------------------
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class _StyleSpec(_Frozen):
-    title: str
-    target_level: Literal["zcta", "tract", "county"]
-    one_row_per_zip: bool
-    filename_pattern: str
-    columns: dict[str, tuple[str, ...]]
-    required: tuple[str, ...]
-    ignored: tuple[str, ...] = ()
-    no_geoid_values: tuple[str, ...] = ()
-    zip_types: dict[str, str] = Field(default_factory=dict)
-    join_types: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> _StyleSpec:
-        known = {"zip", "geoid", "po_name", "state", "zip_type", "join_type", *_RATIO_COLUMNS}
-        unknown = set(self.columns) - known
-        if unknown:
-            raise ValueError(f"unknown canonical column(s) {sorted(unknown)}; expected {sorted(known)}")
-        if not set(self.required) <= set(self.columns):
-            raise ValueError(f"required {list(self.required)} are not all in columns")
-        re.compile(self.filename_pattern)
-        return self
-
-    def spellings(self, field: str) -> tuple[str, ...]:
-        """Header spellings of canonical ``field``, in order of preference."""
-        return self.columns.get(field, ())
-
-
-class _HudBoundary(_Frozen):
-    from_year: int
-    from_quarter: int = Field(ge=1, le=4)
-    boundary_year: int
-
-
-class _ZipTypeSpec(_Frozen):
-    nonresidential: bool | None
-    description: str
-
-
-class _ZipCatalog(_Frozen):
-    styles: dict[str, _StyleSpec]
-    hud_boundary_years: tuple[_HudBoundary, ...]
-    join_types: dict[str, str]
-    zip_types: dict[str, _ZipTypeSpec]
-
-    @model_validator(mode="after")
-    def _vocabularies(self) -> _ZipCatalog:
-        if set(self.styles) != set(STYLES):
-            raise ValueError(f"styles must be exactly {list(STYLES)}, got {sorted(self.styles)}")
-        for name, spec in self.styles.items():
-            bad = sorted(set(spec.zip_types.values()) - set(self.zip_types))
-            if bad:
-                raise ValueError(f"styles.{name}.zip_types maps to unknown zip types {bad}")
-            bad = sorted(set(spec.join_types.values()) - set(self.join_types))
-            if bad:
-                raise ValueError(f"styles.{name}.join_types maps to unknown join types {bad}")
-        return self
-
-
-@cache
-def _catalog() -> _ZipCatalog:
-    text = resources.files("sdoh_sources").joinpath("catalog", "zip_crosswalks.yaml") \
-        .read_text(encoding="utf-8")
-    try:
-        return _ZipCatalog.model_validate(yaml.safe_load(text))
-    except ValidationError as exc:
-        raise CatalogError(f"{_CATALOG_FILE} is invalid:\n{exc}") from exc
-
-
-def zip_join_types() -> tuple[str, ...]:
-    """The canonical join types `zip_links` writes, from the catalog.
-
-    Returns
-    -------
-    tuple of str
-        The keys of ``join_types`` in sdoh_sources/catalog/zip_crosswalks.yaml.
-
-    Examples
-    --------
-    >>> "zip_matches_zcta" in zip_join_types()
-    True
-    """
-    return tuple(_catalog().join_types)
+_CATALOG_FILE = catalog_path(CATALOG_FILE)
 
 
 def _fold(name: object) -> str:
@@ -248,13 +157,13 @@ def detect_style(columns: list[str] | pd.Index) -> Style:
     'hud_tract'
     """
     found = {_fold(c) for c in columns}
-    fits = [name for name, spec in _catalog().styles.items()
+    fits = [name for name, spec in load_zip_crosswalk_catalog().styles.items()
             if all(any(_fold(s) in found for s in spec.spellings(f)) for f in spec.required)]
     if len(fits) == 1:
         return fits[0]  # type: ignore[return-value]
     expected = "; ".join(
         f"{name}: " + ", ".join("/".join(spec.spellings(f)) for f in spec.required)
-        for name, spec in _catalog().styles.items())
+        for name, spec in load_zip_crosswalk_catalog().styles.items())
     if not fits:
         raise InputError(f"the columns {list(columns)} fit no ZIP crosswalk style (required "
                          f"columns per style, any case: {expected}); pass style= or fix the header")
@@ -347,7 +256,7 @@ def read_zip_crosswalk(
     path = Path(path)
     raw = _read_table(path, style=style, sheet=sheet)
     chosen = style or detect_style(raw.columns)
-    spec = _catalog().styles[chosen]
+    spec = load_zip_crosswalk_catalog().styles[chosen]
     fields = _resolve_columns(raw.columns, spec, path=path, style=chosen)
 
     # Rows where every cell is empty (Excel leaves some) are not data.
@@ -376,7 +285,7 @@ def read_zip_crosswalk(
                            rows=rows, field=header["geoid"], allow_empty=True)
     out["target_level"] = spec.target_level
     _vocabulary_columns(out, values, spec, path=path, rows=rows, header=header)
-    for column in _RATIO_COLUMNS:
+    for column in RATIO_COLUMNS:
         if column in values:
             out[column] = _ratios(values[column], path=path, rows=rows, field=header[column],
                                   required=column in spec.required)
@@ -460,7 +369,7 @@ def _read_xlsx(path: Path, *, style: str | None, sheet: str | int | None) -> pd.
                      "pass sheet= and style=")
 
 
-def _resolve_columns(columns: pd.Index, spec: _StyleSpec, *, path: Path,
+def _resolve_columns(columns: pd.Index, spec: CrosswalkStyle, *, path: Path,
                      style: str) -> dict[str, list[str]]:
     """Canonical field -> the file's columns holding it, in order of preference."""
     folded = [_fold(c) for c in columns]
@@ -496,7 +405,7 @@ def _coalesce(raw: pd.DataFrame, columns: list[str]) -> pd.Series:
     return out
 
 
-def _vintage_from_name(path: Path, spec: _StyleSpec, style: str) -> tuple[str | None, int | None]:
+def _vintage_from_name(path: Path, spec: CrosswalkStyle, style: str) -> tuple[str | None, int | None]:
     match = re.search(spec.filename_pattern, path.name)
     if match is None:
         return None, None
@@ -509,7 +418,8 @@ def _vintage_from_name(path: Path, spec: _StyleSpec, style: str) -> tuple[str | 
     quarter = (month - 1) // 3 + 1
     vintage = f"{year}-{month:02d}"
     boundary = None
-    for rule in sorted(_catalog().hud_boundary_years, key=lambda r: (r.from_year, r.from_quarter)):
+    rules = load_zip_crosswalk_catalog().hud_boundary_years
+    for rule in sorted(rules, key=lambda r: (r.from_year, r.from_quarter)):
         if (year, quarter) >= (rule.from_year, rule.from_quarter):
             boundary = rule.boundary_year
     if boundary is None:
@@ -547,9 +457,9 @@ def _ratios(text: pd.Series, *, path: Path, rows: np.ndarray, field: str,
     return number.clip(0.0, 1.0)
 
 
-def _vocabulary_columns(out: pd.DataFrame, values: dict[str, pd.Series], spec: _StyleSpec, *,
+def _vocabulary_columns(out: pd.DataFrame, values: dict[str, pd.Series], spec: CrosswalkStyle, *,
                         path: Path, rows: np.ndarray, header: dict[str, str]) -> None:
-    cat = _catalog()
+    cat = load_zip_crosswalk_catalog()
     for field, mapping in (("zip_type", spec.zip_types), ("join_type", spec.join_types)):
         if field not in values:
             out[f"{field}_raw"] = pd.Series(pd.NA, index=out.index, dtype="string")

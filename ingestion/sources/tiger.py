@@ -58,7 +58,6 @@ import logging
 import os
 import random
 import re
-import string
 import sys
 import tempfile
 import time
@@ -67,22 +66,25 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
-import yaml
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from ingestion.core.geography import STATE_FIPS, normalize_state, normalize_states
 from ingestion.sources.census_api import FROM_ENVIRONMENT, _cache_root, _Default, _message, _retry_after
 from ingestion.sources.http import RetryPolicy, check_client_options, check_service_url
-from sdoh_sources.catalog import CatalogError
+from sdoh_sources.boundaries import (
+    CATALOG_FILE,
+    DEFAULT_BASE_URL,
+    KINDS,
+    BoundaryPattern,
+    load_boundary_catalog,
+)
 from sdoh_sources.errors import SdohError
 
 __all__ = [
@@ -98,18 +100,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CATALOG_FILE = "boundaries.yaml"
-CATALOG_FORMAT = "sdoh-boundary-catalog/1"
 MANIFEST_FORMAT = "sdoh-boundary-manifest/1"
-#: The Census Bureau's root of TIGER/Line (``TIGER{year}/``) and CB (``GENZ{year}/``) files.
-DEFAULT_BASE_URL = "https://www2.census.gov/geo/tiger"
-#: ``"tiger"``: TIGER/Line (full detail, shorelines into the water); ``"cb"``: cartographic
-#: boundary files (generalised, clipped to the shoreline).
-KINDS = ("tiger", "cb")
 _KIND_NAMES = {"tiger": "TIGER/Line", "cb": "cartographic boundary"}
 _LEVEL_ALIASES = {"block group": "block_group", "zip code tabulation area": "zcta"}
-_SCOPES = ("state", "national")
-_FIELDS = {"year", "state", "resolution"}
 _CHUNK = 1 << 16
 # Resumes that made progress do not use up a retry, but there is a limit all the same.
 _MAX_RESUMES = 100
@@ -118,197 +111,6 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 class BoundaryDownloadError(SdohError):
     """A boundary file could not be downloaded or verified; the message names the URL and why."""
-
-
-# -- the catalog ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Pattern:
-    """One URL pattern of the catalog: a level, kind, year range and scope."""
-
-    level: str
-    kind: str
-    first: int
-    last: int | None
-    scope: str
-    path: str
-    resolutions: tuple[str, ...]
-    geoid_field: str
-    boundary_vintage: int | None  # None: the year's decade
-    sources: tuple[str, ...]
-    note: str | None
-    loadable: bool
-
-    def covers(self, year: int) -> bool:
-        return self.first <= year and (self.last is None or year <= self.last)
-
-    def vintage(self, year: int) -> int:
-        return self.boundary_vintage if self.boundary_vintage is not None else year // 10 * 10
-
-    @property
-    def span(self) -> str:
-        return f"{self.first}-{'' if self.last is None else self.last}"
-
-
-@dataclass(frozen=True)
-class _Gap:
-    level: str
-    kind: str
-    first: int | None
-    last: int | None
-    reason: str
-
-    def covers(self, year: int) -> bool:
-        return (self.first is None or self.first <= year) and (self.last is None or year <= self.last)
-
-
-@dataclass(frozen=True)
-class _Catalog:
-    base_url: str
-    required_members: tuple[str, ...]
-    levels: tuple[str, ...]
-    patterns: tuple[_Pattern, ...]
-    gaps: tuple[_Gap, ...]
-    sources: dict[str, str]
-
-
-def _years(value: Any, where: str, *, open_start: bool) -> tuple[int | None, int | None]:
-    if not (isinstance(value, list) and len(value) == 2):
-        raise CatalogError(f"{CATALOG_FILE}: {where}: years must be [first, last], got {value!r}")
-    first, last = value
-    for item in value:
-        if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
-            raise CatalogError(f"{CATALOG_FILE}: {where}: years must be integers or null, "
-                               f"got {value!r}")
-    if first is None and not open_start:
-        raise CatalogError(f"{CATALOG_FILE}: {where}: a pattern needs a first year, got {value!r}")
-    if first is not None and last is not None and first > last:
-        raise CatalogError(f"{CATALOG_FILE}: {where}: first year after last in {value!r}")
-    return first, last
-
-
-def _pattern(level: str, kind: str, i: int, entry: Any, sources: dict[str, str]) -> _Pattern:
-    where = f"layers.{level}.{kind}[{i}]"
-    if not isinstance(entry, dict):
-        raise CatalogError(f"{CATALOG_FILE}: {where} must be a mapping")
-    unknown = set(entry) - {"years", "scope", "path", "resolutions", "geoid_field",
-                            "boundary_vintage", "sources", "note", "loads_with_load_boundaries"}
-    if unknown:
-        raise CatalogError(f"{CATALOG_FILE}: {where}: unknown keys {sorted(unknown)}")
-    first, last = _years(entry.get("years"), where, open_start=False)
-    scope, path = entry.get("scope"), entry.get("path")
-    if scope not in _SCOPES:
-        raise CatalogError(f"{CATALOG_FILE}: {where}: scope must be one of {_SCOPES}, got {scope!r}")
-    if not isinstance(path, str) or path.startswith("/") or ".." in path.split("/"):
-        raise CatalogError(f"{CATALOG_FILE}: {where}: path must be a relative URL path, got {path!r}")
-    fields = {name for _, name, _, _ in string.Formatter().parse(path) if name is not None}
-    if not fields <= _FIELDS:
-        raise CatalogError(f"{CATALOG_FILE}: {where}: path uses {sorted(fields - _FIELDS)}; "
-                           f"only {sorted(_FIELDS)} are filled in")
-    if (scope == "state") != ("state" in fields):
-        raise CatalogError(f"{CATALOG_FILE}: {where}: a {scope} file's path must "
-                           f"{'' if scope == 'state' else 'not '}contain {{state}}")
-    resolutions = entry.get("resolutions")
-    if kind == "tiger":
-        if resolutions is not None or "resolution" in fields:
-            raise CatalogError(f"{CATALOG_FILE}: {where}: TIGER/Line files have no resolution")
-        resolutions = ()
-    else:
-        if not (isinstance(resolutions, list) and resolutions
-                and all(isinstance(r, str) for r in resolutions)):
-            raise CatalogError(f"{CATALOG_FILE}: {where}: cb patterns need a list of resolutions")
-        if "resolution" not in fields and len(resolutions) != 1:
-            raise CatalogError(f"{CATALOG_FILE}: {where}: several resolutions need "
-                               f"{{resolution}} in the path")
-    vintage = entry.get("boundary_vintage")
-    if vintage == "decade":
-        vintage = None
-    elif isinstance(vintage, bool) or not isinstance(vintage, int):
-        raise CatalogError(f"{CATALOG_FILE}: {where}: boundary_vintage must be a year or "
-                           f"'decade', got {vintage!r}")
-    cited = entry.get("sources")
-    if not (isinstance(cited, list) and cited):
-        raise CatalogError(f"{CATALOG_FILE}: {where}: every pattern must cite its sources")
-    missing = [s for s in cited if s not in sources]
-    if missing:
-        raise CatalogError(f"{CATALOG_FILE}: {where}: sources {missing} are not in the "
-                           f"sources table")
-    geoid_field = entry.get("geoid_field")
-    if not isinstance(geoid_field, str):
-        raise CatalogError(f"{CATALOG_FILE}: {where}: geoid_field must be a field name")
-    loadable = entry.get("loads_with_load_boundaries", True)
-    if not isinstance(loadable, bool):
-        raise CatalogError(f"{CATALOG_FILE}: {where}: loads_with_load_boundaries must be true "
-                           f"or false")
-    note = entry.get("note")
-    return _Pattern(level=level, kind=kind, first=first, last=last, scope=scope, path=path,
-                    resolutions=tuple(resolutions), geoid_field=geoid_field,
-                    boundary_vintage=vintage, sources=tuple(cited),
-                    note=" ".join(note.split()) if isinstance(note, str) else None,
-                    loadable=loadable)
-
-
-def _overlap(a_first: int | None, a_last: int | None, b_first: int | None,
-             b_last: int | None) -> bool:
-    low = max(a_first if a_first is not None else -10**9, b_first if b_first is not None else -10**9)
-    high = min(a_last if a_last is not None else 10**9, b_last if b_last is not None else 10**9)
-    return low <= high
-
-
-def _parse_catalog(data: Any) -> _Catalog:
-    """Check the catalog's structure and turn it into patterns and gaps."""
-    if not isinstance(data, dict) or data.get("format") != CATALOG_FORMAT:
-        raise CatalogError(f"{CATALOG_FILE}: expected format {CATALOG_FORMAT!r}")
-    sources = data.get("sources")
-    if not isinstance(sources, dict) or not sources:
-        raise CatalogError(f"{CATALOG_FILE}: a sources table is required")
-    members = data.get("required_members")
-    if not (isinstance(members, list) and all(isinstance(m, str) and m.startswith(".")
-                                              for m in members)):
-        raise CatalogError(f"{CATALOG_FILE}: required_members must list extensions like '.shp'")
-    layers = data.get("layers")
-    if not isinstance(layers, dict) or not layers:
-        raise CatalogError(f"{CATALOG_FILE}: layers is required")
-    patterns: list[_Pattern] = []
-    gaps: list[_Gap] = []
-    for level, layer in layers.items():
-        if not isinstance(layer, dict) or not set(layer) <= {*KINDS, "gaps"}:
-            raise CatalogError(f"{CATALOG_FILE}: layers.{level} may hold {list(KINDS)} and gaps")
-        for kind in KINDS:
-            patterns += [_pattern(level, kind, i, entry, sources)
-                         for i, entry in enumerate(layer.get(kind) or [])]
-        for i, gap in enumerate(layer.get("gaps") or []):
-            where = f"layers.{level}.gaps[{i}]"
-            if not isinstance(gap, dict) or gap.get("kind") not in KINDS \
-                    or not isinstance(gap.get("reason"), str):
-                raise CatalogError(f"{CATALOG_FILE}: {where} needs a kind in {KINDS} and a reason")
-            if any(s not in sources for s in gap.get("sources") or []):
-                raise CatalogError(f"{CATALOG_FILE}: {where}: unknown sources {gap['sources']}")
-            first, last = _years(gap.get("years"), where, open_start=True)
-            gaps.append(_Gap(level=level, kind=gap["kind"], first=first, last=last,
-                             reason=gap["reason"]))
-    for i, a in enumerate(patterns):
-        for b in patterns[i + 1:]:
-            if (a.level, a.kind, a.scope) == (b.level, b.kind, b.scope) \
-                    and _overlap(a.first, a.last, b.first, b.last):
-                raise CatalogError(f"{CATALOG_FILE}: {a.level} {a.kind} {a.scope} patterns "
-                                   f"{a.path!r} and {b.path!r} cover the same years")
-        for gap in gaps:
-            if (gap.level, gap.kind) == (a.level, a.kind) \
-                    and _overlap(a.first, a.last, gap.first, gap.last):
-                raise CatalogError(f"{CATALOG_FILE}: the {a.level} {a.kind} gap "
-                                   f"{gap.reason!r} overlaps pattern {a.path!r}")
-    return _Catalog(base_url=str(data.get("base_url", DEFAULT_BASE_URL)),
-                    required_members=tuple(m.lower() for m in members),
-                    levels=tuple(layers), patterns=tuple(patterns), gaps=tuple(gaps),
-                    sources={str(k): " ".join(str(v).split()) for k, v in sources.items()})
-
-
-@cache
-def _catalog() -> _Catalog:
-    text = resources.files("sdoh_sources").joinpath("catalog", CATALOG_FILE).read_text("utf-8")
-    return _parse_catalog(yaml.safe_load(text))
 
 
 #: The levels the catalog has patterns for (``load_boundaries``'s level names).
@@ -323,7 +125,7 @@ class _Target:
     """One file to fetch."""
 
     url: str
-    pattern: _Pattern
+    pattern: BoundaryPattern
     year: int
     state: str | None
     resolution: str | None
@@ -334,8 +136,8 @@ def _resolve_level(level: Any) -> str:
         raise TypeError(f"level must be a str such as 'tract', got {type(level).__name__}")
     name = " ".join(level.strip().lower().split())
     name = _LEVEL_ALIASES.get(name, name)
-    if name not in _catalog().levels:
-        raise ValueError(f"unknown level {level!r}; expected one of {list(_catalog().levels)} "
+    if name not in load_boundary_catalog().levels:
+        raise ValueError(f"unknown level {level!r}; expected one of {list(load_boundary_catalog().levels)} "
                          f"('block group' and 'zip code tabulation area' also accepted)")
     return name
 
@@ -358,9 +160,9 @@ def _base(base_url: Any) -> str:
     return check_service_url(base_url)
 
 
-def _patterns_for(level: str, year: int, kind: str) -> list[_Pattern]:
+def _patterns_for(level: str, year: int, kind: str) -> list[BoundaryPattern]:
     """The patterns covering a year, or a ValueError saying why there is none."""
-    catalog = _catalog()
+    catalog = load_boundary_catalog()
     mine = [p for p in catalog.patterns if (p.level, p.kind) == (level, kind)]
     covering = [p for p in mine if p.covers(year)]
     if covering:
@@ -374,7 +176,7 @@ def _patterns_for(level: str, year: int, kind: str) -> list[_Pattern]:
     raise ValueError(f"no {name} for {year} in {CATALOG_FILE} (it covers {spans})")
 
 
-def _resolution(pattern: _Pattern, resolution: Any) -> str | None:
+def _resolution(pattern: BoundaryPattern, resolution: Any) -> str | None:
     if pattern.kind == "tiger":
         if resolution is not None:
             raise ValueError(f"resolution={resolution!r} applies to cartographic boundary files "
@@ -387,7 +189,7 @@ def _resolution(pattern: _Pattern, resolution: Any) -> str | None:
     return chosen
 
 
-def _target(pattern: _Pattern, year: int, state: str | None, resolution: Any,
+def _target(pattern: BoundaryPattern, year: int, state: str | None, resolution: Any,
             base_url: str) -> _Target:
     res = _resolution(pattern, resolution)
     path = pattern.path.format(year=year, state=state or "", resolution=res or "")
@@ -624,7 +426,7 @@ class _Downloader:
         self.retry = retry
         self.timeout = retry.timeout
         self.max_retries = retry.max_retries
-        self.required = _catalog().required_members
+        self.required = load_boundary_catalog().required_members
 
     def ensure(self, target: _Target) -> tuple[Path, bool]:
         """Return the verified local file of ``target`` and whether it was downloaded now."""
