@@ -190,7 +190,7 @@ def _with_keys(entries: Any, where: str, **keys: str) -> Any:
         if isinstance(entry, dict):
             clash = sorted(set(entry) & set(keys))
             if clash:
-                raise ValueError(f"{where}[{i}]: unknown keys {clash}")
+                raise ValueError(f"{where}.{i}: unknown keys {clash}")
             entry = {**entry, **keys}
         out.append(entry)
     return out
@@ -199,7 +199,7 @@ def _with_keys(entries: Any, where: str, **keys: str) -> Any:
 class BoundaryCatalog(_Frozen):
     """sdoh_sources/catalog/boundaries.yaml, validated."""
 
-    format: Literal["sdoh-boundary-catalog/1"]
+    format: Literal[CATALOG_FORMAT]
     base_url: str = DEFAULT_BASE_URL
     required_members: tuple[Annotated[str, Field(pattern=r"^\.")], ...]
     sources: dict[str, str] = Field(min_length=1)
@@ -239,11 +239,11 @@ class BoundaryCatalog(_Frozen):
                 for i, p in enumerate(getattr(layer, kind)):
                     missing = [s for s in p.sources if s not in self.sources]
                     if missing:
-                        raise ValueError(f"layers.{level}.{kind}[{i}]: sources {missing} are not "
+                        raise ValueError(f"layers.{level}.{kind}.{i}: sources {missing} are not "
                                          "in the sources table")
             for i, gap in enumerate(layer.gaps):
                 if any(s not in self.sources for s in gap.sources):
-                    raise ValueError(f"layers.{level}.gaps[{i}]: unknown sources {list(gap.sources)}")
+                    raise ValueError(f"layers.{level}.gaps.{i}: unknown sources {list(gap.sources)}")
         patterns = self.patterns
         for i, a in enumerate(patterns):
             for b in patterns[i + 1:]:

@@ -55,7 +55,7 @@ class FairnessThresholds(BaseModel):
         for metric, bound in limits.items():
             if (not isinstance(bound, dict) or not bound or set(bound) - {"max", "min"}
                     or not all(isinstance(v, int | float) for v in bound.values())):
-                raise ValueError(f"{metric} must be a mapping like {{max: 0.1}} or "
+                raise ValueError(f"thresholds.{metric} must be a mapping like {{max: 0.1}} or "
                                  f"{{min: 0.8}}, got {bound!r}")
         return limits
 
