@@ -33,6 +33,7 @@ import shapely
 
 from ingestion.core.errors import ServiceUrlError
 from ingestion.geo.boundaries import load_boundaries
+from ingestion.sources.http import RetryPolicy
 from ingestion.sources.tiger import (
     DEFAULT_BASE_URL,
     LEVELS,
@@ -157,6 +158,7 @@ class TigerServer:
         self.range_support = True
         self.delay = 0.0
         self.slow_seconds = 1.0
+        self.retry_after = "0"  # the Retry-After of a 429 or 503
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -223,7 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/html; charset=iso-8859-1")
             self.send_header("Content-Length", str(len(body)))
             if status in (429, 503):
-                self.send_header("Retry-After", "0")
+                self.send_header("Retry-After", server.retry_after)
             self.end_headers()
             self.wfile.write(body)
             self._record(server, path, status, len(body))
@@ -489,6 +491,47 @@ def test_backoff_grows_with_jitter(server, tmp_path):
     jitter = random.Random(7)
     assert waits == [min(2 ** n * jitter.uniform(0.5, 1.5), 3.0) for n in range(3)]
     assert waits[0] < waits[1] and waits[2] == 3.0
+
+
+def test_a_429_pauses_for_its_retry_after_capped_at_max_delay(server, files, tmp_path,
+                                                               monkeypatch):
+    server.retry_after = "30"
+    server.fault(DE_2020, 429)
+    policy = RetryPolicy(timeout=5.0, max_retries=4, backoff=0.0, max_delay=0.2)
+    pauses = []
+    pause = policy.pause  # this policy's own method: nothing process-wide is patched
+    monkeypatch.setattr(policy, "pause", lambda delay: (pauses.append(delay), pause(delay)))
+    [path] = download_boundaries("tract", 2020, "DE", base_url=server.base_url,
+                                 cache_dir=tmp_path / "cache", progress=False, retry=policy)
+    assert path.read_bytes() == files[DE_2020]
+    assert pauses == [0.2]  # Retry-After: 30 capped at max_delay, a pause for every worker
+    assert [r.status for r in server.served(DE_2020)] == [429, 200]
+
+
+def test_a_429_holds_back_the_other_files_too(server, files, tmp_path):
+    waits: list[float] = []
+    server.retry_after = "30"
+    server.fault(DE_2020, 429)
+    policy = RetryPolicy(timeout=5.0, max_retries=4, backoff=0.0, max_delay=30.0,
+                         sleep=waits.append)
+    paths = download_boundaries("tract", 2020, ["DE", "MD"], base_url=server.base_url,
+                                cache_dir=tmp_path / "cache", progress=False, max_workers=1,
+                                retry=policy)
+    assert [p.name for p in paths] == ["tl_2020_10_tract.zip", "tl_2020_24_tract.zip"]
+    # DE's retry and MD's first request (which got no 429) both wait out the shared pause;
+    # a wait of the failed request alone would give one wait, not two.
+    assert len(waits) == 2 and all(0 < w <= 30.0 for w in waits)
+    assert [r.status for r in server.served()] == [429, 200, 200]
+
+
+def test_retry_settings_and_a_shared_policy_are_not_both_given(server, tmp_path):
+    policy = RetryPolicy(timeout=5.0, max_retries=1, backoff=0.0, max_delay=1.0)
+    with pytest.raises(ValueError, match=r"retry= and \['max_retries', 'timeout'\] were both "
+                                         r"given"):
+        download_boundaries("tract", 2020, "DE", base_url=server.base_url,
+                            cache_dir=tmp_path / "cache", retry=policy, timeout=9.0,
+                            max_retries=2)
+    assert server.served() == []
 
 
 def test_a_dropped_connection_is_resumed_with_a_range_request(server, files, tmp_path):
