@@ -6,7 +6,7 @@ backoff with jitter capped at ``max_delay``, ``Retry-After`` honoured and capped
 is retried after HTTP 429 or 5xx (`retryable_status`), a timeout or a dropped connection
 (`RETRYABLE_EXCEPTIONS`), or a body that is not a complete answer; after an HTTP 429 every
 thread using the policy waits, not just the one that was told to slow down. Every request has
-the policy's timeout (`RetryPolicy.get`, `RetryPolicy.post`), each worker thread its own session
+the policy's timeout (`RetryPolicy.request`), each worker thread its own session
 (`ingestion.sources.workers.WorkerSessions`). They also accept the same service URLs
 (`check_service_url`): ``https://`` anywhere, plain ``http://`` only to a loopback host such as
 a local replay server, since an API key or addresses would otherwise cross the network in
@@ -458,11 +458,27 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Retry:
-    """What a client's ``on_retry`` hears before the next attempt.
+    """What a client's ``on_retry`` hears before the next attempt (see `RetryPolicy.call`).
 
-    ``attempt`` is the failed attempt, ``delay`` the seconds before the next one, ``failures``
-    the failed attempts counted so far (resumes are not), ``resumed`` whether this one
-    resumes at once.
+    Parameters
+    ----------
+    attempt : Attempt
+        The attempt that failed.
+    delay : float
+        Seconds before the next attempt (0 for a resume).
+    failures : int
+        Failed attempts counted so far; resumes are not counted.
+    resumed : bool
+        Whether the next attempt resumes at once after progress.
+
+    Examples
+    --------
+    >>> heard = []
+    >>> policy = RetryPolicy(timeout=1.0, max_retries=1, backoff=0.0, max_delay=1.0)
+    >>> _ = policy.call(lambda: Attempt(problem="HTTP 503: busy", retryable=True),
+    ...                 on_retry=heard.append)
+    >>> [(r.attempt.problem, r.delay, r.failures, r.resumed) for r in heard]
+    [('HTTP 503: busy', 0.0, 1, False)]
     """
 
     attempt: Attempt
