@@ -3,7 +3,8 @@
 The loop is tested on its own with attempts made up in the test; the clients are tested
 against the local servers of their own tests (the Census API replay server, the fake Census
 Geocoder, the TIGER file server), one `RetryPolicy` shared by all three. The policy's own
-``sleep`` and seeded ``rng`` make every wait known: no test sleeps.
+``sleep``, ``clock`` and seeded ``rng`` make every wait known: no test sleeps or reads the
+time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 
 import pytest
 import tenacity
+from fake_clock import FakeClock
 from test_census_api import KEY, _synthetic_tree
 from test_geocoder import ADDRESSES, GEO, FakeGeocoder
 from test_tiger import DE_2020, TigerServer, files  # noqa: F401 (a fixture)
@@ -74,14 +76,18 @@ def test_retry_after_wins_over_backoff_but_is_capped():
 
 
 def test_a_429_sets_the_shared_pause_that_the_next_attempt_waits_out():
-    waits: list[float] = []
-    policy = _policy(waits, max_delay=20.0)
+    clock = FakeClock()
+    policy = _policy(clock.waits, max_delay=20.0, sleep=clock.sleep, clock=clock)
     limited = Attempt(problem="HTTP 429: slow down", retryable=True, retry_after=20.0,
                       rate_limited=True)
     policy.call(_answers(limited, Attempt(value="rows")))
-    assert len(waits) == 1 and 0 < waits[0] <= 20.0  # from the pause, not a sleep of its own
+    assert clock.waits == [20.0]  # from the pause, not a sleep of its own
+    clock.advance(6.0)
     policy.call(_answers(Attempt(value="rows")))  # another request, which got no 429
-    assert len(waits) == 2 and 0 < waits[1] <= waits[0]
+    assert clock.waits == [20.0, 14.0]  # what is left of the pause
+    clock.advance(14.0)
+    policy.call(_answers(Attempt(value="rows")))  # the pause is over
+    assert clock.waits == [20.0, 14.0]
 
 
 def test_incomplete_bodies_have_their_own_limit():
@@ -188,16 +194,17 @@ def test_the_same_policy_drives_all_three_clients(census, geocoder, tiger, tmp_p
 
 
 def test_a_429_to_one_client_pauses_the_others(census, geocoder, tiger, tmp_path):
-    waits: list[float] = []
-    policy = _policy(waits)
+    clock = FakeClock()
+    policy = _policy(clock.waits, sleep=clock.sleep, clock=clock)
     census.inject(429, headers={"Retry-After": "30"})
     _pull(census, policy)
+    clock.advance(10.0)
     _geocode(geocoder, policy)
+    clock.advance(5.0)
     _download(tiger, policy, tmp_path)
     # The census retry, then the first request of the geocoder and of the download, all wait
     # out the one pause (a fresh policy per client would give one wait only).
-    assert len(waits) == 3 and all(0 < w <= 30.0 for w in waits)
-    assert waits[0] >= waits[1] >= waits[2]
+    assert clock.waits == [30.0, 20.0, 15.0]
 
 
 def test_exhausted_retries_name_the_url_with_the_key_redacted(census):

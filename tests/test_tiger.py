@@ -30,6 +30,7 @@ import geopandas as gpd
 import pytest
 import requests
 import shapely
+from fake_clock import FakeClock
 
 from ingestion.core.errors import ServiceUrlError
 from ingestion.geo.boundaries import load_boundaries
@@ -497,7 +498,9 @@ def test_a_429_pauses_for_its_retry_after_capped_at_max_delay(server, files, tmp
                                                                monkeypatch):
     server.retry_after = "30"
     server.fault(DE_2020, 429)
-    policy = RetryPolicy(timeout=5.0, max_retries=4, backoff=0.0, max_delay=0.2)
+    clock = FakeClock()
+    policy = RetryPolicy(timeout=5.0, max_retries=4, backoff=0.0, max_delay=0.2,
+                         sleep=clock.sleep, clock=clock)
     pauses = []
     pause = policy.pause  # this policy's own method: nothing process-wide is patched
     monkeypatch.setattr(policy, "pause", lambda delay: (pauses.append(delay), pause(delay)))
@@ -505,22 +508,23 @@ def test_a_429_pauses_for_its_retry_after_capped_at_max_delay(server, files, tmp
                                  cache_dir=tmp_path / "cache", progress=False, retry=policy)
     assert path.read_bytes() == files[DE_2020]
     assert pauses == [0.2]  # Retry-After: 30 capped at max_delay, a pause for every worker
+    assert clock.waits == [0.2]  # waited out before the next attempt
     assert [r.status for r in server.served(DE_2020)] == [429, 200]
 
 
 def test_a_429_holds_back_the_other_files_too(server, files, tmp_path):
-    waits: list[float] = []
+    clock = FakeClock()  # stands still: MD's request comes while the pause is on
     server.retry_after = "30"
     server.fault(DE_2020, 429)
     policy = RetryPolicy(timeout=5.0, max_retries=4, backoff=0.0, max_delay=30.0,
-                         sleep=waits.append)
+                         sleep=clock.sleep, clock=clock)
     paths = download_boundaries("tract", 2020, ["DE", "MD"], base_url=server.base_url,
                                 cache_dir=tmp_path / "cache", progress=False, max_workers=1,
                                 retry=policy)
     assert [p.name for p in paths] == ["tl_2020_10_tract.zip", "tl_2020_24_tract.zip"]
     # DE's retry and MD's first request (which got no 429) both wait out the shared pause;
     # a wait of the failed request alone would give one wait, not two.
-    assert len(waits) == 2 and all(0 < w <= 30.0 for w in waits)
+    assert clock.waits == [30.0, 30.0]
     assert [r.status for r in server.served()] == [429, 200, 200]
 
 

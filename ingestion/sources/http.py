@@ -536,6 +536,9 @@ class RetryPolicy:
         How to wait a number of seconds. By default real time (`time.sleep`), cut short by a
         caller's cancel event (see `call`). Tests pass their own (for example
         ``list.append``) instead of patching `time.sleep` for every thread.
+    clock : callable, optional
+        Seconds on a steady clock, which the shared pause is kept on: `time.monotonic` by
+        default. Tests pass their own, so that the waits of a pause are known exactly.
 
     Examples
     --------
@@ -549,17 +552,24 @@ class RetryPolicy:
     ...                     rng=random.Random(0), sleep=waits.append)
     >>> quiet.wait(quiet.delay(1), rate_limited=False); waits
     [1.3444218515250481]
+    >>> now = [100.0]
+    >>> held = RetryPolicy(timeout=1.0, max_retries=2, backoff=1.0, max_delay=5.0,
+    ...                    sleep=waits.append, clock=lambda: now[0])
+    >>> held.pause(4.0); now[0] += 1.5; held.wait_out_pause(); waits[-1]
+    2.5
     """
 
     def __init__(self, *, timeout: float, max_retries: int, backoff: float,
                  max_delay: float, rng: random.Random | None = None,
-                 sleep: Callable[[float], Any] | None = None) -> None:
+                 sleep: Callable[[float], Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.backoff = float(backoff)
         self.max_delay = float(max_delay)
         self.sleep: Callable[[float], Any] = sleep if sleep is not None else time.sleep
         self._real_time = sleep is None
+        self.clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._paused_until = 0.0
@@ -593,7 +603,7 @@ class RetryPolicy:
         >>> RetryPolicy(timeout=1.0, max_retries=2, backoff=0.1, max_delay=5.0).pause(0.01)
         """
         with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + delay)
+            self._paused_until = max(self._paused_until, self.clock() + delay)
 
     def wait_out_pause(self) -> None:
         """Sleep until any pause set by `pause` is over; `call` does before each attempt.
@@ -606,7 +616,7 @@ class RetryPolicy:
         while True:  # again if another thread extended the pause meanwhile
             with self._lock:
                 until = self._paused_until
-            left = until - time.monotonic()
+            left = until - self.clock()
             if until <= slept_until or left <= 0:
                 return
             self.sleep(left)
