@@ -10,6 +10,7 @@ time.
 from __future__ import annotations
 
 import random
+import re
 import threading
 
 import pytest
@@ -23,8 +24,17 @@ from ingestion.core.errors import CensusApiError
 from ingestion.demo.replay import CensusReplayServer
 from ingestion.sources.census_api import CensusClient
 from ingestion.sources.geocoder import CensusGeocoder
-from ingestion.sources.http import FROM_ENVIRONMENT, Attempt, Cancelled, RetryPolicy, cache_root
+from ingestion.sources.http import (
+    FROM_ENVIRONMENT,
+    Attempt,
+    Cancelled,
+    RetryPolicy,
+    Service,
+    Trouble,
+    cache_root,
+)
 from ingestion.sources.tiger import download_boundaries
+from sdoh_sources.errors import SdohError
 
 BUSY = Attempt(problem="HTTP 503: busy", retryable=True)
 
@@ -129,6 +139,40 @@ def test_a_cancelled_request_makes_no_further_attempt():
     assert made == [1]
 
 
+# -- the error of a request that failed for good -------------------------------------------------
+
+DEMO = Service(name="the demo API", url_option="--demo-url (base_url=)",
+               busy=" (a key raises the rate limit)", offline="use the --cache-dir of a pull",
+               refused="Check the request's arguments.")
+
+
+@pytest.mark.parametrize(("attempt", "advice"), [
+    (BUSY, "The demo API is failing, slow or rate-limiting: try again later (a key raises the "
+           "rate limit)."),
+    (Attempt(problem="ConnectionError: refused", retryable=True, trouble=Trouble.NETWORK),
+     "Check the network connection (and any proxy settings), then run again; without a "
+     "network, use the --cache-dir of a pull."),
+    (Attempt(problem="HTTP 200 but truncated", retryable=True, bad_body=True),
+     "Nothing was cached: run again to fetch afresh; if it persists, a proxy or mirror between "
+     "you and the demo API (--demo-url (base_url=)) may be altering its answers."),
+    (Attempt(problem="HTTP 404: no such table"), "Check the request's arguments."),
+])
+def test_the_advice_follows_the_kind_of_failure(attempt, advice):
+    assert DEMO.advice(attempt.kind) == advice
+    message = DEMO.failure(attempt, attempts=3, method="GET", url="https://x.test/t?key=REDACTED")
+    assert message.endswith(f"{attempt.problem} (GET https://x.test/t?key=REDACTED). {advice}")
+
+
+def test_the_error_names_the_attempts_only_when_the_retries_ran_out():
+    request = {"method": "POST", "url": "https://x.test/batch", "what": "batch 2 of 3"}
+    assert DEMO.failure(BUSY, attempts=1, **request).startswith(
+        "A request to the demo API failed after 1 attempt: HTTP 503: busy (POST "
+        "https://x.test/batch, batch 2 of 3). ")
+    assert DEMO.failure(Attempt(problem="HTTP 400: bad"), attempts=1, **request) == (
+        "A request to the demo API failed: HTTP 400: bad (POST https://x.test/batch, batch 2 of "
+        "3). Check the request's arguments.")
+
+
 def test_the_cache_root_default_is_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SDOH_CACHE_DIR", str(tmp_path))
     assert cache_root(FROM_ENVIRONMENT) == tmp_path
@@ -213,12 +257,41 @@ def test_exhausted_retries_name_the_url_with_the_key_redacted(census):
     with pytest.raises(CensusApiError) as caught:
         _pull(census, policy)
     message = str(caught.value)
-    assert message.startswith("Census API request failed after 3 attempt(s): HTTP 429: error: "
-                              "too many requests (GET http://127.0.0.1:")
+    assert message.startswith("A request to the Census Data API failed after 3 attempts: HTTP "
+                              "429: error: too many requests (GET http://127.0.0.1:")
     assert "/data/2024/acs/acs5?get=B01003_001E&for=tract:*&in=state:99&key=REDACTED)" in message
-    assert message.endswith("try again later (a key in CENSUS_API_KEY raises the rate limit).")
+    assert message.endswith("). The Census Data API is failing, slow or rate-limiting: try "
+                            "again later (a key in CENSUS_API_KEY raises the rate limit).")
     assert KEY not in message and KEY not in repr(caught.value)
     assert len(census.requests) == 3
+
+
+def test_the_three_clients_report_exhausted_retries_alike(census, geocoder, tiger, tmp_path):
+    policy = _policy([], max_retries=2)
+    census.inject(503, times=5, body="error: busy")
+    geocoder.inject(503, times=5, body="error: busy")
+    tiger.fault(DE_2020, 503, 503, 503, 503)
+    failures = []
+    for run in (lambda: _pull(census, policy), lambda: _geocode(geocoder, policy),
+                lambda: _download(tiger, policy, tmp_path)):
+        with pytest.raises(SdohError) as caught:
+            run()
+        failures.append(str(caught.value))
+    shape = (r"^A request to the ([A-Za-z ]+?) failed after 3 attempts: HTTP 503: (.+?) "
+             r"\((GET|POST) (http://127\.0\.0\.1:\d+/.+?)\)\. The \1 is failing, slow or "
+             r"rate-limiting: try again later(.*)\.$")
+    found = [re.match(shape, message, re.DOTALL) for message in failures]
+    assert all(found), failures
+    assert [m.group(1) for m in found] == [
+        "Census Data API", "Census Geocoder", "Census boundary file server"]
+    assert [m.group(3) for m in found] == ["GET", "POST", "GET"]
+    assert found[0].group(4).endswith("&key=REDACTED") and KEY not in failures[0]
+    assert ", batch 1 of 1 (5 rows; row ids " in found[1].group(4)
+    assert found[2].group(4).endswith("tl_2020_10_tract.zip")
+    assert [m.group(5) for m in found] == [
+        " (a key in CENSUS_API_KEY raises the rate limit)",
+        " with smaller batches (batch_size=) or fewer workers (max_workers=)",
+        " (files already downloaded are kept, and an interrupted one resumes)"]
 
 
 @pytest.mark.parametrize("client", [CensusClient, CensusGeocoder])

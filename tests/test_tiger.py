@@ -477,8 +477,11 @@ def test_5xx_and_429_are_retried(server, files, tmp_path, caplog, statuses):
 
 def test_retries_are_bounded_and_the_error_names_the_url(server, tmp_path):
     server.fault(DE_2020, 500, 500, 500)
-    with pytest.raises(BoundaryDownloadError, match=r"after 3 attempt\(s\): GET http://127\.0\.0"
-                       r"\.1:\d+/geo/tiger/TIGER2020/TRACT/tl_2020_10_tract\.zip -> HTTP 500"):
+    with pytest.raises(BoundaryDownloadError, match=r"^A request to the Census boundary file "
+                       r"server failed after 3 attempts: HTTP 500: .* \(GET http://127\.0\.0\.1:"
+                       r"\d+/geo/tiger/TIGER2020/TRACT/tl_2020_10_tract\.zip\)\. The Census "
+                       r"boundary file server is failing, slow or rate-limiting: try again later "
+                       r"\(files already downloaded are kept"):
         fetch(server, tmp_path, "tract", 2020, "DE", max_retries=2)
     assert not mirrored(tmp_path, DE_2020).exists()
 
@@ -588,7 +591,9 @@ def test_a_truncated_body_is_detected(server, files, tmp_path):
     size = len(files[DE_2020])
     with pytest.raises(BoundaryDownloadError,
                        match=rf"truncated download: received {size // 2} of the {size} bytes "
-                             rf"announced \(Content-Length\)"):
+                             rf"announced \(Content-Length\).* \(GET .*tl_2020_10_tract\.zip\)\. "
+                             rf"Check the network connection \(and any proxy settings\), then "
+                             rf"run again; without a network, copy a --cache-dir"):
         fetch(server, tmp_path, "tract", 2020, "DE", max_retries=1)
     dest = mirrored(tmp_path, DE_2020)
     assert not dest.exists() and not Path(f"{dest}.json").exists()
@@ -611,16 +616,20 @@ def test_404_names_the_url_and_what_may_be_wrong_without_retrying(server, tmp_pa
     with pytest.raises(BoundaryDownloadError) as caught:
         fetch(server, tmp_path, "tract", 2031, "DE")
     message = str(caught.value)
-    assert f"{server.base_url}/TIGER2031/TRACT/tl_2031_10_tract.zip -> HTTP 404: 404 Not Found" \
-        in message
-    assert "may not publish this layer for this year (yet)" in message
-    assert f"{server.base_url}/TIGER2031/TRACT/" in message
+    assert message.startswith("A request to the Census boundary file server failed: HTTP 404: "
+                              "404 Not Found. No file at this URL: the Census Bureau may not "
+                              "publish this layer for this year (yet), or not for this state; "
+                              f"see what {server.base_url}/TIGER2031/TRACT/ lists (GET "
+                              f"{server.base_url}/TIGER2031/TRACT/tl_2031_10_tract.zip). ")
+    assert message.endswith("Check the level, year and state, and --base-url (base_url=) if "
+                            "you use a mirror.")
     assert isinstance(caught.value, SdohError)
     assert len(server.served()) == 1
 
 
 def test_an_html_page_instead_of_a_zip_is_rejected(server, tmp_path):
-    with pytest.raises(BoundaryDownloadError, match=r"not a valid zip file .*an HTML page"):
+    with pytest.raises(BoundaryDownloadError, match=r"not a valid zip file .*an HTML page.*\. "
+                                                    r"Nothing was cached: run again"):
         fetch(server, tmp_path, "tract", 2022, "DE", max_retries=1)
     assert len(server.served()) == 2
     assert not list((tmp_path / "cache").rglob("*.zip"))
@@ -641,7 +650,8 @@ def test_several_states_download_on_a_bounded_pool(server, tmp_path):
 
 
 def test_one_failed_state_is_reported_and_the_others_are_kept(server, tmp_path):
-    with pytest.raises(BoundaryDownloadError, match=r"tl_2020_44_tract\.zip -> HTTP 404"):
+    with pytest.raises(BoundaryDownloadError, match=r"HTTP 404: .* \(GET http://.*/"
+                                                    r"tl_2020_44_tract\.zip\)"):
         fetch(server, tmp_path, "tract", 2020, ["DE", "RI", "DC"], max_workers=3)
     assert mirrored(tmp_path, DE_2020).exists()
     assert mirrored(tmp_path, "TIGER2020/TRACT/tl_2020_11_tract.zip").exists()

@@ -76,7 +76,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, urlencode, urlsplit
@@ -96,6 +96,8 @@ from ingestion.sources.http import (
     CacheDefault,
     Retry,
     RetryPolicy,
+    Service,
+    Trouble,
     cache_root,
     check_client_options,
     check_service_url,
@@ -165,14 +167,14 @@ _GET = re.compile(r"([?&]get=)([^&]*)")
 # Variables of a `get=` list shown in messages; the rest are counted.
 _SHOWN_VARIABLES = 4
 
-# What to do next, by kind of failure (the last sentence of an error).
-_ADVICE_NETWORK = ("Check the network connection (and any proxy settings), then run again; "
-                   "without a network, rerun with the --cache-dir (cache_dir=) of an earlier pull "
-                   "or point --base-url (base_url=) at a local replay server.")
-_ADVICE_LATER = ("The API is failing, slow or rate-limiting: try again later (a key in "
-                 "CENSUS_API_KEY raises the rate limit).")
-_ADVICE_ALTERED = ("Nothing was cached: run again to fetch afresh; if it persists, a proxy or "
-                   "mirror between you and the API (--base-url) may be altering its answers.")
+# How errors name the API, and what they advise (`Service`).
+_SERVICE = Service(
+    name="the Census Data API", url_option="--base-url (base_url=)",
+    busy=" (a key in CENSUS_API_KEY raises the rate limit)",
+    offline="rerun with the --cache-dir (cache_dir=) of an earlier pull or point --base-url "
+            "(base_url=) at a local replay server",
+    refused="Check the year, dataset, variables, geography and API key of the request against "
+            "the API's message.")
 
 
 class _RedactKeyFilter(logging.Filter):
@@ -701,7 +703,7 @@ class CensusClient:
                         if self._cache is not None:
                             self._cache.discard(request)
                     raise CensusApiError(f"Census API answers disagree: {problem}. "
-                                         f"{_ADVICE_ALTERED}")
+                                         f"{_SERVICE.advice(Trouble.ALTERED)}")
         frames = []
         for (_, names), by_set in zip(parts, plan, strict=True):
             pieces = [_join_chunks([answers[r] for r in chunks], names, GEOGRAPHIES[level])
@@ -794,8 +796,8 @@ class CensusClient:
         outcome, made_attempts = self._retry.call(attempt, on_retry=on_retry, cancel=pull.stop)
         if outcome.ok:
             return outcome.value
-        raise CensusApiError(_failure(outcome, shown,
-                                      attempts=made_attempts if outcome.retryable else None))
+        raise CensusApiError(_SERVICE.failure(outcome, attempts=made_attempts,
+                                                     method="GET", url=shown))
 
     def _checked_attempt(self, request: _Request, url: str) -> Attempt:
         """One GET whose table, if any, passed the checks against ``request``."""
@@ -806,18 +808,15 @@ class CensusClient:
             return Attempt(value=_checked(request, outcome.value))
         except _BadAnswer as bad:
             return Attempt(problem=f"HTTP 200 but {self._redact(str(bad))}", retryable=True,
-                           bad_body=True, advice=_ADVICE_ALTERED)
+                           bad_body=True)
 
     def _attempt(self, url: str) -> Attempt:
         """One GET; exceptions are turned into redacted problems, never re-raised with the key."""
         try:
             response = self._retry.request(self._workers.session(), "GET", url)
         except requests.RequestException as exc:
-            failed = Attempt.from_exception(exc, timeout=self.timeout,
-                                            describe=lambda e: self._exception_problem(e, url))
-            if isinstance(exc, requests.Timeout):
-                return replace(failed, advice=_ADVICE_LATER)
-            return replace(failed, advice=_ADVICE_NETWORK) if failed.retryable else failed
+            return Attempt.from_exception(exc, timeout=self.timeout,
+                                          describe=lambda e: self._exception_problem(e, url))
         return self._read(response)
 
     def _exception_problem(self, exc: requests.RequestException, url: str) -> str:
@@ -832,8 +831,7 @@ class CensusClient:
             return self._parse(body, response.headers.get("Content-Type", ""))
         if status == 204:
             return Attempt(problem="HTTP 204 No Content: the API has no data for this query")
-        return Attempt.from_status(status, body, response.headers, clean=self._redact,
-                                   retry_advice=_ADVICE_LATER)
+        return Attempt.from_status(status, body, response.headers, clean=self._redact)
 
     def _parse(self, body: bytes, content_type: str) -> Attempt:
         text = body.decode("utf-8", errors="replace")
@@ -845,11 +843,11 @@ class CensusClient:
         except ValueError:
             if not text.strip():
                 return Attempt(problem="HTTP 200 with an empty body", retryable=True,
-                               bad_body=True, advice=_ADVICE_ALTERED)
+                               bad_body=True)
             tail = self._redact(text[-40:])
             return Attempt(problem=f"HTTP 200 but the body is not valid JSON ({len(body)} bytes, "
                                    f"probably truncated; it ends with {tail!r})",
-                           retryable=True, bad_body=True, advice=_ADVICE_ALTERED)
+                           retryable=True, bad_body=True)
         why = _check_shape(data)
         if why is not None:
             return Attempt(problem=f"HTTP 200 but not a Census API table: {why}")
@@ -873,13 +871,6 @@ class _Pull:
             new = problem not in self._warned
             self._warned.add(problem)
         return new
-
-
-def _failure(outcome: Attempt, shown: str, *, attempts: int | None = None) -> str:
-    """The error message of a failed request: the cause, the URL, then what to do."""
-    tried = f" after {attempts} attempt(s)" if attempts is not None else ""
-    advice = f" {outcome.advice}" if outcome.advice else ""
-    return f"Census API request failed{tried}: {outcome.problem} (GET {shown}).{advice}"
 
 
 def _predicate_text(predicates: Predicates) -> str:

@@ -81,6 +81,7 @@ from ingestion.sources.http import (
     Attempt,
     Retry,
     RetryPolicy,
+    Service,
     check_client_options,
     check_service_url,
     client_policy,
@@ -173,6 +174,14 @@ _FIELD_NOISE = re.compile(r'[,"\r\n\t]+')
 _SPACES = re.compile(r"\s+")
 _HEADER_IDS = {"id", "unique id", "uniqueid", "record id"}
 _ERROR_MODES = ("raise", "mark")
+# How errors name the service, and what they advise (`Service`).
+_SERVICE = Service(
+    name="the Census Geocoder", url_option="--geocoder-url (base_url=)",
+    busy=" with smaller batches (batch_size=) or fewer workers (max_workers=)",
+    offline="point --geocoder-url (base_url=) at a Geocoder you can reach, or link without "
+            "sending addresses (leave out --send-addresses-to-census-geocoder)",
+    refused="Check the benchmark and vintage (--geocoder-benchmark, --geocoder-vintage) and "
+            "that --geocoder-url (base_url=) points at a Census Geocoder.")
 _STRING = "string"
 
 
@@ -925,9 +934,8 @@ class CensusGeocoder:
         outcome, made_attempts = self._retry.call(attempt, on_retry=on_retry)
         if outcome.ok:
             return outcome.value
-        tried = f" after {made_attempts} attempt(s)" if outcome.retryable else ""
-        return GeocoderError(f"Census Geocoder request failed{tried}: POST {shown}, "
-                             f"{batch.label} -> {outcome.problem}")
+        return GeocoderError(_SERVICE.failure(outcome, attempts=made_attempts, method="POST",
+                                              url=shown, what=batch.label))
 
     def _attempt(self, url: str, batch: _Batch) -> Attempt:
         """One POST; exceptions become problems naming their type, never re-raised."""

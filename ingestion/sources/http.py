@@ -10,8 +10,10 @@ the policy's timeout (`RetryPolicy.request`), each worker thread its own session
 (`ingestion.sources.workers.WorkerSessions`). They also accept the same service URLs
 (`check_service_url`): ``https://`` anywhere, plain ``http://`` only to a loopback host such as
 a local replay server, since an API key or addresses would otherwise cross the network in
-clear. Errors name the URL with any API key redacted (`redact_key`), the cause first
-(`response_message` shortens a service's error page), then what to do.
+clear. A request that failed for good gets one message for every client (`Service.failure`):
+the cause first (`response_message` shortens a service's error page), then the request (URL
+with any API key redacted by `redact_key`, batch), then what to do, by kind of failure
+(`Trouble`) in sentences shared by all, with what differs per service given as data.
 
 Examples
 --------
@@ -59,6 +61,8 @@ __all__ = [
     "CacheDefault",
     "Cancelled",
     "RetryPolicy",
+    "Service",
+    "Trouble",
     "cache_root",
     "check_client_options",
     "check_service_url",
@@ -349,6 +353,108 @@ def check_client_options(*, timeout: Any, max_retries: Any, backoff: Any, max_de
         raise TypeError(f"progress must be True, False or None, got {progress!r}")
 
 
+class Trouble(enum.Enum):
+    """The kind of a failed request, which decides what its error advises (`Service.advice`)."""
+
+    BUSY = "busy"  # HTTP 429 or 5xx, a timeout: the service is failing, slow or rate-limiting
+    NETWORK = "network"  # no connection, or it dropped
+    ALTERED = "altered"  # a 200 that is not a complete answer: a proxy or mirror may alter it
+    REFUSED = "refused"  # the service refused the request as asked
+
+
+@dataclass(frozen=True)
+class Service:
+    """A public service as its client's errors name it, and what they advise when it fails.
+
+    The sentences are the same for every client (`advice`, `failure`); a client gives only
+    what differs, as data.
+
+    Parameters
+    ----------
+    name : str
+        The service in a sentence, e.g. ``"the Census Geocoder"``.
+    url_option : str
+        The setting of its URL, e.g. ``"--geocoder-url (base_url=)"``.
+    busy : str
+        Added to "try again later" when it is failing, slow or rate-limiting.
+    offline : str
+        What to do without a network, e.g. "rerun with the --cache-dir of an earlier pull".
+    refused : str
+        What to do when it refuses a request.
+
+    Examples
+    --------
+    >>> demo = Service(name="the demo API", url_option="--base-url (base_url=)",
+    ...                offline="point --base-url (base_url=) at a local replay server",
+    ...                refused="Check the request's arguments.")
+    >>> demo.advice(Trouble.BUSY)
+    'The demo API is failing, slow or rate-limiting: try again later.'
+    """
+
+    name: str
+    url_option: str
+    busy: str = ""
+    offline: str = ""
+    refused: str = ""
+
+    def advice(self, trouble: Trouble) -> str:
+        """What to do after a failure of kind ``trouble``: the last sentence of its error.
+
+        Examples
+        --------
+        >>> Service(name="the demo API", url_option="--base-url", offline="use the cache"
+        ...         ).advice(Trouble.NETWORK)
+        'Check the network connection (and any proxy settings), then run again; without a network, use the cache.'
+        """  # noqa: E501 (a doctest's output is one line)
+        if trouble is Trouble.BUSY:
+            return f"{_capital(self.name)} is failing, slow or rate-limiting: try again later{self.busy}."
+        if trouble is Trouble.NETWORK:
+            return ("Check the network connection (and any proxy settings), then run again; "
+                    f"without a network, {self.offline}.")
+        if trouble is Trouble.ALTERED:
+            return ("Nothing was cached: run again to fetch afresh; if it persists, a proxy or "
+                    f"mirror between you and {self.name} ({self.url_option}) may be altering its "
+                    f"answers.")
+        return self.refused
+
+    def failure(self, outcome: Attempt, *, attempts: int, method: str, url: str,
+                what: str = "") -> str:
+        """The error message of a request that failed for good: cause, request, what to do.
+
+        Parameters
+        ----------
+        outcome : Attempt
+            The last attempt (its problem is the cause; its kind decides the advice).
+        attempts : int
+            Attempts made; named when the failure was retryable (the retries ran out).
+        method, url : str
+            The request, ``url`` with any API key already redacted.
+        what : str
+            What the request carried, e.g. ``"batch 2 of 3 (rows 1001-2000)"``.
+
+        Returns
+        -------
+        str
+            ``"A request to <name> failed after N attempts: <problem> (<METHOD> <url>,
+            <what>). <advice>"``.
+
+        Examples
+        --------
+        >>> demo = Service(name="the demo API", url_option="--base-url (base_url=)")
+        >>> demo.failure(Attempt(problem="HTTP 503: busy", retryable=True), attempts=4,
+        ...              method="GET", url="https://example.org/data?key=REDACTED")
+        'A request to the demo API failed after 4 attempts: HTTP 503: busy (GET https://example.org/data?key=REDACTED). The demo API is failing, slow or rate-limiting: try again later.'
+        """  # noqa: E501 (a doctest's output is one line)
+        tried = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if outcome.retryable \
+            else ""
+        request = f"{method} {url}, {what}" if what else f"{method} {url}"
+        advice = self.advice(outcome.kind)
+        return (f"A request to {self.name} failed{tried}: {outcome.problem} ({request})."
+                + (f" {advice}" if advice else ""))
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 class Cancelled(Exception):  # noqa: N818 (not an error: another request failed for good)
@@ -376,8 +482,9 @@ class Attempt:
         A 200 whose body is not a complete answer; such retries are limited on their own.
     resume : bool
         Progress was made (a partial download grew): retry at once, not counted as a failure.
-    advice : str
-        What to do, the last sentence of the error.
+    trouble : Trouble, optional
+        The kind of failure, which decides the advice of the error (`Service.advice`); left
+        out, it follows from the flags (see `kind`).
 
     Examples
     --------
@@ -392,16 +499,34 @@ class Attempt:
     rate_limited: bool = False
     bad_body: bool = False
     resume: bool = False
-    advice: str = ""
+    trouble: Trouble | None = None
 
     @property
     def ok(self) -> bool:
         """Whether the attempt gave an answer."""
         return self.value is not None
 
+    @property
+    def kind(self) -> Trouble:
+        """The kind of failure: ``trouble`` if given, else told by the flags.
+
+        An incomplete body is `Trouble.ALTERED`, another retryable failure `Trouble.BUSY`,
+        the rest `Trouble.REFUSED`.
+
+        Examples
+        --------
+        >>> Attempt(problem="HTTP 503: busy", retryable=True).kind
+        <Trouble.BUSY: 'busy'>
+        """
+        if self.trouble is not None:
+            return self.trouble
+        if self.bad_body:
+            return Trouble.ALTERED
+        return Trouble.BUSY if self.retryable else Trouble.REFUSED
+
     @classmethod
     def from_status(cls, status: int, body: bytes, headers: Mapping[str, str], *,
-                    clean: Callable[[str], str] = redact_key, retry_advice: str = "") -> Attempt:
+                    clean: Callable[[str], str] = redact_key) -> Attempt:
         """The failure of a response with an error status, retryable if the status is.
 
         Parameters
@@ -415,8 +540,6 @@ class Attempt:
         clean : callable
             Applied to the service's message: `redact_key` by default; a client adds its own
             scrubbing (addresses).
-        retry_advice : str
-            The advice of a retryable failure.
 
         Examples
         --------
@@ -429,12 +552,15 @@ class Attempt:
             return cls(problem=problem)
         return cls(problem=problem, retryable=True,
                    retry_after=parse_retry_after(headers.get("Retry-After")),
-                   rate_limited=status == 429, advice=retry_advice)
+                   rate_limited=status == 429)
 
     @classmethod
     def from_exception(cls, exc: requests.RequestException, *, timeout: float,
                        describe: Callable[[requests.RequestException], str]) -> Attempt:
         """The failure of a request that raised, retryable if `RETRYABLE_EXCEPTIONS` has it.
+
+        A timeout is `Trouble.BUSY` (the service is slow); another retryable exception is
+        `Trouble.NETWORK` (no connection, or it dropped).
 
         Parameters
         ----------
@@ -453,7 +579,9 @@ class Attempt:
         if isinstance(exc, requests.Timeout):
             return cls(problem=f"timed out after {timeout:g} s ({type(exc).__name__})",
                        retryable=True)
-        return cls(problem=describe(exc), retryable=isinstance(exc, RETRYABLE_EXCEPTIONS))
+        if isinstance(exc, RETRYABLE_EXCEPTIONS):
+            return cls(problem=describe(exc), retryable=True, trouble=Trouble.NETWORK)
+        return cls(problem=describe(exc))
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,8 @@ from ingestion.sources.http import (
     CacheDefault,
     Retry,
     RetryPolicy,
+    Service,
+    Trouble,
     cache_root,
     check_client_options,
     check_service_url,
@@ -127,6 +129,13 @@ _CHUNK = 1 << 16
 # Resumes that made progress do not use up a retry, but there is a limit all the same.
 _MAX_RESUMES = 100
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# How errors name the file server, and what they advise (`Service`).
+_SERVICE = Service(
+    name="the Census boundary file server", url_option="--base-url (base_url=)",
+    busy=" (files already downloaded are kept, and an interrupted one resumes)",
+    offline="copy a --cache-dir (cache_dir=) filled on a machine with a network, or point "
+            "--base-url (base_url=) at a mirror you can reach",
+    refused="Check the level, year and state, and --base-url (base_url=) if you use a mirror.")
 
 
 class BoundaryDownloadError(SdohError):
@@ -658,9 +667,8 @@ class _Downloader:
                                             on_retry=on_retry, max_resumes=_MAX_RESUMES)
         if outcome.ok:
             return self._install(target, dest, part, state_file, outcome.value)
-        tried = f" after {attempts} attempt(s)" if outcome.retryable else ""
-        raise BoundaryDownloadError(f"boundary download failed{tried}: GET {target.url} -> "
-                                    f"{outcome.problem}")
+        raise BoundaryDownloadError(_SERVICE.failure(outcome, attempts=attempts, method="GET",
+                                                     url=target.url))
 
     def _verified_attempt(self, url: str, part: Path, state_file: Path) -> Attempt:
         """One GET; a complete file is checked as a boundary zip (its members the value)."""
@@ -673,7 +681,7 @@ class _Downloader:
             part.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
             return Attempt(problem=f"the downloaded file is not a usable boundary zip: {exc}",
-                           retryable=True)
+                           retryable=True, trouble=Trouble.ALTERED)
 
     def _attempt(self, url: str, part: Path, state_file: Path) -> Attempt:
         """One GET into ``part``: value True once the whole file is there."""
@@ -755,15 +763,17 @@ class _Downloader:
         why = f"; the connection broke ({type(broken).__name__})" if broken else ""
         if total is not None and size < total:
             return Attempt(problem=f"truncated download: received {size} of the {total} bytes "
-                           f"announced (Content-Length){why}", resume=size > before, retryable=True)
+                           f"announced (Content-Length){why}", resume=size > before, retryable=True,
+                           trouble=Trouble.NETWORK)
         if total is not None and size > total:
             part.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
             return Attempt(problem=f"received {size} bytes, more than the {total} announced "
-                           f"(Content-Length); starting again", retryable=True)
+                           f"(Content-Length); starting again", retryable=True,
+                           trouble=Trouble.ALTERED)
         if broken is not None:
             return Attempt(problem=f"connection lost after {size} bytes ({type(broken).__name__})",
-                           resume=size > before, retryable=True)
+                           resume=size > before, retryable=True, trouble=Trouble.NETWORK)
         return Attempt(value=True)
 
     @staticmethod
@@ -775,8 +785,7 @@ class _Downloader:
         folder = url.rsplit("/", 1)[0] + "/"
         return Attempt(problem=(
             f"{refused.problem}. No file at this URL: the Census Bureau may not publish this "
-            f"layer for this year (yet), or not for this state; see what {folder} lists, or "
-            f"pass base_url= if you use a mirror"))
+            f"layer for this year (yet), or not for this state; see what {folder} lists"))
 
     @staticmethod
     def _install(target: _Target, dest: Path, part: Path, state_file: Path,
