@@ -387,7 +387,10 @@ def test_explicit_dataset_sends_every_variable_there(mixed):
         assert len(tidy) == 2
         with pytest.raises(CensusApiError, match=r"failed: HTTP 400: error: unknown variable "
                                                  r"'S1701_C03_001E' \(GET http://\S+/data/2024/"
-                                                 r"acs/acs5\?get=S1701_C03_001E,\S+\)\.$"):
+                                                 r"acs/acs5\?get=S1701_C03_001E,\S+\)\. Check "
+                                                 r"the year, dataset, variables, geography and "
+                                                 r"API key of the request against the API's "
+                                                 r"message\.$"):
             get_acs("county", ["S1701_C03_001"], 2024, "99", dataset="acs/acs5", client=client)
 
 
@@ -544,10 +547,11 @@ def test_retry_after_is_honoured_but_capped(server, monkeypatch):
 
 def test_exhausted_retries_name_redacted_url_and_status(client, server):
     server.inject(503, times=10, body="error: service unavailable, try later")
-    with pytest.raises(CensusApiError, match=r"after 4 attempt\(s\): HTTP 503: error: service "
-                       r"unavailable, try later \(GET http://127\.0\.0\.1:\d+/data/2024/acs/"
-                       r"acs5\?get=B01003_001E&for=tract:\*&in=state:99&key=REDACTED\)\. The "
-                       r"API is failing, slow or rate-limiting: try again later") as info:
+    with pytest.raises(CensusApiError, match=r"^A request to the Census Data API failed after 4 "
+                       r"attempts: HTTP 503: error: service unavailable, try later \(GET "
+                       r"http://127\.0\.0\.1:\d+/data/2024/acs/acs5\?get=B01003_001E&"
+                       r"for=tract:\*&in=state:99&key=REDACTED\)\. The Census Data API is "
+                       r"failing, slow or rate-limiting: try again later") as info:
         _tract(client)
     assert KEY not in str(info.value) and KEY not in repr(info.value)
     assert len(server.requests) == 4
@@ -566,8 +570,9 @@ def test_timeouts_exhausting_retries_say_so(server, monkeypatch):
     server.inject(None, delay=0.6, times=2)
     client = CensusClient(base_url=server.base_url, timeout=0.15, backoff=0.01, max_retries=1,
                           api_key=KEY)
-    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\): timed out after 0\.15 s "
-                                             r".*key=REDACTED\)\. The API is failing") as info:
+    with pytest.raises(CensusApiError, match=r"after 2 attempts: timed out after 0\.15 s "
+                                             r".*key=REDACTED\)\. The Census Data API is "
+                                             r"failing") as info:
         _tract(client)
     assert KEY not in str(info.value)
 
@@ -579,7 +584,7 @@ def test_connection_refused_is_retried_then_reported_without_key(tmp_path, monke
     server.stop()
     client = CensusClient(base_url=base_url, api_key=KEY, timeout=0.5, backoff=0.01,
                           max_retries=1)
-    with pytest.raises(CensusApiError, match=r"after 2 attempt\(s\): cannot connect to "
+    with pytest.raises(CensusApiError, match=r"after 2 attempts: cannot connect to "
                                              r"127\.0\.0\.1:\d+: connection refused .*Check "
                                              r"the network connection") as info:
         _tract(client)
@@ -595,8 +600,9 @@ def test_truncated_json_is_retried(client, server):
 
 def test_persistently_truncated_json_is_a_clear_error(client, server):
     server.inject(None, truncate=True, times=10)
-    with pytest.raises(CensusApiError, match=r"HTTP 200 but the body is not valid JSON "
-                                             r"\(\d+ bytes, probably truncated"):
+    with pytest.raises(CensusApiError, match=r"after 3 attempts: HTTP 200 but the body is not "
+                                             r"valid JSON \(\d+ bytes, probably truncated.*\)\. "
+                                             r"Nothing was cached: run again to fetch afresh"):
         _tract(client)
     assert len(server.requests) == 3  # the first try and two retries of a bad body
 

@@ -114,26 +114,28 @@ def test_a_transient_fault_is_retried_and_the_pull_succeeds(server, clean, tmp_p
 
 # Persistent faults: every attempt misbehaves; the error names the cause, URL and next step.
 PERSISTENT = {
-    "500": ({"status": 500}, r"after 4 attempt\(s\): HTTP 500: error: Internal Server Error "
+    "500": ({"status": 500}, r"after 4 attempts: HTTP 500: error: Internal Server Error "
                              r"\(GET http://127\.0\.0\.1:\d+/data/2024/acs/acs5\?get=B01003_001E,"
-                             r"B01003_001M&for=tract:\*&in=state:99&key=REDACTED\)\. The API is "
-                             r"failing, slow or rate-limiting: try again later"),
-    "503": ({"status": 503}, r"after 4 attempt\(s\): HTTP 503: "),
-    "429": ({"status": 429, "headers": {"Retry-After": "0"}}, r"after 4 attempt\(s\): HTTP 429"),
+                             r"B01003_001M&for=tract:\*&in=state:99&key=REDACTED\)\. The Census "
+                             r"Data API is failing, slow or rate-limiting: try again later"),
+    "503": ({"status": 503}, r"after 4 attempts: HTTP 503: "),
+    "429": ({"status": 429, "headers": {"Retry-After": "0"}}, r"after 4 attempts: HTTP 429"),
     "connection reset": ({"status": None, "alter": "reset"},
-                         r"after 4 attempt\(s\): the connection to 127\.0\.0\.1:\d+ was reset or "
+                         r"after 4 attempts: the connection to 127\.0\.0\.1:\d+ was reset or "
                          r"closed before a full answer \(GET .*\)\. Check the network connection"),
     "stall past the timeout": ({"status": None, "delay": STALL},
-                               r"after 4 attempt\(s\): timed out after 0\.5 s \(ReadTimeout\) "
-                               r"\(GET .*\)\. The API is failing, slow or rate-limiting"),
+                               r"after 4 attempts: timed out after 0\.5 s \(ReadTimeout\) "
+                               r"\(GET .*\)\. The Census Data API is failing, slow or "
+                               r"rate-limiting"),
     "truncated JSON": ({"status": None, "truncate": True},
-                       r"after 3 attempt\(s\): HTTP 200 but the body is not valid JSON"),
+                       r"after 3 attempts: HTTP 200 but the body is not valid JSON"),
     "empty body": ({"status": None, "alter": "empty_body"},
-                   r"after 3 attempt\(s\): HTTP 200 with an empty body"),
+                   r"after 3 attempts: HTTP 200 with an empty body"),
     "HTML with 200": ({"status": 200, "body": "<html><title>Proxy login</title></html>"},
-                      r"failed: HTTP 200 with an HTML page instead of JSON: Proxy login \(GET "),
+                      r"failed: HTTP 200 with an HTML page instead of JSON: Proxy login \(GET .*\)\. "
+                      r"Check the year, dataset, variables, geography and API key"),
     "missing E column": ({"status": None, "alter": "drop_column", "column": "B01003_001E"},
-                         r"after 3 attempt\(s\): HTTP 200 but the answer lacks the requested "
+                         r"after 3 attempts: HTTP 200 but the answer lacks the requested "
                          r"column\(s\) \['B01003_001E'\] \(GET http://127\.0\.0\.1:\d+/data/2024/"
                          r"acs/acs5\?get=B01003_001E,B01003_001M&for=tract:\*&in=state:99&key="
                          r"REDACTED\)\. Nothing was cached: run again to fetch afresh; if it "
@@ -252,7 +254,8 @@ def test_no_network_is_one_short_error_and_one_warning(tmp_path, caplog, base_ur
         stopped.stop()
     many = ["B01003_001", *MANY, *[f"B99002_{i:03d}" for i in range(1, 60)]]  # four requests
     with caplog.at_level(logging.INFO, logger="ingestion.sources.census_api"), pytest.raises(
-            CensusApiError, match=rf"^Census API request failed after 4 attempt\(s\): {cause}"
+            CensusApiError, match=rf"^A request to the Census Data API failed after 4 "
+                                  rf"attempts: {cause}"
                                   rf".*\. Check the network connection .* --cache-dir .* "
                                   rf"--base-url") as caught, _unreachable_client(base_url) as client:
         get_acs("tract", many, 2024, "99", client=client)
@@ -273,7 +276,7 @@ def test_no_network_through_the_cli_is_short(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     *logged, error = result.output.splitlines()
-    assert error.startswith("error: Census API request failed after 4 attempt(s): "
+    assert error.startswith("error: A request to the Census Data API failed after 4 attempts: "
                             "cannot resolve api.census.invalid")
     assert len(logged) <= 2 and len(result.output) < 2000  # the cause once, no wall of retries
 
@@ -315,7 +318,7 @@ def test_ingest_acs_fails_clearly_and_publishes_nothing(region_tree, tmp_path, m
         result = CliRunner().invoke(sdoh, [*args, "--base-url", server.base_url])
         assert result.exit_code == 1
         assert "Traceback" not in result.output
-        assert re.search(r"error: Census API request failed after 3 attempt\(s\): "
+        assert re.search(r"error: A request to the Census Data API failed after 3 attempts: "
                          + match.format(first=re.escape(first)), result.output), result.output
         assert "Nothing was cached" in result.output
         assert not Workspace(ws).published_dir("acs_tract").exists()

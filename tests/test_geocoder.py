@@ -502,9 +502,12 @@ def test_a_timeout_is_retried(server):
 def test_timeouts_exhausting_retries_say_so(server):
     server.inject(None, delay=0.6, times=2)
     with _client(server, timeout=0.15, max_retries=1) as client, \
-            pytest.raises(GeocoderError, match=r"after 2 attempt\(s\): POST http://127\.0\.0\.1:"
-                                               r"\d+/geocoder/geographies/addressbatch, batch 1 "
-                                               r"of 1 .* -> timed out after 0\.15 s"):
+            pytest.raises(GeocoderError, match=r"^A request to the Census Geocoder failed after 2 "
+                                               r"attempts: timed out after 0\.15 s \(ReadTimeout\) "
+                                               r"\(POST http://127\.0\.0\.1:\d+/geocoder/"
+                                               r"geographies/addressbatch, batch 1 of 1 .*\)\. The "
+                                               r"Census Geocoder is failing, slow or rate-limiting: "
+                                               r"try again later with smaller batches"):
         _geocode(client)
 
 
@@ -514,16 +517,20 @@ def test_an_html_error_page_is_retried_and_reported_by_its_title(server, client)
     assert len(_geocode(client)) == 9
     server.received.clear()
     server.inject(502, body=page, times=10)
-    with pytest.raises(GeocoderError, match=r"after 4 attempt\(s\).* -> HTTP 502: 502 Bad "
-                                            r"Gateway$"):
+    with pytest.raises(GeocoderError, match=r"failed after 4 attempts: HTTP 502: 502 Bad "
+                                            r"Gateway \(POST .*\)\. The Census Geocoder is "
+                                            r"failing, slow or rate-limiting: try again later"):
         _geocode(client)
 
 
 def test_an_html_page_with_200_is_an_error_without_retry(server, client):
     server.inject(200, body="<!DOCTYPE html><html><head><title>Census Geocoder - Batch Address"
                             "</title></head><body>form</body></html>")
-    with pytest.raises(GeocoderError, match=r"HTTP 200 with an HTML page instead of a CSV "
-                                            r"answer: Census Geocoder - Batch Address$"):
+    with pytest.raises(GeocoderError, match=r"Geocoder failed: HTTP 200 with an HTML page "
+                                            r"instead of a CSV answer: Census Geocoder - Batch "
+                                            r"Address \(POST .*\)\. Check the benchmark and "
+                                            r"vintage .* and that --geocoder-url \(base_url=\) "
+                                            r"points at a Census Geocoder\.$"):
         _geocode(client)
     assert len(server.received) == 1
 
@@ -542,16 +549,17 @@ def test_a_missing_answer_row_is_retried(server, client):
 
 def test_persistently_incomplete_answers_are_a_clear_error(server, client):
     server.inject(None, drop=2, times=10)
-    with pytest.raises(GeocoderError, match=r"after 3 attempt\(s\).* -> HTTP 200 but an "
+    with pytest.raises(GeocoderError, match=r"failed after 3 attempts: HTTP 200 but an "
                                             r"incomplete answer \(\d+ bytes\): 2 of the 5 rows "
-                                            r"sent are not answered"):
+                                            r"sent are not answered \(POST .*\)\. Nothing was "
+                                            r"cached: run again to fetch afresh"):
         _geocode(client)
     assert len(server.received) == 3  # the first try and two retries of a bad body
 
 
 def test_a_one_line_message_with_200_is_shown(server, client):
     server.inject(200, body="error: the batch file holds no records", times=10)
-    with pytest.raises(GeocoderError, match=r"after 3 attempt\(s\).*incomplete answer \(\d+ "
+    with pytest.raises(GeocoderError, match=r"after 3 attempts: .*incomplete answer \(\d+ "
                                             r"bytes\): the body reads 'error: the batch file "
                                             r"holds no records'"):
         _geocode(client)
@@ -559,8 +567,11 @@ def test_a_one_line_message_with_200_is_shown(server, client):
 
 def test_a_client_error_is_not_retried(server, client):
     server.inject(400, body="error: benchmark 'Public_AR_Nope' is not valid")
-    with pytest.raises(GeocoderError, match=r"Census Geocoder request failed: POST .* -> "
-                                            r"HTTP 400: error: benchmark 'Public_AR_Nope'"):
+    with pytest.raises(GeocoderError, match=r"^A request to the Census Geocoder failed: HTTP "
+                                            r"400: error: benchmark 'Public_AR_Nope' is not "
+                                            r"valid \(POST http://.*\)\. Check the benchmark "
+                                            r"and vintage \(--geocoder-benchmark, "
+                                            r"--geocoder-vintage\)"):
         _geocode(client)
     assert len(server.received) == 1
 
@@ -570,7 +581,10 @@ def test_connection_refused_is_retried_then_reported(server):
     server.stop()
     with CensusGeocoder(base_url=base_url, timeout=0.5, backoff=0.01, max_retries=1,
                         progress=False) as client, \
-            pytest.raises(GeocoderError, match=r"after 2 attempt\(s\).*ConnectionError") as info:
+            pytest.raises(GeocoderError, match=r"after 2 attempts: ConnectionError: .*\. Check "
+                                               r"the network connection \(and any proxy "
+                                               r"settings\), then run again; without a network, "
+                                               r"point --geocoder-url") as info:
         _geocode(client)
     assert info.value.__cause__ is None
 

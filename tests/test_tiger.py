@@ -30,9 +30,11 @@ import geopandas as gpd
 import pytest
 import requests
 import shapely
+from fake_clock import FakeClock
 
 from ingestion.core.errors import ServiceUrlError
 from ingestion.geo.boundaries import load_boundaries
+from ingestion.sources.http import RetryPolicy
 from ingestion.sources.tiger import (
     DEFAULT_BASE_URL,
     LEVELS,
@@ -157,6 +159,7 @@ class TigerServer:
         self.range_support = True
         self.delay = 0.0
         self.slow_seconds = 1.0
+        self.retry_after = "0"  # the Retry-After of a 429 or 503
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -223,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/html; charset=iso-8859-1")
             self.send_header("Content-Length", str(len(body)))
             if status in (429, 503):
-                self.send_header("Retry-After", "0")
+                self.send_header("Retry-After", server.retry_after)
             self.end_headers()
             self.wfile.write(body)
             self._record(server, path, status, len(body))
@@ -474,8 +477,11 @@ def test_5xx_and_429_are_retried(server, files, tmp_path, caplog, statuses):
 
 def test_retries_are_bounded_and_the_error_names_the_url(server, tmp_path):
     server.fault(DE_2020, 500, 500, 500)
-    with pytest.raises(BoundaryDownloadError, match=r"after 3 attempt\(s\): GET http://127\.0\.0"
-                       r"\.1:\d+/geo/tiger/TIGER2020/TRACT/tl_2020_10_tract\.zip -> HTTP 500"):
+    with pytest.raises(BoundaryDownloadError, match=r"^A request to the Census boundary file "
+                       r"server failed after 3 attempts: HTTP 500: .* \(GET http://127\.0\.0\.1:"
+                       r"\d+/geo/tiger/TIGER2020/TRACT/tl_2020_10_tract\.zip\)\. The Census "
+                       r"boundary file server is failing, slow or rate-limiting: try again later "
+                       r"\(files already downloaded are kept"):
         fetch(server, tmp_path, "tract", 2020, "DE", max_retries=2)
     assert not mirrored(tmp_path, DE_2020).exists()
 
@@ -489,6 +495,50 @@ def test_backoff_grows_with_jitter(server, tmp_path):
     jitter = random.Random(7)
     assert waits == [min(2 ** n * jitter.uniform(0.5, 1.5), 3.0) for n in range(3)]
     assert waits[0] < waits[1] and waits[2] == 3.0
+
+
+def test_a_429_pauses_for_its_retry_after_capped_at_max_delay(server, files, tmp_path,
+                                                               monkeypatch):
+    server.retry_after = "30"
+    server.fault(DE_2020, 429)
+    clock = FakeClock()
+    policy = RetryPolicy(timeout=5.0, max_retries=4, backoff=0.0, max_delay=0.2,
+                         sleep=clock.sleep, clock=clock)
+    pauses = []
+    pause = policy.pause  # this policy's own method: nothing process-wide is patched
+    monkeypatch.setattr(policy, "pause", lambda delay: (pauses.append(delay), pause(delay)))
+    [path] = download_boundaries("tract", 2020, "DE", base_url=server.base_url,
+                                 cache_dir=tmp_path / "cache", progress=False, retry=policy)
+    assert path.read_bytes() == files[DE_2020]
+    assert pauses == [0.2]  # Retry-After: 30 capped at max_delay, a pause for every worker
+    assert clock.waits == [0.2]  # waited out before the next attempt
+    assert [r.status for r in server.served(DE_2020)] == [429, 200]
+
+
+def test_a_429_holds_back_the_other_files_too(server, files, tmp_path):
+    clock = FakeClock()  # stands still: MD's request comes while the pause is on
+    server.retry_after = "30"
+    server.fault(DE_2020, 429)
+    policy = RetryPolicy(timeout=5.0, max_retries=4, backoff=0.0, max_delay=30.0,
+                         sleep=clock.sleep, clock=clock)
+    paths = download_boundaries("tract", 2020, ["DE", "MD"], base_url=server.base_url,
+                                cache_dir=tmp_path / "cache", progress=False, max_workers=1,
+                                retry=policy)
+    assert [p.name for p in paths] == ["tl_2020_10_tract.zip", "tl_2020_24_tract.zip"]
+    # DE's retry and MD's first request (which got no 429) both wait out the shared pause;
+    # a wait of the failed request alone would give one wait, not two.
+    assert clock.waits == [30.0, 30.0]
+    assert [r.status for r in server.served()] == [429, 200, 200]
+
+
+def test_retry_settings_and_a_shared_policy_are_not_both_given(server, tmp_path):
+    policy = RetryPolicy(timeout=5.0, max_retries=1, backoff=0.0, max_delay=1.0)
+    with pytest.raises(ValueError, match=r"retry= and \['max_retries', 'timeout'\] were both "
+                                         r"given"):
+        download_boundaries("tract", 2020, "DE", base_url=server.base_url,
+                            cache_dir=tmp_path / "cache", retry=policy, timeout=9.0,
+                            max_retries=2)
+    assert server.served() == []
 
 
 def test_a_dropped_connection_is_resumed_with_a_range_request(server, files, tmp_path):
@@ -541,7 +591,9 @@ def test_a_truncated_body_is_detected(server, files, tmp_path):
     size = len(files[DE_2020])
     with pytest.raises(BoundaryDownloadError,
                        match=rf"truncated download: received {size // 2} of the {size} bytes "
-                             rf"announced \(Content-Length\)"):
+                             rf"announced \(Content-Length\).* \(GET .*tl_2020_10_tract\.zip\)\. "
+                             rf"Check the network connection \(and any proxy settings\), then "
+                             rf"run again; without a network, copy a --cache-dir"):
         fetch(server, tmp_path, "tract", 2020, "DE", max_retries=1)
     dest = mirrored(tmp_path, DE_2020)
     assert not dest.exists() and not Path(f"{dest}.json").exists()
@@ -564,16 +616,20 @@ def test_404_names_the_url_and_what_may_be_wrong_without_retrying(server, tmp_pa
     with pytest.raises(BoundaryDownloadError) as caught:
         fetch(server, tmp_path, "tract", 2031, "DE")
     message = str(caught.value)
-    assert f"{server.base_url}/TIGER2031/TRACT/tl_2031_10_tract.zip -> HTTP 404: 404 Not Found" \
-        in message
-    assert "may not publish this layer for this year (yet)" in message
-    assert f"{server.base_url}/TIGER2031/TRACT/" in message
+    assert message.startswith("A request to the Census boundary file server failed: HTTP 404: "
+                              "404 Not Found. No file at this URL: the Census Bureau may not "
+                              "publish this layer for this year (yet), or not for this state; "
+                              f"see what {server.base_url}/TIGER2031/TRACT/ lists (GET "
+                              f"{server.base_url}/TIGER2031/TRACT/tl_2031_10_tract.zip). ")
+    assert message.endswith("Check the level, year and state, and --base-url (base_url=) if "
+                            "you use a mirror.")
     assert isinstance(caught.value, SdohError)
     assert len(server.served()) == 1
 
 
 def test_an_html_page_instead_of_a_zip_is_rejected(server, tmp_path):
-    with pytest.raises(BoundaryDownloadError, match=r"not a valid zip file .*an HTML page"):
+    with pytest.raises(BoundaryDownloadError, match=r"not a valid zip file .*an HTML page.*\. "
+                                                    r"Nothing was cached: run again"):
         fetch(server, tmp_path, "tract", 2022, "DE", max_retries=1)
     assert len(server.served()) == 2
     assert not list((tmp_path / "cache").rglob("*.zip"))
@@ -594,7 +650,8 @@ def test_several_states_download_on_a_bounded_pool(server, tmp_path):
 
 
 def test_one_failed_state_is_reported_and_the_others_are_kept(server, tmp_path):
-    with pytest.raises(BoundaryDownloadError, match=r"tl_2020_44_tract\.zip -> HTTP 404"):
+    with pytest.raises(BoundaryDownloadError, match=r"HTTP 404: .* \(GET http://.*/"
+                                                    r"tl_2020_44_tract\.zip\)"):
         fetch(server, tmp_path, "tract", 2020, ["DE", "RI", "DC"], max_workers=3)
     assert mirrored(tmp_path, DE_2020).exists()
     assert mirrored(tmp_path, "TIGER2020/TRACT/tl_2020_11_tract.zip").exists()

@@ -63,10 +63,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import email.utils
-import enum
 import hashlib
-import html
+import itertools
 import json
 import logging
 import math
@@ -90,7 +88,23 @@ from tqdm import tqdm
 
 from ingestion.core.errors import CensusApiError
 from ingestion.core.geography import STATE_FIPS, normalize_counties, normalize_states, normalize_zctas
-from ingestion.sources.http import RetryPolicy, check_client_options, check_service_url
+from ingestion.sources.http import (
+    CACHE_ENV,
+    FROM_ENVIRONMENT,
+    RETRYABLE_EXCEPTIONS,
+    Attempt,
+    CacheDefault,
+    Retry,
+    RetryPolicy,
+    Service,
+    Trouble,
+    cache_root,
+    check_client_options,
+    check_service_url,
+    client_policy,
+    redact_key,
+    response_message,
+)
 from ingestion.sources.workers import WorkerSessions
 from sdoh_sources import load_catalog
 
@@ -115,13 +129,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.census.gov/data"
 ACS5 = "acs/acs5"
-# The environment variable naming the cache folder when `CensusClient(cache_dir=...)` is not given.
-CACHE_ENV = "SDOH_CACHE_DIR"
 # The API refuses a `get` of more than 50 variables ("error: 'get' is limited to 50 variables").
 MAX_VARIABLES = 50
-# Truncated, empty or garbled 200 bodies, and answers that fail the checks against their
-# request, are often transient (a proxy in between); retry them this many times at most.
-MAX_BODY_RETRIES = 2
 NOT_PUBLISHED_AT_LEVEL = "not_published_at_level"
 MOE_UNKNOWN = "unknown"
 OUTPUTS = ("tidy", "wide")
@@ -153,60 +162,19 @@ _FAMILY_EXAMPLES = ("detailed tables ('B01001_001', 'C17002_002'), subject table
                     "('S1701_C03_001') or data profiles ('DP03_0009' count, 'DP03_0009P' percent)")
 _BARE = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*")
 
-_KEY_PARAM = re.compile(r"(?i)(\bkey=)[^&\s'\"#<>]*")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-_KEY_WORD = re.compile(r"(?i)\b(invalid|missing) key\b")
 _DATASET = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")
 _GET = re.compile(r"([?&]get=)([^&]*)")
 # Variables of a `get=` list shown in messages; the rest are counted.
 _SHOWN_VARIABLES = 4
 
-# What to do next, by kind of failure (the last sentence of an error).
-_ADVICE_NETWORK = ("Check the network connection (and any proxy settings), then run again; "
-                   "without a network, rerun with the --cache-dir (cache_dir=) of an earlier pull "
-                   "or point --base-url (base_url=) at a local replay server.")
-_ADVICE_LATER = ("The API is failing, slow or rate-limiting: try again later (a key in "
-                 "CENSUS_API_KEY raises the rate limit).")
-_ADVICE_ALTERED = ("Nothing was cached: run again to fetch afresh; if it persists, a proxy or "
-                   "mirror between you and the API (--base-url) may be altering its answers.")
-
-
-class _Default(enum.Enum):
-    """Marks an argument left out (distinct from an explicit None)."""
-
-    FROM_ENVIRONMENT = "from the SDOH_CACHE_DIR environment variable"
-
-
-FROM_ENVIRONMENT = _Default.FROM_ENVIRONMENT
-
-
-def redact_key(text: str, key: str | None = None) -> str:
-    """Hide an API key in a URL or message: ``key=...`` becomes ``key=REDACTED``.
-
-    Parameters
-    ----------
-    text : str
-        A URL, log line or error message.
-    key : str, optional
-        The key itself; where given (and at least 8 characters long) any bare occurrence is
-        replaced too.
-
-    Returns
-    -------
-    str
-        ``text`` with the key hidden.
-
-    Examples
-    --------
-    >>> redact_key("https://api.census.gov/data/2024/acs/acs5?get=NAME&key=abc123")
-    'https://api.census.gov/data/2024/acs/acs5?get=NAME&key=REDACTED'
-    """
-    text = _KEY_PARAM.sub(r"\1REDACTED", text)
-    if key and len(key) >= 8:
-        text = text.replace(key, "REDACTED").replace(quote(key, safe=""), "REDACTED")
-    return text
+# How errors name the API, and what they advise (`Service`).
+_SERVICE = Service(
+    name="the Census Data API", url_option="--base-url (base_url=)",
+    busy=" (a key in CENSUS_API_KEY raises the rate limit)",
+    offline="rerun with the --cache-dir (cache_dir=) of an earlier pull or point --base-url "
+            "(base_url=) at a local replay server",
+    refused="Check the year, dataset, variables, geography and API key of the request against "
+            "the API's message.")
 
 
 class _RedactKeyFilter(logging.Filter):
@@ -347,63 +315,8 @@ def _geography_requests(level: str, state: Any, county: Any, zcta: Any,
     return sets, zctas
 
 
-def _html_text(body: str) -> str:
-    """Extract the page's <title> (or <h1>, or else its text), unescaped, on one line."""
-    match = _TITLE.search(body) or _H1.search(body)
-    text = match.group(1) if match else _TAG.sub(" ", body)
-    text = html.unescape(" ".join(_TAG.sub(" ", text).split()))
-    if _KEY_WORD.search(body):
-        text += " (the API key is missing or invalid: pass api_key= or set CENSUS_API_KEY)"
-    return text
-
-
-def _message(body: bytes, content_type: str) -> str:
-    """Shorten an error body (plain text or an HTML page) to a single-line message."""
-    text = body.decode("utf-8", errors="replace").strip()
-    if "html" in content_type.lower() or text.startswith("<"):
-        text = _html_text(text)
-    text = " ".join(text.split())
-    if not text:
-        return "(empty body)"
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What one attempt gave: rows, or a problem and whether it is worth retrying."""
-
-    rows: list[list[Any]] | None = None
-    problem: str = ""
-    retryable: bool = False
-    retry_after: float | None = None
-    bad_body: bool = False
-    rate_limited: bool = False
-    advice: str = ""
-
-
 class _BadAnswer(Exception):  # noqa: N818 (internal: becomes a retry, then a CensusApiError)
     """An answer that does not fit its request: a column or geography missing, extra or twice."""
-
-
-class _Cancelled(Exception):  # noqa: N818 (internal: never leaves the client)
-    """A request given up because another request of the same pull failed for good."""
 
 
 def _shorten_url(url: str) -> str:
@@ -619,16 +532,6 @@ class _ResponseCache:
             raise
 
 
-def _cache_root(cache_dir: str | os.PathLike[str] | None | _Default) -> Path | None:
-    if cache_dir is FROM_ENVIRONMENT:
-        cache_dir = os.environ.get(CACHE_ENV) or None
-    if cache_dir is None:
-        return None
-    if not isinstance(cache_dir, (str, os.PathLike)) or not str(cache_dir).strip():
-        raise TypeError(f"cache_dir must be a folder path or None, got {cache_dir!r}")
-    return Path(cache_dir).expanduser()
-
-
 class CensusClient:
     """A Census Data API client with retries, key redaction, a disk cache and a thread pool.
 
@@ -664,6 +567,10 @@ class CensusClient:
     progress : bool, optional
         Show a tqdm bar over requests: True always, False never, None (default) only when
         stderr is a terminal. Without a bar, progress is logged at INFO.
+    retry : RetryPolicy, optional
+        A policy shared with other clients (`ingestion.sources.http.RetryPolicy`): one HTTP
+        429 pauses all of them. It then sets timeout, max_retries, backoff and max_delay,
+        which must be left out.
 
     Examples
     --------
@@ -674,18 +581,19 @@ class CensusClient:
     def __init__(self, *, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
                  timeout: float = 30.0, max_retries: int = 4, backoff: float = 0.5,
                  max_delay: float = 60.0,
-                 cache_dir: str | os.PathLike[str] | None | _Default = FROM_ENVIRONMENT,
-                 max_workers: int = 4, progress: bool | None = None) -> None:
+                 cache_dir: str | os.PathLike[str] | None | CacheDefault = FROM_ENVIRONMENT,
+                 max_workers: int = 4, progress: bool | None = None,
+                 retry: RetryPolicy | None = None) -> None:
         self.base_url = check_service_url(base_url)
         check_client_options(timeout=timeout, max_retries=max_retries, backoff=backoff,
                              max_delay=max_delay, max_workers=max_workers, progress=progress)
-        self._retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
-                                  max_delay=max_delay)
+        self._retry = client_policy(retry, CensusClient, timeout=timeout,
+                                    max_retries=max_retries, backoff=backoff, max_delay=max_delay)
         self.timeout, self.max_retries = self._retry.timeout, self._retry.max_retries
         self.backoff, self.max_delay = self._retry.backoff, self._retry.max_delay
         self.max_workers = max_workers
         self.progress = progress
-        root = _cache_root(cache_dir)
+        root = cache_root(cache_dir)
         self.cache_dir = root
         self._cache = None if root is None else _ResponseCache(root, self.base_url)
         self._api_key = api_key if api_key else (os.environ.get("CENSUS_API_KEY") or None)
@@ -795,7 +703,7 @@ class CensusClient:
                         if self._cache is not None:
                             self._cache.discard(request)
                     raise CensusApiError(f"Census API answers disagree: {problem}. "
-                                         f"{_ADVICE_ALTERED}")
+                                         f"{_SERVICE.advice(Trouble.ALTERED)}")
         frames = []
         for (_, names), by_set in zip(parts, plan, strict=True):
             pieces = [_join_chunks([answers[r] for r in chunks], names, GEOGRAPHIES[level])
@@ -872,85 +780,78 @@ class CensusClient:
 
     def _fetch(self, request: _Request, url: str, shown: str, pull: _Pull) -> list[list[Any]]:
         """GET ``url`` until its answer passes the checks; ``shown`` is the redacted URL."""
-        attempts = self.max_retries + 1
-        bad_bodies = 0
         shown = _shorten_url(shown)
-        for attempt in range(1, attempts + 1):
-            self._retry.wait_out_pause()
-            if pull.stop.is_set():
-                raise _Cancelled
-            logger.debug("GET %s (attempt %d of %d)", shown, attempt, attempts)
-            outcome = self._attempt(url)
-            if outcome.rows is not None:
-                try:
-                    return _checked(request, outcome.rows)
-                except _BadAnswer as bad:
-                    outcome = _Outcome(problem=f"HTTP 200 but {self._redact(str(bad))}",
-                                       retryable=True, bad_body=True, advice=_ADVICE_ALTERED)
-            if not outcome.retryable:
-                raise CensusApiError(_failure(outcome, shown))
-            bad_bodies += outcome.bad_body
-            if attempt == attempts or bad_bodies > MAX_BODY_RETRIES:
-                break
-            delay = self._retry.delay(attempt, outcome.retry_after)
-            level = logging.WARNING if pull.first_time(outcome.problem) else logging.DEBUG
-            logger.log(level, "Census API: %s; retrying in %.2f s (attempt %d of %d): GET %s",
-                       outcome.problem, delay, attempt + 1, attempts, shown)
-            if outcome.rate_limited:
-                self._retry.wait(delay, rate_limited=True)
-            else:
-                pull.stop.wait(delay)  # cut short when another request fails for good
-        raise CensusApiError(_failure(outcome, shown, attempts=attempt))
+        attempts = self.max_retries + 1
+        made = itertools.count(1)
 
-    def _attempt(self, url: str) -> _Outcome:
+        def attempt() -> Attempt:
+            logger.debug("GET %s (attempt %d of %d)", shown, next(made), attempts)
+            return self._checked_attempt(request, url)
+
+        def on_retry(retry: Retry) -> None:
+            level = logging.WARNING if pull.first_time(retry.attempt.problem) else logging.DEBUG
+            logger.log(level, "Census API: %s; retrying in %.2f s (attempt %d of %d): GET %s",
+                       retry.attempt.problem, retry.delay, retry.failures + 1, attempts, shown)
+
+        outcome, made_attempts = self._retry.call(attempt, on_retry=on_retry, cancel=pull.stop)
+        if outcome.ok:
+            return outcome.value
+        raise CensusApiError(_SERVICE.failure(outcome, attempts=made_attempts,
+                                                     method="GET", url=shown))
+
+    def _checked_attempt(self, request: _Request, url: str) -> Attempt:
+        """One GET whose table, if any, passed the checks against ``request``."""
+        outcome = self._attempt(url)
+        if not outcome.ok:
+            return outcome
+        try:
+            return Attempt(value=_checked(request, outcome.value))
+        except _BadAnswer as bad:
+            return Attempt(problem=f"HTTP 200 but {self._redact(str(bad))}", retryable=True,
+                           bad_body=True)
+
+    def _attempt(self, url: str) -> Attempt:
         """One GET; exceptions are turned into redacted problems, never re-raised with the key."""
         try:
-            response = self._workers.session().get(url, timeout=self.timeout)
-        except requests.Timeout as exc:
-            return _Outcome(problem=f"timed out after {self.timeout:g} s ({type(exc).__name__})",
-                            retryable=True, advice=_ADVICE_LATER)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
-            return _Outcome(problem=self._redact(_connection_problem(exc, url)), retryable=True,
-                            advice=_ADVICE_NETWORK)
+            response = self._retry.request(self._workers.session(), "GET", url)
         except requests.RequestException as exc:
-            first = self._redact(str(exc)).splitlines()[0] if str(exc) else ""
-            return _Outcome(problem=f"{type(exc).__name__}: {first[:300]}")
+            return Attempt.from_exception(exc, timeout=self.timeout,
+                                          describe=lambda e: self._exception_problem(e, url))
         return self._read(response)
 
-    def _read(self, response: requests.Response) -> _Outcome:
-        status, body = response.status_code, response.content
-        content_type = response.headers.get("Content-Type", "")
-        if status == 200:
-            return self._parse(body, content_type)
-        if status == 204:
-            return _Outcome(problem="HTTP 204 No Content: the API has no data for this query")
-        problem = f"HTTP {status}: {self._redact(_message(body, content_type))}"
-        if status == 429 or status >= 500:
-            wait = _retry_after(response.headers.get("Retry-After"))
-            return _Outcome(problem=problem, retryable=True, retry_after=wait,
-                            rate_limited=status == 429, advice=_ADVICE_LATER)
-        return _Outcome(problem=problem)
+    def _exception_problem(self, exc: requests.RequestException, url: str) -> str:
+        if isinstance(exc, RETRYABLE_EXCEPTIONS):
+            return self._redact(_connection_problem(exc, url))
+        first = self._redact(str(exc)).splitlines()[0] if str(exc) else ""
+        return f"{type(exc).__name__}: {first[:300]}"
 
-    def _parse(self, body: bytes, content_type: str) -> _Outcome:
+    def _read(self, response: requests.Response) -> Attempt:
+        status, body = response.status_code, response.content
+        if status == 200:
+            return self._parse(body, response.headers.get("Content-Type", ""))
+        if status == 204:
+            return Attempt(problem="HTTP 204 No Content: the API has no data for this query")
+        return Attempt.from_status(status, body, response.headers, clean=self._redact)
+
+    def _parse(self, body: bytes, content_type: str) -> Attempt:
         text = body.decode("utf-8", errors="replace")
         if "html" in content_type.lower() or text.lstrip().startswith("<"):
-            page = self._redact(_message(body, "text/html"))
-            return _Outcome(problem=f"HTTP 200 with an HTML page instead of JSON: {page}")
+            page = self._redact(response_message(body, "text/html"))
+            return Attempt(problem=f"HTTP 200 with an HTML page instead of JSON: {page}")
         try:
             data = json.loads(text)
         except ValueError:
             if not text.strip():
-                return _Outcome(problem="HTTP 200 with an empty body", retryable=True,
-                                bad_body=True, advice=_ADVICE_ALTERED)
+                return Attempt(problem="HTTP 200 with an empty body", retryable=True,
+                               bad_body=True)
             tail = self._redact(text[-40:])
-            return _Outcome(problem=f"HTTP 200 but the body is not valid JSON ({len(body)} bytes, "
-                                    f"probably truncated; it ends with {tail!r})",
-                            retryable=True, bad_body=True, advice=_ADVICE_ALTERED)
+            return Attempt(problem=f"HTTP 200 but the body is not valid JSON ({len(body)} bytes, "
+                                   f"probably truncated; it ends with {tail!r})",
+                           retryable=True, bad_body=True)
         why = _check_shape(data)
         if why is not None:
-            return _Outcome(problem=f"HTTP 200 but not a Census API table: {why}")
-        return _Outcome(rows=data)
+            return Attempt(problem=f"HTTP 200 but not a Census API table: {why}")
+        return Attempt(value=data)
 
     def _redact(self, text: str) -> str:
         return redact_key(text, self._api_key)
@@ -970,13 +871,6 @@ class _Pull:
             new = problem not in self._warned
             self._warned.add(problem)
         return new
-
-
-def _failure(outcome: _Outcome, shown: str, *, attempts: int | None = None) -> str:
-    """The error message of a failed request: the cause, the URL, then what to do."""
-    tried = f" after {attempts} attempt(s)" if attempts is not None else ""
-    advice = f" {outcome.advice}" if outcome.advice else ""
-    return f"Census API request failed{tried}: {outcome.problem} (GET {shown}).{advice}"
 
 
 def _predicate_text(predicates: Predicates) -> str:

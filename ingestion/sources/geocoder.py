@@ -61,6 +61,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import io
+import itertools
 import logging
 import math
 import re
@@ -76,8 +77,17 @@ import pandas as pd
 import requests
 from tqdm import tqdm
 
-from ingestion.sources.census_api import _message, _retry_after, redact_key
-from ingestion.sources.http import RetryPolicy, check_client_options, check_service_url
+from ingestion.sources.http import (
+    Attempt,
+    Retry,
+    RetryPolicy,
+    Service,
+    check_client_options,
+    check_service_url,
+    client_policy,
+    redact_key,
+    response_message,
+)
 from ingestion.sources.workers import WorkerSessions
 from sdoh_sources.errors import SdohError
 
@@ -105,8 +115,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_GEOCODER_URL = "https://geocoding.geo.census.gov/geocoder"
 #: The service takes at most this many rows in one batch file.
 MAX_BATCH_SIZE = 10_000
-# Truncated or incomplete 200 bodies are transient; retry them this many times at most.
-MAX_BODY_RETRIES = 2
 
 #: The columns of an address-batch answer, in order; ``locations`` stops after ``side``.
 #: ``coordinates`` is one quoted ``"lon,lat"`` field.
@@ -166,6 +174,14 @@ _FIELD_NOISE = re.compile(r'[,"\r\n\t]+')
 _SPACES = re.compile(r"\s+")
 _HEADER_IDS = {"id", "unique id", "uniqueid", "record id"}
 _ERROR_MODES = ("raise", "mark")
+# How errors name the service, and what they advise (`Service`).
+_SERVICE = Service(
+    name="the Census Geocoder", url_option="--geocoder-url (base_url=)",
+    busy=" with smaller batches (batch_size=) or fewer workers (max_workers=)",
+    offline="point --geocoder-url (base_url=) at a Geocoder you can reach, or link without "
+            "sending addresses (leave out --send-addresses-to-census-geocoder)",
+    refused="Check the benchmark and vintage (--geocoder-benchmark, --geocoder-vintage) and "
+            "that --geocoder-url (base_url=) points at a Census Geocoder.")
 _STRING = "string"
 
 
@@ -529,18 +545,6 @@ class _Batch:
                 f"{shown}{more})")
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    """What one POST gave: the rows by Unique ID, or a problem and whether to retry."""
-
-    results: dict[str, dict[str, Any]] | None = None
-    problem: str = ""
-    retryable: bool = False
-    retry_after: float | None = None
-    bad_body: bool = False
-    rate_limited: bool = False
-
-
 class CensusGeocoder:
     """A Census Geocoder batch client: retries, bounded concurrency, no PHI in logs or errors.
 
@@ -568,6 +572,10 @@ class CensusGeocoder:
     progress : bool, optional
         Show a tqdm bar over addresses: True always, False never, None (default) only when
         stderr is a terminal.
+    retry : RetryPolicy, optional
+        A policy shared with other clients (`ingestion.sources.http.RetryPolicy`): one HTTP
+        429 pauses all of them. It then sets timeout, max_retries, backoff and max_delay,
+        which must be left out.
 
     Examples
     --------
@@ -579,7 +587,7 @@ class CensusGeocoder:
     def __init__(self, *, base_url: str = DEFAULT_GEOCODER_URL, timeout: float = 600.0,
                  max_retries: int = 4, backoff: float = 1.0, max_delay: float = 120.0,
                  batch_size: int = MAX_BATCH_SIZE, max_workers: int = 2,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, retry: RetryPolicy | None = None) -> None:
         base_url = check_service_url(base_url)
         check_client_options(timeout=timeout, max_retries=max_retries, backoff=backoff,
                              max_delay=max_delay, max_workers=max_workers, progress=progress)
@@ -588,8 +596,8 @@ class CensusGeocoder:
             raise ValueError(f"batch_size must be an int from 1 to {MAX_BATCH_SIZE} (the "
                              f"service's limit), got {batch_size!r}")
         self.base_url = base_url
-        self._retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
-                                  max_delay=max_delay)
+        self._retry = client_policy(retry, CensusGeocoder, timeout=timeout,
+                                    max_retries=max_retries, backoff=backoff, max_delay=max_delay)
         self.timeout, self.max_retries = self._retry.timeout, self._retry.max_retries
         self.backoff, self.max_delay = self._retry.backoff, self._retry.max_delay
         self.batch_size = batch_size
@@ -911,56 +919,37 @@ class CensusGeocoder:
         url = f"{self.base_url}/{batch.endpoint}"
         shown = redact_key(url)
         attempts = self.max_retries + 1
-        bad_bodies = 0
-        attempt, outcome = 0, _Attempt()
-        for attempt in range(1, attempts + 1):
-            self._retry.wait_out_pause()
-            logger.debug("POST %s, %s (attempt %d of %d)", shown, batch.label, attempt, attempts)
-            outcome = self._attempt(url, batch)
-            if outcome.results is not None:
-                return outcome.results
-            if not outcome.retryable:
-                return GeocoderError(f"Census Geocoder request failed: POST {shown}, "
-                                     f"{batch.label} -> {outcome.problem}")
-            bad_bodies += outcome.bad_body
-            if attempt == attempts or bad_bodies > MAX_BODY_RETRIES:
-                break
-            delay = self._retry.delay(attempt, outcome.retry_after)
-            logger.warning("Census Geocoder %s; retrying POST %s, %s in %.2f s (attempt %d of "
-                           "%d)", outcome.problem, shown, batch.label, delay, attempt + 1,
-                           attempts)
-            self._retry.wait(delay, rate_limited=outcome.rate_limited)
-        return GeocoderError(f"Census Geocoder request failed after {attempt} attempt(s): "
-                             f"POST {shown}, {batch.label} -> {outcome.problem}")
+        made = itertools.count(1)
 
-    def _attempt(self, url: str, batch: _Batch) -> _Attempt:
+        def attempt() -> Attempt:
+            logger.debug("POST %s, %s (attempt %d of %d)", shown, batch.label, next(made),
+                         attempts)
+            return self._attempt(url, batch)
+
+        def on_retry(retry: Retry) -> None:
+            logger.warning("Census Geocoder %s; retrying POST %s, %s in %.2f s (attempt %d of "
+                           "%d)", retry.attempt.problem, shown, batch.label, retry.delay,
+                           retry.failures + 1, attempts)
+
+        outcome, made_attempts = self._retry.call(attempt, on_retry=on_retry)
+        if outcome.ok:
+            return outcome.value
+        return GeocoderError(_SERVICE.failure(outcome, attempts=made_attempts, method="POST",
+                                              url=shown, what=batch.label))
+
+    def _attempt(self, url: str, batch: _Batch) -> Attempt:
         """One POST; exceptions become problems naming their type, never re-raised."""
         files = {batch.file_field: (f"{batch.file_field}.csv", batch.body, "text/csv")}
         try:
-            response = self._workers.session().post(url, data=dict(batch.form), files=files,
-                                            timeout=self.timeout)
-        except requests.Timeout as exc:
-            return _Attempt(problem=f"timed out after {self.timeout:g} s ({type(exc).__name__})",
-                            retryable=True)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
-            return _Attempt(problem=f"{type(exc).__name__}: {_scrub(redact_key(str(exc)), batch)}",
-                            retryable=True)
+            response = self._retry.request(self._workers.session(), "POST", url,
+                                           data=dict(batch.form), files=files)
         except requests.RequestException as exc:
-            return _Attempt(problem=f"{type(exc).__name__}: {_scrub(redact_key(str(exc)), batch)}")
-        return self._read(response, batch)
-
-    def _read(self, response: requests.Response, batch: _Batch) -> _Attempt:
-        status, body = response.status_code, response.content
-        content_type = response.headers.get("Content-Type", "")
-        if status == 200:
-            return _answer(body, content_type, batch)
-        problem = f"HTTP {status}: {_scrub(redact_key(_message(body, content_type)), batch)}"
-        if status == 429 or status >= 500:
-            return _Attempt(problem=problem, retryable=True,
-                            retry_after=_retry_after(response.headers.get("Retry-After")),
-                            rate_limited=status == 429)
-        return _Attempt(problem=problem)
+            return Attempt.from_exception(exc, timeout=self.timeout, describe=lambda e: (
+                f"{type(e).__name__}: {_scrub(redact_key(str(e)), batch)}"))
+        if response.status_code == 200:
+            return _answer(response.content, response.headers.get("Content-Type", ""), batch)
+        return Attempt.from_status(response.status_code, response.content, response.headers,
+                                   clean=lambda text: _scrub(redact_key(text), batch))
 
 
 def _check_mode(on_batch_error: Any) -> None:
@@ -996,12 +985,12 @@ def _scrub(text: str, batch: _Batch) -> str:
     return pattern.sub("[address]", text)
 
 
-def _answer(body: bytes, content_type: str, batch: _Batch) -> _Attempt:
+def _answer(body: bytes, content_type: str, batch: _Batch) -> Attempt:
     """Check a 200 body: every row sent answered once, nothing else; rows by Unique ID."""
     text = _decode(body)
     if "html" in content_type.lower() or text.lstrip().startswith("<"):
-        page = _scrub(_message(body, "text/html"), batch)
-        return _Attempt(problem=f"HTTP 200 with an HTML page instead of a CSV answer: {page}")
+        page = _scrub(response_message(body, "text/html"), batch)
+        return Attempt(problem=f"HTTP 200 with an HTML page instead of a CSV answer: {page}")
     results, problems = _parse(text, batch.row)
     expected = set(batch.keys)
     unknown = [k for k in results if k not in expected]
@@ -1017,11 +1006,11 @@ def _answer(body: bytes, content_type: str, batch: _Batch) -> _Attempt:
     if absent:
         problems.append(f"{absent} of the {len(expected)} rows sent are not answered")
     if problems and not results and len(text) < 500:  # perhaps a one-line message, not a CSV
-        problems.insert(0, f"the body reads {_scrub(_message(body, content_type), batch)!r}")
+        problems.insert(0, f"the body reads {_scrub(response_message(body, content_type), batch)!r}")
     if problems:
-        return _Attempt(problem=f"HTTP 200 but an incomplete answer ({len(body)} bytes): "
+        return Attempt(problem=f"HTTP 200 but an incomplete answer ({len(body)} bytes): "
                                 f"{'; '.join(problems[:3])}", retryable=True, bad_body=True)
-    return _Attempt(results=results)
+    return Attempt(value=results)
 
 
 def _address_outcomes(ids: pd.Series, id_column: str, send: np.ndarray, missing: np.ndarray,

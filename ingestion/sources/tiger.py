@@ -32,11 +32,14 @@ attempt (in this call or a later one) asks for the rest with ``Range: bytes=N-``
 ``If-Range`` with the first response's ETag or Last-Modified, so a file changed on the server is
 not spliced). A ``206`` appends; a ``200`` (a server without range support, or a changed file)
 starts again from the first byte. HTTP 429 and 5xx, timeouts and dropped connections are retried
-with exponential backoff and jitter (``Retry-After`` honoured up to ``max_delay``); an attempt
-that brought new bytes does not use up a retry. HTTP 404 and other 4xx fail at once.
+by the retry policy every client shares (`ingestion.sources.http.RetryPolicy`): exponential
+backoff and jitter, ``Retry-After`` honoured up to ``max_delay``, and after a 429 every worker
+pauses, not just the one that got it. An attempt that brought new bytes does not use up a
+retry. HTTP 404 and other 4xx fail at once.
 
-**Concurrency.** Several states download on a pool of ``max_workers`` threads sharing one
-`requests.Session` (and its connection pool), with a tqdm bar over files on a terminal.
+**Concurrency.** Several states download on a pool of ``max_workers`` threads, each with its
+own `requests.Session` (requests does not document `Session` as thread-safe), with a tqdm bar
+over files on a terminal.
 
 Examples
 --------
@@ -72,12 +75,24 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
 from ingestion.core.geography import STATE_FIPS, normalize_state, normalize_states
-from ingestion.sources.census_api import FROM_ENVIRONMENT, _cache_root, _Default, _message, _retry_after
-from ingestion.sources.http import RetryPolicy, check_client_options, check_service_url
+from ingestion.sources.http import (
+    FROM_ENVIRONMENT,
+    RETRYABLE_EXCEPTIONS,
+    Attempt,
+    CacheDefault,
+    Retry,
+    RetryPolicy,
+    Service,
+    Trouble,
+    cache_root,
+    check_client_options,
+    check_service_url,
+    client_policy,
+)
+from ingestion.sources.workers import WorkerSessions
 from sdoh_sources.boundaries import (
     CATALOG_FILE,
     DEFAULT_BASE_URL,
@@ -107,6 +122,13 @@ _CHUNK = 1 << 16
 # Resumes that made progress do not use up a retry, but there is a limit all the same.
 _MAX_RESUMES = 100
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# How errors name the file server, and what they advise (`Service`).
+_SERVICE = Service(
+    name="the Census boundary file server", url_option="--base-url (base_url=)",
+    busy=" (files already downloaded are kept, and an interrupted one resumes)",
+    offline="copy a --cache-dir (cache_dir=) filled on a machine with a network, or point "
+            "--base-url (base_url=) at a mirror you can reach",
+    refused="Check the level, year and state, and --base-url (base_url=) if you use a mirror.")
 
 
 class BoundaryDownloadError(SdohError):
@@ -406,23 +428,13 @@ def _check_zip(path: Path, required: tuple[str, ...]) -> list[str]:
 # -- downloading ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Attempt:
-    """What one GET gave."""
-
-    done: bool = False
-    problem: str = ""
-    fatal: bool = False
-    retry_after: float | None = None
-    resume: bool = False  # retry at once, without using up a retry (progress was made)
-
-
 class _Downloader:
     """Fetches targets into the cache with resume, retries and verification."""
 
-    def __init__(self, *, root: Path, session: requests.Session, retry: RetryPolicy) -> None:
+    def __init__(self, *, root: Path, session: Callable[[], requests.Session],
+                 retry: RetryPolicy) -> None:
         self.root = root
-        self.session = session
+        self.session = session  # the calling thread's session
         self.retry = retry
         self.timeout = retry.timeout
         self.max_retries = retry.max_retries
@@ -443,42 +455,42 @@ class _Downloader:
     def _download(self, target: _Target, dest: Path) -> dict[str, Any]:
         part = dest.with_name(dest.name + ".part")
         state_file = dest.with_name(dest.name + ".part.json")
-        failures = resumes = attempts = 0
-        while True:
-            attempts += 1
-            outcome = self._attempt(target.url, part, state_file)
-            if outcome.done:
-                try:
-                    members = _check_zip(part, self.required)
-                except _BadFile as exc:
-                    part.unlink(missing_ok=True)
-                    state_file.unlink(missing_ok=True)
-                    outcome = _Attempt(problem=f"the downloaded file is not a usable boundary "
-                                               f"zip: {exc}")
-                else:
-                    return self._install(target, dest, part, state_file, members)
-            if outcome.fatal:
-                raise BoundaryDownloadError(f"boundary download failed: GET {target.url} -> "
-                                            f"{outcome.problem}")
-            if outcome.resume and resumes < _MAX_RESUMES:
-                resumes += 1
-                logger.warning("GET %s: %s; resuming at once", target.url, outcome.problem)
-                continue
-            failures += 1
-            if failures > self.max_retries:
-                raise BoundaryDownloadError(
-                    f"boundary download failed after {attempts} attempt(s): GET "
-                    f"{target.url} -> {outcome.problem}")
-            delay = self.retry.delay(failures, outcome.retry_after)
-            logger.warning("GET %s: %s; retry %d of %d in %.2f s", target.url, outcome.problem,
-                           failures, self.max_retries, delay)
-            self.retry.wait(delay, rate_limited=False)
 
-    def _attempt(self, url: str, part: Path, state_file: Path) -> _Attempt:
+        def on_retry(retry: Retry) -> None:
+            if retry.resumed:
+                logger.warning("GET %s: %s; resuming at once", target.url, retry.attempt.problem)
+            else:
+                logger.warning("GET %s: %s; retry %d of %d in %.2f s", target.url,
+                               retry.attempt.problem, retry.failures, self.max_retries,
+                               retry.delay)
+
+        outcome, attempts = self.retry.call(lambda: self._verified_attempt(target.url, part,
+                                                                           state_file),
+                                            on_retry=on_retry, max_resumes=_MAX_RESUMES)
+        if outcome.ok:
+            return self._install(target, dest, part, state_file, outcome.value)
+        raise BoundaryDownloadError(_SERVICE.failure(outcome, attempts=attempts, method="GET",
+                                                     url=target.url))
+
+    def _verified_attempt(self, url: str, part: Path, state_file: Path) -> Attempt:
+        """One GET; a complete file is checked as a boundary zip (its members the value)."""
+        outcome = self._attempt(url, part, state_file)
+        if not outcome.ok:
+            return outcome
+        try:
+            return Attempt(value=_check_zip(part, self.required))
+        except _BadFile as exc:
+            part.unlink(missing_ok=True)
+            state_file.unlink(missing_ok=True)
+            return Attempt(problem=f"the downloaded file is not a usable boundary zip: {exc}",
+                           retryable=True, trouble=Trouble.ALTERED)
+
+    def _attempt(self, url: str, part: Path, state_file: Path) -> Attempt:
+        """One GET into ``part``: value True once the whole file is there."""
         offset = part.stat().st_size if part.exists() else 0
         saved = self._saved_state(state_file, url) if offset else {}
         if offset and saved.get("total") == offset:
-            return _Attempt(done=True)  # complete before an interruption: just verify it
+            return Attempt(value=True)  # complete before an interruption: just verify it
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
@@ -487,15 +499,11 @@ class _Downloader:
                 headers["If-Range"] = validator
         logger.debug("GET %s %s", url, headers.get("Range", ""))
         try:
-            with self.session.get(url, headers=headers, stream=True,
-                                  timeout=(self.timeout, self.timeout)) as response:
+            with self.retry.request(self.session(), "GET", url, headers=headers,
+                                    stream=True) as response:
                 return self._receive(response, url, part, state_file, offset)
-        except requests.Timeout as exc:
-            return _Attempt(problem=f"timed out after {self.timeout:g} s ({type(exc).__name__})")
-        except requests.ConnectionError as exc:
-            return _Attempt(problem=f"connection failed ({type(exc).__name__}: {exc})")
         except requests.RequestException as exc:
-            return _Attempt(problem=f"{type(exc).__name__}: {exc}", fatal=True)
+            return Attempt.from_exception(exc, timeout=self.timeout, describe=_exception_problem)
 
     @staticmethod
     def _saved_state(state_file: Path, url: str) -> dict[str, Any]:
@@ -508,14 +516,14 @@ class _Downloader:
         return saved
 
     def _receive(self, response: requests.Response, url: str, part: Path, state_file: Path,
-                 offset: int) -> _Attempt:
+                 offset: int) -> Attempt:
         before = offset  # bytes in hand before this attempt: progress is growing past it
         status = response.status_code
         if status == 416 and offset:
             part.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
-            return _Attempt(problem=f"HTTP 416 for a partial download of {offset} bytes (the "
-                                    f"file changed or is shorter); starting again", resume=True)
+            return Attempt(problem=f"HTTP 416 for a partial download of {offset} bytes (the "
+                           f"file changed or is shorter); starting again", resume=True, retryable=True)
         if status not in (200, 206):
             return self._refusal(response, url)
         total: int | None
@@ -524,9 +532,9 @@ class _Downloader:
             if match is None or int(match.group(1)) != offset:
                 part.unlink(missing_ok=True)
                 state_file.unlink(missing_ok=True)
-                return _Attempt(problem=f"HTTP 206 with Content-Range "
-                                        f"{response.headers.get('Content-Range')!r}, not from "
-                                        f"byte {offset}; starting again", resume=True)
+                return Attempt(problem=f"HTTP 206 with Content-Range "
+                               f"{response.headers.get('Content-Range')!r}, not from "
+                               f"byte {offset}; starting again", resume=True, retryable=True)
             total = None if match.group(3) == "*" else int(match.group(3))
             mode = "ab"
         else:
@@ -556,34 +564,30 @@ class _Downloader:
         size = offset + written
         why = f"; the connection broke ({type(broken).__name__})" if broken else ""
         if total is not None and size < total:
-            return _Attempt(problem=f"truncated download: received {size} of the {total} bytes "
-                                    f"announced (Content-Length){why}", resume=size > before)
+            return Attempt(problem=f"truncated download: received {size} of the {total} bytes "
+                           f"announced (Content-Length){why}", resume=size > before, retryable=True,
+                           trouble=Trouble.NETWORK)
         if total is not None and size > total:
             part.unlink(missing_ok=True)
             state_file.unlink(missing_ok=True)
-            return _Attempt(problem=f"received {size} bytes, more than the {total} announced "
-                                    f"(Content-Length); starting again")
+            return Attempt(problem=f"received {size} bytes, more than the {total} announced "
+                           f"(Content-Length); starting again", retryable=True,
+                           trouble=Trouble.ALTERED)
         if broken is not None:
-            return _Attempt(problem=f"connection lost after {size} bytes ({type(broken).__name__})",
-                            resume=size > before)
-        return _Attempt(done=True)
+            return Attempt(problem=f"connection lost after {size} bytes ({type(broken).__name__})",
+                           resume=size > before, retryable=True, trouble=Trouble.NETWORK)
+        return Attempt(value=True)
 
     @staticmethod
-    def _refusal(response: requests.Response, url: str) -> _Attempt:
-        status = response.status_code
+    def _refusal(response: requests.Response, url: str) -> Attempt:
         body = response.raw.read(4096, decode_content=True) if response.raw is not None else b""
-        message = _message(body or b"", response.headers.get("Content-Type", ""))
-        problem = f"HTTP {status}: {message}"
-        if status == 429 or status >= 500:
-            return _Attempt(problem=problem,
-                            retry_after=_retry_after(response.headers.get("Retry-After")))
-        if status == 404:
-            folder = url.rsplit("/", 1)[0] + "/"
-            return _Attempt(fatal=True, problem=(
-                f"{problem}. No file at this URL: the Census Bureau may not publish this "
-                f"layer for this year (yet), or not for this state; see what {folder} lists, "
-                f"or pass base_url= if you use a mirror"))
-        return _Attempt(fatal=True, problem=problem)
+        refused = Attempt.from_status(response.status_code, body or b"", response.headers)
+        if response.status_code != 404:
+            return refused
+        folder = url.rsplit("/", 1)[0] + "/"
+        return Attempt(problem=(
+            f"{refused.problem}. No file at this URL: the Census Bureau may not publish this "
+            f"layer for this year (yet), or not for this state; see what {folder} lists"))
 
     @staticmethod
     def _install(target: _Target, dest: Path, part: Path, state_file: Path,
@@ -629,13 +633,10 @@ def _chunks(response: requests.Response) -> Iterator[bytes]:
         yield chunk
 
 
-def _new_session(max_workers: int) -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = "sdoh-feature-store boundary downloader"
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(2, max_workers))
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+def _exception_problem(exc: requests.RequestException) -> str:
+    if isinstance(exc, RETRYABLE_EXCEPTIONS):
+        return f"connection failed ({type(exc).__name__}: {exc})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _run(targets: list[_Target], fetch: Callable[[_Target], tuple[Path, bool]], *,
@@ -699,7 +700,7 @@ def download_boundaries(
     *,
     kind: str = "tiger",
     resolution: str | None = None,
-    cache_dir: str | os.PathLike[str] | _Default = FROM_ENVIRONMENT,
+    cache_dir: str | os.PathLike[str] | CacheDefault = FROM_ENVIRONMENT,
     base_url: str = DEFAULT_BASE_URL,
     session: requests.Session | None = None,
     timeout: float = 60.0,
@@ -710,6 +711,7 @@ def download_boundaries(
     progress: bool | None = None,
     rng: random.Random | None = None,
     sleep: Callable[[float], Any] = time.sleep,
+    retry: RetryPolicy | None = None,
 ) -> list[Path]:
     """Download TIGER/Line or cartographic boundary zips into the cache; return their paths.
 
@@ -741,7 +743,8 @@ def download_boundaries(
         otherwise.
     session : requests.Session, optional
         The session to send every request with (e.g. with a proxy or extra CA certificates);
-        shared by the worker threads, not closed. By default one is made for the call.
+        shared by the worker threads, not closed. By default each worker thread makes its
+        own, closed at the end of the call.
     timeout : float
         Seconds to wait for a connection and between bytes; every request has it.
     max_retries : int
@@ -761,6 +764,9 @@ def download_boundaries(
     sleep : callable
         How to wait between attempts, `time.sleep` by default; tests pass their own rather
         than patching `time.sleep` for every thread.
+    retry : RetryPolicy, optional
+        A policy shared with other clients: one HTTP 429 pauses all of them. It then sets
+        timeout, max_retries, backoff, max_delay, rng and sleep, which must be left out.
 
     Returns
     -------
@@ -796,7 +802,7 @@ def download_boundaries(
                          max_delay=max_delay, max_workers=max_workers, progress=progress)
     if session is not None and not isinstance(session, requests.Session):
         raise TypeError(f"session must be a requests.Session, got {type(session).__name__}")
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     if root is None:
         raise ValueError("download_boundaries needs a folder to keep files in: pass "
                          "cache_dir= or set the SDOH_CACHE_DIR environment variable")
@@ -809,16 +815,16 @@ def download_boundaries(
             logger.info("%s: %s", pattern.path, pattern.note)
     first = targets[0]
     label = f"{_KIND_NAMES[first.pattern.kind]} {first.pattern.level} {first.year}"
-    own = session is None
-    http = _new_session(max_workers) if own else session
+    policy = client_policy(retry, download_boundaries, timeout=timeout, max_retries=max_retries,
+                           backoff=backoff, max_delay=max_delay, rng=rng, sleep=sleep)
+    workers = WorkerSessions(max_workers=max_workers, name="tiger-download",
+                             user_agent="sdoh-feature-store boundary downloader")
     shown = progress if progress is not None else sys.stderr.isatty()
     try:
-        retry = RetryPolicy(timeout=timeout, max_retries=max_retries, backoff=backoff,
-                            max_delay=max_delay, rng=rng, sleep=sleep)
-        downloader = _Downloader(root=root, session=http, retry=retry)
+        downloader = _Downloader(root=root, retry=policy,
+                                 session=workers.session if session is None else lambda: session)
         return _run(targets, downloader.ensure, max_workers=max_workers, label=label,
                     shown=shown)
     finally:
-        if own:
-            http.close()
+        workers.close()
 
