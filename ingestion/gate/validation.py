@@ -57,6 +57,8 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 
@@ -870,9 +872,9 @@ def offline_data_docs(context: AbstractDataContext) -> list[Path]:
     """
     indexes = []
     for site_url in context.get_docs_sites_urls():
-        url = str(site_url.get("site_url") or "")
-        index = Path(url.removeprefix("file://"))
-        if not url.startswith("file://") or not index.exists():
+        url = urlparse(str(site_url.get("site_url") or ""))
+        index = Path(url2pathname(url.path))
+        if url.scheme != "file" or not index.exists():
             continue
         site = index.parent
         _copy_offline_assets(site)
