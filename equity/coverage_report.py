@@ -251,7 +251,9 @@ def _all_missing_section(frame: pd.DataFrame, overview: pd.DataFrame, *, unit: s
             + (f": {html.escape(str(r.description))}" if isinstance(r.description, str) else "")
             for r in rows.itertuples())
         areas = rows["areas"].iloc[0]
-        where = "" if pd.isna(areas) else f" Its {unit}s fall in {int(areas):,} area(s) of the view."
+        view = html.escape(names[0].split("__")[0])
+        where = ("" if pd.isna(areas)
+                 else f" Its {unit}s fall in {int(areas):,} area(s) of <code>{view}</code>.")
         shown = ", ".join(f"<code>{html.escape(n)}</code>" for n in names)
         items.append(f"<li>{shown} ({len(names)} feature(s)): missing for every assessed "
                      f"{unit}. Reasons in the data: {why}.{where}</li>")

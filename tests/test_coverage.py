@@ -646,7 +646,7 @@ def test_all_missing_features_are_explained_by_the_reasons_in_the_data(with_empt
     summary = page[page.index("<section id='summary'>"):page.index("<section id='plots'>")]
     assert "<code>w__y</code> (1 feature(s)): missing for every assessed event" in summary
     assert "<code>svi_not_computed</code> 7 (88%): SVI -999: not computed" in summary
-    assert "<code>po_box</code> 1 (12%)" in summary and "fall in 1 area(s)" in summary
+    assert "<code>po_box</code> 1 (12%)" in summary and "fall in 1 area(s) of <code>w</code>" in summary
     assert f"<code>{X}</code>" not in summary
 
 
