@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo notebooks test lint bench clean
 
 # -qq on the project's install: setuptools prints a generic notice on every editable install.
 $(STAMP): pyproject.toml
@@ -15,6 +15,15 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)  ## Generate the synthetic demo region and run the whole pipeline on it.
 	$(BIN)/sdoh demo --workspace demo_workspace
+
+# The notebooks read the demo's training frame: build the demo only when it is absent.
+demo_workspace/outputs/training_frame.parquet: | $(STAMP)
+	$(BIN)/sdoh demo --workspace demo_workspace
+
+# Executed copies go to the workspace; the repository's notebooks stay as they are.
+notebooks: demo_workspace/outputs/training_frame.parquet | $(STAMP)  ## Execute every notebook on the demo.
+	SDOH_WORKSPACE=$(CURDIR)/demo_workspace $(BIN)/jupyter nbconvert --to notebook --execute \
+		--ExecutePreprocessor.timeout=600 --output-dir demo_workspace/notebooks notebooks/*.ipynb
 
 test: $(STAMP)  ## Run the test suite (SDOH_REQUIRE_SERVICES=1 and SDOH_REQUIRE_REAL_DATA=1 turn skips into failures).
 	$(BIN)/python -m pytest -q

@@ -24,11 +24,14 @@ A 1 of 2 covered, B 2 of 3; B is the reference; A diff = 1/2 - 1/3 = 1/6, ratio 
 
 import math
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 
 from equity.coverage import (
     age_band,
@@ -42,7 +45,15 @@ from equity.coverage import (
     missingness_odds_ratios,
     wilson_interval,
 )
-from equity.coverage_report import coverage_report, headline_features
+from equity.coverage_report import (
+    TABLE_BOX,
+    all_missing,
+    coverage_report,
+    funnel_figure,
+    headline_features,
+    heatmaps,
+    odds_ratio_figure,
+)
 from ingestion.cli import sdoh
 from ingestion.core.errors import InputError
 
@@ -536,3 +547,116 @@ def test_coverage_command_counts_the_published_runs_rejects(frame, patients, tmp
     page = out.read_text()
     assert "<td>rejected_unparseable_date</td>" in page  # no --rejects: the published run's
     assert re.search(r"<td>linked</td>\s*<td>linking</td>\s*<td>1</td>\s*<td>0.500</td>", page)
+
+
+# --- the report reads as a page ----------------------------------------------------------------
+
+FUNNEL = pd.DataFrame({"outcome": ["all", "linked", "rejected_placeholder_coordinates"],
+                       "address_periods": [10, 8, 2], "share_of_periods": [1.0, 0.8, 0.2]})
+ODDS = pd.DataFrame({"by": ["preferred_language"] * 3, "group": ["English", "Spanish", "Other"],
+                     "is_reference": [True, False, False], "odds_ratio": [1.0, 2.5, 0.6],
+                     "odds_ratio_low": [1.0, 1.2, 0.35], "odds_ratio_high": [1.0, 5.0, 0.95]})
+
+
+def _drawn(fig):
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+@pytest.fixture
+def with_empty_feature(frame) -> pd.DataFrame:
+    """The frame plus ``w__y``, absent on every row, as one county ranked alone would be."""
+    return frame.assign(w__y=np.nan, w__y_missing=["po_box", *["svi_not_computed"] * 7],
+                        w__geoid=[None, *["99001"] * 7])
+
+
+class _Boxes(HTMLParser):
+    """For each <table>, the class of the element that directly holds it; the order of tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.open, self.holders, self.order = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.holders.append(self.open[-1] if self.open else None)
+        self.order.append((tag, dict(attrs).get("id")))
+        self.open.append(dict(attrs).get("class"))
+
+    def handle_endtag(self, tag):
+        self.open.pop()
+
+
+def _parsed(page: str) -> _Boxes:
+    boxes = _Boxes()
+    boxes.feed(page)
+    return boxes
+
+
+def test_report_puts_summary_then_plots_then_tables(frame, patients, timeline):
+    timeline = timeline.assign(link_missing=None, link_method="point_in_polygon")
+    order = _parsed(coverage_report(frame, patients, timeline=timeline, by=["group"])).order
+    starts = {key: i for i, (tag, key) in enumerate(order) if tag == "section"}
+    assert list(starts) == ["summary", "plots", "tables"]
+    images = [i for i, (tag, _) in enumerate(order) if tag == "img"]
+    tables = [i for i, (tag, _) in enumerate(order) if tag == "table"]
+    assert starts["plots"] < min(images) and max(images) < starts["tables"] < min(tables)
+
+
+def test_every_table_scrolls_inside_its_own_box(frame, patients, timeline):
+    timeline = timeline.assign(link_missing=None, link_method="point_in_polygon")
+    page = coverage_report(frame, patients, timeline=timeline, by=["group"])
+    holders = _parsed(page).holders
+    assert len(holders) >= 5 and set(holders) == {TABLE_BOX}
+    assert re.search(rf"\.{TABLE_BOX}{{overflow-x:auto;max-width:100%", page)
+
+
+@pytest.mark.parametrize("figure", [
+    lambda: funnel_figure(FUNNEL),
+    lambda: odds_ratio_figure(ODDS),
+    lambda: heatmaps(pd.DataFrame({
+        "feature": ["a_rather_long_view_name__and_a_long_feature_name"] * 2, "by": ["preferred_language"] * 2,
+        "group": ["NH Other or Multiple", "English"], "missing_rate": [0.2, 0.1],
+        "low_reliability_rate": [np.nan, 0.3]})),
+], ids=["funnel", "odds_ratios", "heatmaps"])
+def test_figures_keep_every_label_inside_the_image(figure):
+    fig = _drawn(figure())
+    drawn, page = fig.get_tightbbox(), fig.bbox_inches  # inches: what is drawn, and the image
+    assert sum(bool(t.get_text()) for t in fig.findobj(Text)) >= 3
+    assert (drawn.x0 >= page.x0 and drawn.y0 >= page.y0
+            and drawn.x1 <= page.x1 and drawn.y1 <= page.y1), (drawn, page)
+
+
+def test_odds_ratio_axis_reads_as_plain_decimals():
+    ax = _drawn(odds_ratio_figure(ODDS)).axes[0]
+    labels = [t.get_text() for t in [*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)] if t.get_text()]
+    assert labels and not any("10^" in x or "times" in x or "e-" in x for x in labels)
+    assert all(re.fullmatch(r"\d+(\.\d+)?", x) for x in labels)
+    assert "1" in labels and {"0.4", "2"} <= set(labels)
+
+
+def test_all_missing_features_are_explained_by_the_reasons_in_the_data(with_empty_feature, patients):
+    reasons = all_missing(with_empty_feature, pd.DataFrame({"feature": [X, "w__y"], "n": [7, 7],
+                                                            "covered": [4, 0]}))
+    # v__x has values; w__y has none of its 8 rows: 7 svi_not_computed, 1 po_box, one area
+    assert reasons[["feature", "reason", "rows", "areas"]].values.tolist() == [
+        ["w__y", "svi_not_computed", 7, 1], ["w__y", "po_box", 1, 1]]
+    assert reasons["description"].str.startswith(("SVI -999", "A PO box")).all()
+    page = coverage_report(with_empty_feature, patients, by=["group"])
+    summary = page[page.index("<section id='summary'>"):page.index("<section id='plots'>")]
+    assert "<code>w__y</code> (1 feature(s)): missing for every assessed event" in summary
+    assert "<code>svi_not_computed</code> 7 (88%): SVI -999: not computed" in summary
+    assert "<code>po_box</code> 1 (12%)" in summary and "fall in 1 area(s) of <code>w</code>" in summary
+    assert f"<code>{X}</code>" not in summary
+
+
+def test_all_missing_explanation_follows_the_data_not_a_fixed_text(with_empty_feature, patients):
+    other = with_empty_feature.assign(w__y_missing="zero_denominator")
+    page = coverage_report(other, patients, by=["group"])
+    assert "<code>zero_denominator</code> 8 (100%): The universe of a derived measure is zero" in page
+    assert "svi_not_computed" not in page
+
+
+def test_report_says_so_when_no_feature_is_missing_everywhere(frame, patients):
+    page = coverage_report(frame, patients, by=["group"])
+    assert "Every feature has a value for some assessed row." in page

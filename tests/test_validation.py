@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
 
 import great_expectations as gx
 import numpy as np
@@ -24,6 +26,7 @@ from ingestion.core.workspace import Workspace
 from ingestion.gate.validation import (
     ValidationReport,
     build_suite,
+    offline_data_docs,
     suite_name,
     validate,
     workspace_context,
@@ -281,6 +284,96 @@ def test_file_context_updates_data_docs(tmp_path):
     bad.loc[0, "adi_national_rank"] = 0.0
     again = validate(bad, spec, context=workspace_context(ws), data_docs=True)
     assert not again.success and again.data_docs and again.data_docs != report.data_docs
+
+
+class _Page(HTMLParser):
+    """The resources a page loads, and the cells of its tables outside any script."""
+
+    def __init__(self):
+        super().__init__()
+        self.resources, self.rows, self.links = [], [], []
+        self._in_script = self._in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self._in_script = tag == "script"
+        self._in_cell = self._in_cell or tag in ("td", "th")
+        if tag in ("script", "img") and attrs.get("src"):
+            self.resources.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.resources.append(attrs["href"])
+        if tag == "tr":
+            self.rows.append([])
+        if tag == "a" and self.rows and attrs.get("href"):
+            self.links.append(attrs["href"])
+
+    def handle_endtag(self, tag):
+        self._in_script = False if tag == "script" else self._in_script
+        self._in_cell = False if tag in ("td", "th") else self._in_cell
+
+    def handle_data(self, data):
+        if self.rows and self._in_cell and not self._in_script and data.strip():
+            self.rows[-1].append(data.strip())
+
+
+def _page(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+@pytest.fixture(scope="module")
+def data_docs_site(tmp_path_factory):
+    """A file context's Data Docs after a passing and a failing validation: (context, site)."""
+    ws = Workspace(tmp_path_factory.mktemp("docs"))
+    spec = adi_spec()
+    validate(valid_frame(spec, 5), spec, context=workspace_context(ws), data_docs=True)
+    bad = valid_frame(spec, 5)
+    bad.loc[0, "adi_national_rank"] = 0.0
+    ctx = workspace_context(ws)
+    validate(bad, spec, context=ctx, data_docs=True)
+    return ctx, ws.gx / "uncommitted" / "data_docs" / "local_site"
+
+
+def test_data_docs_load_every_script_style_and_image_from_local_files(data_docs_site):
+    _, site = data_docs_site
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) >= 4  # index, the suite, three results (the failing run's gate and diagnosis)
+    for path in pages:
+        resources = _page(path).resources
+        assert len(resources) >= 4, path  # bootstrap css and js, jquery, font awesome, favicon
+        for ref in resources:
+            assert "://" not in ref and not ref.startswith("//"), (path, ref)
+            local = (path.parent / ref.split("?")[0]).resolve()
+            assert local.is_file() and local.is_relative_to(site.resolve()), (path, ref)
+
+
+def test_data_docs_local_copies_are_the_libraries_gx_asks_for(data_docs_site):
+    _, site = data_docs_site
+    offline = site / "static" / "offline"
+    assert "Bootstrap v4." in (offline / "bootstrap" / "css" / "bootstrap.min.css").read_text()[:200]
+    assert "jQuery v3.7" in (offline / "jquery" / "jquery.min.js").read_text()[:200]
+    assert (offline / "font-awesome" / "webfonts" / "fa-solid-900.woff2").is_file()
+
+
+def test_data_docs_index_lists_every_result_in_plain_html(data_docs_site):
+    ctx, site = data_docs_site
+    index = _page(site / "index.html")
+    results = [row for row in index.rows if row and row[-2] in ("passed", "FAILED")]
+    stored = ctx.validation_results_store.list_keys()
+    assert len(results) == len(stored) == 3
+    assert [row[-2] for row in results].count("passed") == 1
+    assert {row[0] for row in results} == {"adi_block_group"}
+    pages = [link for link in index.links if link.startswith("validations/")]
+    assert len(pages) == 3 and all((site / link).is_file() for link in pages)
+
+
+def test_offline_data_docs_can_run_again_without_changing_the_site(data_docs_site):
+    ctx, site = data_docs_site
+    before = {p: p.read_text() for p in site.rglob("*.html")}
+    assert offline_data_docs(ctx) == [site / "index.html"]
+    assert {p: p.read_text() for p in site.rglob("*.html")} == before
+    assert before[site / "index.html"].count("sdoh-validation-results") == 1
 
 
 def test_report_round_trips_to_json():

@@ -12,7 +12,11 @@ validation definition ``<dataset>_validation`` and two checkpoints registered wi
 ``add_or_update``: ``<dataset>_checkpoint`` (the gate: pass/fail per expectation) and, run only
 when the gate fails, ``<dataset>_diagnosis_checkpoint`` (example values and row positions).
 With ``data_docs=True`` both update Data Docs (useful with a file context, see
-`workspace_context`).
+`workspace_context`), and `offline_data_docs` then makes the site readable without a network:
+GX's pages load Bootstrap, jQuery, Font Awesome, bootstrap-table and Vega from CDNs and list
+the validation results only through bootstrap-table. Bootstrap 4, jQuery and Font Awesome are
+copied from their XStatic packages next to the pages and the tags point there; tags of
+libraries with no local copy are dropped; the index gets the results as a plain HTML table.
 
 Cost. GX pays ~7 ms of bookkeeping per expectation and run whatever the frame size, and on
 pandas each map expectation filters the *whole* frame (every column) once or more, so a wide
@@ -41,12 +45,20 @@ a dtype expectation per column) took 1.6 s for 40 rows and 9.2 s for 240,000 val
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import math
+import os
+import re
+import shutil
 from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 
@@ -61,6 +73,7 @@ if TYPE_CHECKING:  # Great Expectations takes seconds to import: only validating
 __all__ = [
     "ValidationReport",
     "build_suite",
+    "offline_data_docs",
     "suite_name",
     "validate",
     "workspace_context",
@@ -704,6 +717,7 @@ def validate(
     failures = _failures(run.results, spec, present=set(map(str, df.columns)), n_rows=len(df))
     docs: list[str] = []
     if data_docs:
+        offline_data_docs(ctx)
         docs = [
             str(site["site_url"])
             for site in ctx.get_docs_sites_urls(resource_identifier=result_id)
@@ -720,3 +734,151 @@ def validate(
     log = logger.info if report.success else logger.warning
     log("%s", report.summary())
     return report
+
+
+# ------------------------------------------------------------------ Data Docs offline
+# (pattern of a CDN URL, XStatic package, file in its data folder, copy under static/offline/).
+# Bootstrap's bundle includes Popper, which GX loads on its own.
+_OFFLINE_ASSETS = (
+    (r"bootstrap[@/]4[^/]*/(dist/)?css/bootstrap(\.min)?\.css$", "bootstrap",
+     "css/bootstrap.min.css", "bootstrap/css/bootstrap.min.css"),
+    (r"bootstrap[@/]4[^/]*/(dist/)?js/bootstrap(\.min)?\.js$", "bootstrap",
+     "js/bootstrap.bundle.min.js", "bootstrap/js/bootstrap.bundle.min.js"),
+    (r"/jquery-3[.0-9]*(\.min)?\.js$", "jquery", "jquery.min.js", "jquery/jquery.min.js"),
+    (r"font-awesome/6[^/]*/css/all(\.min)?\.css$", "font_awesome", "css/all.min.css",
+     "font-awesome/css/all.min.css"),
+)
+_FONT_FOLDER = ("font_awesome", "webfonts", "font-awesome/webfonts")  # all.min.css: ../webfonts/
+_REMOTE_TAG = re.compile(
+    r"""<(?P<script>script)\b[^>]*?\bsrc=["'](?P<script_url>https?://[^"']+)["'][^>]*>\s*</script>"""
+    r"""|<(?P<tag>link|img)\b[^>]*?\b(?:src|href)=["'](?P<url>https?://[^"']+)["'][^>]*>""",
+    re.IGNORECASE)
+# GX writes some site-relative links one folder short (the favicon of a validation page).
+_STATIC_REF = re.compile(r"""(?P<attr>\b(?:src|href)=["'])(?P<ref>(?:\.{1,2}/)*(?P<rest>static/[^"'?]+))""")
+_REMOTE_CSS_URL = re.compile(r"""url\(\s*["']?https?://[^)]*\)""", re.IGNORECASE)
+_RESULTS_MARK = "<!-- sdoh: validation results -->"
+_OFFLINE_MARK = "<!-- sdoh: offline -->"  # a page already rewritten (GX rewrites only some)
+
+
+def _copy_offline_assets(site: Path) -> None:
+    """Copy the XStatic files the pages point to into ``site/static/offline`` (once)."""
+    targets = [(package, source, copy) for _, package, source, copy in _OFFLINE_ASSETS]
+    for package, source, copy in [*targets, _FONT_FOLDER]:
+        target = site / "static" / "offline" / copy
+        if target.exists():
+            continue
+        origin = Path(import_module(f"xstatic.pkg.{package}").BASE_DIR) / source
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if origin.is_dir():
+            shutil.copytree(origin, target)
+        else:
+            shutil.copyfile(origin, target)
+
+
+def _local_tag(match: re.Match, *, page: Path, site: Path) -> str:
+    """The tag pointing to a local copy of ``url``, or "" when there is none."""
+    tag = (match["script"] or match["tag"]).lower()
+    url = match["script_url"] or match["url"]
+    path = url.split("?")[0]
+    local = next((site / "static" / "offline" / copy for pattern, _, _, copy in _OFFLINE_ASSETS
+                  if re.search(pattern, path)), None)
+    if tag == "img":  # GX's logo, also shipped in the site's own static/images
+        local = site / "static" / "images" / path.rsplit("/", 1)[-1]
+    if local is None or not local.exists():
+        return ""
+    href = Path(os.path.relpath(local, page.parent)).as_posix()
+    if tag == "script":
+        return f'<script src="{href}"></script>'
+    if tag == "link":
+        return f'<link rel="stylesheet" href="{href}">'
+    return match[0].replace(url, href)
+
+
+def _static_ref(match: re.Match, *, page: Path, site: Path) -> str:
+    """The link to a file of the site's ``static/`` folder, relative to ``page``."""
+    target = site / match["rest"]
+    if (page.parent / match["ref"]).exists() or not target.exists():
+        return match[0]
+    return match["attr"] + Path(os.path.relpath(target, page.parent)).as_posix()
+
+
+def _results_table(context: AbstractDataContext, site: Path) -> str:
+    """Every stored validation result, newest first, as a plain HTML table linking its page."""
+    store = context.validation_results_store
+    rows = []
+    for key in store.list_keys():
+        # The stored JSON as is: GX's deserialisation costs ~80 ms per result.
+        result = json.loads(store.store_backend.get(store.key_to_tuple(key)))
+        stats = result["statistics"]
+        page = Path("validations", *key.to_tuple()[:-1], f"{key.to_tuple()[-1]}.html")
+        name = html.escape(str(result.get("meta", {}).get("active_batch_definition", {}).get(
+            "data_asset_name", key.batch_identifier)))
+        link = f'<a href="{page.as_posix()}">{name}</a>' if (site / page).exists() else name
+        rows.append((key.run_id.run_time, (
+            f"<tr><td>{link}</td><td>{html.escape(key.expectation_suite_identifier.name)}</td>"
+            f"<td>{key.run_id.run_time:%Y-%m-%d %H:%M:%S} UTC</td>"
+            f"<td>{'passed' if result['success'] else 'FAILED'}</td>"
+            f"<td>{stats['successful_expectations']} of {stats['evaluated_expectations']}</td></tr>")))
+    body = "".join(row for _, row in sorted(rows, key=lambda r: r[0], reverse=True))
+    return (f"{_RESULTS_MARK}<section class='sdoh-validation-results container-fluid pt-4 pl-5 pr-5'>"
+            "<h2>Validation results</h2><table class='table table-sm table-bordered'>"
+            "<thead><tr><th>dataset</th><th>suite</th><th>run time</th><th>status</th>"
+            f"<th>expectations met</th></tr></thead><tbody>{body}</tbody></table></section>"
+            f"{_RESULTS_MARK}")
+
+
+def _localize_page(page: Path, site: Path, *, results: str | None) -> None:
+    text = page.read_text(encoding="utf-8")
+    if _OFFLINE_MARK in text and results is None:
+        return
+    new = _REMOTE_TAG.sub(lambda m: _local_tag(m, page=page, site=site), text)
+    new = _STATIC_REF.sub(lambda m: _static_ref(m, page=page, site=site), new)
+    new = _REMOTE_CSS_URL.sub("none", new)
+    if results is not None:
+        new = re.sub(f"{_RESULTS_MARK}.*?{_RESULTS_MARK}", "", new, flags=re.S)
+        new = re.sub(r"(<body[^>]*>)", lambda m: m[1] + results, new, count=1)
+    if _OFFLINE_MARK not in new:  # in <head>: before the doctype it would set quirks mode
+        new = re.sub(r"(<head[^>]*>)", lambda m: m[1] + _OFFLINE_MARK, new, count=1)
+    if new != text:
+        page.write_text(new, encoding="utf-8")
+
+
+def offline_data_docs(context: AbstractDataContext) -> list[Path]:
+    """Make the context's local Data Docs sites readable without a network.
+
+    Each page's CDN scripts, stylesheets and images are pointed to local copies (Bootstrap 4,
+    jQuery and Font Awesome from their XStatic packages, GX's logo from the site's own
+    ``static/images``) or dropped when no local copy exists (bootstrap-table, Vega, the
+    date picker); CSS ``url()`` of remote images become ``none``. The index then lists every
+    stored validation result in a plain HTML table (GX lists them only through
+    bootstrap-table). Pages already rewritten are left as they are, so it runs after every
+    Data Docs update.
+
+    Parameters
+    ----------
+    context : great_expectations data context
+        A context whose Data Docs sites are local folders (a file context).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The index page of each site rewritten; sites that are not local files are skipped.
+
+    Examples
+    --------
+    >>> import great_expectations as gx
+    >>> offline_data_docs(gx.get_context(mode="ephemeral"))  # no local site to rewrite
+    []
+    """
+    indexes = []
+    for site_url in context.get_docs_sites_urls():
+        url = urlparse(str(site_url.get("site_url") or ""))
+        index = Path(url2pathname(url.path))
+        if url.scheme != "file" or not index.exists():
+            continue
+        site = index.parent
+        _copy_offline_assets(site)
+        for page in site.rglob("*.html"):
+            _localize_page(page, site, results=_results_table(context, site) if page == index else None)
+        indexes.append(index)
+    return indexes
