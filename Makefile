@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)  ## Generate the synthetic demo region and run the whole pipeline on it.
-	$(BIN)/sdoh demo --workspace demo_workspace
+	$(BIN)/sdoh demo --workspace sdoh_workspace
 
 test: $(STAMP)  ## Run the test suite (SDOH_REQUIRE_SERVICES=1 and SDOH_REQUIRE_REAL_DATA=1 turn skips into failures).
 	$(BIN)/python -m pytest -q
@@ -27,4 +27,4 @@ bench: $(STAMP)  ## Side-by-side performance measurements (not part of the tests
 	$(BIN)/python -m benchmarks.linking --small
 
 clean:
-	rm -rf demo_workspace .pytest_cache
+	rm -rf sdoh_workspace .pytest_cache
