@@ -76,7 +76,7 @@ def run_settings(**explicit) -> Settings:
         root.obj = load_settings()
     given = {name: value for name, value in explicit.items() if value is not None}
     if given:
-        root.obj = load_settings(**root.obj.model_dump() | given)
+        root.obj = load_settings(root.obj, **given)
     return root.obj
 
 
@@ -85,14 +85,7 @@ def _workspace(_ctx, _param, value: str | None) -> Workspace:
 
 
 def _existing_workspace(ctx, param, value: str | None) -> Workspace:
-    from ingestion.core.errors import InputError
-
-    workspace = _workspace(ctx, param, value)
-    if not workspace.root.is_dir():
-        raise InputError(f"no workspace at {workspace.root}: run `sdoh demo` to build the demo "
-                         "there, or pass --workspace (or set SDOH_WORKSPACE) to a workspace that "
-                         "`sdoh ingest` or `sdoh link` wrote")
-    return workspace
+    return _workspace(ctx, param, value).require_existing()
 
 
 def _workspace_option(callback, what: str):

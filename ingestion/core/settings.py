@@ -108,8 +108,16 @@ class Settings(BaseSettings):
         }
 
 
-def load_settings(**explicit: Any) -> Settings:
-    """The settings: ``explicit`` values (None means not given), else the environment, else defaults.
+def load_settings(base: Settings | None = None, **explicit: Any) -> Settings:
+    """The settings: ``explicit`` values, else ``base``'s, else the environment's, else defaults.
+
+    Parameters
+    ----------
+    base : Settings, optional
+        Settings already read: their values are kept (the environment is not read again)
+        except where ``explicit`` gives one.
+    **explicit
+        Field values given by the caller, e.g. from command-line options; None means not given.
 
     Raises
     ------
@@ -120,13 +128,15 @@ def load_settings(**explicit: Any) -> Settings:
     --------
     >>> load_settings(profile="production", workspace=None).profile
     'production'
+    >>> load_settings(Settings(project="p"), profile="spark").project
+    'p'
     >>> load_settings(profile="cluster")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ingestion.core.errors.InputError: SDOH_PROFILE: Input should be 'embedded', 'production' or 'spark'...
     """
     given = {name: value for name, value in explicit.items() if value is not None}
     try:
-        return Settings(**given)
+        return Settings(**(base.model_dump() if base is not None else {}) | given)
     except ValidationError as exc:
         problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise InputError(f"{problems}; fix the environment variable or the option") from None
