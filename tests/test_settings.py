@@ -188,3 +188,9 @@ def test_serve_takes_its_token_from_the_settings(clean_environment, tmp_path):
     result = CliRunner().invoke(sdoh, ["serve", "--host", "0.0.0.0", "--workspace", str(tmp_path)])
     assert result.exit_code == 1
     assert "the server token is not usable" in result.stderr and "short" not in result.stderr
+
+
+def test_boundaries_need_a_cache_folder_from_the_option_or_the_environment(clean_environment):
+    result = CliRunner().invoke(sdoh, ["boundaries", "download", "tract", "--year", "2020"])
+    assert result.exit_code == 2
+    assert "pass --cache-dir DIR or set SDOH_CACHE_DIR" in result.stderr

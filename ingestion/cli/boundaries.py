@@ -26,9 +26,8 @@ def boundaries() -> None:
 @click.option("--resolution", default=None,
               help="Cartographic boundary resolution: 500k (the default), 5m or 20m.")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
-              help="Keep the files here, mirroring their URL; verified files are "
-                                  "not downloaded again and interrupted ones resume. "
-                                  "[env SDOH_CACHE_DIR]")
+              help="Keep the files here, mirroring their URL; verified files are not downloaded "
+                   "again and interrupted ones resume. Needed, or SDOH_CACHE_DIR.")
 @click.option("--base-url", default="https://www2.census.gov/geo/tiger", show_default=True,
               help="Root of the files (a mirror or local server behind a firewall).")
 @click.option("--workers", type=click.IntRange(1, 16), default=4, show_default=True,

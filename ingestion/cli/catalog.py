@@ -31,6 +31,7 @@ def parse_where(pairs: tuple[str, ...]) -> dict[str, list[str]]:
 
 @click.command("catalog")
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              callback=lambda _ctx, _param, pairs: parse_where(pairs),  # a usage error comes first
               help="Keep features whose metadata KEY is VALUE or lists it (proxy_for=race matches "
                    "'race,ethnicity'). Repeat: different keys must all match, one key's values "
                    "any. KEY is any metadata key of DESIGN.md section 4, or reliability.")
@@ -63,15 +64,15 @@ def catalog(where, views, fmt, low_share, workspace) -> None:
     """
     from equity.feature_catalog import feature_catalog
 
-    wanted = parse_where(where)
-    frame = feature_catalog(workspace, where=wanted, views=list(views) or None, low_share=low_share,
+    frame = feature_catalog(workspace, where=where, views=list(views) or None, low_share=low_share,
                             profile=run_settings().profile)
     if fmt == "json":
         click.echo(frame.to_json(orient="records", indent=1))
     elif fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif frame.empty:
-        click.echo("no feature matches " + " and ".join(where), err=True)
+        click.echo("no feature matches " + " and ".join(
+            f"{key}={'|'.join(values)}" for key, values in where.items()), err=True)
     else:
-        columns = [*TABLE_COLUMNS, *(k for k in wanted if k not in TABLE_COLUMNS)]
+        columns = [*TABLE_COLUMNS, *(k for k in where if k not in TABLE_COLUMNS)]
         click.echo(frame[columns].to_string(index=False, float_format="{:.2f}".format))
