@@ -89,6 +89,7 @@ def published(tmp_path_factory):
     return ws
 
 
+@pytest.mark.filterwarnings("ignore:The spark data source API is an experimental:RuntimeWarning")
 @pytest.mark.parametrize("environment", [None, "embedded", "production"])
 def test_the_spark_profile_gives_spark_sources_whatever_sdoh_profile_says(
         clean_environment, published, tmp_path, environment):
