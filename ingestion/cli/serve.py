@@ -180,7 +180,7 @@ def serve(host, port, boundaries, token_file, admin_token_file, enable_write_end
     Endpoints:
       POST /get-online-features   Feast's, for the feature services
       POST /patients/features     {"patient_ids": ["P000001"], "feature_service": "model_inputs_v1"}
-      POST /locations/features    {"locations": ["99001000100", [38.25, -69.64]]}
+      POST /locations/features    {"locations": ["99001000100", [38.27, -69.62]]}
       GET  /health                registry and online store reachable (no token needed)
       GET  /docs, /openapi.json   API docs (token needed like the data routes)
 
