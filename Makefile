@@ -13,17 +13,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -qq -e '.[dev]'
 	touch $(STAMP)
 
+WORKSPACE := sdoh_workspace
+
 demo: $(STAMP)  ## Generate the synthetic demo region and run the whole pipeline on it.
-	$(BIN)/sdoh demo --workspace demo_workspace
+	$(BIN)/sdoh demo --workspace $(WORKSPACE)
 
 # The notebooks read the demo's training frame: build the demo only when it is absent.
-demo_workspace/outputs/training_frame.parquet: | $(STAMP)
-	$(BIN)/sdoh demo --workspace demo_workspace
+$(WORKSPACE)/outputs/training_frame.parquet: | $(STAMP)
+	$(BIN)/sdoh demo --workspace $(WORKSPACE)
 
 # Executed copies go to the workspace; the repository's notebooks stay as they are.
-notebooks: demo_workspace/outputs/training_frame.parquet | $(STAMP)  ## Execute every notebook on the demo.
-	SDOH_WORKSPACE=$(CURDIR)/demo_workspace $(BIN)/jupyter nbconvert --to notebook --execute \
-		--ExecutePreprocessor.timeout=600 --output-dir demo_workspace/notebooks notebooks/*.ipynb
+notebooks: $(WORKSPACE)/outputs/training_frame.parquet | $(STAMP)  ## Execute every notebook on the demo.
+	SDOH_WORKSPACE=$(CURDIR)/$(WORKSPACE) $(BIN)/jupyter nbconvert --to notebook --execute \
+		--ExecutePreprocessor.timeout=600 --output-dir $(WORKSPACE)/notebooks notebooks/*.ipynb
 
 test: $(STAMP)  ## Run the test suite (SDOH_REQUIRE_SERVICES=1 and SDOH_REQUIRE_REAL_DATA=1 turn skips into failures).
 	$(BIN)/python -m pytest -q
@@ -36,4 +38,4 @@ bench: $(STAMP)  ## Side-by-side performance measurements (not part of the tests
 	$(BIN)/python -m benchmarks.linking --small
 
 clean:
-	rm -rf demo_workspace .pytest_cache
+	rm -rf $(WORKSPACE) .pytest_cache

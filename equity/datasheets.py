@@ -348,7 +348,7 @@ def write_datasheets(workspace: Workspace, names: Sequence[str] | None = None, *
     formats : sequence of {"md", "html"}, default both
         Output formats.
     profile : str, optional
-        Feast profile; default ``SDOH_PROFILE`` or embedded.
+        Feast profile; default the ``SDOH_PROFILE`` setting, else embedded.
 
     Returns
     -------

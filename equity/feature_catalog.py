@@ -24,7 +24,7 @@ from feast import FeatureService, FeatureView
 from feature_repo.definitions.feature_services import feature_services
 from feature_repo.definitions.feature_views import feature_views
 from feature_repo.definitions.metadata import tag_values
-from feature_repo.serving.store import feature_store
+from feature_repo.serving.store import feature_store, store_profile
 from ingestion.core.datasets import MEASURE_SUFFIXES
 from ingestion.core.errors import InputError
 from ingestion.core.workspace import Workspace
@@ -48,7 +48,7 @@ def feature_definitions(workspace: Workspace, *, profile: str | None = None
     workspace : Workspace
         The workspace whose registry (or published data) to read.
     profile : str, optional
-        Feast profile (``embedded`` or ``production``); default ``SDOH_PROFILE`` or embedded.
+        Feast profile (``embedded`` or ``production``); default the ``SDOH_PROFILE`` setting, else embedded.
 
     Returns
     -------
@@ -68,7 +68,7 @@ def feature_definitions(workspace: Workspace, *, profile: str | None = None
         return views, store.list_feature_services()
     log.info("nothing registered in %s: reading the definitions built for what is published",
              workspace.root)
-    views = feature_views(workspace)
+    views = feature_views(workspace, profile=store_profile(store))
     return views, feature_services(views)
 
 
@@ -275,7 +275,7 @@ def feature_catalog(workspace: Workspace, *, where: Mapping[str, str | Collectio
     low_share : float, default 0.2
         Share of low-reliability rows above which a measure counts as ``reliability=low``.
     profile : str, optional
-        Feast profile; default ``SDOH_PROFILE`` or embedded.
+        Feast profile; default the ``SDOH_PROFILE`` setting, else embedded.
 
     Returns
     -------

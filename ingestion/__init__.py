@@ -25,6 +25,7 @@ _EXPORTS = {
     "CensusApiError": "core.errors", "InputError": "core.errors", "LinkageError": "core.errors",
     "PublishError": "core.errors", "ValidationFailed": "core.errors",
     "Workspace": "core.workspace",
+    "Settings": "core.settings", "load_settings": "core.settings",
     "CensusClient": "sources.census_api", "get_acs": "sources.census_api",
     "geocode_addresses": "sources.geocoder",
     "download_boundaries": "sources.tiger",

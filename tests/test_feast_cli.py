@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from feast import FeatureStore
+from feast import FeatureStore, FeatureView, FileSource
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from hand_built import acs_frame, publish_hand_built
 
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize
 from feature_repo.definitions.feast_cli import MODULE, repo_objects, write_cli_repo
 from feature_repo.definitions.feature_views import feature_views
 from ingestion.core.datasets import acs_spec
-from ingestion.core.errors import InputError, PublishError
+from ingestion.core.errors import PublishError
 from ingestion.core.workspace import Workspace
 from ingestion.gate.publish import publish
 from sdoh_sources import CatalogError
@@ -130,7 +131,8 @@ def test_the_cli_path_refuses_fields_without_equity_metadata(applied, monkeypatc
     store, ws = applied
     views = feature_views(ws)
     del views[0].features[0].tags["proxy_for"]
-    monkeypatch.setattr("feature_repo.definitions.feast_cli.feature_views", lambda workspace: views)
+    monkeypatch.setattr("feature_repo.definitions.feast_cli.feature_views",
+                        lambda workspace, profile: views)
     with pytest.raises(CatalogError, match="proxy_for"):
         repo_objects(str(ws.feast / MODULE), profile="embedded")
 
@@ -148,11 +150,21 @@ def test_nothing_published_is_an_error_not_an_empty_repo(tmp_path):
         repo_objects(str(write_cli_repo(ws, profile="embedded")), profile="embedded")
 
 
-def test_a_profile_the_sources_do_not_suit_is_refused(applied, monkeypatch):
+@pytest.mark.parametrize(("profile", "environment", "kind"), [
+    ("spark", None, SparkSource), ("spark", "embedded", SparkSource),
+    ("embedded", "spark", FileSource), ("production", "spark", FileSource)])
+def test_the_modules_profile_picks_the_sources_whatever_sdoh_profile_says(
+        applied, monkeypatch, profile, environment, kind):
+    # Feast's CLI imports the module without the settings sdoh ran with: the profile written
+    # into it (the one feature_store.yaml was rendered for) decides, not the environment.
     store, ws = applied
-    monkeypatch.delenv("SDOH_PROFILE", raising=False)
-    with pytest.raises(InputError, match="written for the spark profile.*SDOH_PROFILE=spark"):
-        repo_objects(str(ws.feast / MODULE), profile="spark")
+    if environment is None:
+        monkeypatch.delenv("SDOH_PROFILE", raising=False)
+    else:
+        monkeypatch.setenv("SDOH_PROFILE", environment)
+    objects = repo_objects(str(ws.feast / MODULE), profile=profile)
+    sources = {type(o.batch_source) for o in objects.values() if isinstance(o, FeatureView)}
+    assert sources == {kind}
 
 
 @pytest.mark.parametrize(("stray", "warned"), [("extra.py", True), ("notes/extra.py", False)])

@@ -162,8 +162,8 @@ def test_a_field_without_a_key_fails_the_build(demo_copy, monkeypatch):
     from feature_repo import apply_definitions, feature_store
     from feature_repo.definitions.feature_views import feature_views
 
-    def without_licence(workspace):
-        views = feature_views(workspace)
+    def without_licence(workspace, profile):
+        views = feature_views(workspace, profile=profile)
         acs_tract = next(v for v in views if v.name == "acs_tract")
         del next(f for f in acs_tract.features if f.name == "pct_minority").tags["license"]
         return views

@@ -151,9 +151,10 @@ def test_profile_renders_spark_settings(tmp_path, monkeypatch):
 
 def test_sources_switch_with_the_profile(tmp_path, monkeypatch):
     spec, ws = geography_timeline_spec(), Workspace(tmp_path)
-    assert not isinstance(published_source(spec, ws), SparkSource)
-    monkeypatch.setenv("SDOH_PROFILE", "spark")
-    source = published_source(spec, ws)
+    monkeypatch.setenv("SDOH_PROFILE", "spark")  # the argument decides, not the environment
+    assert not isinstance(published_source(spec, ws, profile="embedded"), SparkSource)
+    monkeypatch.delenv("SDOH_PROFILE")
+    source = published_source(spec, ws, profile="spark")
     assert isinstance(source, SparkSource) and source.path.endswith("patient_geography/*.parquet")
 
 

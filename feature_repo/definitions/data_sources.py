@@ -1,10 +1,10 @@
 """Data sources: each published parquet file of the workspace, timestamped by release date.
 
 The same files serve every profile; only the source kind follows the offline store: a
-`feast.FileSource` (DuckDB) by default, a ``SparkSource`` under ``SDOH_PROFILE=spark``.
+`feast.FileSource` (DuckDB) by default, a ``SparkSource`` on the spark profile. The profile is
+an argument, passed down from the store that reads the sources, never read from the
+environment here.
 """
-
-import os
 
 from feast import FileSource
 from feast.data_source import DataSource
@@ -15,13 +15,22 @@ from ingestion.core.datasets import DatasetSpec
 from ingestion.core.workspace import Workspace
 
 
-def published_source(spec: DatasetSpec, workspace: Workspace) -> DataSource:
-    """The Feast source of a published dataset (`<dataset>_source`).
+def published_source(spec: DatasetSpec, workspace: Workspace, *, profile: str) -> DataSource:
+    """The Feast source of a published dataset (`<dataset>_source`) for a profile's offline store.
+
+    Parameters
+    ----------
+    spec : DatasetSpec
+        The published dataset.
+    workspace : Workspace
+        The workspace that publishes it.
+    profile : str
+        ``spark`` for a ``SparkSource``; any other profile reads through a `feast.FileSource`.
 
     Examples
     --------
     >>> from ingestion.core.datasets import acs_spec
-    >>> published_source(acs_spec("tract"), Workspace("/tmp/ws")).name
+    >>> published_source(acs_spec("tract"), Workspace("/tmp/ws"), profile="embedded").name
     'acs_tract_source'
     """
     common = dict(
@@ -31,7 +40,7 @@ def published_source(spec: DatasetSpec, workspace: Workspace) -> DataSource:
         description=f"Validated, published {spec.name} dataset.",
         owner="sdoh-feature-store",
     )
-    if os.environ.get("SDOH_PROFILE") == "spark":  # the one switch: Spark reads the same files
+    if profile == "spark":  # the one switch: Spark reads the same files
         with known_warnings.ignored():  # Feast flags its Spark source as alpha on every use
             return SparkSource(**common | {"path": spark_glob(spec, workspace)}, file_format="parquet")
     return FileSource(**common)

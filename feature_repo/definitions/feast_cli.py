@@ -16,7 +16,6 @@ from pathlib import Path
 from string import Template
 
 from feast import Entity, FeatureService, FeatureView
-from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.repo_operations import get_repo_files
 
 from feature_repo.definitions.entities import ALL_ENTITIES
@@ -24,7 +23,7 @@ from feature_repo.definitions.feature_services import feature_services
 from feature_repo.definitions.feature_views import feature_views
 from feature_repo.definitions.metadata import check_views
 from ingestion.core.atomic import write_atomic
-from ingestion.core.errors import InputError, PublishError
+from ingestion.core.errors import PublishError
 from ingestion.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -50,10 +49,11 @@ FEASTIGNORE = """\
 """
 
 
-def definitions(workspace: Workspace) -> list[Entity | FeatureView | FeatureService]:
+def definitions(workspace: Workspace, *, profile: str) -> list[Entity | FeatureView | FeatureService]:
     """Entities, views and services for what ``workspace`` publishes, equity metadata checked.
 
-    The one list both `sdoh apply` and Feast's CLI register.
+    The one list both `sdoh apply` and Feast's CLI register, with the sources of ``profile``'s
+    offline store (``SparkSource`` on ``spark``, `feast.FileSource` otherwise).
 
     Raises
     ------
@@ -65,10 +65,10 @@ def definitions(workspace: Workspace) -> list[Entity | FeatureView | FeatureServ
 
     Examples
     --------
-    >>> [o.name for o in definitions(workspace)][-2:]  # doctest: +SKIP
+    >>> [o.name for o in definitions(ws, profile="embedded")][-2:]
     ['model_inputs_v1', 'equity_audit_v1']
     """
-    views = feature_views(workspace)
+    views = feature_views(workspace, profile=profile)
     if not views:
         raise PublishError(f"nothing is published in {workspace.root}: run `sdoh ingest` first")
     check_views(views)  # every field carries DESIGN.md section 4's metadata, in vocabulary
@@ -83,18 +83,13 @@ def repo_objects(module_file: str, *, profile: str) -> dict[str, Entity | Featur
     module_file : str
         The module's ``__file__``: ``<workspace>/feast/sdoh_definitions.py``.
     profile : str
-        The profile its feature_store.yaml was rendered for.
+        The profile its feature_store.yaml was rendered for: it picks the sources' kind, so
+        Feast's CLI needs no ``SDOH_PROFILE``.
 
     Returns
     -------
     dict of str to Feast object
         Module-level names (``entity_*``, ``view_*``, ``service_*``) to objects.
-
-    Raises
-    ------
-    InputError
-        If the sources would not suit the profile (Spark sources under another profile, or
-        the reverse): ``SDOH_PROFILE`` picks the source kind and must match the profile.
 
     Examples
     --------
@@ -102,15 +97,7 @@ def repo_objects(module_file: str, *, profile: str) -> dict[str, Entity | Featur
     ['entity_block_group']
     """
     workspace = Workspace(Path(module_file).resolve().parent.parent)
-    objects = definitions(workspace)
-    spark = [o.name for o in objects if isinstance(o, FeatureView)
-             and isinstance(o.batch_source, SparkSource)]
-    if bool(spark) != (profile == "spark"):
-        raise InputError(
-            f"{workspace.feast} was written for the {profile} profile but SDOH_PROFILE makes "
-            f"{'Spark' if spark else 'file'} sources; run Feast's CLI with "
-            f"SDOH_PROFILE={profile if profile == 'spark' else 'embedded'}, or run "
-            "`sdoh apply` under the profile you want")
+    objects = definitions(workspace, profile=profile)
     kinds = {Entity: "entity", FeatureView: "view", FeatureService: "service"}
     return {f"{kinds[type(o)]}_{o.name}": o for o in objects}
 

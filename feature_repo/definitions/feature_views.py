@@ -99,7 +99,7 @@ def _measure_fields(source: Source, level: str, publication: Publication, suffix
 
 
 def _area_view(spec: DatasetSpec, source: Source, level: str, suffixes, workspace: Workspace,
-               description: str) -> FeatureView | None:
+               description: str, *, profile: str) -> FeatureView | None:
     publication = read_publication(spec, workspace, level=level)
     if publication is None:
         return None
@@ -108,7 +108,7 @@ def _area_view(spec: DatasetSpec, source: Source, level: str, suffixes, workspac
         entities=[GEOGRAPHY_ENTITIES[level], vintage],
         ttl=None,  # the (GEOID, vintage) key already pins the vintage in force
         schema=_measure_fields(source, level, publication, suffixes),
-        source=published_source(spec, workspace),
+        source=published_source(spec, workspace, profile=profile),
         description=description,
         owner="sdoh-feature-store",
         tags={"source": source.source, "geography_level": level,
@@ -116,31 +116,35 @@ def _area_view(spec: DatasetSpec, source: Source, level: str, suffixes, workspac
     )
 
 
-def acs_view(level: str, workspace: Workspace) -> FeatureView | None:
+def acs_view(level: str, workspace: Workspace, *, profile: str = "embedded") -> FeatureView | None:
     """ACS SDOH measures at one geography level (`acs_<level>`), if published."""
     return _area_view(acs_spec(level), load_catalog().acs, level, ACS_SUFFIXES, workspace,
-                      f"ACS 5-year SDOH measures by {level}, with MOE, CV, reliability and reasons.")
+                      f"ACS 5-year SDOH measures by {level}, with MOE, CV, reliability and reasons.",
+                      profile=profile)
 
 
-def svi_view(level: str, reference: str, workspace: Workspace) -> FeatureView | None:
+def svi_view(level: str, reference: str, workspace: Workspace, *,
+             profile: str = "embedded") -> FeatureView | None:
     """CDC/ATSDR SVI ranks within a state or the nation (`svi_<level>_<reference>`), if published."""
     return _area_view(svi_spec(level, reference), svi_source(reference), level, INDEX_SUFFIXES,
                       workspace, f"CDC/ATSDR Social Vulnerability Index by {level}, ranked within "
-                      f"the {reference} (computed from ACS or read from CDC's file: see origin).")
+                      f"the {reference} (computed from ACS or read from CDC's file: see origin).",
+                      profile=profile)
 
 
-def adi_acs_view(reference: str, workspace: Workspace) -> FeatureView | None:
+def adi_acs_view(reference: str, workspace: Workspace, *, profile: str = "embedded") -> FeatureView | None:
     """The ADI computed from ACS block groups, ranked within the nation or a state, if published."""
     return _area_view(adi_acs_spec(reference), adi_acs_source(reference), "block_group",
                       INDEX_SUFFIXES, workspace,
                       f"Area Deprivation Index computed from ACS (Singh 2003 coefficients), ranked "
-                      f"within the {reference}; not the Neighborhood Atlas file.")
+                      f"within the {reference}; not the Neighborhood Atlas file.", profile=profile)
 
 
-def adi_view(workspace: Workspace) -> FeatureView | None:
+def adi_view(workspace: Workspace, *, profile: str = "embedded") -> FeatureView | None:
     """Neighborhood Atlas ADI ranks by block group (`adi_block_group`), if published."""
     return _area_view(adi_spec(), load_catalog().adi, "block_group", INDEX_SUFFIXES, workspace,
-                      "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).")
+                      "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).",
+                      profile=profile)
 
 
 # Levels a patient's address reaches: the timeline's GEOIDs (ZCTAs from ZCTA polygons or a ZIP
@@ -151,7 +155,7 @@ GEOGRAPHY_FIELDS = tuple(
 )
 
 
-def patient_geography_view(workspace: Workspace) -> FeatureView | None:
+def patient_geography_view(workspace: Workspace, *, profile: str = "embedded") -> FeatureView | None:
     """Each patient's address period as of an event: GEOIDs per boundary vintage and link status."""
     spec = geography_timeline_spec()
     if not workspace.is_published(spec.name):
@@ -179,17 +183,27 @@ def patient_geography_view(workspace: Workspace) -> FeatureView | None:
         entities=[patient],
         ttl=None,  # valid_to, not a TTL, ends an address period
         schema=fields,
-        source=published_source(spec, workspace),
+        source=published_source(spec, workspace, profile=profile),
         description="Patient address history linked to 2010 and 2020 geographies.",
         owner="sdoh-feature-store",
         tags={"source": "patient_address_history", "pii": "location"},
     )
 
 
-def feature_views(workspace: Workspace) -> list[FeatureView]:
-    """Every view whose dataset is published in ``workspace``."""
-    views = [acs_view(level, workspace) for level in GEOGRAPHY_ENTITIES]
-    views += [svi_view(level, ref, workspace) for level in ("tract", "county") for ref in INDEX_REFERENCES]
-    views += [adi_acs_view(ref, workspace) for ref in INDEX_REFERENCES]
-    views += [adi_view(workspace), patient_geography_view(workspace)]
+def feature_views(workspace: Workspace, *, profile: str = "embedded") -> list[FeatureView]:
+    """Every view whose dataset is published in ``workspace``, with the profile's source kind.
+
+    ``profile="spark"`` gives views over ``SparkSource``s, any other over `feast.FileSource`s
+    (the same files either way).
+
+    Examples
+    --------
+    >>> [v.name for v in feature_views(ws)]
+    ['acs_tract', 'acs_zcta', 'acs_state', 'patient_geography']
+    """
+    views = [acs_view(level, workspace, profile=profile) for level in GEOGRAPHY_ENTITIES]
+    views += [svi_view(level, ref, workspace, profile=profile)
+              for level in ("tract", "county") for ref in INDEX_REFERENCES]
+    views += [adi_acs_view(ref, workspace, profile=profile) for ref in INDEX_REFERENCES]
+    views += [adi_view(workspace, profile=profile), patient_geography_view(workspace, profile=profile)]
     return [v for v in views if v is not None]

@@ -32,55 +32,63 @@ from feature_repo.serving.materialize import (
 from ingestion.core import known_warnings
 from ingestion.core.atomic import write_atomic
 from ingestion.core.errors import InputError, OnlineStoreUnavailable, PublishError, ServiceUnavailable
+from ingestion.core.settings import PROFILES, Settings, load_settings
 from ingestion.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
-PROFILES = ("embedded", "production", "spark")
-# Settings a profile may use; each can be overridden by the environment variable of its name.
-SETTINGS = {
-    "SDOH_PROJECT": "sdoh",
-    "SDOH_REDIS": "127.0.0.1:6379",
-    # Seconds any Redis connect, read or write may take before failing (a JSON 503 when serving);
-    # parameters given in SDOH_REDIS itself win.
-    "SDOH_REDIS_TIMEOUT_S": "2",
-    "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-    "SDOH_SPARK_MASTER": "local[2]",
-    "SDOH_SPARK_DRIVER_MEMORY": "4g",  # Spark's 1g default hangs near 1M entity rows
-    "SDOH_SPARK_SHUFFLE_PARTITIONS": "8",  # Spark's 200 default suits a cluster, not local[2]
-}
 
 
-def selected_profile(profile: str | None = None) -> str:
-    """The profile to use: the argument, else ``SDOH_PROFILE``, else ``embedded``."""
-    chosen = profile or os.environ.get("SDOH_PROFILE") or "embedded"
+def selected_profile(profile: str | None = None, *, settings: Settings | None = None) -> str:
+    """The profile to use: the argument, else the settings' (``SDOH_PROFILE``), else ``embedded``.
+
+    Examples
+    --------
+    >>> selected_profile("spark", settings=Settings(profile="production"))
+    'spark'
+    >>> selected_profile(settings=Settings(profile="production"))
+    'production'
+    """
+    chosen = profile or (settings or load_settings()).profile
     if chosen not in PROFILES:
         raise ValueError(f"unknown profile {chosen!r}; choose one of {PROFILES} (SDOH_PROFILE)")
     return chosen
 
 
-def render_profile(workspace: Workspace, profile: str | None = None) -> str:
+def render_profile(workspace: Workspace, profile: str | None = None, *,
+                   settings: Settings | None = None) -> str:
     """The profile's feature_store.yaml text with the workspace and settings filled in.
+
+    Parameters
+    ----------
+    workspace : Workspace
+        The workspace whose registry and online store the profile names.
+    profile : str, optional
+        ``embedded``, ``production`` or ``spark``; default the settings'.
+    settings : Settings, optional
+        Connection and Spark settings; default read from the environment now.
 
     Examples
     --------
     >>> "duckdb" in render_profile(Workspace("/tmp/ws"), "embedded")
     True
     """
-    name = selected_profile(profile)
+    settings = settings or load_settings()
+    name = selected_profile(profile, settings=settings)
     text = resources.files("feature_repo.definitions").joinpath("profiles", f"{name}.yaml").read_text()
-    values = {key: os.environ.get(key, default) for key, default in SETTINGS.items()}
-    return Template(text).substitute(values, SDOH_WORKSPACE=str(workspace.root))
+    return Template(text).substitute(settings.profile_values(workspace.root))
 
 
-def feature_store(workspace: Workspace, *, profile: str | None = None) -> FeatureStore:
-    """A FeatureStore for ``workspace`` under a profile (argument, ``SDOH_PROFILE``, or embedded).
+def feature_store(workspace: Workspace, *, profile: str | None = None,
+                  settings: Settings | None = None) -> FeatureStore:
+    """A FeatureStore for ``workspace`` under a profile (argument, settings' profile, or embedded).
 
+    ``settings`` default to the environment's, read once here; ``profile`` wins over theirs.
     Also writes the rendered feature_store.yaml into ``<workspace>/feast`` for Feast's CLI and
-    UI, with the definitions module Feast's CLI imports there (`feature_repo.definitions.feast_cli`). The
-    production profile's file holds connection settings, so it is created 0600 (never briefly
-    readable by others) in a private folder. A SQLite online store's file holds
-    patient keys and features: it is created 0600 before Feast opens it (SQLite gives its
-    journal the same mode).
+    UI, with the definitions module Feast's CLI imports there (`feature_repo.definitions.feast_cli`),
+    which carries the profile. The production profile's file holds connection settings, so it
+    is created 0600 (never briefly readable by others) in a private folder. A SQLite online
+    store's file holds patient keys and features: it is created 0600 before Feast opens it
+    (SQLite gives its journal the same mode).
 
     Examples
     --------
@@ -88,10 +96,12 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     >>> feature_store(Workspace(tempfile.mkdtemp())).config.online_store.type
     'sqlite'
     """
-    text = render_profile(workspace, profile)
+    settings = settings or load_settings()
+    name = selected_profile(profile, settings=settings)
+    text = render_profile(workspace, name, settings=settings)
     path = workspace.feast / "feature_store.yaml"
     write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
-    write_cli_repo(workspace, profile=selected_profile(profile))
+    write_cli_repo(workspace, profile=name)
     config = RepoConfig(**yaml.safe_load(text))
     config.repo_path = workspace.feast
     if config.online_store.type == "sqlite":
@@ -100,6 +110,19 @@ def feature_store(workspace: Workspace, *, profile: str | None = None) -> Featur
     if config.online_store.type == "redis" and config.online_store.redis_type != "redis_cluster":
         _bound_retries(store)
     return store
+
+
+def store_profile(store: FeatureStore) -> str:
+    """The profile a store was opened under, read from its configuration.
+
+    Examples
+    --------
+    >>> store_profile(store)
+    'embedded'
+    """
+    if store.config.offline_store.type == "spark":
+        return "spark"
+    return "production" if store.config.registry.registry_type == "sql" else "embedded"
 
 
 def _bound_retries(store: FeatureStore) -> None:
@@ -146,6 +169,9 @@ def _private_file(path: Path) -> None:
 def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
     """Register entities, sources, views and services for what is published; returns view names.
 
+    The sources suit the store's profile (`store_profile`): ``SparkSource`` on the spark
+    profile, ``FileSource`` otherwise.
+
     Raises
     ------
     PublishError
@@ -158,7 +184,8 @@ def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
     >>> apply_definitions(store, ws)  # the same definitions again: nothing changes
     ['acs_tract', 'acs_zcta', 'acs_state', 'patient_geography']
     """
-    objects = definitions(workspace)  # the same list Feast's CLI gets from the feast folder
+    # The same list Feast's CLI gets from the feast folder, with the sources the store reads.
+    objects = definitions(workspace, profile=store_profile(store))
     try:
         store.apply(objects)
     except OperationalError as exc:  # Feast's SQL registry connects on first use

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from ingestion.cli._common import SdohGroup
+from ingestion.cli._common import SdohGroup, run_settings
 from ingestion.cli.boundaries import boundaries
 from ingestion.cli.catalog import catalog
 from ingestion.cli.coverage import coverage
@@ -33,9 +33,12 @@ def sdoh(verbose: bool) -> None:
     usage error); `sdoh -v COMMAND ...` adds the details: the chain of causes and the
     traceback.
 
+    Settings come from the environment (SDOH_WORKSPACE, SDOH_PROFILE, SDOH_REDIS, ...), read
+    once when the command starts; an option given on the command line wins over them.
+
     \b
-    Start with the offline demo:
-      sdoh demo --workspace demo_workspace
+    Start with the offline demo (it writes ./sdoh_workspace, every command's default):
+      sdoh demo
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -49,6 +52,7 @@ def sdoh(verbose: bool) -> None:
     for noisy in ("great_expectations", "feast", "urllib3", "matplotlib", "pyogrio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx = click.get_current_context()
+    run_settings()  # read once, before any command: a bad value fails here, in one line
     # For the command's run: the warnings of dependencies that every run would print are
     # dropped, any other goes to the log; log lines are written above progress bars, not
     # through them.

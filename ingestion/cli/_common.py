@@ -1,12 +1,16 @@
-"""What every command shares: the workspace option and turning errors into one-line messages."""
+"""What every command shares: the run's settings, the workspace option, one-line errors."""
 
 from __future__ import annotations
 
 import traceback
+from typing import TYPE_CHECKING
 
 import click
 
 from ingestion.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ingestion.core.settings import Settings
 
 #: Exit codes of `sdoh`: 0 success, 1 an error (the project's own or an internal one),
 #: 2 a usage error (click's).
@@ -58,10 +62,53 @@ class SdohGroup(click.Group):
                             verbose=verbose) from exc
 
 
-def workspace_option(func):
-    """``--workspace DIR`` (env ``SDOH_WORKSPACE``), passed to the command as a `Workspace`."""
+def run_settings(**explicit) -> Settings:
+    """The settings of this run of ``sdoh``, read from the environment once, at its start.
+
+    The ``sdoh`` group builds them before any command runs; a command invoked on its own
+    builds them on first use. Options given on the command line (``explicit``, None meaning
+    not given) win over the environment: they replace the run's values from then on.
+    """
+    from ingestion.core.settings import load_settings
+
+    root = click.get_current_context().find_root()
+    if root.obj is None:
+        root.obj = load_settings()
+    given = {name: value for name, value in explicit.items() if value is not None}
+    if given:
+        root.obj = load_settings(root.obj, **given)
+    return root.obj
+
+
+def _workspace(_ctx, _param, value: str | None) -> Workspace:
+    return Workspace(run_settings(workspace=value).workspace)
+
+
+def _existing_workspace(ctx, param, value: str | None) -> Workspace:
+    return _workspace(ctx, param, value).require_existing()
+
+
+def _workspace_option(callback, what: str):
     return click.option(
-        "--workspace", "workspace", envvar="SDOH_WORKSPACE", default="sdoh_workspace",
-        show_default=True, type=click.Path(file_okay=False), callback=lambda _c, _p, v: Workspace(v),
-        help="Folder holding raw, published and quarantined data and the Feast registry.",
-    )(func)
+        "--workspace", "workspace", default=None, show_default="$SDOH_WORKSPACE, else sdoh_workspace",
+        type=click.Path(file_okay=False), callback=callback, help=what,
+    )
+
+
+def workspace_option(func):
+    """``--workspace DIR`` of a command that writes (created if absent), passed as a `Workspace`.
+
+    The option wins over ``SDOH_WORKSPACE``, which wins over the default ``sdoh_workspace``.
+    """
+    return _workspace_option(_workspace, "Folder holding raw, published and quarantined data and "
+                             "the Feast registry; created if absent.")(func)
+
+
+def existing_workspace_option(func):
+    """``--workspace DIR`` of a command that reads: a folder that does not exist is an error.
+
+    Checked before the command runs, so that nothing is created on disk. The option wins over
+    ``SDOH_WORKSPACE``, which wins over the default ``sdoh_workspace``.
+    """
+    return _workspace_option(_existing_workspace, "Folder holding published data and the Feast "
+                             "registry (as `sdoh demo` or `sdoh ingest` wrote it).")(func)

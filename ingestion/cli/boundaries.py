@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ingestion.cli._common import run_settings
+
 
 @click.group("boundaries")
 def boundaries() -> None:
@@ -23,10 +25,9 @@ def boundaries() -> None:
                    "for maps).")
 @click.option("--resolution", default=None,
               help="Cartographic boundary resolution: 500k (the default), 5m or 20m.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SDOH_CACHE_DIR",
-              required=True, help="Keep the files here, mirroring their URL; verified files are "
-                                  "not downloaded again and interrupted ones resume. "
-                                  "[env SDOH_CACHE_DIR]")
+@click.option("--cache-dir", type=click.Path(file_okay=False),
+              help="Keep the files here, mirroring their URL; verified files are not downloaded "
+                   "again and interrupted ones resume. Needed, or SDOH_CACHE_DIR.")
 @click.option("--base-url", default="https://www2.census.gov/geo/tiger", show_default=True,
               help="Root of the files (a mirror or local server behind a firewall).")
 @click.option("--workers", type=click.IntRange(1, 16), default=4, show_default=True,
@@ -48,6 +49,9 @@ def download(level, year, states, kind, resolution, cache_dir, base_url, workers
     """
     from ingestion.sources.tiger import download_boundaries, read_manifest
 
+    cache_dir = run_settings(cache_dir=cache_dir).cache_dir
+    if cache_dir is None:
+        raise click.UsageError("a cache folder is needed: pass --cache-dir DIR or set SDOH_CACHE_DIR")
     try:
         paths = download_boundaries(level, year, list(states) or None, kind=kind,
                                     resolution=resolution, cache_dir=cache_dir, base_url=base_url,

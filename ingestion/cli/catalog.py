@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ingestion.cli._common import workspace_option
+from ingestion.cli._common import existing_workspace_option, run_settings
 
 # Columns of the table format; JSON and CSV carry every column.
 TABLE_COLUMNS = ("view", "field", "domain", "measure_type", "proxy_for", "fairness_role", "vintage",
@@ -31,6 +31,7 @@ def parse_where(pairs: tuple[str, ...]) -> dict[str, list[str]]:
 
 @click.command("catalog")
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              callback=lambda _ctx, _param, pairs: parse_where(pairs),  # a usage error comes first
               help="Keep features whose metadata KEY is VALUE or lists it (proxy_for=race matches "
                    "'race,ethnicity'). Repeat: different keys must all match, one key's values "
                    "any. KEY is any metadata key of DESIGN.md section 4, or reliability.")
@@ -40,7 +41,7 @@ def parse_where(pairs: tuple[str, ...]) -> dict[str, list[str]]:
               show_default=True, help="table shows the main keys; json and csv carry every key.")
 @click.option("--low-share", type=click.FloatRange(0, 1), default=0.2, show_default=True,
               help="reliability=low threshold: share of a measure's published rows classed low.")
-@workspace_option
+@existing_workspace_option
 def catalog(where, views, fmt, low_share, workspace) -> None:
     """List features with their equity metadata, filtered by any metadata key.
 
@@ -57,20 +58,21 @@ def catalog(where, views, fmt, low_share, workspace) -> None:
 
     \b
     Example:
-      sdoh catalog --where proxy_for=race --workspace demo_workspace
+      sdoh catalog --where proxy_for=race --workspace sdoh_workspace
       sdoh catalog --where reliability=low --view acs_tract --format csv > unreliable.csv
       sdoh catalog --where domain=economic_stability --format json
     """
     from equity.feature_catalog import feature_catalog
 
-    wanted = parse_where(where)
-    frame = feature_catalog(workspace, where=wanted, views=list(views) or None, low_share=low_share)
+    frame = feature_catalog(workspace, where=where, views=list(views) or None, low_share=low_share,
+                            profile=run_settings().profile)
     if fmt == "json":
         click.echo(frame.to_json(orient="records", indent=1))
     elif fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)
     elif frame.empty:
-        click.echo("no feature matches " + " and ".join(where), err=True)
+        click.echo("no feature matches " + " and ".join(
+            f"{key}={'|'.join(values)}" for key, values in where.items()), err=True)
     else:
-        columns = [*TABLE_COLUMNS, *(k for k in wanted if k not in TABLE_COLUMNS)]
+        columns = [*TABLE_COLUMNS, *(k for k in where if k not in TABLE_COLUMNS)]
         click.echo(frame[columns].to_string(index=False, float_format="{:.2f}".format))

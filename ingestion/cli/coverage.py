@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ingestion.cli._common import workspace_option
+from ingestion.cli._common import existing_workspace_option
 
 
 @click.command("coverage")
@@ -26,7 +26,7 @@ from ingestion.cli._common import workspace_option
 @click.option("--rejects", "rejects_path", type=click.Path(exists=True, dir_okay=False),
               help="Rejected rows of the linking run, so the linkage funnel counts every input "
                    "row; default the rejects of the run whose timeline is published.")
-@workspace_option
+@existing_workspace_option
 def coverage(frame_path, patients_path, out, features, by, unit, rejects_path, workspace) -> None:
     """Write an HTML coverage report: linkage funnel, coverage by subgroup, odds ratios, plots.
 

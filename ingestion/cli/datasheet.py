@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ingestion.cli._common import workspace_option
+from ingestion.cli._common import existing_workspace_option, run_settings
 
 FORMATS = {"md": ("md",), "html": ("html",), "both": ("md", "html")}
 
@@ -15,7 +15,7 @@ FORMATS = {"md": ("md",), "html": ("html",), "both": ("md", "html")}
               help="Folder to write <name>.md / <name>.html into (created if needed).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="both", show_default=True,
               help="Markdown, HTML or both.")
-@workspace_option
+@existing_workspace_option
 def datasheet(names, out, fmt, workspace) -> None:
     """Write a datasheet per feature view and feature service (default: every one).
 
@@ -27,10 +27,11 @@ def datasheet(names, out, fmt, workspace) -> None:
 
     \b
     Example:
-      sdoh datasheet --out datasheets --workspace demo_workspace
+      sdoh datasheet --out datasheets --workspace sdoh_workspace
       sdoh datasheet acs_tract equity_audit_v1 --out datasheets --format md
     """
     from equity.datasheets import write_datasheets
 
-    for path in write_datasheets(workspace, list(names) or None, out=out, formats=FORMATS[fmt]):
+    for path in write_datasheets(workspace, list(names) or None, out=out, formats=FORMATS[fmt],
+                                 profile=run_settings().profile):
         click.echo(str(path))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ingestion.cli._common import workspace_option
+from ingestion.cli._common import run_settings, workspace_option
 
 if TYPE_CHECKING:
     from ingestion.jobs.pipeline import DemoSummary
@@ -60,8 +60,9 @@ def demo(n_patients, seed, workspace) -> None:
 
     \b
     Example:
-      sdoh demo --workspace demo_workspace
+      sdoh demo                       # into ./sdoh_workspace, every command's default
+      sdoh demo --workspace elsewhere
     """
     from ingestion.jobs.pipeline import run_demo
 
-    _print_summary(run_demo(workspace, seed=seed, n_patients=n_patients))
+    _print_summary(run_demo(workspace, seed=seed, n_patients=n_patients, settings=run_settings()))

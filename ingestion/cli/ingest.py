@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ingestion.cli._common import workspace_option
+from ingestion.cli._common import run_settings, workspace_option
 
 LEVELS = ("block_group", "tract", "county", "zcta", "state")
 DEFAULT_LEVELS = ("block_group", "tract", "county")
@@ -51,7 +51,7 @@ def census_options(func):
                           "DC and PR."),
         click.option("--base-url", default="https://api.census.gov/data", show_default=True,
                      help="Census Data API base URL (point it at a mirror or replay server)."),
-        click.option("--cache-dir", type=click.Path(file_okay=False), envvar="SDOH_CACHE_DIR",
+        click.option("--cache-dir", type=click.Path(file_okay=False),
                      default=None, help="Keep API responses here: a rerun makes no requests, an "
                                         "interrupted run resumes. [env SDOH_CACHE_DIR]"),
         click.option("--max-workers", type=click.IntRange(1, 16), default=4, show_default=True,
@@ -63,9 +63,13 @@ def census_options(func):
 
 
 def _client(base_url: str, cache_dir: str | None, max_workers: int):
+    """The Census client: ``--cache-dir`` wins over ``SDOH_CACHE_DIR``; the key is the settings'."""
+    from ingestion.core.settings import secret
     from ingestion.sources.census_api import CensusClient
 
-    return CensusClient(base_url=base_url, cache_dir=cache_dir, max_workers=max_workers)
+    settings = run_settings(cache_dir=cache_dir)
+    return CensusClient(base_url=base_url, cache_dir=settings.cache_dir, max_workers=max_workers,
+                        api_key=secret(settings.census_api_key))
 
 
 def _report(result) -> None:

@@ -7,17 +7,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ingestion.cli._common import workspace_option
+from ingestion.cli._common import existing_workspace_option, run_settings
 from ingestion.core.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pydantic import SecretStr
 
 SERVICES = ("model_inputs_v1", "equity_audit_v1")
 
 
 @click.command("apply")
-@workspace_option
+@existing_workspace_option
 def apply(workspace) -> None:
     """Register entities, feature views and services for what is published.
 
@@ -27,7 +28,7 @@ def apply(workspace) -> None:
     """
     from feature_repo import apply_definitions, feature_store
 
-    names = apply_definitions(feature_store(workspace), workspace)
+    names = apply_definitions(feature_store(workspace, settings=run_settings()), workspace)
     click.echo("registered views: " + ", ".join(names))
 
 
@@ -37,7 +38,7 @@ def apply(workspace) -> None:
 @click.option("--feast-default", is_flag=True,
               help="Write through Feast's own materialize (about 10x slower; same values).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@workspace_option
+@existing_workspace_option
 def materialize(views, feast_default, quiet, workspace) -> None:
     """Load what each view gained since its last materialization into the online store.
 
@@ -56,8 +57,9 @@ def materialize(views, feast_default, quiet, workspace) -> None:
     from feature_repo import feature_store
     from feature_repo import materialize as materialize_store
 
-    done = materialize_store(feature_store(workspace), views=list(views) or None,
-                             feast_default=feast_default, progress=not quiet)
+    store = feature_store(workspace, settings=run_settings())
+    done = materialize_store(store, views=list(views) or None, feast_default=feast_default,
+                             progress=not quiet)
     for w in done:
         rows = "written by Feast" if w.written is None else f"{w.written:,} rows written"
         click.echo(f"{w.view:<28} {w.reason:<14} {w.start:%Y-%m-%d} .. {w.end:%Y-%m-%d %H:%M}  {rows}"
@@ -99,7 +101,7 @@ def _read_events(path: str) -> pd.DataFrame:
               help="Events per chunk (default 200,000: ~4.5 GiB peak for model_inputs_v1); memory "
                    "holds one chunk's frame. Ignored on Spark.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@workspace_option
+@existing_workspace_option
 def training_frame(events, output, feature_service, chunk_events, quiet, workspace) -> None:
     """Write a point-in-time correct training frame for events (patient_id, event_timestamp).
 
@@ -117,8 +119,9 @@ def training_frame(events, output, feature_service, chunk_events, quiet, workspa
     from feature_repo import feature_store, write_training_frame
     from feature_repo.serving.retrieval import CHUNK_EVENTS
 
-    path = write_training_frame(_read_events(events), output, store=feature_store(workspace),
-                                workspace=workspace, feature_service=feature_service,
+    store = feature_store(workspace, settings=run_settings())
+    path = write_training_frame(_read_events(events), output, store=store, workspace=workspace,
+                                feature_service=feature_service,
                                 chunk_events=chunk_events or CHUNK_EVENTS, progress=not quiet)
     written = ds.dataset(path, format="parquet")
     click.echo(f"wrote {path}: {written.count_rows():,} rows x {len(written.schema)} columns")
@@ -127,7 +130,7 @@ def training_frame(events, output, feature_service, chunk_events, quiet, workspa
 @click.command("online")
 @click.argument("patient_ids", nargs=-1, required=True)
 @click.option("--feature-service", type=click.Choice(SERVICES), default=SERVICES[0], show_default=True)
-@workspace_option
+@existing_workspace_option
 def online(patient_ids, feature_service, workspace) -> None:
     """Look up patients' current SDOH features in the online store (JSON out).
 
@@ -137,7 +140,8 @@ def online(patient_ids, feature_service, workspace) -> None:
     """
     from feature_repo import feature_store, online_features
 
-    frame = online_features(list(patient_ids), store=feature_store(workspace), workspace=workspace,
+    store = feature_store(workspace, settings=run_settings())
+    frame = online_features(list(patient_ids), store=store, workspace=workspace,
                             feature_service=feature_service)
     click.echo(json.dumps(frame.to_dict(orient="records"), indent=2, default=str))
 
@@ -167,7 +171,7 @@ def online(patient_ids, feature_service, workspace) -> None:
               help="How long the list of feature services is trusted before the registry is read "
               "again (default 30).")
 @click.option("--access-log", is_flag=True, help="Log every request.")
-@workspace_option
+@existing_workspace_option
 def serve(host, port, boundaries, token_file, admin_token_file, enable_write_endpoints,
           allow_unauthenticated, max_body_bytes, service_cache_seconds, access_log, workspace) -> None:
     """Start the HTTP feature server: Feast's endpoints plus patient and location lookups.
@@ -176,7 +180,7 @@ def serve(host, port, boundaries, token_file, admin_token_file, enable_write_end
     Endpoints:
       POST /get-online-features   Feast's, for the feature services
       POST /patients/features     {"patient_ids": ["P000001"], "feature_service": "model_inputs_v1"}
-      POST /locations/features    {"locations": ["99001000100", [39.16, -75.52]]}
+      POST /locations/features    {"locations": ["99001000100", [38.27, -69.62]]}
       GET  /health                registry and online store reachable (no token needed)
       GET  /docs, /openapi.json   API docs (token needed like the data routes)
 
@@ -199,21 +203,28 @@ def serve(host, port, boundaries, token_file, admin_token_file, enable_write_end
       curl -s host:6566/patients/features -H "Authorization: Bearer $(cat token)" \\
            -d '{"patient_ids": ["P000001"]}'
     """
-    import os
-
     from feature_repo import feature_store
     from feature_repo.serving.online import workspace_boundaries
-    from feature_repo.serving.server import ServerSettings, load_token
+    from feature_repo.serving.server import ServerSettings
     from feature_repo.serving.server import serve as run_server
     from ingestion.geo.boundaries import load_boundary_set
 
+    settings = run_settings()
     limits = {"max_body_bytes": max_body_bytes, "service_cache_seconds": service_cache_seconds}
-    settings = ServerSettings(
-        host=host, token=load_token(token_file, environ=os.environ, variable="SDOH_SERVER_TOKEN"),
-        admin_token=load_token(admin_token_file, environ=os.environ, variable="SDOH_SERVER_ADMIN_TOKEN"),
+    exposure = ServerSettings(
+        host=host, token=_token(token_file, settings.server_token),
+        admin_token=_token(admin_token_file, settings.server_admin_token),
         enable_write_endpoints=enable_write_endpoints, allow_unauthenticated=allow_unauthenticated,
         **{name: value for name, value in limits.items() if value is not None})
     polygons = (load_boundary_set({int(y): p for y, p in boundaries}) if boundaries
                 else workspace_boundaries(workspace))
-    run_server(feature_store(workspace), workspace, settings=settings, port=port, boundaries=polygons,
-               access_log=access_log)
+    run_server(feature_store(workspace, settings=settings), workspace, settings=exposure, port=port,
+               boundaries=polygons, access_log=access_log)
+
+
+def _token(path: str | None, setting: SecretStr | None) -> str | None:
+    """The token in ``path`` (explicit, wins; checked private), else the one of the settings."""
+    from feature_repo.serving.server import load_token
+    from ingestion.core.settings import secret
+
+    return load_token(path, environ={}, variable="") if path else secret(setting)

@@ -11,6 +11,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingestion.core.errors import InputError
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -79,6 +81,26 @@ class Workspace:
     def published_glob(self, dataset: str) -> str:
         """The glob Feast and DuckDB read ``dataset`` through."""
         return str(self.published_dir(dataset) / "**" / "*.parquet")
+
+    def require_existing(self) -> Workspace:
+        """The workspace itself if its folder exists: check before reading, so nothing is created.
+
+        Raises
+        ------
+        InputError
+            If the folder does not exist: one line naming it and what to do.
+
+        Examples
+        --------
+        >>> Workspace("/no/such/folder").require_existing()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ingestion.core.errors.InputError: no workspace at /no/such/folder: run `sdoh demo` ...
+        """
+        if not self.root.is_dir():
+            raise InputError(f"no workspace at {self.root}: run `sdoh demo` to build the demo "
+                             "there, or pass --workspace (or set SDOH_WORKSPACE) to a workspace "
+                             "that `sdoh ingest` or `sdoh link` wrote")
+        return self
 
     def is_published(self, dataset: str) -> bool:
         """Whether ``dataset`` has any published partition."""

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ingestion.core.atomic import write_atomic
 from ingestion.core.datasets import geography_timeline_spec
+from ingestion.core.settings import Settings
 from ingestion.core.workspace import Workspace
 from ingestion.demo.region import generate_demo_region
 from ingestion.demo.replay import CensusReplayServer
@@ -212,6 +213,7 @@ def run_demo(
     seed: int = 20221208,
     n_patients: int = 2000,
     online_patient: str | None = None,
+    settings: Settings | None = None,
 ) -> DemoSummary:
     """Run every stage on the synthetic demo region, offline, and summarise what happened.
 
@@ -228,6 +230,8 @@ def run_demo(
         Demo region generation settings.
     online_patient : str, optional
         Patient for the online lookup; the first linked patient by default.
+    settings : Settings, optional
+        The Feast profile and its connections; default read from the environment.
 
     Returns
     -------
@@ -235,7 +239,7 @@ def run_demo(
 
     Examples
     --------
-    >>> summary = run_demo(Workspace("demo_workspace"))  # doctest: +SKIP
+    >>> summary = run_demo(Workspace("sdoh_workspace"))  # doctest: +SKIP
     """
     # feature_repo imports ingestion, so it is imported here rather than at module level.
     from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
@@ -251,7 +255,7 @@ def run_demo(
     summary.validation["patient_geography"] = linked.published.report.summary()
     summary.funnel = linked.funnel
 
-    store = feature_store(workspace)
+    store = feature_store(workspace, settings=settings)
     apply_definitions(store, workspace)
     materialize(store)
     log.info("materialized the online store")
