@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pyarrow.parquet as pq
 
 from ingestion.core.datasets import geography_timeline_spec
 from ingestion.core.errors import LinkageError
+from ingestion.core.settings import load_settings, secret
 from ingestion.core.workspace import Workspace
 
 __all__ = [
@@ -75,7 +75,7 @@ def patient_key_secret() -> bytes:
     --------
     >>> secret = patient_key_secret()  # doctest: +SKIP
     """
-    value = os.environ.get(PATIENT_KEY_ENV, "")
+    value = secret(load_settings().patient_key_secret) or ""
     if not value:
         raise LinkageError(f"pseudonymized patient keys need a secret: set the environment "
                            f"variable {PATIENT_KEY_ENV} to at least {MIN_SECRET_LENGTH} random "

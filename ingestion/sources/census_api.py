@@ -88,6 +88,7 @@ from tqdm import tqdm
 
 from ingestion.core.errors import CensusApiError
 from ingestion.core.geography import STATE_FIPS, normalize_counties, normalize_states, normalize_zctas
+from ingestion.core.settings import load_settings, secret
 from ingestion.sources.http import (
     CACHE_ENV,
     FROM_ENVIRONMENT,
@@ -596,7 +597,7 @@ class CensusClient:
         root = cache_root(cache_dir)
         self.cache_dir = root
         self._cache = None if root is None else _ResponseCache(root, self.base_url)
-        self._api_key = api_key if api_key else (os.environ.get("CENSUS_API_KEY") or None)
+        self._api_key = api_key if api_key else secret(load_settings().census_api_key)
         self._workers = WorkerSessions(max_workers=self.max_workers, name="census-api",
                                        user_agent="sdoh-feature-store census client")
         _install_urllib3_redaction()

@@ -51,6 +51,7 @@ import requests
 import tenacity
 
 from ingestion.core.errors import ServiceUrlError
+from ingestion.core.settings import load_settings
 
 __all__ = [
     "CACHE_ENV",
@@ -127,7 +128,7 @@ def cache_root(cache_dir: str | os.PathLike[str] | None | CacheDefault) -> Path 
     True
     """
     if cache_dir is FROM_ENVIRONMENT:
-        cache_dir = os.environ.get(CACHE_ENV) or None
+        cache_dir = load_settings().cache_dir
     if cache_dir is None:
         return None
     if not isinstance(cache_dir, (str, os.PathLike)) or not str(cache_dir).strip():
