@@ -7,6 +7,7 @@ tract dataset and ``timeline`` its patient address timeline (both unpublished fr
 attributes. Only doctests get them, and they only read ``ws`` and ``store``.
 """
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -22,7 +23,8 @@ def hand_built_store(tmp_path_factory):
 
     Returns (store, ws, the hand_built module).
 
-    Read-only for its users: the doctests and tests/test_retrieval.py share it.
+    Read-only for its users (the doctests and the retrieval, online and server tests share it):
+    its teardown fails if any file of its workspace changed, naming the files.
     """
     import pandas as pd
 
@@ -37,7 +39,17 @@ def hand_built_store(tmp_path_factory):
     store = feature_store(ws, profile="embedded")
     apply_definitions(store, ws)
     materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
-    return store, ws, hand_built
+    before = fingerprint(ws.root)
+    yield store, ws, hand_built
+    after = fingerprint(ws.root)
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"a user of the shared hand-built store changed {changed}; give it its own store"
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Each file under ``root`` (relative path) -> the SHA-256 of its bytes."""
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 @pytest.fixture(scope="session")

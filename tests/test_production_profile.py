@@ -67,15 +67,12 @@ def test_online_lookup_from_redis(production):
     assert frame.loc[1, "acs_tract__pct_below_poverty_missing"] == "po_box"
 
 
-def test_training_frame_with_sql_registry_matches_the_embedded_profile(production, tmp_path):
+def test_training_frame_with_sql_registry_matches_the_embedded_profile(production, hand_built_store):
     store, ws, _ = production
     events = pd.DataFrame({"patient_id": ["A", "A", "C"],
                            "event_timestamp": ["2021-01-01", "2022-03-17", "2021-06-01"]})
     got = training_frame(events, store=store, workspace=ws)
-    embedded_ws = Workspace(tmp_path / "embedded")
-    publish_hand_built(embedded_ws)
-    embedded = feature_store(embedded_ws, profile="embedded")
-    apply_definitions(embedded, embedded_ws)
+    embedded, embedded_ws, _ = hand_built_store  # the session's embedded store of the same region
     expected = training_frame(events, store=embedded, workspace=embedded_ws)
     pd.testing.assert_frame_equal(got, expected)
 

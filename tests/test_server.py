@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from hand_built import publish_hand_built
 
-from feature_repo import apply_definitions, feature_store, materialize
+from feature_repo import apply_definitions, feature_store
 from feature_repo.serving.server import MAX_IDS, create_app, running
 from ingestion.core.workspace import Workspace
 
@@ -31,12 +31,9 @@ def call(url: str, path: str, body=None, *, raw: bytes | None = None, token: str
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("server"))
-    publish_hand_built(ws)
-    store = feature_store(ws, profile="embedded")
-    apply_definitions(store, ws)
-    materialize(store, progress=False)
+def server(hand_built_store):
+    """A server of the session's read-only hand-built store (the root conftest's)."""
+    store, ws, _ = hand_built_store
     with running(create_app(store, ws)) as url:
         yield url
 

@@ -73,8 +73,10 @@ def region(root) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def shared_region(tmp_path_factory):
-    return region(tmp_path_factory.mktemp("secured"))
+def shared_region(hand_built_store):
+    """(store, ws) of the session's read-only hand-built store (the root conftest's)."""
+    store, ws, _ = hand_built_store
+    return store, ws
 
 
 @pytest.fixture(scope="module")
