@@ -1,4 +1,7 @@
-"""Doctest fixtures: the names docstring examples use, built only when a doctest runs.
+"""The hand-built region shared by the session, and the names docstring examples use.
+
+`hand_built_published`, `hand_built_copy` and `hand_built_store` publish, copy and serve the
+region of tests/hand_built.py once per session for every test that only reads it.
 
 ``ws`` is a small published workspace (the hand-built region of tests/hand_built.py),
 ``store`` its applied and materialized feature store (embedded profile), ``tracts`` its ACS
@@ -7,8 +10,12 @@ tract dataset and ``timeline`` its patient address timeline (both unpublished fr
 attributes. Only doctests get them, and they only read ``ws`` and ``store``.
 """
 
+import contextlib
 import hashlib
 import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +25,44 @@ HAND_BUILT = Path(__file__).parent / "tests" / "hand_built.py"
 
 
 @pytest.fixture(scope="session")
-def hand_built_store(tmp_path_factory):
+def hand_built_published(tmp_path_factory):
+    """The hand-built region published once per session: (workspace, the hand_built module).
+
+    Publishing validates every dataset and costs seconds; tests take a copy with
+    `hand_built_copy` rather than publishing again. Its teardown fails if any file changed.
+    """
+    from ingestion.core.workspace import Workspace
+
+    spec = importlib.util.spec_from_file_location("hand_built", HAND_BUILT)
+    hand_built = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hand_built)
+    ws = Workspace(tmp_path_factory.mktemp("hand_built_published"))
+    hand_built.publish_hand_built(ws)
+    with unchanged(ws.root, "the session's published hand-built region"):
+        yield ws, hand_built
+
+
+@pytest.fixture(scope="session")
+def hand_built_copy(hand_built_published):
+    """A function: root -> a new Workspace at ``root`` holding the hand-built region, published.
+
+    The published datasets (their version folders and relative links) are copied, so the
+    copy is the caller's to change, as if it had run tests/hand_built.py's publish_hand_built.
+    """
+    from ingestion.core.workspace import Workspace
+
+    template, _ = hand_built_published
+
+    def copy(root: Path) -> "Workspace":
+        ws = Workspace(root)
+        shutil.copytree(template.root / "published", ws.root / "published", symlinks=True)
+        return ws
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def hand_built_store(tmp_path_factory, hand_built_published, hand_built_copy):
     """The hand-built region, published, applied and materialized once per session.
 
     Returns (store, ws, the hand_built module).
@@ -29,27 +73,30 @@ def hand_built_store(tmp_path_factory):
     import pandas as pd
 
     from feature_repo import apply_definitions, feature_store, materialize
-    from ingestion.core.workspace import Workspace
 
-    spec = importlib.util.spec_from_file_location("hand_built", HAND_BUILT)
-    hand_built = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hand_built)
-    ws = Workspace(tmp_path_factory.mktemp("hand_built"))
-    hand_built.publish_hand_built(ws)
+    ws = hand_built_copy(tmp_path_factory.mktemp("hand_built"))
     store = feature_store(ws, profile="embedded")
     apply_definitions(store, ws)
     materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
-    before = fingerprint(ws.root)
-    yield store, ws, hand_built
-    after = fingerprint(ws.root)
+    with unchanged(ws.root, "a user of the session's hand-built store"):
+        yield store, ws, hand_built_published[1]
+
+
+@contextlib.contextmanager
+def unchanged(root: Path, who: str) -> Iterator[None]:
+    """Fail on exit if any file under ``root`` was added, removed or rewritten, naming them."""
+    before = fingerprint(root)
+    yield
+    after = fingerprint(root)
     changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
-    assert not changed, f"a user of the shared hand-built store changed {changed}; give it its own store"
+    assert not changed, f"{who} changed {changed} in a shared fixture: give that test its own copy"
 
 
 def fingerprint(root: Path) -> dict[str, str]:
-    """Each file under ``root`` (relative path) -> the SHA-256 of its bytes."""
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file()}
+    """Each file and link under ``root`` (relative path) -> the SHA-256 of its bytes or its target."""
+    return {str(path.relative_to(root)): hashlib.sha256(
+                os.readlink(path).encode() if path.is_symlink() else path.read_bytes()).hexdigest()
+            for path in sorted(root.rglob("*")) if path.is_symlink() or path.is_file()}
 
 
 @pytest.fixture(scope="session")
