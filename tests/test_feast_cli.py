@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from feast import FeatureStore, FeatureView, FileSource
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
-from hand_built import acs_frame, publish_hand_built
+from hand_built import acs_frame
 
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize
 from feature_repo.definitions.feast_cli import MODULE, repo_objects, write_cli_repo
@@ -81,10 +81,9 @@ def snapshot(store: FeatureStore) -> dict:
 
 
 @pytest.fixture
-def applied(tmp_path):
+def applied(hand_built_copy, tmp_path):
     """The hand-built region published and registered by `sdoh apply`'s library call."""
-    ws = Workspace(tmp_path / "ws")
-    publish_hand_built(ws)
+    ws = hand_built_copy(tmp_path / "ws")
     store = feature_store(ws, profile="embedded")
     apply_definitions(store, ws)
     return store, ws

@@ -6,18 +6,10 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
-from hand_built import publish_hand_built
 
-from feature_repo import (
-    OnlineLookup,
-    apply_definitions,
-    feature_store,
-    materialize,
-    online_features_at,
-)
+from feature_repo import OnlineLookup, online_features_at
 from feature_repo.serving.retrieval import feast_online_features
 from ingestion.core.errors import InputError
-from ingestion.core.workspace import Workspace
 
 UTC = dt.UTC
 # Records hold None where retrieval's frames hold NaN in object columns: both mean missing.
@@ -28,13 +20,10 @@ def at(text: str) -> dt.datetime:
     return pd.Timestamp(text, tz="UTC").to_pydatetime()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("online"))
-    publish_hand_built(ws)
-    store = feature_store(ws, profile="embedded")
-    apply_definitions(store, ws)
-    materialize(store, end=at("2026-01-01"), progress=False)
+@pytest.fixture
+def served(hand_built_store):
+    """(store, ws) of the hand-built region: the root conftest's, read-only, shared by the session."""
+    store, ws, _ = hand_built_store
     return store, ws
 
 

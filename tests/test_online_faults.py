@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from hand_built import POVERTY, TIMELINE, acs_frame, publish_hand_built
+from hand_built import POVERTY, TIMELINE, acs_frame
 from redis_server import RedisServer
 from test_server import call
 
@@ -41,9 +41,9 @@ PROFILES = ["embedded", "production"]
 
 
 class Served:
-    """A hand-built workspace, applied and materialized under one profile."""
+    """A hand-built workspace (a `hand_built_copy` of its own), applied and materialized under one profile."""
 
-    def __init__(self, profile: str, root, monkeypatch, redis: RedisServer | None):
+    def __init__(self, profile: str, ws: Workspace, monkeypatch, redis: RedisServer | None):
         self.profile, self.redis = profile, redis
         monkeypatch.setenv("SDOH_PROFILE", profile)
         if profile == "production":
@@ -52,8 +52,7 @@ class Served:
             monkeypatch.setenv("SDOH_REDIS", redis.address)
             monkeypatch.setenv("SDOH_REDIS_TIMEOUT_S", "1")
             monkeypatch.setenv("SDOH_REGISTRY_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-        self.ws = Workspace(root)
-        publish_hand_built(self.ws)
+        self.ws = ws
         self.store = feature_store(self.ws)
         apply_definitions(self.store, self.ws)
         materialize(self.store, progress=False)
@@ -95,16 +94,16 @@ def own_redis(tmp_path):
 
 
 @pytest.fixture(params=PROFILES)
-def served(request, tmp_path, monkeypatch):
+def served(request, hand_built_copy, tmp_path, monkeypatch):
     redis = request.getfixturevalue("own_redis") if request.param == "production" else None
-    side = Served(request.param, tmp_path / "ws", monkeypatch, redis)
+    side = Served(request.param, hand_built_copy(tmp_path / "ws"), monkeypatch, redis)
     yield side
     side.close()
 
 
 @pytest.fixture
-def on_redis(tmp_path, monkeypatch, own_redis):
-    side = Served("production", tmp_path / "ws", monkeypatch, own_redis)
+def on_redis(hand_built_copy, tmp_path, monkeypatch, own_redis):
+    side = Served("production", hand_built_copy(tmp_path / "ws"), monkeypatch, own_redis)
     yield side
     side.close()
 

@@ -7,7 +7,6 @@ import uuid
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from hand_built import publish_hand_built
 from redis_server import RedisServer
 
 from conftest import require_service
@@ -15,13 +14,12 @@ from feature_repo import apply_definitions, feature_store, materialize, online_f
 from feature_repo.serving.store import render_profile
 from ingestion.cli import sdoh
 from ingestion.core.errors import ServiceUnavailable
-from ingestion.core.workspace import Workspace
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory):
+def production(hand_built_copy, tmp_path_factory):
     """The hand-built region on a Redis of this module's own (never the shared one's databases)."""
     require_service("postgres")
     redis_server = RedisServer(tmp_path_factory.mktemp("redis")).start()
@@ -33,8 +31,7 @@ def production(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     try:
-        ws = Workspace(tmp_path_factory.mktemp("prod"))
-        publish_hand_built(ws)
+        ws = hand_built_copy(tmp_path_factory.mktemp("prod"))
         store = feature_store(ws, profile="production")
         apply_definitions(store, ws)
         materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime())
@@ -67,15 +64,12 @@ def test_online_lookup_from_redis(production):
     assert frame.loc[1, "acs_tract__pct_below_poverty_missing"] == "po_box"
 
 
-def test_training_frame_with_sql_registry_matches_the_embedded_profile(production, tmp_path):
+def test_training_frame_with_sql_registry_matches_the_embedded_profile(production, hand_built_store):
     store, ws, _ = production
     events = pd.DataFrame({"patient_id": ["A", "A", "C"],
                            "event_timestamp": ["2021-01-01", "2022-03-17", "2021-06-01"]})
     got = training_frame(events, store=store, workspace=ws)
-    embedded_ws = Workspace(tmp_path / "embedded")
-    publish_hand_built(embedded_ws)
-    embedded = feature_store(embedded_ws, profile="embedded")
-    apply_definitions(embedded, embedded_ws)
+    embedded, embedded_ws, _ = hand_built_store  # the session's embedded store of the same region
     expected = training_frame(events, store=embedded, workspace=embedded_ws)
     pd.testing.assert_frame_equal(got, expected)
 
@@ -108,16 +102,14 @@ def test_feature_server_on_redis_and_postgres(production):
 
 
 @pytest.fixture
-def registry_down(tmp_path, monkeypatch):
+def registry_down(hand_built_copy, tmp_path, monkeypatch):
     """The production profile with its registry URL on a closed loopback port ("PostgreSQL down")."""
     with socket.socket() as probe:  # a port nothing listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("SDOH_PROFILE", "production")
     monkeypatch.setenv("SDOH_REGISTRY_URL", f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{port}/x")
-    ws = Workspace(tmp_path / "ws")
-    publish_hand_built(ws)
-    return ws, port
+    return hand_built_copy(tmp_path / "ws"), port
 
 
 def test_apply_with_the_registry_down_is_a_clear_error(registry_down):

@@ -39,11 +39,30 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("patient", "at", "value", "reason", "why"), CASES, ids=[c[4] for c in CASES])
-def test_training_frame_point_in_time(served, patient, at, value, reason, why):
-    store, ws = served
-    events = pd.DataFrame({"patient_id": [patient], "event_timestamp": [at]})
-    row = training_frame(events, store=store, workspace=ws).iloc[0]
+def case_events() -> pd.DataFrame:
+    """One event per case of CASES, in order, with an extra column the frame must keep."""
+    return pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": [c[1] for c in CASES],
+                         "outcome": range(len(CASES))})
+
+
+@pytest.fixture(scope="module")
+def shared_case_frame(hand_built_store):
+    """The training frame of `case_events`, built once: one Feast call for every case."""
+    store, ws, _ = hand_built_store
+    return training_frame(case_events(), store=store, workspace=ws)
+
+
+@pytest.fixture
+def case_frame(shared_case_frame):
+    """A copy of the module's case frame (row i is CASES[i]), so no test changes another's."""
+    return shared_case_frame.copy()
+
+
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[c[4] for c in CASES])
+def test_training_frame_point_in_time(case_frame, case):
+    patient, at, value, reason, why = CASES[case]
+    row = case_frame.iloc[case]
+    assert (row["patient_id"], row["event_timestamp"]) == (patient, pd.Timestamp(at)), why
     got = row["acs_tract__pct_below_poverty"]
     if value is None:
         assert pd.isna(got), why
@@ -53,11 +72,8 @@ def test_training_frame_point_in_time(served, patient, at, value, reason, why):
     assert (got_reason if pd.notna(got_reason) else None) == reason, why
 
 
-def test_training_frame_keeps_event_order_and_extra_columns(served):
-    store, ws = served
-    events = pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": [c[1] for c in CASES],
-                           "outcome": range(len(CASES))})
-    frame = training_frame(events, store=store, workspace=ws)
+def test_training_frame_keeps_event_order_and_extra_columns(case_frame):
+    frame = case_frame
     assert frame["outcome"].tolist() == list(range(len(CASES)))
     got = frame["acs_tract__pct_below_poverty"].tolist()
     assert [None if pd.isna(g) else g for g in got] == [c[2] for c in CASES]
@@ -65,10 +81,9 @@ def test_training_frame_keeps_event_order_and_extra_columns(served):
     assert frame.loc[4, "acs_tract__vintage"] == 2020
 
 
-def test_training_frame_equals_feasts_own_join_for_looked_up_rows(served):
+def test_training_frame_equals_feasts_own_join_for_looked_up_rows(served, case_frame):
     store, ws = served
-    events = pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": [c[1] for c in CASES]})
-    frame = training_frame(events, store=store, workspace=ws)
+    frame = case_frame
     looked_up = frame[frame["acs_tract__geoid"].notna()]
     entity_df = pd.DataFrame({"tract_geoid": looked_up["acs_tract__geoid"],
                               "vintage": looked_up["acs_tract__vintage"].astype("int64"),
@@ -79,13 +94,12 @@ def test_training_frame_equals_feasts_own_join_for_looked_up_rows(served):
                                    feast_df["pct_below_poverty"], check_names=False)
 
 
-def test_written_frame_in_chunks_equals_the_frame(served, tmp_path):
+def test_written_frame_in_chunks_equals_the_frame(served, case_frame, tmp_path):
     store, ws = served
-    events = pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": [c[1] for c in CASES],
-                           "outcome": range(len(CASES))})
     # Chunks of 3 events: a chunk of only patient B reads no tract at all (its columns all null).
-    path = write_training_frame(events, tmp_path / "frame.parquet", store=store, workspace=ws, chunk_events=3)
-    expected = training_frame(events, store=store, workspace=ws)
+    path = write_training_frame(case_events(), tmp_path / "frame.parquet", store=store, workspace=ws,
+                                chunk_events=3)
+    expected = case_frame
     # Nulls compare strictly (one null per column in both paths); the written file carries no
     # pandas metadata, so a nullable Int64 vintage reads back as float64.
     vintages = dict.fromkeys([c for c in expected if c.endswith("__vintage")], "float64")
@@ -112,13 +126,13 @@ def test_failed_write_keeps_the_previous_frame(served, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["frame.parquet"]
 
 
-@pytest.mark.parametrize(("at", "value"), [("2021-01-01", 1.0), ("2022-06-01", 2.0), ("2023-01-01", 3.0)])
-def test_state_is_read_through_the_county_prefix(served, at, value):
+def test_state_is_read_through_the_county_prefix(served):
     store, ws = served
-    row = training_frame(pd.DataFrame({"patient_id": ["A"], "event_timestamp": [at]}),
-                         store=store, workspace=ws).iloc[0]
-    assert row["acs_state__geoid"] == "99"
-    assert row["acs_state__pct_below_poverty"] == value
+    cases = [("2021-01-01", 1.0), ("2022-06-01", 2.0), ("2023-01-01", 3.0)]  # event time, state value
+    events = pd.DataFrame({"patient_id": ["A"] * len(cases), "event_timestamp": [c[0] for c in cases]})
+    frame = training_frame(events, store=store, workspace=ws)
+    for (at, value), (_, row) in zip(cases, frame.iterrows(), strict=True):
+        assert (row["acs_state__geoid"], row["acs_state__pct_below_poverty"]) == ("99", value), at
 
 
 def test_online_lookup_uses_current_address_and_vintage(served):
@@ -142,17 +156,31 @@ def test_online_lookup_before_the_move(served):
     assert row["acs_tract__pct_below_poverty"] == 6.0
 
 
-@pytest.mark.parametrize(("patient", "at", "value", "reason"), [
+ZIP_CASES = [
+    # patient, event time, expected ZCTA value, expected reason
     ("E", "2020-06-01", None, "not_yet_released"),
     ("E", "2021-01-01", 40.0, None),   # 2019 vintage on 2010 ZCTAs
     ("E", "2023-01-01", 42.0, None),
     ("A", "2023-01-01", None, "level_not_linked"),  # linked by a point, without ZCTA polygons
     ("B", "2023-01-01", None, "po_box"),
-])
-def test_zip_only_patients_get_zcta_features_and_nothing_finer(served, patient, at, value, reason):
+]
+
+
+@pytest.fixture(scope="module")
+def zip_frame(hand_built_store):
+    """The training frame of every ZIP_CASES event, built once (row i is ZIP_CASES[i])."""
+    store, ws, _ = hand_built_store
+    events = pd.DataFrame({"patient_id": [c[0] for c in ZIP_CASES],
+                           "event_timestamp": [c[1] for c in ZIP_CASES]})
+    return training_frame(events, store=store, workspace=ws)
+
+
+@pytest.mark.parametrize("case", range(len(ZIP_CASES)), ids=["-".join(c[:2]) for c in ZIP_CASES])
+def test_zip_only_patients_get_zcta_features_and_nothing_finer(served, zip_frame, case):
     store, ws = served
-    events = pd.DataFrame({"patient_id": [patient], "event_timestamp": [at]})
-    row = training_frame(events, store=store, workspace=ws).iloc[0]
+    patient, at, value, reason = ZIP_CASES[case]
+    row = zip_frame.iloc[case]
+    assert (row["patient_id"], row["event_timestamp"]) == (patient, pd.Timestamp(at, tz="UTC"))
     online = online_features([patient], store=store, workspace=ws,
                              at=pd.Timestamp(at, tz="UTC").to_pydatetime()).iloc[0]
     for got in (row, online):

@@ -7,11 +7,9 @@ import urllib.request
 
 import pandas as pd
 import pytest
-from hand_built import publish_hand_built
 
-from feature_repo import apply_definitions, feature_store, materialize
+from feature_repo import apply_definitions, feature_store
 from feature_repo.serving.server import MAX_IDS, create_app, running
-from ingestion.core.workspace import Workspace
 
 
 def call(url: str, path: str, body=None, *, raw: bytes | None = None, token: str | None = None,
@@ -31,12 +29,9 @@ def call(url: str, path: str, body=None, *, raw: bytes | None = None, token: str
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("server"))
-    publish_hand_built(ws)
-    store = feature_store(ws, profile="embedded")
-    apply_definitions(store, ws)
-    materialize(store, progress=False)
+def server(hand_built_store):
+    """A server of the session's read-only hand-built store (the root conftest's)."""
+    store, ws, _ = hand_built_store
     with running(create_app(store, ws)) as url:
         yield url
 
@@ -105,9 +100,8 @@ def test_a_batch_of_a_thousand_ids_is_served(server):
     assert status == 200 and len(reply["results"]) == MAX_IDS
 
 
-def test_health_is_503_when_the_online_store_is_gone(tmp_path):
-    ws = Workspace(tmp_path)
-    publish_hand_built(ws)
+def test_health_is_503_when_the_online_store_is_gone(hand_built_copy, tmp_path):
+    ws = hand_built_copy(tmp_path)
     store = feature_store(ws, profile="embedded")
     apply_definitions(store, ws)
     store.config.online_store.path = str(tmp_path / "missing" / "online.db")

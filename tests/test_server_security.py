@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
-from hand_built import TIMELINE, publish_hand_built
+from hand_built import TIMELINE
 from test_server import NOW, call, check_patients
 
 from feature_repo import apply_definitions, feature_store, materialize
@@ -29,7 +29,6 @@ from feature_repo.serving.server import (
 )
 from ingestion.cli import sdoh
 from ingestion.core.errors import ServerSecurityError
-from ingestion.core.workspace import Workspace
 
 READ = "read-token-" + "r" * 24
 ADMIN = "admin-token-" + "a" * 24
@@ -62,10 +61,8 @@ def served_tract(url: str) -> str:
     return reply["results"][0]["acs_tract__geoid"]
 
 
-def region(root) -> tuple:
-    """The hand-built region published, registered and materialized in ``root``: (store, workspace)."""
-    ws = Workspace(root)
-    publish_hand_built(ws)
+def region(ws) -> tuple:
+    """The hand-built region of ``ws`` (a `hand_built_copy`) registered and materialized: (store, ws)."""
     store = feature_store(ws, profile="embedded")
     apply_definitions(store, ws)
     materialize(store, progress=False)
@@ -73,8 +70,10 @@ def region(root) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def shared_region(tmp_path_factory):
-    return region(tmp_path_factory.mktemp("secured"))
+def shared_region(hand_built_store):
+    """(store, ws) of the session's read-only hand-built store (the root conftest's)."""
+    store, ws, _ = hand_built_store
+    return store, ws
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +85,9 @@ def guarded(shared_region):
 
 
 @pytest.fixture(scope="module")
-def writable(tmp_path_factory):
+def writable(hand_built_copy, tmp_path_factory):
     """A server of its own region with write endpoints enabled for the admin token."""
-    store, ws = region(tmp_path_factory.mktemp("writable"))
+    store, ws = region(hand_built_copy(tmp_path_factory.mktemp("writable")))
     settings = ServerSettings(token=READ, admin_token=ADMIN, enable_write_endpoints=True)
     with running(create_app(store, ws, settings=settings)) as url:
         yield url
@@ -172,8 +171,8 @@ def test_enabled_write_endpoints_refuse_all_but_the_admin_token(writable, path, 
     assert served_tract(writable) == "99001000100"
 
 
-def test_the_admin_token_opens_the_enabled_write_endpoints_only(tmp_path):
-    store, ws = region(tmp_path)
+def test_the_admin_token_opens_the_enabled_write_endpoints_only(hand_built_copy, tmp_path):
+    store, ws = region(hand_built_copy(tmp_path))
     settings = ServerSettings(token=READ, admin_token=ADMIN, enable_write_endpoints=True)
     with running(create_app(store, ws, settings=settings)) as url:
         assert send(url, "POST", "/patients/features", {"patient_ids": ["A"]}, token=ADMIN)[0] == 401

@@ -8,7 +8,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from feast import FileSource
-from hand_built import publish_hand_built
 
 from feature_repo import apply_definitions, feature_store, render_profile
 from ingestion.cli import sdoh
@@ -82,11 +81,9 @@ def test_a_profile_renders_the_settings_given_not_the_environment(clean_environm
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """The hand-built region, published once; each test opens its own copy's store."""
-    ws = Workspace(tmp_path_factory.mktemp("published"))
-    publish_hand_built(ws)
-    return ws
+def published(tmp_path_factory, hand_built_copy):
+    """The hand-built region, published (a copy of the session's); tests open their own stores."""
+    return hand_built_copy(tmp_path_factory.mktemp("published"))
 
 
 @pytest.mark.filterwarnings("ignore:The spark data source API is an experimental:RuntimeWarning")
