@@ -26,7 +26,7 @@ interval (key counts per view, keys the source dropped removed, a sample read ba
 Feast's ``online_read``); `online_keys` checks a sample cheaply for ``/health`` and lookups.
 
 Values read back through ``store.get_online_features`` are identical to Feast's default path
-(tests/test_fast_materialize.py compares the stores byte for byte).
+(tests/test_materialize.py compares the stores byte for byte).
 """
 
 from __future__ import annotations
