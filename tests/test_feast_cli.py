@@ -1,4 +1,6 @@
-"""Feast's own CLI in a workspace's feast folder (feature_repo.definitions.feast_cli): the same objects as sdoh apply.
+"""Feast's own CLI in a workspace's feast folder: the same objects as sdoh apply.
+
+The module Feast loads there is written by feature_repo.definitions.feast_cli.
 
 The real ``feast`` command runs in a subprocess that imports this checkout's code (PYTHONPATH),
 from a folder outside any checkout, as a Feast user would.

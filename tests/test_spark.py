@@ -195,7 +195,8 @@ def test_spark_frame_stays_in_spark_and_writes_the_same_values(on_spark, expecte
 def test_many_areas_are_joined_by_a_shuffle_with_the_same_frame(on_spark, expected, events, monkeypatch,
                                                                  tmp_path):
     store, ws = on_spark
-    monkeypatch.setattr("feature_repo.serving.spark.BROADCAST_CELLS", 0)  # every view "too large" to broadcast
+    # every view "too large" to broadcast
+    monkeypatch.setattr("feature_repo.serving.spark.BROADCAST_CELLS", 0)
     frame = spark_training_frame(events, store=store, workspace=ws, feature_service=SERVICE)
     assert "SortMergeJoin" in frame._jdf.queryExecution().executedPlan().toString()
     pd.testing.assert_frame_equal(_as_expected(frame.toPandas(), expected), expected)

@@ -14,8 +14,8 @@ from ingestion.core.workspace import Workspace
 from ingestion.demo.replay import CensusReplayServer
 from ingestion.derive.svi import compute_svi, percentile_rank, round_half_up, svi_variables
 from ingestion.jobs.ingest import ingest_svi, ingest_svi_file
-from ingestion.sources.svi_file import apparent_reference, read_svi_file
 from ingestion.sources.census_api import CensusClient
+from ingestion.sources.svi_file import apparent_reference, read_svi_file
 from sdoh_sources import CatalogError, SdohError
 from sdoh_sources.svi import load_svi_catalog, svi_source
 

@@ -121,7 +121,8 @@ FORMATS = {
     "boundary_vintage": re.compile(r"^(none|\d{4}(,\d{4})*)$"),
     "release_date": re.compile(r"^(none|\d{4}-\d{2}-\d{2}(,\d{4}-\d{2}-\d{2})*)$"),
 }
-FIX_HINT = ("fix the measure in sdoh_sources/catalog/*.yaml (or the tags in feature_repo/definitions/metadata.py), "
+FIX_HINT = ("fix the measure in sdoh_sources/catalog/*.yaml "
+            "(or the tags in feature_repo/definitions/metadata.py), "
             "or add the value to sdoh_sources/catalog/vocabularies.yaml if it is a new category")
 
 

@@ -1785,7 +1785,8 @@ def _land(levels: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def _index_manifest() -> dict:
     """Which index inputs are served: vintages, levels and where the variable list comes from."""
-    source = {"svi": "ingestion.derive.svi.svi_variables", "adi_computed": "ingestion.derive.adi.adi_variables"}
+    source = {"svi": "ingestion.derive.svi.svi_variables",
+              "adi_computed": "ingestion.derive.adi.adi_variables"}
     out = {index: {"vintages": list(spec["vintages"]), "levels": list(spec["levels"]),
                    "variables": source[index]} for index, spec in INDEX_INPUTS.items()}
     out["svi"]["releases"] = _svi_releases(INDEX_INPUTS["svi"]["vintages"])
