@@ -7,10 +7,10 @@ once for the distinct (GEOID, vintage) keys of all of them. Reads go through the
 own ``online_read`` (Feast's code for SQLite, Redis and the others), with the feature views
 kept from the first call, so no call deserializes the registry or builds a pandas frame.
 
-The semantics are those of `feature_repo.serving.retrieval.feast_online_features`, the same lookup on
-Feast's own read path: the vintage in force
-"now" (released on or before it), the GEOID of that vintage's boundary year, and a typed
-missing reason for every missing value (tests/test_online.py checks the two agree).
+The rules are `feature_repo.serving.lookup_rules`'s, applied record by record: the vintage in
+force "now" (released on or before it), the GEOID of that vintage's boundary year, and a typed
+missing reason for every missing value. `feature_repo.serving.retrieval.feast_online_features`
+makes the same lookup on Feast's own read path (tests/test_online.py checks the two agree).
 
 Examples
 --------
@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
 import re
@@ -40,18 +39,20 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 
-from feature_repo.definitions.feature_views import published_calendar
-from feature_repo.serving.materialize import unavailable
-from feature_repo.serving.retrieval import (
-    ADDRESSLESS,
+from feature_repo.serving.lookup_rules import (
     GEOGRAPHY_FEATURES,
     GEOGRAPHY_VIEW,
-    NO_ADDRESS,
-    UNKNOWN_PATIENT,
-    unlinked_reason,
+    ViewPlan,
+    address_reason,
+    area_read,
+    geoid_missing_column,
+    geoid_source,
+    missing_reason,
+    period_ended,
 )
+from feature_repo.serving.materialize import unavailable
 from feature_repo.serving.store import require_online
-from ingestion.core.datasets import GEOID_LENGTH
+from ingestion.core.datasets import BOUNDARY_VINTAGES, GEOID_LENGTH, published_calendar
 from ingestion.core.errors import InputError
 from ingestion.core.workspace import Workspace
 from ingestion.geo.boundaries import load_boundary_set
@@ -60,7 +61,6 @@ from ingestion.geo.pseudonym import lookup_keys
 
 __all__ = ["OnlineLookup", "online_features", "online_features_at", "workspace_boundaries"]
 
-BOUNDARY_YEARS = (2010, 2020)
 # Levels a location reaches, finest first; a state is its county's first two digits.
 LEVELS = ("block_group", "tract", "county", "state")
 LEVEL_OF_LENGTH = {GEOID_LENGTH[level]: level for level in LEVELS}
@@ -69,41 +69,26 @@ Location = str | tuple[float, float]
 
 @dataclass(frozen=True)
 class AreaView:
-    """An area view of the feature service, ready to read: features, reasons and calendar."""
+    """An area view of the feature service, ready to read: the Feast view and its `ViewPlan`."""
 
     view: FeatureView
-    level: str
-    features: tuple[str, ...]
-    base_of: dict[str, str]  # "<measure>_missing" -> "<measure>", when both are read
-    releases: tuple[dt.datetime, ...]  # sorted release instants (UTC)
-    vintages: tuple[int, ...]
-    boundary_years: tuple[int, ...]
+    plan: ViewPlan
 
     @property
     def name(self) -> str:
         """The view's name."""
         return self.view.name
 
-    def in_force(self, now: dt.datetime) -> tuple[int, int] | None:
-        """(vintage, boundary year) released last on or before ``now``; None before any."""
-        i = bisect.bisect_right(self.releases, now) - 1
-        return None if i < 0 else (self.vintages[i], self.boundary_years[i])
-
 
 def _area_view(view: FeatureView, names: list[str], workspace: Workspace) -> AreaView:
     known = {f.name for f in view.features}
     reasons = [f"{n}_missing" for n in names if not n.endswith("_missing") and f"{n}_missing" in known]
-    features = tuple(dict.fromkeys([*names, *reasons]))
     calendar = published_calendar(view.name, workspace)
     if calendar is None:
         raise InputError(f"view {view.name} is registered but {workspace.root} does not publish "
                          "it: run `sdoh apply` again")
-    releases = [t.to_pydatetime() for t in calendar["release_ts"].dt.tz_convert("UTC")]
-    return AreaView(view, view.tags["geography_level"], features,
-                    {f: f.removesuffix("_missing") for f in features
-                     if f.endswith("_missing") and f.removesuffix("_missing") in features},
-                    tuple(releases), tuple(int(v) for v in calendar["vintage"]),
-                    tuple(int(b) for b in calendar["boundary_year"]))
+    return AreaView(view, ViewPlan(view.name, view.tags["geography_level"],
+                                   tuple(dict.fromkeys([*names, *reasons])), calendar))
 
 
 _PLAIN = frozenset({"double_val", "string_val", "int64_val", "int32_val", "float_val", "bool_val"})
@@ -292,7 +277,7 @@ class OnlineLookup:
         [geos] = self.reader.read([(self.geography, [(k,) for k in keys], GEOGRAPHY_FEATURES)])
         if any(geo is None for geo in geos):
             require_online(self.store, [self.geography])  # unknown ids, not a wiped store
-        reasons = [_address_reason(geo, now) for geo in geos]
+        reasons = [_address(geo, now) for geo in geos]
         return self._hop2([{"patient_id": p} for p in ids], geos, reasons, now)
 
     def locations(self, locations: Sequence[Location], *, boundary_year: int | None = None,
@@ -330,8 +315,8 @@ class OnlineLookup:
         ...     ["99001000100", "99001000301"])]
         ['geography_not_in_vintage', None]
         """
-        if boundary_year is not None and boundary_year not in BOUNDARY_YEARS:
-            raise InputError(f"boundary_year must be one of {BOUNDARY_YEARS}, got {boundary_year!r}")
+        if boundary_year is not None and boundary_year not in BOUNDARY_VINTAGES:
+            raise InputError(f"boundary_year must be one of {BOUNDARY_VINTAGES}, got {boundary_year!r}")
         now = _utc(at)
         geos: list[dict | None] = [None] * len(locations)
         points = {}
@@ -366,16 +351,12 @@ class OnlineLookup:
         """Per area view: the vintage in force and each row's GEOID; one read for all views."""
         rows, reads = [], []
         for view in self.views:
-            force = view.in_force(now)
-            if force is None:
-                found = [(None, "not_yet_released")] * len(records)
-            else:
-                found = [(None, reason) if reason in ADDRESSLESS else
-                         _geoid(geo, view.level, force[1], reason)
-                         for geo, reason in zip(geos, reasons, strict=True)]
+            force = view.plan.in_force_at(now)
+            found = [_read(geo or {}, view.plan.level, force, reason) for geo, reason in
+                     zip(geos, reasons, strict=True)]
             distinct = sorted({g for g, _ in found if g is not None})
             rows.append((view, force, found, distinct))
-            reads.append((view.view, [(g, force[0]) for g in distinct] if force else [], view.features))
+            reads.append((view.view, [(g, force[0]) for g in distinct] if force else [], view.plan.features))
         read = self.reader.read(reads)
         missed = [view.view for (view, *_), values in zip(rows, read, strict=True) if None in values]
         if missed:  # geography_not_in_vintage, unless the store lost its rows
@@ -383,7 +364,7 @@ class OnlineLookup:
         for (view, force, found, distinct), values in zip(rows, read, strict=True):
             by_geoid = dict(zip(distinct, values, strict=True))
             for record, (geoid, reason) in zip(records, found, strict=True):
-                _fill(record, view, force, geoid, reason, by_geoid.get(geoid))
+                _fill(record, view.plan, force, geoid, reason, by_geoid.get(geoid))
         return records
 
     def frame(self, records: list[dict]) -> pd.DataFrame:
@@ -394,20 +375,19 @@ class OnlineLookup:
         return frame
 
 
-def _fill(record: dict, view: AreaView, force: tuple[int, int] | None, geoid: str | None,
+def _fill(record: dict, plan: ViewPlan, force: tuple[int, int] | None, geoid: str | None,
           reason: str | None, values: dict | None) -> None:
-    """Write one view's columns into ``record``; a missing value gets its reason."""
-    name = view.name
-    record[f"{name}__vintage"] = force[0] if geoid is not None else None
-    record[f"{name}__geoid"] = geoid
+    """Write one view's columns into ``record``; a missing value gets its reason (`missing_reason`)."""
+    record[f"{plan.name}__vintage"] = force[0] if geoid is not None else None
+    record[f"{plan.name}__geoid"] = geoid
     got = values or {}
-    for feature in view.features:
+    measures = plan.measures_of
+    for feature in plan.features:
         value = got.get(feature)
-        if geoid is None and feature.endswith("_missing"):
-            value = reason
-        elif feature in view.base_of and value is None and got.get(view.base_of[feature]) is None:
-            value = "geography_not_in_vintage"
-        record[f"{name}__{feature}"] = value
+        if feature.endswith("_missing"):
+            value = missing_reason(read=geoid is not None, stored=value, row_reason=reason,
+                                   value_missing=feature in measures and got.get(measures[feature]) is None)
+        record[f"{plan.name}__{feature}"] = value
 
 
 def _utc(at: dt.datetime | None) -> dt.datetime:
@@ -418,37 +398,28 @@ def _utc(at: dt.datetime | None) -> dt.datetime:
     return at.astimezone(dt.UTC)
 
 
-def _address_reason(geo: dict | None, now: dt.datetime) -> str | None:
-    """Why a patient has no address now: unknown id, none found, period ended, or the link's reason.
+def _address(geo: dict | None, now: dt.datetime) -> str | None:
+    """`address_reason` of one patient's online row (None: the store holds no row for the id).
 
-    The per-record form of `feature_repo.serving.retrieval._address_reason`; an id without any row is
-    one the timeline does not hold (materialization verified the store holds every one).
+    An id without any row is one the timeline does not hold (materialization verified the
+    store holds every one).
     """
-    if geo is None:
-        return UNKNOWN_PATIENT
-    if geo.get("link_method") is None:
-        return NO_ADDRESS
-    valid_to = geo.get("valid_to")
-    if valid_to is not None and valid_to <= now:
-        return NO_ADDRESS
-    return geo.get("link_missing")
+    row = geo or {}
+    return address_reason(known=geo is not None, found=row.get("link_method") is not None,
+                          ended=period_ended(row.get("valid_to"), now), link_missing=row.get("link_missing"))
 
 
-def _geoid(geo: dict, level: str, year: int, link_reason: str | None) -> tuple[str | None, str | None]:
-    """The GEOID at ``level`` on ``year`` boundaries, or None and why.
-
-    A GEOID the address holds is used even when its link has a reason for finer levels (a
-    ZIP-only patient has a ZCTA but no tract).
-    """
-    why = geo.get("_why", {}).get((level, year))
-    if why:
-        return None, why
-    if level == "state":
-        county = geo.get(f"county_geoid_{year}") or geo.get(f"state_geoid_{year}")
-        geoid = county[:2] if county else None
-    else:
-        geoid = geo.get(f"{level}_geoid_{year}")
-    return (geoid, None) if geoid else (None, link_reason or unlinked_reason(level))
+def _read(geo: dict, level: str, force: tuple[int, int] | None,
+          address: str | None) -> tuple[str | None, str | None]:
+    """The GEOID a row reads at ``level`` in the vintage in force, or None and why (`area_read`)."""
+    geoid = None
+    if force is not None:
+        column, prefix = geoid_source(level, force[1])
+        geoid = geo.get(column)
+        geoid = geoid[:prefix] if geoid and prefix else geoid
+    read, reason = area_read(address, released=force is not None, geoid_found=bool(geoid), level=level,
+                             geoid_missing=force and geo.get(geoid_missing_column(level, force[1])))
+    return (geoid, None) if read else (None, reason)
 
 
 def _geoid_geography(geoid: str, boundary_year: int | None) -> dict:
@@ -457,15 +428,15 @@ def _geoid_geography(geoid: str, boundary_year: int | None) -> dict:
         raise InputError(f"location {geoid!r} is not a GEOID: give 12 digits (block group), 11 "
                          "(tract), 5 (county) or 2 (state), or a (latitude, longitude) pair")
     given = LEVELS.index(LEVEL_OF_LENGTH[len(geoid)])
-    geo: dict[str, Any] = {"link_method": "geoid", "_why": {}}
-    for year in BOUNDARY_YEARS:
+    geo: dict[str, Any] = {"link_method": "geoid"}
+    for year in BOUNDARY_VINTAGES:
         for i, level in enumerate(LEVELS):
             if boundary_year is not None and year != boundary_year:
-                geo["_why"][level, year] = "geoid_of_other_boundary_vintage"
+                geo[geoid_missing_column(level, year)] = "geoid_of_other_boundary_vintage"
             elif i < given:
-                geo["_why"][level, year] = "location_coarser_than_level"
-            else:
-                geo[f"{level}_geoid_{year}"] = geoid[:GEOID_LENGTH[level]]
+                geo[geoid_missing_column(level, year)] = "location_coarser_than_level"
+            else:  # a state location stands in the county column its level reads the prefix of
+                geo.setdefault(geoid_source(level, year)[0], geoid[:GEOID_LENGTH[level]])
     return geo
 
 
