@@ -10,9 +10,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
-from string import Template
 
 import yaml
 from feast import FeatureStore, FeatureView
@@ -29,49 +27,14 @@ from feature_repo.serving.materialize import (
     fast_materialize,
     online_keys,
 )
+from feature_repo.serving.online_sqlite import write_plan
+from feature_repo.serving.profiles import render_profile, selected_profile
 from ingestion.core import known_warnings
 from ingestion.core.atomic import write_atomic
 from ingestion.core.errors import InputError, OnlineStoreUnavailable, PublishError, ServiceUnavailable
 from ingestion.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
-PROFILES = ("embedded", "production", "spark")
-# Settings a profile may use; each can be overridden by the environment variable of its name.
-SETTINGS = {
-    "SDOH_PROJECT": "sdoh",
-    "SDOH_REDIS": "127.0.0.1:6379",
-    # Seconds any Redis connect, read or write may take before failing (a JSON 503 when serving);
-    # parameters given in SDOH_REDIS itself win.
-    "SDOH_REDIS_TIMEOUT_S": "2",
-    "SDOH_REGISTRY_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-    "SDOH_SPARK_MASTER": "local[2]",
-    "SDOH_SPARK_DRIVER_MEMORY": "4g",  # Spark's 1g default hangs near 1M entity rows
-    "SDOH_SPARK_SHUFFLE_PARTITIONS": "8",  # Spark's 200 default suits a cluster, not local[2]
-}
-
-
-def selected_profile(profile: str | None = None) -> str:
-    """The profile to use: the argument, else ``SDOH_PROFILE``, else ``embedded``."""
-    chosen = profile or os.environ.get("SDOH_PROFILE") or "embedded"
-    if chosen not in PROFILES:
-        raise ValueError(f"unknown profile {chosen!r}; choose one of {PROFILES} (SDOH_PROFILE)")
-    return chosen
-
-
-def render_profile(workspace: Workspace, profile: str | None = None) -> str:
-    """The profile's feature_store.yaml text with the workspace and settings filled in.
-
-    Examples
-    --------
-    >>> "duckdb" in render_profile(Workspace("/tmp/ws"), "embedded")
-    True
-    """
-    name = selected_profile(profile)
-    text = resources.files("feature_repo.definitions").joinpath("profiles", f"{name}.yaml").read_text()
-    values = {key: os.environ.get(key, default) for key, default in SETTINGS.items()}
-    return Template(text).substitute(values, SDOH_WORKSPACE=str(workspace.root))
-
-
 def feature_store(workspace: Workspace, *, profile: str | None = None) -> FeatureStore:
     """A FeatureStore for ``workspace`` under a profile (argument, ``SDOH_PROFILE``, or embedded).
 
@@ -163,6 +126,7 @@ def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
         store.apply(objects)
     except OperationalError as exc:  # Feast's SQL registry connects on first use
         raise _registry_unreachable(store, exc) from exc
+    write_plan(store)
     return [o.name for o in objects if isinstance(o, FeatureView)]
 
 
@@ -335,6 +299,7 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
         checks |= {name: replace(check, removed=checks[name].removed) for name, check in again.items()}
     _write_record(store, {name: {"keys": c.expected, "sample": [k.hex() for k in c.sample]}
                           for name, c in checks.items()}, VERIFIED_RECORD)
+    write_plan(store)  # after the registry recorded the windows
     return [replace(w, online=checks.get(name)) for name, w in done.items()]
 
 

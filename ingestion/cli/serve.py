@@ -135,10 +135,9 @@ def online(patient_ids, feature_service, workspace) -> None:
     Example:
       sdoh online P000001 P000002 --workspace ws
     """
-    from feature_repo import feature_store, online_features
+    from feature_repo.serving.online import workspace_online_features
 
-    frame = online_features(list(patient_ids), store=feature_store(workspace), workspace=workspace,
-                            feature_service=feature_service)
+    frame = workspace_online_features(list(patient_ids), workspace=workspace, feature_service=feature_service)
     click.echo(json.dumps(frame.to_dict(orient="records"), indent=2, default=str))
 
 

@@ -273,7 +273,7 @@ def published_calendar(dataset: str, workspace: Workspace) -> pd.DataFrame | Non
     Examples
     --------
     >>> published_calendar("acs_tract", ws)[["vintage", "boundary_year"]].values.tolist()
-    [[2019, 2010], [2021, 2020]]
+    [[2019, 2010], [2020, 2020], [2021, 2020]]
     """
     import duckdb  # only readers of published data need it, not every user of the specs
 
