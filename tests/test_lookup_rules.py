@@ -161,8 +161,8 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def events():
-    return pd.DataFrame({"patient_id": [c[0] for c in CASES],
-                         "event_timestamp": pd.to_datetime([c[1] for c in CASES], utc=True, format="ISO8601")})
+    times = pd.to_datetime([c[1] for c in CASES], utc=True, format="ISO8601")
+    return pd.DataFrame({"patient_id": [c[0] for c in CASES], "event_timestamp": times})
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,16 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 
 from feature_repo.serving.lookup_rules import GEOGRAPHY_VIEW
-from feature_repo.serving.online_sqlite import unavailable, write_plan
+from feature_repo.serving.online_sqlite import PLAIN_KINDS, unavailable, write_plan
 
 __all__ = ["RedisReader", "StoreReader", "feast_views", "reader_for"]
 # A view as listed for a lookup: handle, features requested, features it has, geography level.
 Listed = tuple[FeatureView, list[str], tuple[str, ...], str | None]
 
-_PLAIN = frozenset({"double_val", "string_val", "int64_val", "int32_val", "float_val", "bool_val"})
-
-
 def _value(proto: ValueProto) -> Any:
     """The Python value Feast returns for a ValueProto; scalars without Feast's generic path."""
     kind = proto.WhichOneof("val")
-    if kind in _PLAIN:
+    if kind in PLAIN_KINDS:
         return getattr(proto, kind)
     return feast_value_type_to_python_type(proto)
 

@@ -42,13 +42,14 @@ from ingestion.core.workspace import Workspace
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-__all__ = ["PLAN_FILE", "PlannedView", "SqliteSource", "plan_source", "serialize_key", "sqlite_unavailable",
-           "unavailable", "write_plan"]
+__all__ = ["PLAIN_KINDS", "PLAN_FILE", "PlannedView", "SqliteSource", "plan_source", "serialize_key",
+           "sqlite_unavailable", "unavailable", "write_plan"]
 
 PLAN_FILE = "online_plan.json"
 # Feast types whose values this reader decodes exactly as Feast does.
 DECODED_TYPES = frozenset({"Float64", "Float32", "Int64", "Int32", "String", "Bool", "UnixTimestamp"})
-_PLAIN = frozenset({"double_val", "string_val", "int64_val", "int32_val", "float_val", "bool_val"})
+# Value kinds whose Python value is the field itself (Feast's generic conversion is slower).
+PLAIN_KINDS = frozenset({"double_val", "string_val", "int64_val", "int32_val", "float_val", "bool_val"})
 _NULL_TIMESTAMP = -(2 ** 63)  # Feast's null UnixTimestamp (NaT as int64)
 
 
@@ -211,7 +212,7 @@ def _python(raw: bytes) -> Any:
     value = getattr(proto, kind)
     if kind == "unix_timestamp_val":
         return None if value == _NULL_TIMESTAMP else dt.datetime.fromtimestamp(value, tz=dt.UTC)
-    if kind not in _PLAIN:  # write_plan admits only the types above
+    if kind not in PLAIN_KINDS:  # write_plan admits only the types above
         raise TypeError(f"cannot decode a {kind} value without Feast")
     return value
 
