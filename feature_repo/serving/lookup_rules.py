@@ -180,6 +180,8 @@ def missing_reason(*, read: bool, stored: str | None, value_missing: bool,
     row_reason : str or None
         Why the row read nothing (`area_read`).
 
+    The reasons are passed through, never looked into (`finish` relies on it).
+
     Examples
     --------
     >>> missing_reason(read=True, stored=None, value_missing=True, row_reason=None)
@@ -240,25 +242,33 @@ def per_case(rule: Callable[..., Any], columns: dict[str, Any], *, outputs: int 
     >>> per_case(lambda a, b: f"{a}{b}", {"a": ["x", "x", None], "b": [1, 1, 2]})
     [array(['x1', 'x1', 'None2'], dtype=object)]
     """
-    values = {name: np.asarray(pd.Series(column, dtype=object).to_numpy(), dtype=object)
-              for name, column in columns.items()}
-    size = len(next(iter(values.values())))
-    key = np.zeros(size, dtype=np.int64)
-    for column in values.values():
-        codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        key = key * (len(uniques) + 1) + codes
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    key, coded = None, {}
+    for name, column in columns.items():
+        codes, uniques = pd.factorize(column if isinstance(column, pd.Series) else np.asarray(column),
+                                      use_na_sentinel=False)  # a null is a value of its own
+        coded[name] = (codes, np.asarray(uniques, dtype=object))
+        key = codes.astype(np.int64) if key is None else key * len(uniques) + codes
+    case_of_row, cases = pd.factorize(key)
+    first = np.empty(len(cases), dtype=np.int64)  # a row of each case: its first
+    first[case_of_row[::-1]] = np.arange(len(key))[::-1]
     answers = []
     for row in first:
-        case = {name: None if pd.isna(column[row]) else column[row] for name, column in values.items()}
+        case = {name: _none(uniques[codes[row]]) for name, (codes, uniques) in coded.items()}
         answer = rule(**case)
         answers.append(answer if outputs > 1 else (answer,))
     out = []
     for i in range(outputs):
         column = np.empty(len(answers), dtype=object)
         column[:] = [a[i] for a in answers]
-        out.append(column[inverse.reshape(-1)])
+        out.append(column[case_of_row])
     return out
+
+
+def _none(value: Any) -> Any:
+    """None for any null (NaN, NaT, pandas.NA), numpy scalars as Python values."""
+    if pd.isna(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def address_reasons(geo: pd.DataFrame, at: pd.Series, *, known: Any) -> pd.Series:
@@ -414,10 +424,8 @@ def finish(plan: ViewPlan, fetched: pd.DataFrame, keys: pd.DataFrame) -> pd.Data
     for feature in [f for f in plan.features if f.endswith("_missing")]:
         measure = measures.get(feature)
         value_missing = values[measure].isna() if measure else pd.Series(False, index=values.index)
-        [reason] = per_case(missing_reason, {"read": looked_up.to_numpy(), "stored": values[feature],
-                                             "value_missing": value_missing.to_numpy(),
-                                             "row_reason": keys["row_reason"]})
-        values[feature] = pd.Series(reason, index=values.index, dtype=object)
+        values[feature] = _missing_reasons(looked_up.to_numpy(), values[feature], value_missing.to_numpy(),
+                                           keys["row_reason"])
     used = pd.DataFrame({"vintage": keys["vintage"].where(looked_up).astype("Int64"),
                          "geoid": keys[plan.key]}, index=keys.index)
     return pd.concat([used, values], axis=1, copy=False).add_prefix(f"{plan.name}__")
@@ -435,6 +443,31 @@ def require_event_columns(columns: Sequence[str]) -> None:
     missing = {"patient_id", "event_timestamp"} - set(columns)
     if missing:
         raise InputError(f"events lack columns {sorted(missing)}; need patient_id and event_timestamp")
+
+
+_STORED, _ROW = object(), object()  # stand-ins for whichever reason a row holds
+
+
+def _missing_reasons(read: np.ndarray, stored: pd.Series, value_missing: np.ndarray,
+                     row_reason: pd.Series) -> pd.Series:
+    """`missing_reason` for every row: once per case of flags, the reasons passed through.
+
+    `missing_reason` only asks whether a reason is there, so each of its 16 cases of
+    (read, stored reason present, value missing, row reason present) is decided once, with
+    stand-ins for the reasons, and each row takes its own reason where the answer is a stand-in
+    (one column of a 5-million-row frame costs a few vectorised passes, not a hash per row).
+    """
+    stored_values, row_values = stored.to_numpy(dtype=object), row_reason.to_numpy(dtype=object)
+    has_stored, has_row = stored.notna().to_numpy(), row_reason.notna().to_numpy()
+    case = read.astype(np.int8) * 8 + has_stored * 4 + value_missing.astype(np.int8) * 2 + has_row
+    out = np.full(len(case), None, dtype=object)
+    for code in np.flatnonzero(np.bincount(case, minlength=16)):
+        rows = case == code
+        answer = missing_reason(read=bool(code & 8), stored=_STORED if code & 4 else None,
+                                value_missing=bool(code & 2), row_reason=_ROW if code & 1 else None)
+        chosen = {id(_STORED): stored_values, id(_ROW): row_values}.get(id(answer))
+        out[rows] = answer if chosen is None else chosen[rows]
+    return pd.Series(out, index=stored.index, dtype=object)
 
 
 def check_events(events: pd.DataFrame) -> pd.DataFrame:
