@@ -126,7 +126,7 @@ def floor_call(store, lookup, ids: list[str]):
     """One pipelined HGETALL of every hash the lookup of ``ids`` reads."""
     from feast.infra.key_encoding_utils import serialize_entity_key
 
-    from feature_repo.serving.online import _entity_key
+    from feature_repo.serving.feast_reads import _entity_key
 
     records = lookup.patients(ids)
     project = store.config.project.encode()

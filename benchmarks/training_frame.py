@@ -405,7 +405,7 @@ def _child(impl: str, workdir: Path, out: Path, verify_rows: int, profile: Path 
 
     logging.getLogger("feast").setLevel(logging.ERROR)
     from feature_repo import feature_store, training_frame
-    from feature_repo.serving.retrieval import GEOGRAPHY_FEATURES
+    from feature_repo.serving.lookup_rules import GEOGRAPHY_FEATURES
     from ingestion.core.workspace import Workspace
 
     warnings.filterwarnings("ignore")  # feast's modules reset the filters when imported

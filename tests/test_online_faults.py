@@ -22,8 +22,8 @@ from test_server import call
 
 from conftest import require_service
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize, online_features
+from feature_repo.serving.lookup_rules import ADDRESSLESS, NO_ADDRESS, UNKNOWN_PATIENT
 from feature_repo.serving.materialize import online_keys
-from feature_repo.serving.retrieval import ADDRESSLESS, NO_ADDRESS, UNKNOWN_PATIENT
 from feature_repo.serving.server import create_app, running
 from ingestion.cli import sdoh
 from ingestion.core.datasets import acs_spec, geography_timeline_spec

@@ -76,7 +76,7 @@ def test_training_frame_with_sql_registry_matches_the_embedded_profile(productio
 
 def test_online_lookup_reads_redis_in_one_round_trip_per_hop(production):
     from feature_repo import OnlineLookup
-    from feature_repo.serving.online import RedisReader, StoreReader
+    from feature_repo.serving.feast_reads import RedisReader, StoreReader
 
     store, ws, _ = production
     at = pd.Timestamp("2022-07-01", tz="UTC").to_pydatetime()

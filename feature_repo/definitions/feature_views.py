@@ -8,7 +8,6 @@ and the patient geography timeline keyed by patient.
 from __future__ import annotations
 
 import duckdb
-import pandas as pd
 from feast import FeatureView, Field
 from feast.types import Bool, Float64, String, UnixTimestamp
 
@@ -16,13 +15,13 @@ from feature_repo.definitions.data_sources import published_source
 from feature_repo.definitions.entities import GEOGRAPHY_ENTITIES, patient, vintage
 from feature_repo.definitions.metadata import Publication, linkage_tags, measure_tags
 from ingestion.core.datasets import (
-    BOUNDARY_VINTAGES,
-    TIMELINE_LEVELS,
+    TIMELINE_GEOIDS,
     DatasetSpec,
     acs_spec,
     adi_acs_spec,
     adi_spec,
     geography_timeline_spec,
+    published_calendar,
     svi_spec,
 )
 from ingestion.core.workspace import Workspace
@@ -42,22 +41,6 @@ SUFFIX_DESCRIPTION = {
 }
 ACS_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")
 INDEX_SUFFIXES = ("", "_missing")  # published indices: ranks without MOE
-
-
-def published_calendar(dataset: str, workspace: Workspace) -> pd.DataFrame | None:
-    """Vintage, release instant (UTC) and boundary year of each vintage a dataset holds.
-
-    Returns None if the dataset is not published yet. Read on a UTC connection: DuckDB shows
-    TIMESTAMPTZ values in the session's time zone, which would move releases by hours.
-    """
-    if not workspace.is_published(dataset):
-        return None
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.execute(
-            "SELECT DISTINCT vintage, release_ts, boundary_year FROM read_parquet(?) "
-            "ORDER BY release_ts, vintage", [workspace.published_glob(dataset)]
-        ).df()
 
 
 def read_publication(spec: DatasetSpec, workspace: Workspace, *, level: str) -> Publication | None:
@@ -150,9 +133,7 @@ def adi_view(workspace: Workspace, *, profile: str = "embedded") -> FeatureView 
 # Levels a patient's address reaches: the timeline's GEOIDs (ZCTAs from ZCTA polygons or a ZIP
 # crosswalk), and the state (county's first two digits).
 LINKED_LEVELS = ("block_group", "tract", "county", "zcta", "state")
-GEOGRAPHY_FIELDS = tuple(
-    f"{level}_geoid_{year}" for year in BOUNDARY_VINTAGES for level in TIMELINE_LEVELS
-)
+GEOGRAPHY_FIELDS = TIMELINE_GEOIDS
 
 
 def patient_geography_view(workspace: Workspace, *, profile: str = "embedded") -> FeatureView | None:

@@ -42,7 +42,7 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,8 @@ from feast.utils import _coerce_datetime, make_tzaware, to_naive_utc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm.auto import tqdm
 
-from ingestion.core.errors import OnlineStoreUnavailable, PublishError
+from feature_repo.serving.online_sqlite import unavailable
+from ingestion.core.errors import PublishError
 
 log = logging.getLogger(__name__)
 
@@ -839,31 +840,6 @@ def _precompute_services(store: FeatureStore, names: list[str]) -> None:
 
 SAMPLE_KEYS = 16  # keys per view read back after materializing and checked by /health
 SCAN_COUNT = 10_000
-
-
-@contextlib.contextmanager
-def unavailable(what: str) -> Iterator[None]:
-    """Turn the online store's connection failures into `OnlineStoreUnavailable`.
-
-    Redis refused, reset or timed out (the profile bounds every socket operation, see
-    ``SDOH_REDIS_TIMEOUT_S``), or the SQLite file is missing or locked.
-
-    Examples
-    --------
-    >>> with unavailable("reading acs_tract"):
-    ...     pass
-    """
-    import redis
-
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise OnlineStoreUnavailable(f"the online store (Redis) did not answer while {what}: "
-                                     f"{type(exc).__name__}: {exc}; retry shortly, and check that "
-                                     "Redis is up (SDOH_REDIS)") from exc
-    except sqlite3.OperationalError as exc:
-        raise OnlineStoreUnavailable(f"the online store (SQLite) failed while {what}: {exc}; run "
-                                     "`sdoh apply` and `sdoh materialize`") from exc
 
 
 @dataclass(frozen=True)

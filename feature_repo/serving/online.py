@@ -7,10 +7,10 @@ once for the distinct (GEOID, vintage) keys of all of them. Reads go through the
 own ``online_read`` (Feast's code for SQLite, Redis and the others), with the feature views
 kept from the first call, so no call deserializes the registry or builds a pandas frame.
 
-The semantics are those of `feature_repo.serving.retrieval.feast_online_features`, the same lookup on
-Feast's own read path: the vintage in force
-"now" (released on or before it), the GEOID of that vintage's boundary year, and a typed
-missing reason for every missing value (tests/test_online.py checks the two agree).
+The rules are `feature_repo.serving.lookup_rules`'s, applied record by record: the vintage in
+force "now" (released on or before it), the GEOID of that vintage's boundary year, and a typed
+missing reason for every missing value. `feature_repo.serving.retrieval.feast_online_features`
+makes the same lookup on Feast's own read path (tests/test_online.py checks the two agree).
 
 Examples
 --------
@@ -23,42 +23,40 @@ Examples
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import pandas as pd
-from feast import FeatureStore, FeatureView
-from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import _mmh3
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from feast.type_map import feast_value_type_to_python_type
 
-from feature_repo.definitions.feature_views import published_calendar
-from feature_repo.serving.materialize import unavailable
-from feature_repo.serving.retrieval import (
-    ADDRESSLESS,
+from feature_repo.serving.lookup_rules import (
     GEOGRAPHY_FEATURES,
     GEOGRAPHY_VIEW,
-    NO_ADDRESS,
-    UNKNOWN_PATIENT,
-    unlinked_reason,
+    ViewPlan,
+    address_reason,
+    area_read,
+    geoid_missing_column,
+    geoid_source,
+    missing_reason,
+    period_ended,
 )
-from feature_repo.serving.store import require_online
-from ingestion.core.datasets import BOUNDARY_VINTAGES, GEOID_LENGTH
+from feature_repo.serving.online_sqlite import SqliteSource, plan_source
+from ingestion.core.datasets import BOUNDARY_VINTAGES, GEOID_LENGTH, published_calendar
 from ingestion.core.errors import InputError
+from ingestion.core.settings import Settings
 from ingestion.core.workspace import Workspace
-from ingestion.geo.boundaries import load_boundary_set
-from ingestion.geo.linking import link_addresses
 from ingestion.geo.pseudonym import lookup_keys
 
-__all__ = ["OnlineLookup", "online_features", "online_features_at", "workspace_boundaries"]
+if TYPE_CHECKING:
+    import geopandas as gpd
+    from feast import FeatureStore
+
+__all__ = ["OnlineLookup", "online_features", "online_features_at", "workspace_boundaries",
+           "workspace_online_features"]
 
 # Levels a location reaches, finest first; a state is its county's first two digits.
 LEVELS = ("block_group", "tract", "county", "state")
@@ -68,136 +66,25 @@ Location = str | tuple[float, float]
 
 @dataclass(frozen=True)
 class AreaView:
-    """An area view of the feature service, ready to read: features, reasons and calendar."""
+    """An area view of the feature service, ready to read: the Feast view and its `ViewPlan`."""
 
-    view: FeatureView
-    level: str
-    features: tuple[str, ...]
-    base_of: dict[str, str]  # "<measure>_missing" -> "<measure>", when both are read
-    releases: tuple[dt.datetime, ...]  # sorted release instants (UTC)
-    vintages: tuple[int, ...]
-    boundary_years: tuple[int, ...]
+    view: Any  # what the lookup's reader reads: a Feast FeatureView or a PlannedView
+    plan: ViewPlan
 
     @property
     def name(self) -> str:
         """The view's name."""
         return self.view.name
 
-    def in_force(self, now: dt.datetime) -> tuple[int, int] | None:
-        """(vintage, boundary year) released last on or before ``now``; None before any."""
-        i = bisect.bisect_right(self.releases, now) - 1
-        return None if i < 0 else (self.vintages[i], self.boundary_years[i])
 
-
-def _area_view(view: FeatureView, names: list[str], workspace: Workspace) -> AreaView:
-    known = {f.name for f in view.features}
+def _area_view(view: Any, names: list[str], known: Sequence[str], level: str,
+               workspace: Workspace) -> AreaView:
     reasons = [f"{n}_missing" for n in names if not n.endswith("_missing") and f"{n}_missing" in known]
-    features = tuple(dict.fromkeys([*names, *reasons]))
     calendar = published_calendar(view.name, workspace)
     if calendar is None:
         raise InputError(f"view {view.name} is registered but {workspace.root} does not publish "
                          "it: run `sdoh apply` again")
-    releases = [t.to_pydatetime() for t in calendar["release_ts"].dt.tz_convert("UTC")]
-    return AreaView(view, view.tags["geography_level"], features,
-                    {f: f.removesuffix("_missing") for f in features
-                     if f.endswith("_missing") and f.removesuffix("_missing") in features},
-                    tuple(releases), tuple(int(v) for v in calendar["vintage"]),
-                    tuple(int(b) for b in calendar["boundary_year"]))
-
-
-_PLAIN = frozenset({"double_val", "string_val", "int64_val", "int32_val", "float_val", "bool_val"})
-
-
-def _value(proto: ValueProto) -> Any:
-    """The Python value Feast returns for a ValueProto; scalars without Feast's generic path."""
-    kind = proto.WhichOneof("val")
-    if kind in _PLAIN:
-        return getattr(proto, kind)
-    return feast_value_type_to_python_type(proto)
-
-
-def _entity_key(view: FeatureView, key: tuple) -> EntityKeyProto:
-    return EntityKeyProto(join_keys=[c.name for c in view.entity_columns], entity_values=[
-        ValueProto(int64_val=v) if isinstance(v, int) else ValueProto(string_val=v) for v in key])
-
-
-Read = tuple[FeatureView, list[tuple], Sequence[str]]  # view, keys (join-key order), features
-
-
-class StoreReader:
-    """Reads through the online store's own ``online_read``: one call per view (any store)."""
-
-    def __init__(self, store: FeatureStore):
-        self.config = store.config
-        self.online_store = store._get_provider().online_store  # what Feast itself reads with
-
-    def read(self, reads: list[Read]) -> list[list[dict | None]]:
-        """Per read, per key: the features' Python values, or None if the key has no row."""
-        out = []
-        for view, keys, features in reads:
-            with unavailable(f"reading {view.name}"):
-                rows = self.online_store.online_read(self.config, view, [_entity_key(view, k) for k in keys],
-                                                     list(features)) if keys else []
-            out.append([None if _absent(stamp, values) else {f: _value(values[f]) for f in features}
-                        for stamp, values in rows])
-        return out
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _absent(stamp: dt.datetime | None, values: dict[str, ValueProto] | None) -> bool:
-    """Whether ``online_read`` found no row: None, or (Feast's Redis read) empty values at epoch 0."""
-    return values is None or (stamp == _EPOCH and not any(v.WhichOneof("val") for v in values.values()))
-
-
-class RedisReader:
-    """Feast's Redis layout read in one pipelined round trip for every view of a call.
-
-    Same keys and fields as ``RedisOnlineStore.online_read`` (serialized entity key +
-    project; murmur3 of ``view:feature``; ``_ts:view`` says whether the row exists), with the
-    field names hashed once per view rather than on every call.
-    """
-
-    def __init__(self, store: FeatureStore):
-        online = store._get_provider().online_store
-        self.client = online._get_client(store.config.online_store)
-        self.project = store.config.project.encode()
-        self.version = store.config.entity_key_serialization_version
-        self.fields: dict[tuple[str, tuple[str, ...]], list[bytes]] = {}
-
-    def _fields(self, view: FeatureView, features: Sequence[str]) -> list[bytes]:
-        key = (view.name, tuple(features))
-        if key not in self.fields:
-            self.fields[key] = [_mmh3(f"{view.name}:{f}") for f in features] + [f"_ts:{view.name}".encode()]
-        return self.fields[key]
-
-    def read(self, reads: list[Read]) -> list[list[dict | None]]:
-        """As `StoreReader.read`."""
-        with unavailable("reading " + ", ".join(view.name for view, _, _ in reads)), \
-                self.client.pipeline(transaction=False) as pipe:
-            for view, keys, features in reads:
-                fields = self._fields(view, features)
-                for k in keys:
-                    key = serialize_entity_key(_entity_key(view, k), self.version) + self.project
-                    pipe.hmget(key, fields)
-            replies = iter(pipe.execute())
-        return [[_decode(next(replies), features) for _ in keys] for _, keys, features in reads]
-
-
-def _decode(reply: list[bytes | None], features: Sequence[str]) -> dict | None:
-    if reply[-1] is None:  # no _ts: the key was never written
-        return None
-    return {f: None if raw is None else _value(ValueProto.FromString(raw))
-            for f, raw in zip(features, reply, strict=False)}
-
-
-def _reader(store: FeatureStore) -> StoreReader | RedisReader:
-    online = store.config.online_store
-    if online.type == "redis" and online.redis_type == "redis" and \
-            not getattr(store.config.registry, "enable_online_feature_view_versioning", False):
-        return RedisReader(store)
-    return StoreReader(store)
+    return AreaView(view, ViewPlan(view.name, level, tuple(dict.fromkeys([*names, *reasons])), calendar))
 
 
 class OnlineLookup:
@@ -208,8 +95,9 @@ class OnlineLookup:
 
     Parameters
     ----------
-    store : feast.FeatureStore
-        The workspace's store, materialized.
+    store : feast.FeatureStore or SqliteSource
+        The workspace's store, materialized; or its SQLite online store read without Feast
+        (`feature_repo.serving.online_sqlite.plan_source`).
     workspace : Workspace
         Where the published datasets (release calendars) live.
     feature_service : str, default "model_inputs_v1"
@@ -230,7 +118,7 @@ class OnlineLookup:
     [{'patient_id': 'A', 'acs_tract__vintage': 2021, 'acs_tract__geoid': '99001000100', ...}, ...]
     """
 
-    def __init__(self, store: FeatureStore, workspace: Workspace, *,
+    def __init__(self, store: FeatureStore | SqliteSource, workspace: Workspace, *,
                  feature_service: str = "model_inputs_v1",
                  boundaries: Mapping[int, gpd.GeoDataFrame] | None = None):
         self.store = store
@@ -240,14 +128,19 @@ class OnlineLookup:
         self.refresh()
 
     def refresh(self) -> None:
-        """Read the registry and the release calendars again."""
-        self.store.refresh_registry()
-        service = self.store.get_feature_service(self.feature_service)
-        views = {v.name: v for v in self.store.list_feature_views()}
-        self.views = [_area_view(views[p.name], [f.name for f in p.features], self.workspace)
-                      for p in service.feature_view_projections]
-        self.geography = views.get(GEOGRAPHY_VIEW)
-        self.reader = _reader(self.store)
+        """Read the registry (or the plan recorded from it) and the release calendars again."""
+        if isinstance(self.store, SqliteSource):
+            listed, self.geography = self.store.views(self.feature_service)
+            self.reader, self.require_online = self.store, self.store.require_online
+        else:  # Feast loads here, for a FeatureStore only: `sdoh online` reads SQLite without it
+            from feature_repo.serving.feast_reads import feast_views, reader_for
+            from feature_repo.serving.store import require_online
+
+            listed, self.geography = feast_views(self.store, self.feature_service)
+            self.reader = reader_for(self.store)
+            self.require_online = functools.partial(require_online, self.store)
+        self.views = [_area_view(view, names, known, level, self.workspace)
+                      for view, names, known, level in listed]
 
     def patients(self, patient_ids: Sequence[str], *, at: dt.datetime | None = None) -> list[dict]:
         """Each patient's features through their current address: two hops, one read each.
@@ -290,8 +183,8 @@ class OnlineLookup:
         keys = lookup_keys(pd.Series(ids, dtype=object), self.workspace).tolist()
         [geos] = self.reader.read([(self.geography, [(k,) for k in keys], GEOGRAPHY_FEATURES)])
         if any(geo is None for geo in geos):
-            require_online(self.store, [self.geography])  # unknown ids, not a wiped store
-        reasons = [_address_reason(geo, now) for geo in geos]
+            self.require_online([self.geography])  # unknown ids, not a wiped store
+        reasons = [_address(geo, now) for geo in geos]
         return self._hop2([{"patient_id": p} for p in ids], geos, reasons, now)
 
     def locations(self, locations: Sequence[Location], *, boundary_year: int | None = None,
@@ -356,6 +249,8 @@ class OnlineLookup:
         history = pd.DataFrame({"patient_id": [str(i) for i in points], "valid_from": "2000-01-01",
                                 "latitude": [p[0] for p in points.values()],
                                 "longitude": [p[1] for p in points.values()]})
+        from ingestion.geo.linking import link_addresses  # the geometry stack, for coordinates only
+
         linked = link_addresses(history, self.boundaries).astype(object)
         linked = linked.where(linked.notna(), None)
         return {int(row["patient_id"]): row for row in linked.to_dict("records")}
@@ -365,24 +260,20 @@ class OnlineLookup:
         """Per area view: the vintage in force and each row's GEOID; one read for all views."""
         rows, reads = [], []
         for view in self.views:
-            force = view.in_force(now)
-            if force is None:
-                found = [(None, "not_yet_released")] * len(records)
-            else:
-                found = [(None, reason) if reason in ADDRESSLESS else
-                         _geoid(geo, view.level, force[1], reason)
-                         for geo, reason in zip(geos, reasons, strict=True)]
+            force = view.plan.in_force_at(now)
+            found = [_read(geo or {}, view.plan.level, force, reason) for geo, reason in
+                     zip(geos, reasons, strict=True)]
             distinct = sorted({g for g, _ in found if g is not None})
             rows.append((view, force, found, distinct))
-            reads.append((view.view, [(g, force[0]) for g in distinct] if force else [], view.features))
+            reads.append((view.view, [(g, force[0]) for g in distinct] if force else [], view.plan.features))
         read = self.reader.read(reads)
         missed = [view.view for (view, *_), values in zip(rows, read, strict=True) if None in values]
         if missed:  # geography_not_in_vintage, unless the store lost its rows
-            require_online(self.store, missed)
+            self.require_online(missed)
         for (view, force, found, distinct), values in zip(rows, read, strict=True):
             by_geoid = dict(zip(distinct, values, strict=True))
             for record, (geoid, reason) in zip(records, found, strict=True):
-                _fill(record, view, force, geoid, reason, by_geoid.get(geoid))
+                _fill(record, view.plan, force, geoid, reason, by_geoid.get(geoid))
         return records
 
     def frame(self, records: list[dict]) -> pd.DataFrame:
@@ -393,20 +284,19 @@ class OnlineLookup:
         return frame
 
 
-def _fill(record: dict, view: AreaView, force: tuple[int, int] | None, geoid: str | None,
+def _fill(record: dict, plan: ViewPlan, force: tuple[int, int] | None, geoid: str | None,
           reason: str | None, values: dict | None) -> None:
-    """Write one view's columns into ``record``; a missing value gets its reason."""
-    name = view.name
-    record[f"{name}__vintage"] = force[0] if geoid is not None else None
-    record[f"{name}__geoid"] = geoid
+    """Write one view's columns into ``record``; a missing value gets its reason (`missing_reason`)."""
+    record[f"{plan.name}__vintage"] = force[0] if geoid is not None else None
+    record[f"{plan.name}__geoid"] = geoid
     got = values or {}
-    for feature in view.features:
+    measures = plan.measures_of
+    for feature in plan.features:
         value = got.get(feature)
-        if geoid is None and feature.endswith("_missing"):
-            value = reason
-        elif feature in view.base_of and value is None and got.get(view.base_of[feature]) is None:
-            value = "geography_not_in_vintage"
-        record[f"{name}__{feature}"] = value
+        if feature.endswith("_missing"):
+            value = missing_reason(read=geoid is not None, stored=value, row_reason=reason,
+                                   value_missing=feature in measures and got.get(measures[feature]) is None)
+        record[f"{plan.name}__{feature}"] = value
 
 
 def _utc(at: dt.datetime | None) -> dt.datetime:
@@ -417,37 +307,28 @@ def _utc(at: dt.datetime | None) -> dt.datetime:
     return at.astimezone(dt.UTC)
 
 
-def _address_reason(geo: dict | None, now: dt.datetime) -> str | None:
-    """Why a patient has no address now: unknown id, none found, period ended, or the link's reason.
+def _address(geo: dict | None, now: dt.datetime) -> str | None:
+    """`address_reason` of one patient's online row (None: the store holds no row for the id).
 
-    The per-record form of `feature_repo.serving.retrieval._address_reason`; an id without any row is
-    one the timeline does not hold (materialization verified the store holds every one).
+    An id without any row is one the timeline does not hold (materialization verified the
+    store holds every one).
     """
-    if geo is None:
-        return UNKNOWN_PATIENT
-    if geo.get("link_method") is None:
-        return NO_ADDRESS
-    valid_to = geo.get("valid_to")
-    if valid_to is not None and valid_to <= now:
-        return NO_ADDRESS
-    return geo.get("link_missing")
+    row = geo or {}
+    return address_reason(known=geo is not None, found=row.get("link_method") is not None,
+                          ended=period_ended(row.get("valid_to"), now), link_missing=row.get("link_missing"))
 
 
-def _geoid(geo: dict, level: str, year: int, link_reason: str | None) -> tuple[str | None, str | None]:
-    """The GEOID at ``level`` on ``year`` boundaries, or None and why.
-
-    A GEOID the address holds is used even when its link has a reason for finer levels (a
-    ZIP-only patient has a ZCTA but no tract).
-    """
-    why = geo.get("_why", {}).get((level, year))
-    if why:
-        return None, why
-    if level == "state":
-        county = geo.get(f"county_geoid_{year}") or geo.get(f"state_geoid_{year}")
-        geoid = county[:2] if county else None
-    else:
-        geoid = geo.get(f"{level}_geoid_{year}")
-    return (geoid, None) if geoid else (None, link_reason or unlinked_reason(level))
+def _read(geo: dict, level: str, force: tuple[int, int] | None,
+          address: str | None) -> tuple[str | None, str | None]:
+    """The GEOID a row reads at ``level`` in the vintage in force, or None and why (`area_read`)."""
+    geoid = None
+    if force is not None:
+        column, prefix = geoid_source(level, force[1])
+        geoid = geo.get(column)
+        geoid = geoid[:prefix] if geoid and prefix else geoid
+    read, reason = area_read(address, released=force is not None, geoid_found=bool(geoid), level=level,
+                             geoid_missing=force and geo.get(geoid_missing_column(level, force[1])))
+    return (geoid, None) if read else (None, reason)
 
 
 def _geoid_geography(geoid: str, boundary_year: int | None) -> dict:
@@ -456,15 +337,15 @@ def _geoid_geography(geoid: str, boundary_year: int | None) -> dict:
         raise InputError(f"location {geoid!r} is not a GEOID: give 12 digits (block group), 11 "
                          "(tract), 5 (county) or 2 (state), or a (latitude, longitude) pair")
     given = LEVELS.index(LEVEL_OF_LENGTH[len(geoid)])
-    geo: dict[str, Any] = {"link_method": "geoid", "_why": {}}
+    geo: dict[str, Any] = {"link_method": "geoid"}
     for year in BOUNDARY_VINTAGES:
         for i, level in enumerate(LEVELS):
             if boundary_year is not None and year != boundary_year:
-                geo["_why"][level, year] = "geoid_of_other_boundary_vintage"
+                geo[geoid_missing_column(level, year)] = "geoid_of_other_boundary_vintage"
             elif i < given:
-                geo["_why"][level, year] = "location_coarser_than_level"
-            else:
-                geo[f"{level}_geoid_{year}"] = geoid[:GEOID_LENGTH[level]]
+                geo[geoid_missing_column(level, year)] = "location_coarser_than_level"
+            else:  # a state location stands in the county column its level reads the prefix of
+                geo.setdefault(geoid_source(level, year)[0], geoid[:GEOID_LENGTH[level]])
     return geo
 
 
@@ -498,6 +379,8 @@ def workspace_boundaries(workspace: Workspace) -> dict[int, gpd.GeoDataFrame] | 
     manifest = workspace.root / "raw" / "demo_region" / "manifest.json"
     if not manifest.exists():
         return None
+    from ingestion.geo.boundaries import load_boundary_set  # the geometry stack, for coordinates only
+
     tiger = json.loads(manifest.read_text())["tiger"]
     return load_boundary_set({int(year): manifest.parent / entry["path"] for year, entry in tiger.items()})
 
@@ -505,7 +388,7 @@ def workspace_boundaries(workspace: Workspace) -> dict[int, gpd.GeoDataFrame] | 
 def online_features(
     patient_ids: Sequence[str],
     *,
-    store: FeatureStore,
+    store: FeatureStore | SqliteSource,
     workspace: Workspace,
     feature_service: str = "model_inputs_v1",
     at: dt.datetime | None = None,
@@ -536,6 +419,68 @@ def online_features(
     """
     lookup = OnlineLookup(store, workspace, feature_service=feature_service)
     return lookup.frame(lookup.patients(patient_ids, at=at))
+
+
+def workspace_online_features(
+    patient_ids: Sequence[str],
+    *,
+    workspace: Workspace,
+    feature_service: str = "model_inputs_v1",
+    profile: str | None = None,
+    settings: Settings | None = None,
+    at: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """`online_features` for a workspace, read without importing Feast when it can be.
+
+    On the embedded profile, with the plan recorded from the registry still current
+    (`feature_repo.serving.online_sqlite.plan_source`), the SQLite online store is read
+    directly: the same lookup (`OnlineLookup`), answers and errors, without Feast's ~4 s import.
+    Otherwise, and whenever a read finds keys missing (is it the store that lost them?),
+    through Feast.
+
+    Parameters
+    ----------
+    patient_ids : sequence of str
+        Patients to look up.
+    workspace : Workspace
+        The workspace, applied and materialized.
+    feature_service : str
+        As for `online_features`.
+    profile : str, optional
+        As for `feature_repo.serving.store.feature_store`.
+    settings : Settings, optional
+        As for `feature_repo.serving.store.feature_store`.
+    at : datetime, optional
+        As for `online_features`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As `online_features`.
+
+    Examples
+    --------
+    >>> workspace_online_features(["A"], workspace=ws)[["patient_id", "acs_tract__geoid"]]
+      patient_id acs_tract__geoid
+    0          A      99001000100
+    """
+    store_args = {"profile": profile, "settings": settings}
+    source = plan_source(workspace, feature_service, **store_args,
+                         on_missing_rows=functools.partial(_require_online, workspace, store_args))
+    if source is None:
+        from feature_repo.serving.store import feature_store  # Feast: the plan may be stale
+
+        source = feature_store(workspace, **store_args)
+    return online_features(patient_ids, store=source, workspace=workspace, feature_service=feature_service,
+                           at=at)
+
+
+def _require_online(workspace: Workspace, store_args: Mapping[str, Any], views: Sequence[Any]) -> None:
+    """`feature_repo.serving.store.require_online` for views read without Feast."""
+    from feature_repo.serving.store import feature_store, require_online
+
+    store = feature_store(workspace, **store_args)
+    require_online(store, [store.get_feature_view(view.name) for view in views])
 
 
 def online_features_at(

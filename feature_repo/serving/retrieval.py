@@ -1,6 +1,7 @@
 """Point-in-time correct training frames and online lookups, through the patient's geography.
 
-Both paths make the same two hops. First, the patient's address period as of the event time
+Both paths make the same two hops, by the rules of `feature_repo.serving.lookup_rules`. First,
+the patient's address period as of the event time
 (Feast point-in-time join on the geography timeline; an ended period counts as no address).
 Second, for every area feature view: the latest vintage released on or before the event
 (from the published data's own release dates), the GEOID of that vintage's boundary year, and
@@ -12,13 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,62 +25,24 @@ from feast import FeatureStore
 from feast.types import Float64, String
 from tqdm import tqdm
 
-from feature_repo.definitions.feature_views import GEOGRAPHY_FIELDS, published_calendar
+from feature_repo.serving.lookup_rules import (
+    GEOGRAPHY_VIEW,
+    ViewPlan,
+    address_reasons,
+    check_events,
+    finish,
+    geography_refs,
+    read_keys,
+)
 from ingestion.core import known_warnings
 from ingestion.core.atomic import write_atomic
-from ingestion.core.datasets import geoid_column
-from ingestion.core.errors import InputError
+from ingestion.core.datasets import published_calendar
 from ingestion.core.workspace import Workspace
 from ingestion.geo.pseudonym import lookup_keys
 
-GEOGRAPHY_VIEW = "patient_geography"
-GEOGRAPHY_FEATURES = [*GEOGRAPHY_FIELDS, "valid_to", "link_method", "link_missing"]
-NO_ADDRESS = "no_address_at_event"
-# An id the timeline has never held: not a gap in a known patient's history.
-UNKNOWN_PATIENT = "unknown_patient"
-# Reasons that leave a patient without any GEOID to look up.
-ADDRESSLESS = frozenset({NO_ADDRESS, UNKNOWN_PATIENT})
 # Events per chunk of `write_training_frame`: ~4.5 GiB peak for model_inputs_v1 (614 columns).
 CHUNK_EVENTS = 200_000
 ARROW_TYPES = {Float64: pa.float64(), String: pa.string()}
-
-
-@dataclass(frozen=True)
-class ViewPlan:
-    """One area view to read: its level, requested features and the vintages it publishes."""
-
-    name: str
-    level: str
-    features: tuple[str, ...]
-    calendar: pd.DataFrame  # vintage, release_ts, boundary_year; sorted by release_ts
-    strings: frozenset[str] = frozenset()  # the features of Feast type String
-
-    @property
-    def refs(self) -> list[str]:
-        """Feast feature references."""
-        return [f"{self.name}:{f}" for f in self.features]
-
-    @property
-    def key(self) -> str:
-        """The GEOID join key."""
-        return geoid_column(self.level)
-
-    def in_force(self, at: pd.Series) -> pd.DataFrame:
-        """The vintage and boundary year in force at each time (NaN before any release)."""
-        released = _utc_naive(self.calendar["release_ts"])
-        times = _utc_naive(at)
-        idx = np.searchsorted(released, times, side="right") - 1
-        picked = self.calendar.iloc[np.clip(idx, 0, None)]
-        before = idx < 0
-        return pd.DataFrame({
-            "vintage": picked["vintage"].to_numpy(dtype=float),
-            "boundary_year": picked["boundary_year"].to_numpy(dtype=float),
-        }, index=at.index).mask(pd.Series(before, index=at.index), np.nan)
-
-
-def _utc_naive(times: pd.Series) -> np.ndarray:
-    """UTC instants as naive microsecond datetimes, comparable whatever the local time zone."""
-    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
 
 
 def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) -> list[ViewPlan]:
@@ -98,19 +59,6 @@ def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) 
         plans.append(ViewPlan(projection.name, view.tags["geography_level"], features,
                               published_calendar(projection.name, workspace), strings))
     return plans
-
-
-def _address_reason(geo: pd.DataFrame, at: pd.Series, *, known: pd.Series | None = None) -> pd.Series:
-    """Why a patient has no linked address at ``at``: none found, ended, or the link reason.
-
-    ``known`` says, per row, whether the timeline holds the patient at all; a patient it
-    does not hold is ``unknown_patient`` rather than ``no_address_at_event``.
-    """
-    found = geo["link_method"].notna()
-    valid_to = pd.to_datetime(geo["valid_to"], utc=True)
-    ended = valid_to.notna() & (valid_to <= at)
-    reason = geo["link_missing"].astype(object).mask(~found | ended, NO_ADDRESS)
-    return reason if known is None else reason.mask(~known.to_numpy(dtype=bool), UNKNOWN_PATIENT)
 
 
 def timeline_ids(workspace: Workspace) -> frozenset[str]:
@@ -133,72 +81,6 @@ def _ids_in(pattern: str, files: tuple) -> frozenset[str]:
     with duckdb.connect() as con:
         rows = con.execute("SELECT DISTINCT patient_id FROM read_parquet(?)", [pattern]).fetchall()
     return frozenset(str(r[0]) for r in rows)
-
-
-def _geoids(geo: pd.DataFrame, level: str, year: int) -> pd.Series:
-    """The patient's GEOID at ``level`` on ``year`` boundaries; a state is its county's prefix."""
-    if level == "state":
-        return geo[f"county_geoid_{year}"].str[:2]
-    return geo[f"{level}_geoid_{year}"]
-
-
-def _keys(plan: ViewPlan, geo: pd.DataFrame, at: pd.Series, address_reason: pd.Series) -> pd.DataFrame:
-    """GEOID and vintage to look up per row, and the reason for rows that cannot be looked up."""
-    force = plan.in_force(at)
-    geoid = pd.Series(None, index=geo.index, dtype=object)
-    for year in force["boundary_year"].dropna().unique():
-        rows = force["boundary_year"] == year
-        geoid[rows] = _geoids(geo.loc[rows], plan.level, int(year))
-    # A GEOID the period holds is read even when the link has a reason for finer levels: a
-    # ZIP-only patient has a ZCTA but no tract.
-    usable = ~address_reason.isin(ADDRESSLESS) & force["vintage"].notna()
-    geoid = geoid.where(usable & geoid.notna(), None)
-    reason = address_reason.where(force["vintage"].notna(), "not_yet_released")
-    reason = reason.mask(reason.isna() & geoid.isna(), unlinked_reason(plan.level))
-    return pd.DataFrame({plan.key: geoid, "vintage": force["vintage"], "row_reason": reason})
-
-
-def unlinked_reason(level: str) -> str:
-    """Why a linked address has no GEOID at ``level``: ZCTAs are linked only on request."""
-    return "level_not_linked" if level == "zcta" else "outside_boundaries"
-
-
-def _finish(plan: ViewPlan, fetched: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
-    """Prefix columns as ``view__feature`` and give every missing value its reason.
-
-    A string column's null is None in every row, whichever way it was read (rows read no area,
-    a chunk read none, Feast's arrow or a parquet round trip): a frame's strings use one null.
-    """
-    looked_up = keys[plan.key].notna()
-    values = fetched.reindex(columns=list(plan.features))
-    for feature in plan.strings.intersection(plan.features):
-        values[feature] = values[feature].astype(object).where(values[feature].notna(), None)
-    for feature in [f for f in plan.features if f.endswith("_missing")]:
-        value = values.get(feature.removesuffix("_missing"))
-        reason = values[feature].astype(object).where(looked_up, keys["row_reason"])
-        if value is not None:
-            reason = reason.mask(looked_up & value.isna() & reason.isna(), "geography_not_in_vintage")
-        values[feature] = reason
-    used = pd.DataFrame({"vintage": keys["vintage"].where(looked_up).astype("Int64"),
-                         "geoid": keys[plan.key]}, index=keys.index)
-    return pd.concat([used, values], axis=1, copy=False).add_prefix(f"{plan.name}__")
-
-
-def _check_events(events: pd.DataFrame) -> pd.DataFrame:
-    missing = {"patient_id", "event_timestamp"} - set(events.columns)
-    if missing:
-        raise InputError(f"events lack columns {sorted(missing)}; need patient_id and event_timestamp")
-    out = events.reset_index(drop=True).copy()
-    out["patient_id"] = out["patient_id"].astype(str)
-    try:
-        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
-    except ValueError:  # formats differ between rows, or a row is no time: parse row by row
-        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True, format="mixed",
-                                                errors="coerce")
-    if out["event_timestamp"].isna().any():
-        row = int(out["event_timestamp"].isna().to_numpy().nonzero()[0][0])
-        raise InputError(f"events row {row}: event_timestamp is empty or unparseable")
-    return out
 
 
 def _historical(store: FeatureStore, entity_df: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
@@ -270,7 +152,7 @@ def training_frame(
     >>> frame["acs_tract__pct_below_poverty_missing"].tolist()  # B's address is a PO box
     [None, 'po_box']
     """
-    return _frame(_check_events(events), store, workspace, plan_views(store, workspace, feature_service))
+    return _frame(check_events(events), store, workspace, plan_views(store, workspace, feature_service))
 
 
 def _frame(events: pd.DataFrame, store: FeatureStore, workspace: Workspace,
@@ -279,12 +161,12 @@ def _frame(events: pd.DataFrame, store: FeatureStore, workspace: Workspace,
     at = events["event_timestamp"]
     keyed = events[["patient_id", "event_timestamp"]].assign(  # the ids the timeline holds
         patient_id=lookup_keys(events["patient_id"], workspace))
-    geo = _historical(store, keyed, [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES])
-    address_reason = _address_reason(geo, at, known=keyed["patient_id"].isin(timeline_ids(workspace)))
+    geo = _historical(store, keyed, geography_refs())
+    address = address_reasons(geo, at, known=keyed["patient_id"].isin(timeline_ids(workspace)))
     parts = [events]
     for plan in plans:
-        keys = _keys(plan, geo, at, address_reason)
-        parts.append(_finish(plan, _area_features(store, plan, keys), keys))
+        keys = read_keys(plan, geo, at, address)
+        parts.append(finish(plan, _area_features(store, plan, keys), keys))
     return pd.concat(parts, axis=1, copy=False)
 
 
@@ -312,11 +194,10 @@ def write_training_frame(
     """Write `training_frame` to parquet in chunks of events, for frames larger than memory.
 
     Memory holds one chunk's frame at a time, not the whole frame (5 million events of
-    ``model_inputs_v1`` are ~25 GiB in pandas). On the Spark profile the executors write
-    instead (`feature_repo.serving.spark.write_training_frame`, which also takes cluster URIs) and
-    ``path`` becomes a folder of part files; ``pandas.read_parquet`` reads either. The frame
-    is written beside ``path`` and moved in place when complete: an interrupted or failed run
-    leaves ``path`` as it was.
+    ``model_inputs_v1`` are ~25 GiB in pandas). Works on every profile; on the Spark profile
+    `feature_repo.write_training_frame` has the executors write instead
+    (`feature_repo.serving.spark.write_training_frame`). The frame is written beside ``path``
+    and moved in place when complete: an interrupted or failed run leaves ``path`` as it was.
 
     Parameters
     ----------
@@ -349,13 +230,7 @@ def write_training_frame(
     [None, 'po_box']
     """
     path = Path(path)
-    if store.config.offline_store.type == "spark":
-        from feature_repo.serving.spark import write_training_frame as write_on_spark
-
-        write_on_spark(events, path, store=store, workspace=workspace, feature_service=feature_service,
-                       mode="overwrite")
-        return path
-    events = _check_events(events)
+    events = check_events(events)
     plans = plan_views(store, workspace, feature_service)
     write_atomic(path, lambda handle: _write_chunks(events, handle, store, workspace, plans, chunk_events,
                                                      progress))
@@ -412,17 +287,16 @@ def feast_online_features(
     at_series = pd.Series(now, index=ids.index)
     keyed = lookup_keys(ids["patient_id"], workspace)
     geo = pd.DataFrame(store.get_online_features(
-        features=[f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES],
-        entity_rows=ids.assign(patient_id=keyed).to_dict("records"),
+        features=geography_refs(), entity_rows=ids.assign(patient_id=keyed).to_dict("records"),
     ).to_dict())
-    address_reason = _address_reason(geo, at_series, known=keyed.isin(timeline_ids(workspace)))
+    address = address_reasons(geo, at_series, known=keyed.isin(timeline_ids(workspace)))
     parts = [ids]
     for plan in plan_views(store, workspace, feature_service):
-        keys = _keys(plan, geo, at_series, address_reason)
+        keys = read_keys(plan, geo, at_series, address)
         lookup = keys.loc[keys[plan.key].notna(), [plan.key, "vintage"]].astype({"vintage": "int64"})
         fetched = pd.DataFrame(index=keys.index)
         if not lookup.empty:
             result = store.get_online_features(features=plan.refs, entity_rows=lookup.to_dict("records"))
             fetched = pd.DataFrame(result.to_dict(), index=lookup.index).reindex(keys.index)
-        parts.append(_finish(plan, fetched, keys))
+        parts.append(finish(plan, fetched, keys))
     return pd.concat(parts, axis=1, copy=False)

@@ -4,7 +4,7 @@
 Spark profile Feast's point-in-time joins run in Spark and the result is collected to the
 driver. `spark_training_frame` (a Spark DataFrame) and `write_training_frame` (parquet written
 by the workers) collect nothing: they make the same two hops with the same per-row code
-(`feature_repo.serving.retrieval`'s functions, run batch by batch with ``mapInPandas``) and Feast's
+(`feature_repo.serving.lookup_rules`, run batch by batch with ``mapInPandas``) and Feast's
 Spark point-in-time join for both hops, so their values are the pandas frame's. Hop two asks
 Feast once per distinct (GEOID, vintage); when those areas' features are few enough to send to
 every executor (`BROADCAST_CELLS`), they are broadcast, so the wide rows are never shuffled or
@@ -44,17 +44,17 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from feature_repo.serving.retrieval import (
-    GEOGRAPHY_FEATURES,
+from feature_repo.serving.lookup_rules import (
     GEOGRAPHY_VIEW,
     ViewPlan,
-    _address_reason,
-    _check_events,
-    _finish,
-    _keys,
-    frame_schema,
-    plan_views,
+    address_reasons,
+    check_events,
+    finish,
+    geography_refs,
+    read_keys,
+    require_event_columns,
 )
+from feature_repo.serving.retrieval import frame_schema, plan_views
 from ingestion.core import known_warnings
 from ingestion.core.errors import InputError
 from ingestion.core.settings import default_worker_python
@@ -107,11 +107,9 @@ def _utc(times: pd.Series) -> pd.Series:
 def _events(events: pd.DataFrame | DataFrame, spark: SparkSession) -> DataFrame:
     """The events as a Spark DataFrame with a row number, checked as the pandas path checks them."""
     if isinstance(events, pd.DataFrame):
-        checked = _check_events(events)
+        checked = check_events(events)
         return spark.createDataFrame(checked.assign(**{ROW: np.arange(len(checked))}))
-    missing = {"patient_id", "event_timestamp"} - set(events.columns)
-    if missing:
-        raise InputError(f"events lack columns {sorted(missing)}; need patient_id and event_timestamp")
+    require_event_columns(events.columns)
     out = (events.withColumn("patient_id", F.col("patient_id").cast("string"))
            .withColumn("event_timestamp", F.col("event_timestamp").cast("timestamp"))
            .withColumn(ROW, F.monotonically_increasing_id()))
@@ -141,9 +139,8 @@ def _geography(store: FeatureStore, events: DataFrame) -> DataFrame:
     Feast keeps every column of its entity rows, so the events ride along (no join back).
     """
     entity = events.withColumnRenamed("patient_id", RAW_ID).withColumnRenamed(KEY, "patient_id")
-    refs = [f"{GEOGRAPHY_VIEW}:{f}" for f in GEOGRAPHY_FEATURES]
     with known_warnings.ignored():  # Feast flags its Spark store as alpha on every use
-        geo = store.get_historical_features(entity_df=entity, features=refs).to_spark_df()
+        geo = store.get_historical_features(entity_df=entity, features=geography_refs()).to_spark_df()
     return geo.withColumnRenamed("patient_id", KEY).withColumnRenamed(RAW_ID, "patient_id")
 
 
@@ -165,9 +162,9 @@ def _add_lookup_keys(rows: DataFrame, plans: list[ViewPlan]) -> DataFrame:
     def add(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             at = _utc(batch["event_timestamp"])
-            reason = _address_reason(batch, at, known=batch[KNOWN])
+            reason = address_reasons(batch, at, known=batch[KNOWN])
             for plan in plans:
-                keys = _keys(plan, batch, at, reason).set_axis(["geoid", "vintage", "row_reason"], axis=1)
+                keys = read_keys(plan, batch, at, reason).set_axis(["geoid", "vintage", "row_reason"], axis=1)
                 batch = batch.join(keys.add_prefix(f"{plan.name}{SEP}"))
             yield batch
 
@@ -237,14 +234,14 @@ def _join_features(store: FeatureStore, plan: ViewPlan, lookups: Lookups,
 
 
 def _batch_keys(batch: pd.DataFrame, plan: ViewPlan) -> pd.DataFrame:
-    """A batch's lookup keys for a view, in `retrieval._keys`'s columns."""
+    """A batch's lookup keys for a view, in `lookup_rules.read_keys`'s columns."""
     return pd.DataFrame({plan.key: batch[f"{plan.name}{SEP}geoid"],
                          "vintage": batch[f"{plan.name}{SEP}vintage"],
                          "row_reason": batch[f"{plan.name}{SEP}row_reason"]})
 
 
 def _finish_all(rows: DataFrame, plans: list[ViewPlan], event_columns: list[str]) -> DataFrame:
-    """The frame's columns: the events, then per view `retrieval._finish`'s columns."""
+    """The frame's columns: the events, then per view `lookup_rules.finish`'s columns."""
     fields = [rows.schema[c] for c in [*event_columns, ROW]]
     for plan in plans:
         fields += [T.StructField(f"{plan.name}__vintage", T.LongType()),
@@ -252,16 +249,16 @@ def _finish_all(rows: DataFrame, plans: list[ViewPlan], event_columns: list[str]
         fields += [T.StructField(f"{plan.name}__{f}", rows.schema[f"{plan.name}{SEP}{f}"].dataType)
                    for f in plan.features]
 
-    def finish(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def finish_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             parts = [batch[[*event_columns, ROW]]]
             for plan in plans:
                 fetched = batch[[f"{plan.name}{SEP}{f}" for f in plan.features]]
-                parts.append(_finish(plan, fetched.set_axis(list(plan.features), axis=1),
+                parts.append(finish(plan, fetched.set_axis(list(plan.features), axis=1),
                                      _batch_keys(batch, plan)))
             yield pd.concat(parts, axis=1)
 
-    return rows.mapInPandas(finish, T.StructType(fields))
+    return rows.mapInPandas(finish_batches, T.StructType(fields))
 
 
 def _keyed(store: FeatureStore, workspace: Workspace, rows: DataFrame, plans: list[ViewPlan]) -> DataFrame:
@@ -368,7 +365,7 @@ def _assemble(batch: pd.DataFrame, plans: list[ViewPlan], tables: dict[str, pd.D
     for plan in plans:
         keys = _batch_keys(batch, plan)
         read = pd.MultiIndex.from_arrays([keys[plan.key], keys["vintage"]])
-        parts.append(_finish(plan, tables[plan.name].reindex(read).set_axis(batch.index), keys))
+        parts.append(finish(plan, tables[plan.name].reindex(read).set_axis(batch.index), keys))
     return pd.concat(parts, axis=1)
 
 

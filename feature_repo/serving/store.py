@@ -10,9 +10,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
-from string import Template
 
 import yaml
 from feast import FeatureStore, FeatureView
@@ -29,53 +27,15 @@ from feature_repo.serving.materialize import (
     fast_materialize,
     online_keys,
 )
+from feature_repo.serving.online_sqlite import write_plan
+from feature_repo.serving.profiles import render_profile, selected_profile
 from ingestion.core import known_warnings
 from ingestion.core.atomic import write_atomic
 from ingestion.core.errors import InputError, OnlineStoreUnavailable, PublishError, ServiceUnavailable
-from ingestion.core.settings import PROFILES, Settings, load_settings
+from ingestion.core.settings import Settings, load_settings
 from ingestion.core.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-
-def selected_profile(profile: str | None = None, *, settings: Settings | None = None) -> str:
-    """The profile to use: the argument, else the settings' (``SDOH_PROFILE``), else ``embedded``.
-
-    Examples
-    --------
-    >>> selected_profile("spark", settings=Settings(profile="production"))
-    'spark'
-    >>> selected_profile(settings=Settings(profile="production"))
-    'production'
-    """
-    chosen = profile or (settings or load_settings()).profile
-    if chosen not in PROFILES:
-        raise ValueError(f"unknown profile {chosen!r}; choose one of {PROFILES} (SDOH_PROFILE)")
-    return chosen
-
-
-def render_profile(workspace: Workspace, profile: str | None = None, *,
-                   settings: Settings | None = None) -> str:
-    """The profile's feature_store.yaml text with the workspace and settings filled in.
-
-    Parameters
-    ----------
-    workspace : Workspace
-        The workspace whose registry and online store the profile names.
-    profile : str, optional
-        ``embedded``, ``production`` or ``spark``; default the settings'.
-    settings : Settings, optional
-        Connection and Spark settings; default read from the environment now.
-
-    Examples
-    --------
-    >>> "duckdb" in render_profile(Workspace("/tmp/ws"), "embedded")
-    True
-    """
-    settings = settings or load_settings()
-    name = selected_profile(profile, settings=settings)
-    text = resources.files("feature_repo.definitions").joinpath("profiles", f"{name}.yaml").read_text()
-    return Template(text).substitute(settings.profile_values(workspace.root))
 
 
 def feature_store(workspace: Workspace, *, profile: str | None = None,
@@ -190,6 +150,7 @@ def apply_definitions(store: FeatureStore, workspace: Workspace) -> list[str]:
         store.apply(objects)
     except OperationalError as exc:  # Feast's SQL registry connects on first use
         raise _registry_unreachable(store, exc) from exc
+    write_plan(store)
     return [o.name for o in objects if isinstance(o, FeatureView)]
 
 
@@ -362,6 +323,7 @@ def materialize(store: FeatureStore, *, views: Sequence[str] | None = None,
         checks |= {name: replace(check, removed=checks[name].removed) for name, check in again.items()}
     _write_record(store, {name: {"keys": c.expected, "sample": [k.hex() for k in c.sample]}
                           for name, c in checks.items()}, VERIFIED_RECORD)
+    write_plan(store)  # after the registry recorded the windows
     return [replace(w, online=checks.get(name)) for name, w in done.items()]
 
 

@@ -138,11 +138,10 @@ def online(patient_ids, feature_service, workspace) -> None:
     Example:
       sdoh online P000001 P000002 --workspace ws
     """
-    from feature_repo import feature_store, online_features
+    from feature_repo.serving.online import workspace_online_features
 
-    store = feature_store(workspace, settings=run_settings())
-    frame = online_features(list(patient_ids), store=store, workspace=workspace,
-                            feature_service=feature_service)
+    frame = workspace_online_features(list(patient_ids), workspace=workspace,
+                                      feature_service=feature_service, settings=run_settings())
     click.echo(json.dumps(frame.to_dict(orient="records"), indent=2, default=str))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ingestion.core.workspace import Workspace
 from sdoh_sources import Source, boundary_vintages, load_catalog, zip_join_types
 from sdoh_sources.adi_computed import adi_acs_source
 from sdoh_sources.svi import svi_source
@@ -210,6 +211,8 @@ TIMELINE_LEVELS = ("block_group", "tract", "county", "zcta")
 #: ``patient_id`` as given, or an HMAC-SHA256 pseudonym with the key's public fingerprint
 #: (see `ingestion.geo.pseudonym`).
 PATIENT_ID_SCHEME_PATTERN = r"^(?:raw|hmac_sha256:[0-9a-f]{16})$"
+#: The timeline's GEOID columns, ``<level>_geoid_<boundary year>``, 2010 ones first.
+TIMELINE_GEOIDS = tuple(f"{level}_geoid_{year}" for year in BOUNDARY_VINTAGES for level in TIMELINE_LEVELS)
 
 
 def geography_timeline_spec() -> DatasetSpec:
@@ -232,9 +235,7 @@ def geography_timeline_spec() -> DatasetSpec:
         ColumnRule("valid_from", "timestamp", nullable=False),
         ColumnRule("valid_to", "timestamp"),
     ]
-    for year in BOUNDARY_VINTAGES:
-        for level in TIMELINE_LEVELS:
-            columns.append(_geoid_rule(f"{level}_geoid_{year}", level, nullable=True))
+    columns += [_geoid_rule(name, name.split("_geoid_")[0], nullable=True) for name in TIMELINE_GEOIDS]
     columns += [
         ColumnRule("link_method", "string", nullable=False, allowed=LINK_METHODS),
         ColumnRule("precision", "string", nullable=False, allowed=LINK_PRECISIONS),
@@ -259,3 +260,26 @@ def published_specs() -> tuple[DatasetSpec, ...]:
     return (*(acs_spec(level) for level in ("block_group", "tract", "county")), adi_spec(),
             *(svi_spec(level, ref) for level in ("tract", "county") for ref in ("state", "nation")),
             *(adi_acs_spec(ref) for ref in ("state", "nation")), geography_timeline_spec())
+
+
+def published_calendar(dataset: str, workspace: Workspace) -> pd.DataFrame | None:
+    """Vintage, release instant (UTC) and boundary year of each vintage a dataset holds.
+
+    Returns None if the dataset is not published yet. Read on a UTC connection: DuckDB shows
+    TIMESTAMPTZ values in the session's time zone, which would move releases by hours.
+
+    Examples
+    --------
+    >>> published_calendar("acs_tract", ws)[["vintage", "boundary_year"]].values.tolist()
+    [[2019, 2010], [2020, 2020], [2021, 2020]]
+    """
+    import duckdb  # only readers of published data need it, not every user of the specs
+
+    if not workspace.is_published(dataset):
+        return None
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(
+            "SELECT DISTINCT vintage, release_ts, boundary_year FROM read_parquet(?) "
+            "ORDER BY release_ts, vintage", [workspace.published_glob(dataset)]
+        ).df()

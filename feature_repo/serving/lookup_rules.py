@@ -1,0 +1,508 @@
+"""Which GEOID and vintage a patient reads at time t, and why a value is missing: the one home.
+
+Every path reads through these rules: training frames on DuckDB
+(`feature_repo.serving.retrieval`), on Spark (`feature_repo.serving.spark`, batch by batch)
+and online lookups (`feature_repo.serving.online`, SDK and HTTP alike).
+
+The rules, in order:
+
+1. **Address at t.** The address period in force at t is the latest one with
+   ``valid_from <= t`` (Feast's point-in-time join); it has ended when ``valid_to <= t``
+   (``valid_to`` is exclusive). `address_reason` then says why the patient has no usable
+   address: ``unknown_patient`` (the timeline never held the id), ``no_address_at_event``
+   (no period yet, or it ended), else the link's own reason (``po_box``, ``zip_only``, ...),
+   None when linked.
+2. **Vintage at t.** Per area view, the vintage in force is the one released last on or
+   before t (release instants from the published data; none: ``not_yet_released``), and it
+   is read on its boundary year's GEOID (ACS 2016-2020 on: 2020 tracts; before: 2010).
+3. **GEOID at the view's level.** `area_read` decides per row whether the GEOID is read or
+   why not. A GEOID the address holds is read even when the link has a reason for finer
+   levels (a ZIP-only patient has a ZCTA but no tract); a state is its county's first two
+   digits.
+4. **Missing values.** `missing_reason` fills each ``<measure>_missing``: the row's reason
+   when nothing was read, ``geography_not_in_vintage`` when the key has no stored value and no
+   stored reason, else the stored reason.
+
+Each rule is a pure function of one case. The vectorised functions (`address_reasons`,
+`read_keys`, `finish`) apply the same functions once per distinct case of a frame
+(`per_case`), so a frame of millions of rows costs a few function calls per rule.
+
+Examples
+--------
+>>> address_reason(known=True, found=True, ended=False, link_missing="po_box")
+'po_box'
+>>> area_read(None, released=True, geoid_found=False, level="zcta")
+(False, 'level_not_linked')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ingestion.core.datasets import TIMELINE_GEOIDS, geoid_column
+from ingestion.core.errors import InputError
+
+__all__ = [
+    "ADDRESSLESS", "GEOGRAPHY_FEATURES", "GEOGRAPHY_VIEW", "NOT_IN_VINTAGE", "NOT_YET_RELEASED",
+    "NO_ADDRESS", "UNKNOWN_PATIENT", "ViewPlan", "address_reason", "address_reasons", "area_read",
+    "check_events", "finish", "geoid_missing_column", "geoid_source", "geography_refs",
+    "missing_reason", "per_case", "period_ended", "read_keys", "require_event_columns", "unlinked_reason",
+]
+
+GEOGRAPHY_VIEW = "patient_geography"
+GEOGRAPHY_FEATURES = (*TIMELINE_GEOIDS, "valid_to", "link_method", "link_missing")
+NO_ADDRESS = "no_address_at_event"
+# An id the timeline has never held: not a gap in a known patient's history.
+UNKNOWN_PATIENT = "unknown_patient"
+# Reasons that leave a patient without any GEOID to look up.
+ADDRESSLESS = frozenset({NO_ADDRESS, UNKNOWN_PATIENT})
+NOT_YET_RELEASED = "not_yet_released"
+NOT_IN_VINTAGE = "geography_not_in_vintage"
+
+
+def period_ended(valid_to: Any, at: Any) -> Any:
+    """Whether an address period has ended at ``at``: ``valid_to`` is exclusive, null never ends.
+
+    Works on scalars (None or NaT for an open period) and on Series alike.
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2022-06-01", tz="UTC")
+    >>> period_ended(t, t), period_ended(None, t), period_ended(t + pd.Timedelta("1us"), t)
+    (True, False, False)
+    """
+    if valid_to is None:
+        return False
+    ended = valid_to <= at  # NaT compares False
+    return ended if isinstance(ended, pd.Series) else bool(ended)
+
+
+def address_reason(*, known: bool, found: bool, ended: bool, link_missing: str | None) -> str | None:
+    """Why a patient has no usable address at t (None when linked): rule 1 for one case.
+
+    Parameters
+    ----------
+    known : bool
+        The timeline holds the patient's id at all.
+    found : bool
+        An address period starts on or before t.
+    ended : bool
+        That period has ended at t (`period_ended`).
+    link_missing : str or None
+        The period's link reason (why it has no GEOID at some level).
+
+    Examples
+    --------
+    >>> address_reason(known=False, found=False, ended=False, link_missing=None)
+    'unknown_patient'
+    >>> address_reason(known=True, found=True, ended=True, link_missing=None)
+    'no_address_at_event'
+    """
+    if not known:
+        return UNKNOWN_PATIENT
+    if not found or ended:
+        return NO_ADDRESS
+    return link_missing
+
+
+def unlinked_reason(level: str) -> str:
+    """Why a linked address has no GEOID at ``level``: ZCTAs are linked only on request.
+
+    Examples
+    --------
+    >>> unlinked_reason("zcta"), unlinked_reason("tract")
+    ('level_not_linked', 'outside_boundaries')
+    """
+    return "level_not_linked" if level == "zcta" else "outside_boundaries"
+
+
+def area_read(address: str | None, *, released: bool, geoid_found: bool, level: str,
+              geoid_missing: str | None = None) -> tuple[bool, str | None]:
+    """Whether a row reads its GEOID of a view, or why not: rule 3 for one case.
+
+    Parameters
+    ----------
+    address : str or None
+        The row's `address_reason`.
+    released : bool
+        A vintage of the view is in force at t.
+    geoid_found : bool
+        The address holds a GEOID at the view's level on the vintage's boundary year.
+    level : str
+        The view's geography level.
+    geoid_missing : str, optional
+        Why that GEOID is absent, when the caller knows better than the link (a location
+        given as a GEOID coarser than the level, or on other boundaries).
+
+    Returns
+    -------
+    (bool, str or None)
+        Read the GEOID, and the row's reason when it is not read.
+
+    Examples
+    --------
+    >>> area_read("zip_only", released=True, geoid_found=True, level="zcta")
+    (True, None)
+    >>> area_read("zip_only", released=True, geoid_found=False, level="tract")
+    (False, 'zip_only')
+    >>> area_read(None, released=False, geoid_found=True, level="tract")
+    (False, 'not_yet_released')
+    """
+    if not released:
+        return False, NOT_YET_RELEASED
+    if address in ADDRESSLESS:
+        return False, address
+    if geoid_missing:
+        return False, geoid_missing
+    if geoid_found:
+        return True, None
+    return False, address or unlinked_reason(level)
+
+
+def missing_reason(*, read: bool, stored: str | None, value_missing: bool,
+                   row_reason: str | None) -> str | None:
+    """A ``<measure>_missing`` value: rule 4 for one case.
+
+    Parameters
+    ----------
+    read : bool
+        The row read a GEOID of the view.
+    stored : str or None
+        The reason the online or offline store holds for the key.
+    value_missing : bool
+        The measure's value is null (False when the view has no such measure).
+    row_reason : str or None
+        Why the row read nothing (`area_read`).
+
+    The reasons are passed through, never looked into (`finish` relies on it).
+
+    Examples
+    --------
+    >>> missing_reason(read=True, stored=None, value_missing=True, row_reason=None)
+    'geography_not_in_vintage'
+    >>> missing_reason(read=False, stored=None, value_missing=True, row_reason="po_box")
+    'po_box'
+    """
+    if not read:
+        return row_reason
+    if stored is None and value_missing:
+        return NOT_IN_VINTAGE
+    return stored
+
+
+def geoid_source(level: str, year: int) -> tuple[str, int | None]:
+    """The timeline column a level's GEOID is read from on ``year`` boundaries, and its prefix.
+
+    Examples
+    --------
+    >>> geoid_source("tract", 2020), geoid_source("state", 2010)
+    (('tract_geoid_2020', None), ('county_geoid_2010', 2))
+    """
+    if level == "state":
+        return f"county_geoid_{year}", 2
+    return f"{level}_geoid_{year}", None
+
+
+def geoid_missing_column(level: str, year: int) -> str:
+    """The column saying why a row has no GEOID at ``level`` on ``year`` boundaries (optional).
+
+    Examples
+    --------
+    >>> geoid_missing_column("state", 2020)
+    'state_geoid_2020_missing'
+    """
+    return f"{level}_geoid_{year}_missing"
+
+
+def per_case(rule: Callable[..., Any], columns: dict[str, Any], *, outputs: int = 1) -> list[np.ndarray]:
+    """Apply a one-case ``rule`` to every row of ``columns``, calling it once per distinct case.
+
+    Parameters
+    ----------
+    rule : callable
+        Takes the columns' names as keyword arguments; nulls are passed as None.
+    columns : dict of str to array-like
+        Equal-length inputs; each has few distinct values (reasons, flags).
+    outputs : int, default 1
+        How many values ``rule`` returns (a tuple when more than one).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One object array per output, row by row.
+
+    Examples
+    --------
+    >>> per_case(lambda a, b: f"{a}{b}", {"a": ["x", "x", None], "b": [1, 1, 2]})
+    [array(['x1', 'x1', 'None2'], dtype=object)]
+    """
+    key, coded = None, {}
+    for name, column in columns.items():
+        codes, uniques = pd.factorize(column if isinstance(column, pd.Series) else np.asarray(column),
+                                      use_na_sentinel=False)  # a null is a value of its own
+        coded[name] = (codes, np.asarray(uniques, dtype=object))
+        key = codes.astype(np.int64) if key is None else key * len(uniques) + codes
+    case_of_row, cases = pd.factorize(key)
+    first = np.empty(len(cases), dtype=np.int64)  # a row of each case: its first
+    first[case_of_row[::-1]] = np.arange(len(key))[::-1]
+    answers = []
+    for row in first:
+        case = {name: _none(uniques[codes[row]]) for name, (codes, uniques) in coded.items()}
+        answer = rule(**case)
+        answers.append(answer if outputs > 1 else (answer,))
+    out = []
+    for i in range(outputs):
+        column = np.empty(len(answers), dtype=object)
+        column[:] = [a[i] for a in answers]
+        out.append(column[case_of_row])
+    return out
+
+
+def _none(value: Any) -> Any:
+    """None for any null (NaN, NaT, pandas.NA), numpy scalars as Python values."""
+    if pd.isna(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def address_reasons(geo: pd.DataFrame, at: pd.Series, *, known: Any) -> pd.Series:
+    """`address_reason` for every row of address periods read as of ``at``.
+
+    Parameters
+    ----------
+    geo : pandas.DataFrame
+        ``link_method``, ``valid_to`` and ``link_missing`` of the period found per row (null
+        ``link_method``: none found).
+    at : pandas.Series
+        Each row's time t (UTC).
+    known : array-like of bool
+        Whether the timeline holds each row's patient.
+
+    Examples
+    --------
+    >>> geo = pd.DataFrame({"link_method": ["point_in_polygon", None], "valid_to": [None, None],
+    ...                     "link_missing": [None, None]})
+    >>> address_reasons(geo, pd.Series(pd.Timestamp("2022-01-01", tz="UTC"), index=[0, 1]),
+    ...                 known=[True, True]).tolist()
+    [None, 'no_address_at_event']
+    """
+    ended = period_ended(pd.to_datetime(geo["valid_to"], utc=True), at)
+    [reason] = per_case(address_reason, {"known": np.asarray(known, dtype=bool),
+                                         "found": geo["link_method"].notna().to_numpy(),
+                                         "ended": ended.to_numpy(dtype=bool),
+                                         "link_missing": geo["link_missing"]})
+    return pd.Series(reason, index=geo.index, dtype=object)
+
+
+def _utc_naive(times: Any) -> np.ndarray:
+    """UTC instants as naive microsecond datetimes, comparable whatever the local time zone."""
+    times = pd.DatetimeIndex(pd.to_datetime(times, utc=True))
+    return times.tz_localize(None).to_numpy(dtype="datetime64[us]")
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """One area view to read: its level, requested features and the vintages it publishes.
+
+    Examples
+    --------
+    >>> calendar = pd.DataFrame({"vintage": [2019, 2021], "boundary_year": [2010, 2020],
+    ...                          "release_ts": pd.to_datetime(["2020-12-10", "2022-12-08"], utc=True)})
+    >>> plan = ViewPlan("acs_tract", "tract", ("pct_below_poverty",), calendar)
+    >>> plan.in_force_at(pd.Timestamp("2022-12-08", tz="UTC"))  # released that day: in force
+    (2021, 2020)
+    >>> plan.in_force_at(pd.Timestamp("2020-12-09", tz="UTC")) is None
+    True
+    """
+
+    name: str
+    level: str
+    features: tuple[str, ...]
+    calendar: pd.DataFrame  # vintage, release_ts, boundary_year; sorted by release_ts
+    strings: frozenset[str] = frozenset()  # the features of Feast type String
+
+    @property
+    def refs(self) -> list[str]:
+        """Feast feature references."""
+        return [f"{self.name}:{f}" for f in self.features]
+
+    @property
+    def key(self) -> str:
+        """The GEOID join key."""
+        return geoid_column(self.level)
+
+    @property
+    def measures_of(self) -> dict[str, str]:
+        """``<measure>_missing`` -> ``<measure>`` for every reason column whose value is read."""
+        return {f: f.removesuffix("_missing") for f in self.features
+                if f.endswith("_missing") and f.removesuffix("_missing") in self.features}
+
+    def in_force(self, at: pd.Series) -> pd.DataFrame:
+        """Rule 2: the vintage and boundary year in force at each time (NaN before any release)."""
+        idx = np.searchsorted(_utc_naive(self.calendar["release_ts"]), _utc_naive(at), side="right") - 1
+        picked = self.calendar.iloc[np.clip(idx, 0, None)]
+        return pd.DataFrame({
+            "vintage": picked["vintage"].to_numpy(dtype=float),
+            "boundary_year": picked["boundary_year"].to_numpy(dtype=float),
+        }, index=at.index).mask(pd.Series(idx < 0, index=at.index), np.nan)
+
+    def in_force_at(self, at: dt.datetime) -> tuple[int, int] | None:
+        """`in_force` at one time: (vintage, boundary year), None before any release."""
+        force = self.in_force(pd.Series([at])).iloc[0]
+        return None if pd.isna(force["vintage"]) else (int(force["vintage"]), int(force["boundary_year"]))
+
+
+def _geoids(geo: pd.DataFrame, level: str, year: int) -> pd.Series:
+    column, prefix = geoid_source(level, year)
+    if column not in geo:
+        return pd.Series(None, index=geo.index, dtype=object)
+    values = geo[column].astype(object)
+    return values if prefix is None else values.str[:prefix]
+
+
+def read_keys(plan: ViewPlan, geo: pd.DataFrame, at: pd.Series, address: pd.Series) -> pd.DataFrame:
+    """Rules 2 and 3 per row: the GEOID and vintage to look up, or the reason nothing is read.
+
+    ``geo`` may hold `geoid_missing_column` columns, passed to `area_read` as
+    ``geoid_missing`` (locations given as GEOIDs).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``<level>_geoid`` (None when not read), ``vintage`` (float, NaN before any release)
+        and ``row_reason``.
+    """
+    force = plan.in_force(at)
+    geoid = pd.Series(None, index=geo.index, dtype=object)
+    why = pd.Series(None, index=geo.index, dtype=object)
+    for year in force["boundary_year"].dropna().unique():
+        rows = (force["boundary_year"] == year).to_numpy()
+        geoid[rows] = _geoids(geo.loc[rows], plan.level, int(year))
+        if geoid_missing_column(plan.level, int(year)) in geo:
+            why[rows] = geo.loc[rows, geoid_missing_column(plan.level, int(year))]
+    read, reason = per_case(
+        lambda address, released, geoid_found, geoid_missing: area_read(
+            address, released=released, geoid_found=geoid_found, level=plan.level,
+            geoid_missing=geoid_missing),
+        {"address": address, "released": force["vintage"].notna().to_numpy(),
+         "geoid_found": geoid.notna().to_numpy(), "geoid_missing": why}, outputs=2)
+    return pd.DataFrame({plan.key: geoid.where(read.astype(bool), None), "vintage": force["vintage"],
+                         "row_reason": reason}, index=geo.index)
+
+
+def finish(plan: ViewPlan, fetched: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    """Rule 4 over a frame: ``<view>__`` columns, every missing value with its reason.
+
+    Parameters
+    ----------
+    plan : ViewPlan
+        The view.
+    fetched : pandas.DataFrame
+        The features read per row (any subset of columns; absent rows and columns are null).
+    keys : pandas.DataFrame
+        `read_keys` of the same rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``<view>__vintage`` (nullable int, null when nothing was read), ``<view>__geoid`` and
+        ``<view>__<feature>`` per feature. A string column's null is None in every row,
+        whichever way it was read (rows read no area, a chunk read none, Feast's arrow or a
+        parquet round trip).
+    """
+    looked_up = keys[plan.key].notna()
+    values = fetched.reindex(columns=list(plan.features))
+    for feature in plan.strings.intersection(plan.features):
+        values[feature] = values[feature].astype(object).where(values[feature].notna(), None)
+    measures = plan.measures_of
+    for feature in [f for f in plan.features if f.endswith("_missing")]:
+        measure = measures.get(feature)
+        value_missing = values[measure].isna() if measure else pd.Series(False, index=values.index)
+        values[feature] = _missing_reasons(looked_up.to_numpy(), values[feature], value_missing.to_numpy(),
+                                           keys["row_reason"])
+    used = pd.DataFrame({"vintage": keys["vintage"].where(looked_up).astype("Int64"),
+                         "geoid": keys[plan.key]}, index=keys.index)
+    return pd.concat([used, values], axis=1, copy=False).add_prefix(f"{plan.name}__")
+
+
+def require_event_columns(columns: Sequence[str]) -> None:
+    """Raise `InputError` unless events have ``patient_id`` and ``event_timestamp``.
+
+    Examples
+    --------
+    >>> require_event_columns(["patient_id"])  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ingestion.core.errors.InputError: events lack columns ['event_timestamp']; ...
+    """
+    missing = {"patient_id", "event_timestamp"} - set(columns)
+    if missing:
+        raise InputError(f"events lack columns {sorted(missing)}; need patient_id and event_timestamp")
+
+
+_STORED, _ROW = object(), object()  # stand-ins for whichever reason a row holds
+
+
+def _missing_reasons(read: np.ndarray, stored: pd.Series, value_missing: np.ndarray,
+                     row_reason: pd.Series) -> pd.Series:
+    """`missing_reason` for every row: once per case of flags, the reasons passed through.
+
+    `missing_reason` only asks whether a reason is there, so each of its 16 cases of
+    (read, stored reason present, value missing, row reason present) is decided once, with
+    stand-ins for the reasons, and each row takes its own reason where the answer is a stand-in
+    (one column of a 5-million-row frame costs a few vectorised passes, not a hash per row).
+    """
+    stored_values, row_values = stored.to_numpy(dtype=object), row_reason.to_numpy(dtype=object)
+    has_stored, has_row = stored.notna().to_numpy(), row_reason.notna().to_numpy()
+    case = read.astype(np.int8) * 8 + has_stored * 4 + value_missing.astype(np.int8) * 2 + has_row
+    out = np.full(len(case), None, dtype=object)
+    for code in np.flatnonzero(np.bincount(case, minlength=16)):
+        rows = case == code
+        answer = missing_reason(read=bool(code & 8), stored=_STORED if code & 4 else None,
+                                value_missing=bool(code & 2), row_reason=_ROW if code & 1 else None)
+        chosen = {id(_STORED): stored_values, id(_ROW): row_values}.get(id(answer))
+        out[rows] = answer if chosen is None else chosen[rows]
+    return pd.Series(out, index=stored.index, dtype=object)
+
+
+def check_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Events with string ``patient_id`` and UTC ``event_timestamp``, indexed 0..n-1.
+
+    Raises
+    ------
+    InputError
+        If a column is missing or a timestamp is empty or unparseable.
+
+    Examples
+    --------
+    >>> check_events(pd.DataFrame({"patient_id": [7], "event_timestamp": ["2022-06-01"]})).iloc[0].tolist()
+    ['7', Timestamp('2022-06-01 00:00:00+0000', tz='UTC')]
+    """
+    require_event_columns(events.columns)
+    out = events.reset_index(drop=True).copy()
+    out["patient_id"] = out["patient_id"].astype(str)
+    try:
+        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    except ValueError:  # formats differ between rows, or a row is no time: parse row by row
+        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True, format="mixed",
+                                                errors="coerce")
+    if out["event_timestamp"].isna().any():
+        row = int(out["event_timestamp"].isna().to_numpy().nonzero()[0][0])
+        raise InputError(f"events row {row}: event_timestamp is empty or unparseable")
+    return out
+
+
+def geography_refs(features: Sequence[str] = GEOGRAPHY_FEATURES) -> list[str]:
+    """Feast references of the address period's features (hop one).
+
+    Examples
+    --------
+    >>> geography_refs()[-1]
+    'patient_geography:link_missing'
+    """
+    return [f"{GEOGRAPHY_VIEW}:{f}" for f in features]
