@@ -502,6 +502,7 @@ def test_coverage_command_writes_the_report(frame, patients, tmp_path):
     frame.to_parquet(tmp_path / "frame.parquet")
     patients.to_csv(tmp_path / "patients.csv", index=False)
     out = tmp_path / "report.html"
+    (tmp_path / "ws").mkdir()  # a workspace with nothing published yet
     result = CliRunner().invoke(sdoh, [
         "coverage", "--workspace", str(tmp_path / "ws"), "--frame", str(tmp_path / "frame.parquet"),
         "--patients", str(tmp_path / "patients.csv"), "--by", "group", "--out", str(out)])

@@ -18,7 +18,6 @@ import pytest
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from hand_built import publish_hand_built
 
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize
 from feature_repo.serving.online import online_features, workspace_online_features
@@ -34,14 +33,23 @@ def at(text: str) -> dt.datetime:
     return pd.Timestamp(text, tz="UTC").to_pydatetime()
 
 
-@pytest.fixture
-def served(tmp_path):
-    ws = Workspace(tmp_path / "ws")
-    publish_hand_built(ws)
+def served_copy(ws: Workspace) -> tuple:
     store = feature_store(ws, profile="embedded")
     apply_definitions(store, ws)
     materialize(store, end=at("2026-01-01"), progress=False)
     return store, ws
+
+
+@pytest.fixture(scope="module")
+def served_once(tmp_path_factory, hand_built_copy):
+    """A served copy of the hand-built region for the tests that only read (lookups rewrite the plan)."""
+    return served_copy(hand_built_copy(tmp_path_factory.mktemp("ws")))
+
+
+@pytest.fixture
+def served(tmp_path, hand_built_copy):
+    """A served copy of the region of the test's own, for the tests that damage it."""
+    return served_copy(hand_built_copy(tmp_path / "ws"))
 
 
 def _never(views):
@@ -61,8 +69,8 @@ def test_entity_keys_serialize_as_feasts(key, value):
 
 @pytest.mark.parametrize("service", ["model_inputs_v1", "equity_audit_v1"])
 @pytest.mark.parametrize("now", ["2020-06-01", "2021-06-01", "2022-07-01", "2023-01-01"])
-def test_the_sqlite_reader_answers_as_feast(served, service, now):
-    store, ws = served
+def test_the_sqlite_reader_answers_as_feast(served_once, service, now):
+    store, ws = served_once
     through_feast = OnlineLookup(store, ws, feature_service=service)
     direct = OnlineLookup(plan_source(ws, service, on_missing_rows=lambda views: None), ws,
                           feature_service=service)
@@ -110,8 +118,8 @@ def test_a_damaged_store_raises_the_same_error_on_both_paths(served, damage):
     assert _error(lambda: workspace_online_features(["A"], workspace=ws, at=at("2022-07-01"))) == expected
 
 
-def test_the_command_line_lookup_does_not_import_feast(served):
-    _, ws = served
+def test_the_command_line_lookup_does_not_import_feast(served_once):
+    _, ws = served_once
     code = ("import sys, datetime as dt\n"
             "from feature_repo.serving.online import workspace_online_features\n"
             "from ingestion.core.workspace import Workspace\n"

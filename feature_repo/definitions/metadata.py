@@ -39,7 +39,7 @@ def _reliability_rule_text(source: Source, publication: Publication) -> str:
     catalog = load_catalog()
     names = publication.reliability_rules or (catalog.default_reliability_rule,)
     rules = {name: catalog.reliability_rules[name] for name in names}
-    return "; ".join(f"{name}: CV<={rule['high']}% high, CV<={rule['medium']}% medium, else low; "
+    return "; ".join(f"{name}: CV<={rule['high']:g}% high, CV<={rule['medium']:g}% medium, else low; "
                      f"no MOE unknown" for name, rule in rules.items())
 
 
