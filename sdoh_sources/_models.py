@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
+from sdoh_sources.acs_tables import acs_dataset
+
 # A signed ACS variable without its E/M suffix: detailed (B19013_001, C17002_002, B01001A_001),
 # subject (S2701_C05_001) or data profile (DP02_0072 a count, DP02_0072P a percent).
 VARIABLE_PATTERN = (r"^-?(?:[BC]\d{5}[A-Z]{0,2}_\d{3}"
@@ -16,21 +18,9 @@ VARIABLE_PATTERN = (r"^-?(?:[BC]\d{5}[A-Z]{0,2}_\d{3}"
 # percent column or a data profile percent, whose API names end in PE/PM.
 PERCENT_PATTERN = r"^(?:S\d{4}[A-Z]{0,2}_C\d{2}_\d{3}|DP0[2-5](?:PR)?_\d{4}P)$"
 # The API dataset of each table family; subject and profile tables stop at the tract.
-DATASETS = {"B": "acs/acs5", "C": "acs/acs5", "S": "acs/acs5/subject", "D": "acs/acs5/profile"}
 TRACT_AND_ABOVE = ("acs/acs5/subject", "acs/acs5/profile")
 
 Variable = Annotated[str, Field(pattern=VARIABLE_PATTERN)]
-
-
-def acs_dataset(variable: str) -> str:
-    """The Census API dataset that publishes an ACS variable.
-
-    Examples
-    --------
-    >>> acs_dataset("B19013_001"), acs_dataset("S2701_C05_001"), acs_dataset("DP02_0072P")
-    ('acs/acs5', 'acs/acs5/subject', 'acs/acs5/profile')
-    """
-    return DATASETS[variable.lstrip("-")[0]]
 
 
 class _Frozen(BaseModel):

@@ -3,7 +3,8 @@ import datetime as dt
 import pytest
 
 from sdoh_sources import CatalogError, check_vocabularies, load_catalog, release_in_force
-from sdoh_sources._models import Measure, Source, acs_dataset
+from sdoh_sources._models import Measure, Source
+from sdoh_sources.acs_tables import acs_dataset
 
 DOMAINS = {"economic_stability", "education", "health_care_access",
            "neighborhood_built_environment", "social_community_context"}

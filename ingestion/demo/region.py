@@ -54,8 +54,8 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import Polygon, box
 
-from sdoh_sources import load_catalog
-from sdoh_sources._models import Measure, acs_dataset
+from sdoh_sources import Measure, load_catalog
+from sdoh_sources.acs_tables import acs_dataset
 
 if TYPE_CHECKING:
     from sdoh_sources.adi_computed import GroupQuartersSource

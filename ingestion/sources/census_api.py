@@ -108,6 +108,7 @@ from ingestion.sources.http import (
 )
 from ingestion.sources.workers import WorkerSessions
 from sdoh_sources import load_catalog
+from sdoh_sources.acs_tables import ACS5, FAMILIES, FAMILY_EXAMPLES, acs_dataset
 
 __all__ = [
     "ACS5",
@@ -129,7 +130,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.census.gov/data"
-ACS5 = "acs/acs5"
 # The API refuses a `get` of more than 50 variables ("error: 'get' is limited to 50 variables").
 MAX_VARIABLES = 50
 NOT_PUBLISHED_AT_LEVEL = "not_published_at_level"
@@ -154,13 +154,6 @@ _LEVEL_SLUGS = {"state": "state", "county": "county", "tract": "tract",
 _ANNOTATION_FLOOR = -100_000_000
 
 # ACS table families: the bare variable (no E/M suffix) -> the dataset under the survey path.
-_FAMILIES: tuple[tuple[str, str, re.Pattern[str]], ...] = (
-    ("detailed", "", re.compile(r"[BC]\d{5}[A-Z]*_\d{3}")),  # B01001_001, C17002_002, B01001A_001
-    ("subject", "/subject", re.compile(r"S\d{4}[A-Z]*_C\d{2}_\d{3}")),  # S1701_C03_001
-    ("profile", "/profile", re.compile(r"DP\d{2}[A-Z]*_\d{4}P?")),  # DP03_0009, DP03_0009P
-)
-_FAMILY_EXAMPLES = ("detailed tables ('B01001_001', 'C17002_002'), subject tables "
-                    "('S1701_C03_001') or data profiles ('DP03_0009' count, 'DP03_0009P' percent)")
 _BARE = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*")
 
 _DATASET = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")
@@ -226,43 +219,6 @@ def resolve_geography(geography: str) -> str:
         raise ValueError(f"unknown geography {geography!r}; expected one of "
                          f"{sorted([*GEOGRAPHIES, *_ALIASES])}")
     return name
-
-
-def acs_dataset(variable: str, *, survey: str = ACS5) -> str:
-    """Return the API dataset publishing an ACS variable, from its table family.
-
-    Parameters
-    ----------
-    variable : str
-        A variable without its E/M suffix: detailed (``"B19013_001"``, ``"C17002_002"``),
-        subject (``"S1701_C03_001"``) or data profile (``"DP03_0009"``, or ``"DP03_0009P"``
-        for the percent).
-    survey : str
-        The survey's dataset path, default ``"acs/acs5"``.
-
-    Returns
-    -------
-    str
-        ``survey`` for detailed tables, ``survey + "/subject"`` for subject tables and
-        ``survey + "/profile"`` for data profiles.
-
-    Raises
-    ------
-    ValueError
-        If ``variable`` belongs to none of those families (or carries its E/M suffix).
-
-    Examples
-    --------
-    >>> acs_dataset("C17002_002"), acs_dataset("S1701_C03_001"), acs_dataset("DP03_0009P")
-    ('acs/acs5', 'acs/acs5/subject', 'acs/acs5/profile')
-    """
-    if not isinstance(variable, str):
-        raise TypeError(f"variable must be a str, got {type(variable).__name__}")
-    for _, suffix, pattern in _FAMILIES:
-        if pattern.fullmatch(variable.strip()):
-            return survey.strip("/") + suffix
-    raise ValueError(f"cannot tell the table family of {variable!r}; expected {_FAMILY_EXAMPLES}, "
-                     f"without the E/M suffix (or pass dataset= explicitly)")
 
 
 Predicates = tuple[tuple[str, str], ...]
@@ -1069,9 +1025,9 @@ def _route(names: list[str], dataset: str | None) -> list[tuple[str, list[str]]]
     """Group variables by the dataset publishing them, datasets in order of first use."""
     if dataset is not None:
         return [(_check_dataset(dataset), names)]
-    unknown = [v for v in names if not any(p.fullmatch(v) for _, _, p in _FAMILIES)]
+    unknown = [v for v in names if not any(p.fullmatch(v) for _, _, p in FAMILIES)]
     if unknown:
-        raise ValueError(f"cannot tell the table family of {unknown}; expected {_FAMILY_EXAMPLES}"
+        raise ValueError(f"cannot tell the table family of {unknown}; expected {FAMILY_EXAMPLES}"
                          f" (or pass dataset= to send every variable to one dataset)")
     groups: dict[str, list[str]] = {}
     for v in names:
