@@ -12,7 +12,8 @@ attributes. Only doctests get them; examples in WRITING_EXAMPLES get a store of 
 Examples that need a service or data name it, and only those start it (`ON_REQUEST`):
 ``demo`` is the folder of a small synthetic demo region (ingestion/demo/region.py: Census API
 responses, TIGER zips, ADI files, address histories of state 99), ``census`` a `CensusClient`
-pointed at a local replay server of its Census API responses, ``real_data`` the folder of real
+pointed at a local replay server of its Census API responses, ``adi_inputs`` its ACS 2021
+block-group ADI inputs with group quarters (as `ingest_adi_acs` reads them), ``real_data`` the folder of real
 publisher files (../shared/data/real; skipped when absent, a failure with
 SDOH_REQUIRE_REAL_DATA=1 as in CI) and ``scratch`` a new, empty `Workspace` for examples that write.
 """
@@ -167,6 +168,18 @@ def doctest_census(doctest_demo):
         yield client
 
 
+@pytest.fixture(scope="session")
+def doctest_adi_inputs(doctest_census):
+    """The demo region's ACS 2021 block-group ADI inputs and group quarters, as `ingest_adi_acs` reads."""
+    from ingestion.derive.adi import GEOID, adi_variables
+    from ingestion.jobs.ingest import group_quarters_inputs
+    from ingestion.sources.census_api import get_acs
+
+    variables = sorted({v[:-1] for v in adi_variables(2021)})
+    inputs = get_acs("block group", variables, 2021, "99", client=doctest_census, output="wide")
+    return inputs.merge(group_quarters_inputs(2021, "99", doctest_census), on=GEOID, how="left")
+
+
 @pytest.fixture
 def doctest_real_data() -> Path:
     """../shared/data/real, or a skip (a failure with SDOH_REQUIRE_REAL_DATA=1, as in CI)."""
@@ -187,8 +200,8 @@ def doctest_scratch(tmp_path):
 
 
 # Namespace name -> the fixture behind it, started only for an example whose code uses the name.
-ON_REQUEST = {"demo": "doctest_demo", "census": "doctest_census", "real_data": "doctest_real_data",
-              "scratch": "doctest_scratch"}
+ON_REQUEST = {"demo": "doctest_demo", "census": "doctest_census", "adi_inputs": "doctest_adi_inputs",
+              "real_data": "doctest_real_data", "scratch": "doctest_scratch"}
 
 
 def _names_used(item: DoctestItem) -> set[str]:
