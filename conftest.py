@@ -13,9 +13,11 @@ Examples that need a service or data name it, and only those start it (`ON_REQUE
 ``demo`` is the folder of a small synthetic demo region (ingestion/demo/region.py: Census API
 responses, TIGER zips, ADI files, address histories of state 99), ``census`` a `CensusClient`
 pointed at a local replay server of its Census API responses, ``adi_inputs`` its ACS 2021
-block-group ADI inputs with group quarters (as `ingest_adi_acs` reads them), ``real_data`` the folder of real
-publisher files (../shared/data/real; skipped when absent, a failure with
-SDOH_REQUIRE_REAL_DATA=1 as in CI) and ``scratch`` a new, empty `Workspace` for examples that write.
+block-group ADI inputs with group quarters (as `ingest_adi_acs` reads them), ``tiger_url`` the
+base URL of a local file server holding its TIGER zips at the Census Bureau's paths,
+``real_data`` the folder of real publisher files (../shared/data/real; skipped when absent, a
+failure with SDOH_REQUIRE_REAL_DATA=1 as in CI) and ``scratch`` a new, empty `Workspace` (in a
+folder of its own) for examples that write.
 """
 
 import contextlib
@@ -169,6 +171,35 @@ def doctest_census(doctest_demo):
 
 
 @pytest.fixture(scope="session")
+def doctest_tiger_url(doctest_demo, tmp_path_factory):
+    """The base URL of a local file server holding the demo region's TIGER zips at Census's paths."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    from ingestion.sources.tiger import boundary_url
+
+    root = tmp_path_factory.mktemp("doctest_tiger")
+    for year in (2010, 2020):
+        target = root / urlsplit(boundary_url("block_group", year, "99")).path.lstrip("/")
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(doctest_demo / "tiger" / target.name, target)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 (the http.server API)
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/geo/tiger"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="session")
 def doctest_adi_inputs(doctest_census):
     """The demo region's ACS 2021 block-group ADI inputs and group quarters, as `ingest_adi_acs` reads."""
     from ingestion.derive.adi import GEOID, adi_variables
@@ -196,12 +227,13 @@ def doctest_scratch(tmp_path):
     """A new, empty workspace of the example's own."""
     from ingestion.core.workspace import Workspace
 
-    return Workspace(tmp_path / "scratch")
+    return Workspace(tmp_path)
 
 
 # Namespace name -> the fixture behind it, started only for an example whose code uses the name.
 ON_REQUEST = {"demo": "doctest_demo", "census": "doctest_census", "adi_inputs": "doctest_adi_inputs",
-              "real_data": "doctest_real_data", "scratch": "doctest_scratch"}
+              "tiger_url": "doctest_tiger_url", "real_data": "doctest_real_data",
+              "scratch": "doctest_scratch"}
 
 
 def _names_used(item: DoctestItem) -> set[str]:

@@ -72,8 +72,13 @@ def publish_rejects(workspace: Workspace, *, run_id: str) -> Path:
 
     Examples
     --------
-    >>> publish_rejects(ws, run_id=result.published.run_id)  # doctest: +SKIP
-    PosixPath('.../outputs/address_rejects.csv')
+    Without a published timeline under the run's id, nothing points at its rejects yet:
+
+    >>> _ = write_rejects(pd.DataFrame(columns=["row", "field", "reason"]), scratch,
+    ...                   run_id="20261206T221500_123456Z")
+    >>> latest = publish_rejects(scratch, run_id="20261206T221500_123456Z")
+    >>> latest.name, latest.exists()
+    ('address_rejects.csv', False)
     """
     folder = workspace.outputs / _REJECTS
     latest = workspace.outputs / f"{_REJECTS}.csv"
