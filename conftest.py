@@ -8,12 +8,23 @@ Doctests get names: ``ws`` is a small published workspace (the hand-built region
 tract dataset and ``timeline`` its patient address timeline (both unpublished frames),
 ``frame`` a training frame of its four patients at three times and ``patients`` their made-up
 attributes. Only doctests get them; examples in WRITING_EXAMPLES get a store of their own.
+
+Examples that need a service or data name it, and only those start it (`ON_REQUEST`):
+``demo`` is the folder of a small synthetic demo region (ingestion/demo/region.py: Census API
+responses, TIGER zips, ADI files, address histories of state 99), ``census`` a `CensusClient`
+pointed at a local replay server of its Census API responses, ``adi_inputs`` its ACS 2021
+block-group ADI inputs with group quarters (as `ingest_adi_acs` reads them), ``tiger_url`` the
+base URL of a local file server holding its TIGER zips at the Census Bureau's paths,
+``real_data`` the folder of real publisher files (../shared/data/real; skipped when absent, a
+failure with SDOH_REQUIRE_REAL_DATA=1 as in CI) and ``scratch`` a new, empty `Workspace` (in a
+folder of its own) for examples that write.
 """
 
 import contextlib
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +33,7 @@ import pytest
 from _pytest.doctest import DoctestItem
 
 HAND_BUILT = Path(__file__).parent / "tests" / "hand_built.py"
+REAL_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "real"
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +149,98 @@ def _example_writes(item: DoctestItem) -> bool:
     return item.name.rsplit(".", 1)[-1] in WRITING_EXAMPLES
 
 
+@pytest.fixture(scope="session")
+def doctest_demo(tmp_path_factory) -> Path:
+    """A small synthetic demo region (20 patients), generated once per session (about a second)."""
+    from ingestion.demo.region import generate_demo_region
+
+    root = tmp_path_factory.mktemp("doctest_demo")
+    generate_demo_region(root, n_patients=20)
+    return root
+
+
+@pytest.fixture(scope="session")
+def doctest_census(doctest_demo):
+    """A `CensusClient` (no key, no cache) answered by a local replay of the demo region's API."""
+    from ingestion.demo.replay import CensusReplayServer
+    from ingestion.sources.census_api import CensusClient
+
+    with CensusReplayServer(doctest_demo / "census_api") as server, \
+            CensusClient(base_url=server.base_url, api_key=None, cache_dir=None) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def doctest_tiger_url(doctest_demo, tmp_path_factory):
+    """The base URL of a local file server holding the demo region's TIGER zips at Census's paths."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    from ingestion.sources.tiger import boundary_url
+
+    root = tmp_path_factory.mktemp("doctest_tiger")
+    for year in (2010, 2020):
+        target = root / urlsplit(boundary_url("block_group", year, "99")).path.lstrip("/")
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(doctest_demo / "tiger" / target.name, target)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 (the http.server API)
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/geo/tiger"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="session")
+def doctest_adi_inputs(doctest_census):
+    """The demo region's ACS 2021 block-group ADI inputs and group quarters, as `ingest_adi_acs` reads."""
+    from ingestion.derive.adi import GEOID, adi_variables
+    from ingestion.jobs.ingest import group_quarters_inputs
+    from ingestion.sources.census_api import get_acs
+
+    variables = sorted({v[:-1] for v in adi_variables(2021)})
+    inputs = get_acs("block group", variables, 2021, "99", client=doctest_census, output="wide")
+    return inputs.merge(group_quarters_inputs(2021, "99", doctest_census), on=GEOID, how="left")
+
+
+@pytest.fixture
+def doctest_real_data() -> Path:
+    """../shared/data/real, or a skip (a failure with SDOH_REQUIRE_REAL_DATA=1, as in CI)."""
+    if not REAL_DATA.exists():
+        message = f"real publisher files not found at {REAL_DATA}"
+        if os.environ.get("SDOH_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(f"{message}; SDOH_REQUIRE_REAL_DATA=1 makes this a failure")
+        pytest.skip(message)
+    return REAL_DATA
+
+
+@pytest.fixture
+def doctest_scratch(tmp_path):
+    """A new, empty workspace of the example's own."""
+    from ingestion.core.workspace import Workspace
+
+    return Workspace(tmp_path)
+
+
+# Namespace name -> the fixture behind it, started only for an example whose code uses the name.
+ON_REQUEST = {"demo": "doctest_demo", "census": "doctest_census", "adi_inputs": "doctest_adi_inputs",
+              "tiger_url": "doctest_tiger_url", "real_data": "doctest_real_data",
+              "scratch": "doctest_scratch"}
+
+
+def _names_used(item: DoctestItem) -> set[str]:
+    source = "\n".join(example.source for example in item.dtest.examples)
+    return {name for name in ON_REQUEST if re.search(rf"\b{name}\b", source)}
+
+
 @pytest.fixture(autouse=True)
 def _doctest_names(request, doctest_namespace):
     """Give docstring examples the names above; other tests build nothing."""
@@ -147,6 +251,8 @@ def _doctest_names(request, doctest_namespace):
         doctest_namespace.update(ws=ws, store=store, tracts=hand_built.acs_frame("tract", hand_built.POVERTY),
                                  timeline=hand_built.TIMELINE.copy(), frame=frame.copy(),
                                  patients=patients.copy())
+        doctest_namespace.update({name: request.getfixturevalue(ON_REQUEST[name])
+                                  for name in _names_used(request.node)})
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,12 @@ CLI and notebooks. The names below are imported on first use.
 
 Examples
 --------
->>> from equity import coverage_table  # doctest: +SKIP
->>> coverage_table(frame, features=["acs_tract__pct_below_poverty"])  # doctest: +SKIP
+>>> from equity import coverage_table
+>>> table = coverage_table(frame, patients, features="acs_tract__pct_below_poverty", by="payer")
+>>> table[["group", "n", "missing_rate"]]
+        group  n  missing_rate
+0  commercial  6      1.000000
+1    medicaid  6      0.666667
 """
 
 from importlib import import_module

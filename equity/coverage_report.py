@@ -355,8 +355,10 @@ def heatmaps(table: pd.DataFrame) -> Figure:
 
     Examples
     --------
-    >>> heatmaps(coverage.coverage_table(frame, patients, features=features,
-    ...                                  by=["race_ethnicity", "payer"]))  # doctest: +SKIP
+    >>> table = coverage.coverage_table(frame, patients, by=["race_ethnicity", "payer"],
+    ...                                 features=["acs_tract__pct_below_poverty"])
+    >>> heatmaps(table).axes[0].get_title()
+    'Share missing (grey: no value)'
     """
     columns = list(dict.fromkeys(zip(table["by"], table["group"], strict=True)))
     features = list(dict.fromkeys(table["feature"]))

@@ -89,8 +89,8 @@ def fairness_roles(views: Iterable) -> dict[str, str]:
 
     Examples
     --------
-    >>> roles = fairness_roles(store.list_feature_views())  # doctest: +SKIP
-    >>> roles["acs_tract__pct_minority"]  # doctest: +SKIP
+    >>> roles = fairness_roles(store.list_feature_views())
+    >>> roles["acs_tract__pct_minority"]
     'stratifier_only'
     """
     roles = {}
@@ -483,8 +483,14 @@ def fairness_drift(
 
     Examples
     --------
-    >>> drift = fairness_drift(preds, group="race_ethnicity", time_column="vintage")  # doctest: +SKIP
-    >>> drift.pivot(index="window", columns="metric", values="value")  # doctest: +SKIP
+    >>> preds = pd.DataFrame({"y_true": [1, 1, 0, 1, 1, 0] * 2, "y_pred": [1, 1, 0, 1, 0, 0] * 2,
+    ...                       "g": list("AAABBB") * 2, "vintage": [2021] * 6 + [2022] * 6})
+    >>> preds.loc[10, "y_pred"] = 1  # in 2022 group B's second positive is found too
+    >>> drift = fairness_drift(preds, group="g", time_column="vintage")
+    >>> drift.loc[drift["metric"] == "equal_opportunity_difference", ["window", "value", "change"]]
+      window  value  change
+    3   2021    0.5     NaN
+    8   2022    0.0    -0.5
     """
     labels = _windows(predictions, time_column=time_column, window=window)
     order = sorted(set(labels) - {NO_WINDOW}) + ([NO_WINDOW] if NO_WINDOW in set(labels) else [])
@@ -579,8 +585,19 @@ def fairness_check(
 
     Examples
     --------
-    >>> checks = fairness_check(preds, load_thresholds(), group_columns=["payer"])  # doctest: +SKIP
-    >>> checks[~checks["passed"]]  # doctest: +SKIP
+    Thirty rows per payer (the catalog's ``min_group_size``), medicaid's positives all found:
+
+    >>> preds = pd.DataFrame({"y_true": [1, 1, 0, 1, 1, 0] * 10, "y_pred": [1, 1, 0, 1, 0, 0] * 10,
+    ...                       "score": [0.9, 0.8, 0.2, 0.7, 0.4, 0.1] * 10,
+    ...                       "payer": (["medicaid"] * 3 + ["commercial"] * 3) * 10})
+    >>> checks = fairness_check(preds, load_thresholds(), group_columns=["payer"], score="score")
+    >>> checks[["window", "metric", "value", "limit", "passed"]].round(3)
+      window                         metric  value  limit  passed
+    0    all  demographic_parity_difference  0.333   0.10   False
+    1    all       demographic_parity_ratio  0.500   0.80   False
+    2    all      equalized_odds_difference  0.500   0.10   False
+    3    all   equal_opportunity_difference  0.500   0.10   False
+    4    all                calibration_gap  0.267   0.05   False
     """
     columns = list(group_columns) or list(thresholds.group_columns)
     if not columns:

@@ -15,8 +15,12 @@ The names below are imported on first use, so ``import ingestion`` (and the ``sd
 
 Examples
 --------
->>> from ingestion import get_acs, CensusClient  # doctest: +SKIP
->>> tidy = get_acs("tract", ["B19013_001"], 2021, "DE")  # doctest: +SKIP
+``census`` is a `CensusClient` answered by a local replay of the synthetic demo region (state 99);
+leave ``client`` out to ask the real API:
+
+>>> from ingestion import get_acs
+>>> get_acs("tract", ["B19013_001"], 2021, "99", client=census).shape
+(14, 6)
 """
 
 from importlib import import_module

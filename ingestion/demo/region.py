@@ -1833,8 +1833,8 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
 
     Examples
     --------
-    >>> manifest = generate_demo_region(Path("demo"), seed=1, n_patients=50)  # doctest: +SKIP
-    >>> manifest["synthetic"], manifest["geography"]["split_tracts"]  # doctest: +SKIP
+    >>> manifest = generate_demo_region(scratch.root / "demo", seed=1, n_patients=50)
+    >>> manifest["synthetic"], manifest["geography"]["split_tracts"]
     (True, {'99001000300': ['99001000301', '99001000302']})
     """
     _check_arguments(seed, n_patients)

@@ -36,10 +36,15 @@ repeated with another value, a geography added that nobody asked for or one left
 
 Examples
 --------
->>> with CensusReplayServer("tests/replay") as server:  # doctest: +SKIP
-...     client = CensusClient(base_url=server.base_url)
-...     server.inject(429, headers={"Retry-After": "0"})  # the next request is rate limited
-...     server.inject(None, alter="drop_column", column="B01003_001M")  # then one lacks a column
+The synthetic demo region's responses (``demo``), the next request rate limited once:
+
+>>> from ingestion.sources.census_api import CensusClient
+>>> with CensusReplayServer(demo / "census_api") as server, \\
+...         CensusClient(base_url=server.base_url, cache_dir=None) as client:
+...     server.inject(429, headers={"Retry-After": "0"})
+...     table = client.get_table(2021, "acs/acs5", ["B01003_001E"], "county", state="99")
+>>> table["GEOID"].tolist()
+['99001']
 """
 
 from __future__ import annotations
@@ -291,9 +296,9 @@ class CensusReplayServer:
 
     Examples
     --------
-    >>> with CensusReplayServer(tmp_path) as server:  # doctest: +SKIP
-    ...     server.base_url
-    'http://127.0.0.1:40155/data'
+    >>> with CensusReplayServer(demo / "census_api") as server:
+    ...     server.base_url.startswith("http://127.0.0.1:")
+    True
     """
 
     def __init__(self, root: str | os.PathLike[str], *, host: str = "127.0.0.1",
@@ -381,9 +386,10 @@ class CensusReplayServer:
 
         Examples
         --------
-        >>> server.inject(500, times=2)  # doctest: +SKIP
-        >>> server.inject(None, truncate=True)  # doctest: +SKIP
-        >>> server.inject(None, alter="conflicting_duplicate", column="B01003_001E")  # doctest: +SKIP
+        >>> with CensusReplayServer(demo / "census_api") as server:
+        ...     server.inject(500, times=2)
+        ...     server.inject(None, truncate=True)
+        ...     server.inject(None, alter="conflicting_duplicate", column="B01003_001E")
         """
         if times < 1 or delay < 0:
             raise ValueError(f"times must be >= 1 and delay >= 0, got {times!r}, {delay!r}")

@@ -52,8 +52,9 @@ def write_rejects(rejects: pd.DataFrame, workspace: Workspace, *, run_id: str) -
 
     Examples
     --------
-    >>> path = write_rejects(rejects, ws, run_id="20261206T221500_123456Z")  # doctest: +SKIP
-    >>> path.name  # doctest: +SKIP
+    >>> rejects = pd.DataFrame({"row": [7], "field": ["valid_from"], "reason": ["unparseable_date"]})
+    >>> path = write_rejects(rejects, scratch, run_id="20261206T221500_123456Z")
+    >>> path.name
     '20261206T221500_123456Z.csv'
     """
     path = private_dir(workspace.outputs / _REJECTS) / f"{run_id}.csv"
@@ -71,8 +72,13 @@ def publish_rejects(workspace: Workspace, *, run_id: str) -> Path:
 
     Examples
     --------
-    >>> publish_rejects(ws, run_id=result.published.run_id)  # doctest: +SKIP
-    PosixPath('.../outputs/address_rejects.csv')
+    Without a published timeline under the run's id, nothing points at its rejects yet:
+
+    >>> _ = write_rejects(pd.DataFrame(columns=["row", "field", "reason"]), scratch,
+    ...                   run_id="20261206T221500_123456Z")
+    >>> latest = publish_rejects(scratch, run_id="20261206T221500_123456Z")
+    >>> latest.name, latest.exists()
+    ('address_rejects.csv', False)
     """
     folder = workspace.outputs / _REJECTS
     latest = workspace.outputs / f"{_REJECTS}.csv"
@@ -94,7 +100,8 @@ def read_published_rejects(workspace: Workspace) -> pd.DataFrame | None:
 
     Examples
     --------
-    >>> read_published_rejects(ws)[["row", "field", "reason"]]  # doctest: +SKIP
+    >>> read_published_rejects(scratch) is None  # no timeline published yet
+    True
     """
     runs = published_runs(geography_timeline_spec().name, workspace)
     path = workspace.outputs / _REJECTS / f"{runs[0]}.csv" if runs else None

@@ -645,9 +645,11 @@ def workspace_context(workspace: Workspace) -> AbstractDataContext:
 
     Examples
     --------
-    >>> from ingestion.core.workspace import Workspace
-    >>> ctx = workspace_context(Workspace("/tmp/sdoh-example"))  # doctest: +SKIP
-    >>> publish(frame, acs_spec("tract"), ws, context=ctx, data_docs=True)  # doctest: +SKIP
+    >>> from ingestion.core.datasets import acs_spec
+    >>> from ingestion.gate.publish import publish
+    >>> ctx = workspace_context(scratch)
+    >>> publish(tracts, acs_spec("tract"), scratch, context=ctx, data_docs=True).n_rows
+    7
     """
     workspace.gx  # noqa: B018 - make sure the folder exists
     return _gx().get_context(mode="file", project_root_dir=str(workspace.root))

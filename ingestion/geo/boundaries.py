@@ -10,9 +10,9 @@ sorted by ``geoid``.
 Examples
 --------
 >>> from ingestion.geo.boundaries import load_boundaries
->>> bg = load_boundaries("tl_2020_42_bg.zip", level="block_group",
-...                      boundary_year=2020)  # doctest: +SKIP
->>> list(bg.columns)  # doctest: +SKIP
+>>> bg = load_boundaries(demo / "tiger" / "tl_2020_99_bg.zip", level="block_group",
+...                      boundary_year=2020)
+>>> list(bg.columns)
 ['geoid', 'geometry']
 """
 
@@ -121,9 +121,9 @@ def load_boundaries(
 
     Examples
     --------
-    >>> tracts = load_boundaries("philadelphia_tracts_2020.geojson", level="tract",
-    ...                          boundary_year=2020)  # doctest: +SKIP
-    >>> tracts.crs.to_epsg(), tracts["geoid"].str.len().unique().tolist()  # doctest: +SKIP
+    >>> tracts = load_boundaries(real_data / "phl_tracts2020" / "philadelphia_tracts_2020.geojson",
+    ...                          level="tract", boundary_year=2020)
+    >>> tracts.crs.to_epsg(), tracts["geoid"].str.len().unique().tolist()
     (4269, [11])
     """
     if level not in GEOID_LENGTH:
@@ -178,9 +178,9 @@ def load_boundary_set(
 
     Examples
     --------
-    >>> sets = load_boundary_set({2010: "tl_2010_42_bg10.zip",
-    ...                           2020: "tl_2020_42_bg.zip"})  # doctest: +SKIP
-    >>> sorted(sets)  # doctest: +SKIP
+    >>> sets = load_boundary_set({2010: demo / "tiger" / "tl_2010_99_bg10.zip",
+    ...                           2020: demo / "tiger" / "tl_2020_99_bg.zip"})
+    >>> sorted(sets)
     [2010, 2020]
     """
     if not isinstance(paths_by_year, Mapping):

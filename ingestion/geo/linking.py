@@ -178,10 +178,14 @@ def read_address_history(
 
     Examples
     --------
-    >>> accepted, rejects = read_address_history("addresses.csv")  # doctest: +SKIP
-    >>> rejects[["row", "field", "reason"]].head(1)  # doctest: +SKIP
-       row       field             reason
-    0    7  valid_from  unparseable_date
+    >>> path = scratch.root / "addresses.csv"
+    >>> _ = path.write_text("patient_id,valid_from,latitude,longitude\\n"
+    ...                     "P1,2019-05-01,38.13,-69.89\\n"
+    ...                     "P2,May 2019,38.28,-69.71\\n")
+    >>> accepted, rejects = read_address_history(path)
+    >>> rejects[["row", "field", "reason"]]
+       row       field            reason
+    0    3  valid_from  unparseable_date
     """
     path = Path(path)
     raw, rows = _read_table(path)
@@ -1117,10 +1121,18 @@ def linkage_funnel(timeline: pd.DataFrame, *, rejects: pd.DataFrame | None = Non
 
     Examples
     --------
-    >>> accepted, rejects = read_address_history("addresses.csv")  # doctest: +SKIP
-    >>> funnel = linkage_funnel(link_addresses(accepted, boundaries), rejects=rejects)  # doctest: +SKIP
-    >>> funnel.set_index("outcome").loc["rejected_unparseable_date", "address_periods"]  # doctest: +SKIP
-    3
+    The synthetic demo region's address histories (``demo``) on its 2010 and 2020 block groups:
+
+    >>> from ingestion.geo.boundaries import load_boundary_set
+    >>> accepted, rejects = read_address_history(demo / "patients" / "address_history.csv")
+    >>> boundaries = load_boundary_set({2010: demo / "tiger" / "tl_2010_99_bg10.zip",
+    ...                                 2020: demo / "tiger" / "tl_2020_99_bg.zip"})
+    >>> funnel = linkage_funnel(link_addresses(accepted, boundaries), rejects=rejects)
+    >>> funnel.loc[funnel["address_periods"] > 0, ["outcome", "stage", "address_periods", "patients"]]
+      outcome    stage  address_periods  patients
+    0     all    input               27        20
+    1  linked  linking               25        19
+    2  po_box  linking                2         2
     """
     missing = [c for c in ("patient_id", "link_missing", "link_method")
                if c not in timeline.columns]

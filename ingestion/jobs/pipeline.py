@@ -112,8 +112,13 @@ def link_history_file(
 
     Examples
     --------
-    >>> link_history_file("addresses.csv", {2020: "tl_2020_24_bg.zip"},
-    ...                   workspace=Workspace("ws"))  # doctest: +SKIP
+    The synthetic demo region's address histories on its 2010 and 2020 block groups (``demo``):
+
+    >>> result = link_history_file(demo / "patients" / "address_history.csv",
+    ...                            {2010: demo / "tiger" / "tl_2010_99_bg10.zip",
+    ...                             2020: demo / "tiger" / "tl_2020_99_bg.zip"}, workspace=scratch)
+    >>> result.published.dataset, result.published.n_rows
+    ('patient_geography', 27)
     """
     secret = patient_key_secret() if pseudonymize else None
     accepted, rejects = read_address_history(history_path)

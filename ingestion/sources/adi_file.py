@@ -97,8 +97,12 @@ def read_adi_file(
 
     Examples
     --------
-    >>> read_adi_file("US_2021_ADI_Census_Block_Group_v4_0_1.csv",
-    ...               available_from=dt.date(2023, 6, 1))  # doctest: +SKIP
+    A Neighborhood Atlas style file of the synthetic demo region (``demo``):
+
+    >>> adi = read_adi_file(demo / "adi" / "DS_2020_ADI_Census_Block_Group_v4_0.csv",
+    ...                     available_from=dt.date(2022, 9, 1))
+    >>> adi.shape, adi["vintage"].unique().tolist()
+    ((43, 9), [2020])
     """
     path = Path(path)
     adi = load_catalog().adi

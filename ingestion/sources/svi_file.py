@@ -89,8 +89,10 @@ def read_svi_file(path: str | Path) -> pd.DataFrame:
 
     Examples
     --------
-    >>> svi = read_svi_file("SVI_2020_US.csv")  # doctest: +SKIP
-    >>> svi.loc[svi["RPL_THEMES"].isna(), "RPL_THEMES_missing"].unique()  # doctest: +SKIP
+    CDC's Delaware state file of SVI 2020 (``real_data``: real publisher files), -999 included:
+
+    >>> svi = read_svi_file(real_data / "de_svi2020" / "cdc_svi2020_delaware_tract.csv")
+    >>> svi.loc[svi["RPL_THEMES"].isna(), "RPL_THEMES_missing"].unique()
     array(['svi_not_computed'], dtype=object)
     """
     path = Path(path)

@@ -43,10 +43,13 @@ over files on a terminal.
 
 Examples
 --------
->>> paths = download_boundaries("tract", 2020, ["DE", "DC"],
-...                             cache_dir="~/.cache/sdoh")  # doctest: +SKIP
+Here ``tiger_url`` is a local server holding the synthetic demo region's files (state 99); leave
+``base_url`` out to download from the Census Bureau:
+
+>>> paths = download_boundaries("block_group", 2020, "99", cache_dir=scratch.root, base_url=tiger_url)
 >>> from ingestion.geo.boundaries import load_boundaries
->>> tracts = load_boundaries(paths[0], level="tract", boundary_year=2020)  # doctest: +SKIP
+>>> load_boundaries(paths[0], level="block_group", boundary_year=2020).shape
+(43, 2)
 >>> boundary_url("tract", 2010, "DE")
 'https://www2.census.gov/geo/tiger/TIGER2010/TRACT/2010/tl_2010_10_tract10.zip'
 """
@@ -360,7 +363,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Examples
     --------
-    >>> read_manifest(paths[0])["boundary_vintage"]  # doctest: +SKIP
+    >>> paths = download_boundaries("block_group", 2020, "99", cache_dir=scratch.root,
+    ...                             base_url=tiger_url)
+    >>> read_manifest(paths[0])["boundary_vintage"]
     2020
     """
     manifest = _manifest_path(Path(path))
@@ -791,12 +796,18 @@ def download_boundaries(
 
     Examples
     --------
-    >>> paths = download_boundaries("block_group", 2020, ["DE", "Maryland"],
-    ...                             cache_dir="~/.cache/sdoh")  # doctest: +SKIP
-    >>> [p.name for p in paths]  # doctest: +SKIP
-    ['tl_2020_10_bg.zip', 'tl_2020_24_bg.zip']
-    >>> download_boundaries("county", 2023, None, kind="cb", resolution="5m",
-    ...                     cache_dir="~/.cache/sdoh")  # doctest: +SKIP
+    ``tiger_url`` is a local server holding the synthetic demo region's files (state 99);
+    without ``base_url`` they come from the Census Bureau:
+
+    >>> paths = download_boundaries("block_group", 2020, "99", cache_dir=scratch.root,
+    ...                             base_url=tiger_url)
+    >>> [p.name for p in paths]
+    ['tl_2020_99_bg.zip']
+
+    A national cartographic boundary file is one download (`boundary_url` names it):
+
+    >>> boundary_url("county", 2023, None, kind="cb", resolution="5m")
+    'https://www2.census.gov/geo/tiger/GENZ2023/shp/cb_2023_us_county_5m.zip'
     """
     check_client_options(timeout=timeout, max_retries=max_retries, backoff=backoff,
                          max_delay=max_delay, max_workers=max_workers, progress=progress)
