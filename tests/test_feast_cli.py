@@ -19,12 +19,12 @@ import pandas as pd
 import pytest
 from feast import FeatureStore, FeatureView, FileSource
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
-from hand_built import acs_frame
+from spec_frames import valid_frame
 
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize
 from feature_repo.definitions.feast_cli import MODULE, repo_objects, write_cli_repo
 from feature_repo.definitions.feature_views import feature_views
-from ingestion.core.datasets import acs_spec
+from ingestion.core.datasets import adi_spec
 from ingestion.core.errors import PublishError
 from ingestion.core.workspace import Workspace
 from ingestion.gate.publish import publish
@@ -120,9 +120,9 @@ def test_feast_materialize_incremental_continues_sdoh_materialize(applied, tmp_p
 
 def test_a_dataset_published_later_is_created_not_a_deletion(applied, tmp_path):
     store, ws = applied
-    publish(acs_frame("county", {("99001", 2019): 3.0}), acs_spec("county"), ws)
+    publish(valid_frame(adi_spec(), 1), adi_spec(), ws)  # a small suite: publishing is quick
     plan = feast(ws, "plan", cwd=tmp_path)
-    assert ("Created", "feature view", "acs_county") in changes(plan)
+    assert ("Created", "feature view", "adi_block_group") in changes(plan)
     assert not [c for c in changes(plan) if c[0] == "Deleted"], plan
     apply_definitions(store, ws)  # sdoh apply registers what Feast's CLI would
     assert_same_objects(feast(ws, "plan", cwd=tmp_path))

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hand_built import publish_hand_built
 from redis_server import RedisServer
 
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize, training_frame
@@ -150,9 +149,8 @@ ZCTA = {("E", "2022-03-16"): (2019, 40.0), ("E", "2022-03-17"): (2020, 41.0)}
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("rules"))
-    publish_hand_built(ws)
+def served(tmp_path_factory, hand_built_copy):
+    ws = hand_built_copy(tmp_path_factory.mktemp("rules"))
     store = feature_store(ws, profile="embedded")
     apply_definitions(store, ws)
     materialize(store, end=dt.datetime(2026, 1, 1, tzinfo=UTC), progress=False)
@@ -219,14 +217,13 @@ def _spark_store(ws: Workspace, redis: RedisServer):
 
 @pytest.mark.spark
 @pytest.mark.skipif(importlib.util.find_spec("pyspark") is None, reason="pyspark is not installed")
-def test_spark_answers_as_the_training_frame(events, frame, tmp_path):
+def test_spark_answers_as_the_training_frame(events, frame, tmp_path, hand_built_copy):
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
     from feature_repo.serving.spark import spark_training_frame
 
-    ws = Workspace(tmp_path / "ws")
-    publish_hand_built(ws)
+    ws = hand_built_copy(tmp_path / "ws")
     conf = yaml.safe_load(render_profile(ws, "spark"))["offline_store"]["spark_conf"]
     default_worker_python(os.environ)
     SparkSession.builder.config(conf=SparkConf().setAll(list(conf.items()))).getOrCreate()

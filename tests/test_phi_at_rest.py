@@ -1,9 +1,10 @@
 """PHI at rest: every file that can hold patient data is 0600 and its folders 0700, whatever the umask.
 
 The pipeline runs in a child process whose umask is permissive (os.umask is process-wide, so
-it is set there only): link an address history (timeline, rejects, Data Docs), publish the
-hand-built region, fail a publish (quarantine), open the store (feature_store.yaml, SQLite
-online store), materialize, write a training frame. The test then walks the workspace.
+it is set there only; one process imports once and forks a pipeline per umask): link an address
+history (timeline, rejects, Data Docs), publish the hand-built region, fail a publish
+(quarantine), open the store (feature_store.yaml, SQLite online store), materialize, write a
+training frame. The test then walks each workspace.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ HISTORY = """patient_id,valid_from,valid_to,street,city,state,zip,latitude,longi
 A,2019-01-01,,1 Main St,Springfield,XX,99001,39.5,-74.5
 B,2019-13-01,,2 Main St,Springfield,XX,99001,39.5,-74.5
 """
-# argv: umask (octal), workspace, history, 2010 and 2020 block groups. Prints, as JSON, every
-# creation of feature_store.yaml or its temporary file: [how, permission bits it was created with].
+# argv: workspaces folder, history, 2010 and 2020 block groups, then the umasks (octal). Imports
+# once, then forks one pipeline per umask (run side by side), each into <folder>/<umask>. Prints,
+# as JSON, each umask -> its exit status and every creation of feature_store.yaml or its
+# temporary file: [how, permission bits it was created with].
 CHILD = r"""
 import io, json, os, sys
-os.umask(int(sys.argv[1], 8))
 import pandas as pd
 from feature_repo.serving.retrieval import write_training_frame
 from feature_repo.serving.store import apply_definitions, feature_store, materialize
@@ -39,40 +41,70 @@ from ingestion.core.datasets import adi_spec
 from ingestion.core.errors import ValidationFailed
 from ingestion.jobs.pipeline import link_history_file
 from ingestion.gate.publish import publish
+from ingestion.gate.validation import validate
 from ingestion.core.workspace import Workspace
 from spec_frames import valid_frame
 
-umask = int(sys.argv[1], 8)
-created = []
-real_os_open, real_io_open = os.open, io.open
+folder, history, bg2010, bg2020, *umasks = sys.argv[1:]
+validate(valid_frame(adi_spec(), 3), adi_spec())  # Great Expectations' lazy imports, once
 
-def os_open(path, flags, mode=0o777, *args, **kwargs):
-    if flags & os.O_CREAT and "feature_store.yaml" in str(path):
-        created.append(["os.open", mode & ~umask])
-    return real_os_open(path, flags, mode, *args, **kwargs)
+def pipeline(text, created):
+    umask = int(text, 8)
+    real_os_open, real_io_open = os.open, io.open
 
-def io_open(file, mode="r", *args, **kwargs):
-    if any(m in mode for m in "wax") and "feature_store.yaml" in str(file):
-        created.append(["open", 0o666 & ~umask])
-    return real_io_open(file, mode, *args, **kwargs)
+    def os_open(path, flags, mode=0o777, *args, **kwargs):
+        if flags & os.O_CREAT and "feature_store.yaml" in str(path):
+            created.append(["os.open", mode & ~umask])
+        return real_os_open(path, flags, mode, *args, **kwargs)
 
-os.open, io.open = os_open, io_open
-ws = Workspace(sys.argv[2])
-publish_hand_built(ws)
-link_history_file(sys.argv[3], {2010: sys.argv[4], 2020: sys.argv[5]}, workspace=ws)
-bad = valid_frame(adi_spec(), 3)
-bad.loc[0, "block_group_geoid"] = "1"
-try:
-    publish(bad, adi_spec(), ws)
-except ValidationFailed:
-    pass
-store = feature_store(ws, profile="embedded")
-apply_definitions(store, ws)
-materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime(), progress=False)
-events = pd.DataFrame({"patient_id": ["A"], "event_timestamp": ["2023-01-01T00:00:00Z"]})
-write_training_frame(events, ws.outputs / "frame.parquet", store=store, workspace=ws,
-                     progress=False)
-print(json.dumps(created))
+    def io_open(file, mode="r", *args, **kwargs):
+        if any(m in mode for m in "wax") and "feature_store.yaml" in str(file):
+            created.append(["open", 0o666 & ~umask])
+        return real_io_open(file, mode, *args, **kwargs)
+
+    os.open, io.open = os_open, io_open
+    ws = Workspace(os.path.join(folder, text))
+    publish_hand_built(ws)
+    link_history_file(history, {2010: bg2010, 2020: bg2020}, workspace=ws)
+    bad = valid_frame(adi_spec(), 3)
+    bad.loc[0, "block_group_geoid"] = "1"
+    try:
+        publish(bad, adi_spec(), ws)
+    except ValidationFailed:
+        pass
+    store = feature_store(ws, profile="embedded")
+    apply_definitions(store, ws)
+    materialize(store, end=pd.Timestamp("2026-01-01", tz="UTC").to_pydatetime(), progress=False)
+    events = pd.DataFrame({"patient_id": ["A"], "event_timestamp": ["2023-01-01T00:00:00Z"]})
+    write_training_frame(events, ws.outputs / "frame.parquet", store=store, workspace=ws,
+                         progress=False)
+
+def fork(text):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        os.umask(int(text, 8))
+        created, code = [], 0
+        try:
+            pipeline(text, created)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 1
+        with os.fdopen(write, "w") as out:
+            json.dump(created, out)
+        os._exit(code)
+    os.close(write)
+    return pid, read
+
+running = {text: fork(text) for text in umasks}
+report = {}
+for text, (pid, read) in running.items():
+    with os.fdopen(read) as got:
+        created = json.load(got)
+    report[text] = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), created]
+print(json.dumps(report))
 """
 # Files that can hold patient data (relative to the workspace), and what else must be private.
 PHI_TREES = ("published", "staging", "quarantine", "outputs")
@@ -83,8 +115,13 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
-@pytest.mark.parametrize("umask", ["022", "000"])
-def test_every_phi_file_is_private_whatever_the_umask(tmp_path, umask):
+UMASKS = ("022", "000")
+
+
+@pytest.fixture(scope="module")
+def pipelines(tmp_path_factory) -> dict[str, tuple[int, list, Path, str]]:
+    """Each umask -> its pipeline's exit status, feature_store.yaml creations, workspace, and the stderr."""
+    tmp_path = tmp_path_factory.mktemp("phi")
     history = tmp_path / "addresses.csv"
     history.write_text(HISTORY)
     bg = {}
@@ -92,15 +129,21 @@ def test_every_phi_file_is_private_whatever_the_umask(tmp_path, umask):
         bg[year] = tmp_path / f"bg{year}.geojson"
         gpd.GeoDataFrame({"GEOID": [geoid]}, geometry=[shapely.box(-75, 39, -74, 40)],
                          crs=4269).to_file(bg[year])
-    ws = tmp_path / "ws"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    done = subprocess.run([sys.executable, "-c", CHILD, umask, str(ws), str(history),
-                           str(bg[2010]), str(bg[2020])], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), str(history),
+                           str(bg[2010]), str(bg[2020]), *UMASKS], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    return {umask: (*report[umask], tmp_path / umask, done.stderr) for umask in UMASKS}
+
+
+@pytest.mark.parametrize("umask", UMASKS)
+def test_every_phi_file_is_private_whatever_the_umask(pipelines, umask):
+    code, created, ws, stderr = pipelines[umask]
+    assert code == 0, stderr
 
     # feature_store.yaml: only ever created through os.open with 0600, never open() + chmod.
-    created = json.loads(done.stdout.splitlines()[-1])
     assert created and all(how == "os.open" and mode == 0o600 for how, mode in created), created
 
     phi = [p for tree in PHI_TREES for p in (ws / tree).rglob("*") if not p.is_symlink()]

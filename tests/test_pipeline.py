@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from feature_repo import feature_store, training_frame
-from ingestion.core.datasets import acs_spec
+from ingestion.core.datasets import adi_spec
 from ingestion.core.errors import ValidationFailed
 from ingestion.gate.publish import publish
 
@@ -82,13 +82,14 @@ def test_every_missing_value_has_a_reason(demo_run):
 
 def test_failed_validation_keeps_served_data(demo_run):
     workspace, _ = demo_run
-    folder = workspace.published_dir("acs_tract")
+    # The ADI's suite is small, so the failing publish is quick; what is checked is the gate.
+    folder = workspace.published_dir("adi_block_group")
     before = {f: f.read_bytes() for f in folder.glob("**/*.parquet")}
-    bad = pd.read_parquet(folder).head(3).assign(pct_below_poverty=150.0)
-    with pytest.raises(ValidationFailed, match="pct_below_poverty"):
-        publish(bad, acs_spec("tract"), workspace)
+    bad = pd.read_parquet(folder).head(3).assign(adi_national_rank=150)
+    with pytest.raises(ValidationFailed, match="adi_national_rank"):
+        publish(bad, adi_spec(), workspace)
     assert {f: f.read_bytes() for f in folder.glob("**/*.parquet")} == before
-    assert any((workspace.quarantine / "acs_tract").iterdir())
+    assert any((workspace.quarantine / "adi_block_group").iterdir())
     events = pd.DataFrame({"patient_id": ["P000001"], "event_timestamp": ["2023-01-01"]})
     assert len(training_frame(events, store=feature_store(workspace), workspace=workspace)) == 1
 

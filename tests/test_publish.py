@@ -80,9 +80,9 @@ def _break_percent(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def test_failed_publish_quarantines_and_keeps_served_file(ws, context):
+def test_failed_publish_quarantines_and_keeps_served_file(hand_built_copy, tmp_path, context):
     spec = acs_spec("tract")
-    publish(valid_frame(spec, 10), spec, ws, context=context)
+    ws = hand_built_copy(tmp_path / "ws")  # acs_tract is served (the session's, copied)
     served = {f: f.read_bytes() for f in ws.published_dir(spec.name).glob("**/*.parquet")}
 
     bad = _break_percent(valid_frame(spec, 10, seed=1))

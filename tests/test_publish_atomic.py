@@ -44,9 +44,17 @@ import pandas as pd
 import ingestion.gate.publish
 from ingestion.core.datasets import adi_spec
 from ingestion.core.workspace import Workspace
+from ingestion.gate.validation import validate
 
 template, rows, target, out = sys.argv[1:5]
 frame = pd.read_parquet(rows)
+# One context for every fork, its checkpoint registered (and GX's lazy imports done) here once:
+# each fork still validates. A fork killed in validation needs none.
+context = None
+if target == "renames":
+    import great_expectations as gx
+    context = gx.get_context(mode="ephemeral")
+    validate(frame, adi_spec(), context=context)
 
 def publish_and_die(kill_at, folder):
     calls = [0]
@@ -63,7 +71,7 @@ def publish_and_die(kill_at, folder):
     else:
         for name in ("replace", "rename", "link", "symlink"):
             setattr(os, name, counted(getattr(os, name)))
-    ingestion.gate.publish.publish(frame, adi_spec(), Workspace(folder))
+    ingestion.gate.publish.publish(frame, adi_spec(), Workspace(folder), context=context)
     return calls[0]
 
 def fork(kill_at):
