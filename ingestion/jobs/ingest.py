@@ -103,6 +103,12 @@ def ingest_acs(
     return publish(frame, acs_spec(level), workspace, data_docs=True)
 
 
+def _check_reference_states(reference: str, state: str | list[str] | None) -> None:
+    """Ranks within the nation need every state: a state list would give state-wide ranks."""
+    if reference == "nation" and state is not None:
+        raise InputError("ranks within the nation need every state: pass state=None (`--state all`)")
+
+
 def ingest_svi(
     level: str,
     release: int,
@@ -150,8 +156,7 @@ def ingest_svi(
     """
     if level not in SVI_LEVELS:
         raise InputError(f"SVI is published for {list(SVI_LEVELS)}, not {level!r}")
-    if reference == "nation" and state is not None:
-        raise InputError("ranks within the nation need every state: pass state=None (`--state all`)")
+    _check_reference_states(reference, state)
     rel = load_svi_catalog().release(release)
     variables = sorted({v[:-1] for v in svi_variables(release)})
     inputs = get_acs(API_GEOGRAPHY[level], variables, rel.acs_vintage, state, client=client,
@@ -273,8 +278,7 @@ def ingest_adi_acs(
     >>> result.dataset, result.n_rows
     ('adi_acs_block_group_state', 43)
     """
-    if reference == "nation" and state is not None:
-        raise InputError("ranks within the nation need every state: pass state=None (`--state all`)")
+    _check_reference_states(reference, state)
     variables = sorted({v[:-1] for v in adi_variables(vintage)})
     inputs = get_acs("block group", variables, vintage, state, client=client, output="wide")
     quarters = group_quarters_inputs(vintage, state, client)
