@@ -32,8 +32,13 @@ from pathlib import Path
 import pytest
 from _pytest.doctest import DoctestItem
 
-HAND_BUILT = Path(__file__).parent / "tests" / "hand_built.py"
-REAL_DATA = Path(__file__).resolve().parent.parent / "shared" / "data" / "real"
+
+def _tests_module(name: str):
+    """A helper module of tests/ (not on sys.path for the doctests of the packages)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "tests" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +50,7 @@ def hand_built_published(tmp_path_factory):
     """
     from ingestion.core.workspace import Workspace
 
-    spec = importlib.util.spec_from_file_location("hand_built", HAND_BUILT)
-    hand_built = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hand_built)
+    hand_built = _tests_module("hand_built")
     ws = Workspace(tmp_path_factory.mktemp("hand_built_published"))
     hand_built.publish_hand_built(ws)
     with unchanged(ws.root, "the session's published hand-built region"):
@@ -214,12 +217,7 @@ def doctest_adi_inputs(doctest_census):
 @pytest.fixture
 def doctest_real_data() -> Path:
     """../shared/data/real, or a skip (a failure with SDOH_REQUIRE_REAL_DATA=1, as in CI)."""
-    if not REAL_DATA.exists():
-        message = f"real publisher files not found at {REAL_DATA}"
-        if os.environ.get("SDOH_REQUIRE_REAL_DATA") == "1":
-            pytest.fail(f"{message}; SDOH_REQUIRE_REAL_DATA=1 makes this a failure")
-        pytest.skip(message)
-    return REAL_DATA
+    return _tests_module("needs").real_path()
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import redis
-
-from conftest import skip_or_fail
+from needs import skip_or_fail
 
 
 class RedisServer:

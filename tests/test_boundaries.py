@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from needs import real_path
 
-from conftest import real_path
 from ingestion.core.errors import InputError
 from ingestion.geo.boundaries import load_boundaries, load_boundary_set
 from ingestion.geo.linking import link_addresses

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from needs import real_path
 
-from conftest import real_path
 from ingestion.core.errors import CensusApiError
 from ingestion.core.geography import (
     normalize_counties,

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from needs import real_path
 
-from conftest import real_path
 from ingestion.core.datasets import LINK_METHODS, LINK_PRECISIONS, geography_timeline_spec
 from ingestion.core.errors import InputError, LinkageError
 from ingestion.geo.boundaries import load_boundaries

@@ -28,9 +28,9 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import python_values_to_proto_values
 from feast.types import Float64, String
 from hand_built import POVERTY, STATE_POVERTY, TIMELINE, acs_frame, timeline_row
+from needs import require_service
 from redis_server import RedisServer
 
-from conftest import require_service
 from feature_repo import apply_definitions, feature_store
 from feature_repo.serving.materialize import (
     _plan,

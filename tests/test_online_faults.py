@@ -17,10 +17,10 @@ from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from hand_built import POVERTY, TIMELINE, acs_frame
+from needs import require_service
 from redis_server import RedisServer
 from test_server import call
 
-from conftest import require_service
 from feature_repo import OnlineLookup, apply_definitions, feature_store, materialize, online_features
 from feature_repo.serving.lookup_rules import ADDRESSLESS, NO_ADDRESS, UNKNOWN_PATIENT
 from feature_repo.serving.materialize import online_keys

@@ -7,9 +7,9 @@ import uuid
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from needs import require_service
 from redis_server import RedisServer
 
-from conftest import require_service
 from feature_repo import apply_definitions, feature_store, materialize, online_features, training_frame
 from feature_repo.serving.store import render_profile
 from ingestion.cli import sdoh
