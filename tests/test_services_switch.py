@@ -2,9 +2,8 @@
 
 import socket
 
+import needs
 import pytest
-
-import conftest
 
 
 @pytest.fixture
@@ -12,16 +11,16 @@ def closed_port(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setitem(conftest.SERVICES, "redis", ("127.0.0.1", port))
+    monkeypatch.setitem(needs.SERVICES, "redis", ("127.0.0.1", port))
 
 
 def test_down_service_skips_by_default(closed_port, monkeypatch):
     monkeypatch.delenv("SDOH_REQUIRE_SERVICES", raising=False)
     with pytest.raises(pytest.skip.Exception, match="set SDOH_REQUIRE_SERVICES=1"):
-        conftest.require_service("redis")
+        needs.require_service("redis")
 
 
 def test_down_service_fails_when_required(closed_port, monkeypatch):
     monkeypatch.setenv("SDOH_REQUIRE_SERVICES", "1")
     with pytest.raises(pytest.fail.Exception, match="makes this a failure"):
-        conftest.require_service("redis")
+        needs.require_service("redis")
