@@ -219,6 +219,25 @@ class Measure(EquityMetadata, Formula):
         return 0.0, None
 
 
+def apply_defaults(data: Any) -> Any:
+    """A catalog file's ``defaults`` fill every measure's missing keys.
+
+    Examples
+    --------
+    >>> apply_defaults({"defaults": {"unit": "percent"}, "measures": [{"name": "a"}]})
+    {'measures': [{'unit': 'percent', 'name': 'a'}]}
+    """
+    if not (isinstance(data, dict) and "defaults" in data):
+        return data
+    defaults, measures = data["defaults"], data.get("measures")
+    if not isinstance(defaults, dict):
+        raise ValueError(f"defaults must be a mapping, got {defaults!r:.60}")
+    rest = {k: v for k, v in data.items() if k != "defaults"}
+    if isinstance(measures, list | tuple):
+        rest["measures"] = [{**defaults, **m} if isinstance(m, dict) else m for m in measures]
+    return rest
+
+
 class Source(_Frozen):
     """A catalog file: one public source with its measures and shared metadata."""
 
@@ -236,16 +255,7 @@ class Source(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _apply_defaults(cls, data: Any) -> Any:
-        """A file's ``defaults`` fill every measure's missing keys."""
-        if not (isinstance(data, dict) and "defaults" in data):
-            return data
-        defaults, measures = data["defaults"], data.get("measures")
-        if not isinstance(defaults, dict):
-            raise ValueError(f"defaults must be a mapping, got {defaults!r:.60}")
-        rest = {k: v for k, v in data.items() if k != "defaults"}
-        if isinstance(measures, list | tuple):
-            rest["measures"] = [{**defaults, **m} if isinstance(m, dict) else m for m in measures]
-        return rest
+        return apply_defaults(data)
 
     @field_validator("measures")
     @classmethod

@@ -223,7 +223,7 @@ def check_vocabularies(source: Source, vocabularies: dict[str, tuple[str, ...]])
         for proxy in m.proxy_for:
             if proxy not in vocabularies["proxy_for"]:
                 problems.append(f"{source.source}.{m.name}.proxy_for has {proxy!r}")
-        for level in m.levels:
+        for level in getattr(m, "levels", ()):  # publisher measures have no level list
             if level not in vocabularies["geography_level"]:
                 problems.append(f"{source.source}.{m.name}.levels has {level!r}")
     if source.measurement_level not in vocabularies["measurement_level"]:

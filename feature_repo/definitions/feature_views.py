@@ -22,22 +22,27 @@ from ingestion.core.datasets import (
     adi_spec,
     geography_timeline_spec,
     published_calendar,
+    publisher_spec,
     svi_spec,
 )
 from ingestion.core.workspace import Workspace
 from sdoh_sources import Source, load_catalog
 from sdoh_sources.adi_computed import adi_acs_source
+from sdoh_sources.publisher import PublisherSource, publisher_source, publisher_source_names
 from sdoh_sources.svi import svi_source
 
 INDEX_REFERENCES = ("state", "nation")
 
-SUFFIX_DTYPE = {"": Float64, "_moe": Float64, "_cv": Float64, "_reliability": String, "_missing": String}
+SUFFIX_DTYPE = {"": Float64, "_moe": Float64, "_cv": Float64, "_reliability": String, "_missing": String,
+                "_ci_low": Float64, "_ci_high": Float64}
 SUFFIX_DESCRIPTION = {
     "": "{label}",
     "_moe": "90% margin of error of: {label}",
     "_cv": "Coefficient of variation (percent) of: {label}",
     "_reliability": "Reliability class (high/medium/low/unknown) of: {label}",
     "_missing": "Why the value is missing (typed reason), null when present: {label}",
+    "_ci_low": "Lower bound of the publisher's confidence interval of: {label}",
+    "_ci_high": "Upper bound of the publisher's confidence interval of: {label}",
 }
 ACS_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")
 INDEX_SUFFIXES = ("", "_missing")  # published indices: ranks without MOE
@@ -68,7 +73,9 @@ def _published_rules(spec: DatasetSpec, workspace: Workspace) -> tuple[str, ...]
     return tuple(r[0] for r in rows)
 
 
-def _measure_fields(source: Source, level: str, publication: Publication, suffixes) -> list[Field]:
+def _measure_fields(source: Source | PublisherSource, level: str, publication: Publication,
+                    suffixes: tuple[str, ...] | None) -> list[Field]:
+    """Fields of every measure at ``level``; ``suffixes`` None: each measure's own columns."""
     return [
         Field(
             name=f"{m.name}{suffix}",
@@ -77,11 +84,12 @@ def _measure_fields(source: Source, level: str, publication: Publication, suffix
             tags=measure_tags(m, source, publication, suffix=suffix),
         )
         for m in source.measures_at(level)
-        for suffix in suffixes
+        for suffix in (m.suffixes if suffixes is None else suffixes)
     ]
 
 
-def _area_view(spec: DatasetSpec, source: Source, level: str, suffixes, workspace: Workspace,
+def _area_view(spec: DatasetSpec, source: Source | PublisherSource, level: str,
+               suffixes: tuple[str, ...] | None, workspace: Workspace,
                description: str, *, profile: str) -> FeatureView | None:
     publication = read_publication(spec, workspace, level=level)
     if publication is None:
@@ -128,6 +136,14 @@ def adi_view(workspace: Workspace, *, profile: str = "embedded") -> FeatureView 
     return _area_view(adi_spec(), load_catalog().adi, "block_group", INDEX_SUFFIXES, workspace,
                       "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).",
                       profile=profile)
+
+
+def publisher_view(source: PublisherSource, level: str, workspace: Workspace, *,
+                   profile: str = "embedded") -> FeatureView | None:
+    """A publisher source's measures at one level (`<source>_<level>`), if published."""
+    return _area_view(publisher_spec(source, level), source, level, None, workspace,
+                      f"{source.title} ({source.publisher}) by {level}, as published: values, "
+                      "uncertainty where given, and typed missing reasons.", profile=profile)
 
 
 # Levels a patient's address reaches: the timeline's GEOIDs (ZCTAs from ZCTA polygons or a ZIP
@@ -186,5 +202,7 @@ def feature_views(workspace: Workspace, *, profile: str = "embedded") -> list[Fe
     views += [svi_view(level, ref, workspace, profile=profile)
               for level in ("tract", "county") for ref in INDEX_REFERENCES]
     views += [adi_acs_view(ref, workspace, profile=profile) for ref in INDEX_REFERENCES]
+    views += [publisher_view(source, level, workspace, profile=profile)
+              for source in map(publisher_source, publisher_source_names()) for level in source.levels]
     views += [adi_view(workspace, profile=profile), patient_geography_view(workspace, profile=profile)]
     return [v for v in views if v is not None]

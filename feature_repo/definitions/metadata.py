@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from feast import FeatureView
 
 from sdoh_sources import METADATA_KEYS, CatalogError, EquityMetadata, Measure, Source, load_catalog
+from sdoh_sources.publisher import PublisherMeasure, PublisherSource
 
 # What each per-measure column is, relative to its measure.
 ROLE_MEASURE_TYPE = {"_moe": "moe", "_cv": "cv", "_reliability": "reliability_class",
-                     "_missing": "missing_reason"}
-ROLE_UNIT = {"_cv": "percent", "_reliability": "class", "_missing": "reason"}
+                     "_missing": "missing_reason", "_ci_low": "confidence_bound",
+                     "_ci_high": "confidence_bound"}
+ROLE_UNIT = {"_cv": "percent", "_reliability": "class", "_missing": "reason"}  # else the measure's
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,17 @@ class Publication:
     release_dates: tuple[str, ...]
     boundary_vintages: tuple[int, ...]
     reliability_rules: tuple[str, ...] = ()  # the rules the published rows were built with
+
+
+def _publisher_uncertainty(measure: PublisherMeasure) -> str:
+    if measure.bounds is not None:
+        b = measure.bounds
+        return (f"publisher {b.level:g}% confidence interval kept in _ci_low/_ci_high; 90% MOE = "
+                f"half-width x 1.645/z where the interval is symmetric within "
+                f"{b.symmetric_within:g}, else null ({measure.estimate}-based estimate)")
+    if measure.moe is not None:
+        return f"publisher {measure.moe.level:g}% MOE converted to 90% ({measure.estimate}-based estimate)"
+    return f"not_applicable: {measure.estimate} value published without uncertainty"
 
 
 def _reliability_rule_text(source: Source, publication: Publication) -> str:
@@ -44,7 +57,8 @@ def _reliability_rule_text(source: Source, publication: Publication) -> str:
 
 
 def measure_tags(
-    measure: Measure, source: Source, publication: Publication, *, suffix: str = ""
+    measure: Measure | PublisherMeasure, source: Source | PublisherSource,
+    publication: Publication, *, suffix: str = ""
 ) -> dict[str, str]:
     """The tags of one column of a measure (``suffix`` "" for the value, "_moe", "_cv", ...).
 
@@ -55,7 +69,8 @@ def measure_tags(
     >>> measure_tags(cat.acs.measure("pct_minority"), cat.acs, pub)["proxy_for"]
     'race,ethnicity'
     """
-    has_moe = source.measurement_level == "area_ecological"
+    publisher = isinstance(measure, PublisherMeasure)
+    has_moe = measure.has_moe if publisher else source.measurement_level == "area_ecological"
     tags = {
         "domain": measure.domain,
         "gravity_category": measure.gravity_category,
@@ -70,7 +85,8 @@ def measure_tags(
         "unit": ROLE_UNIT.get(suffix, measure.unit),
         "direction": measure.direction if suffix == "" else "neutral",
         "moe_feature": f"{measure.name}_moe" if has_moe else "none",
-        "reliability_rule": _reliability_rule_text(source, publication),
+        "reliability_rule": (_publisher_uncertainty(measure) if publisher
+                             else _reliability_rule_text(source, publication)),
         "proxy_for": ",".join(measure.proxy_for),
         "fairness_role": measure.fairness_role,
         "known_biases": measure.known_biases.strip(),

@@ -203,3 +203,34 @@ def adi(path, available_from, vintage, workspace) -> None:
     from ingestion.jobs.ingest import ingest_adi
 
     _report(ingest_adi(path, available_from=available_from.date(), vintage=vintage, workspace=workspace))
+
+
+@ingest.command("source")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--release", required=True, help="The release, e.g. 2022. No default on purpose.")
+@click.option("--level", type=click.Choice(LEVELS), default=None,
+              help="Geography level, when the source has the release at several (PLACES, RUCA).")
+@click.option("--available-from", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Day the file became available to you (its rows' event time). Required when "
+                   "the spec has no documented release day; never earlier than a documented one.")
+@workspace_option
+def source(name, path, release, level, available_from, workspace) -> None:
+    """Read a publisher's file as its source spec declares it, validate it and publish it.
+
+    NAME is a spec of sdoh_sources/catalog/sources (`sdoh catalog sources` lists them); PATH
+    is the file as the publisher ships it (zip, CSV or XLSX).
+
+    \b
+    Example:
+      sdoh ingest source eji EJI_2022_Massachusetts_CSV.zip --release 2022
+    """
+    from ingestion.jobs.ingest import ingest_source
+
+    done = ingest_source(name, release, path, workspace=workspace, level=level,
+                         available_from=available_from.date() if available_from else None)
+    report = done.report
+    click.echo(f"read {done.file}: {report.rows_read} rows ({report.blank_rows} blank lines skipped)")
+    for reason, count in report.set_aside.items():
+        click.echo(f"  set aside {count}: {reason}")
+    _report(done.published)

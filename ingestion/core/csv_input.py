@@ -27,15 +27,28 @@ from ingestion.core.errors import InputError
 __all__ = ["read_csv_text"]
 
 
-def read_csv_text(path: str | Path, *, what: str) -> pd.DataFrame:
+def read_csv_text(path: str | Path, *, what: str, data: bytes | None = None,
+                  encoding: str = "utf-8", delimiter: str = ",", names_row: int = 1,
+                  skip_rows_after: int = 0) -> pd.DataFrame:
     """Every cell of a CSV as text ("" when empty), after checking the file is usable.
 
     Parameters
     ----------
     path : str or Path
-        The CSV file.
+        The CSV file (with ``data``: how messages name where the bytes came from, such as
+        ``file.zip!member.csv``).
     what : str
         What the file should be, for messages: "a CDC SVI file".
+    data : bytes, optional
+        The file's bytes when they do not come from ``path`` itself (a zip member).
+    encoding : str
+        The publisher's declared encoding; UTF-8 (the default) accepts a byte-order mark.
+    delimiter : str
+        The field separator.
+    names_row : int
+        The 1-based line holding the column names; lines above it are labels and are skipped.
+    skip_rows_after : int
+        Further header lines below the names (units, descriptions), skipped.
 
     Returns
     -------
@@ -58,23 +71,26 @@ def read_csv_text(path: str | Path, *, what: str) -> pd.DataFrame:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}; check the path "
                          "and its permissions") from exc
     if not data.strip():
         raise InputError(f"{path}: the file is empty; expected {what} with a header row and data "
                          "rows: download it again")
+    utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig" if utf8 else encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(
-            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; expected {what} "
-            "in UTF-8 (as published): download it again or convert it, e.g. "
-            f"`iconv -f latin1 -t utf-8 {path.name} > utf8_{path.name}`") from exc
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not {encoding}; expected "
+            f"{what} in {encoding} (as published): download it again or convert it, e.g. "
+            f"`iconv -f latin1 -t {encoding} {path.name} > converted_{path.name}`") from exc
+    skipped = [*range(names_row - 1), *range(names_row, names_row + skip_rows_after)]
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                            sep=delimiter, skiprows=skipped)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"{path}: malformed CSV ({first}); expected {what}: download it "

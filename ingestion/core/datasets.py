@@ -14,6 +14,7 @@ import pandas as pd
 from ingestion.core.workspace import Workspace
 from sdoh_sources import Source, boundary_vintages, load_catalog, zip_join_types
 from sdoh_sources.adi_computed import adi_acs_source
+from sdoh_sources.publisher import PublisherSource
 from sdoh_sources.svi import svi_source
 
 GEOID_LENGTH = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
@@ -199,6 +200,46 @@ def adi_acs_spec(reference: str) -> DatasetSpec:
     """
     return _index_spec(f"adi_acs_block_group_{reference}", "block_group", adi_acs_source(reference),
                        ColumnRule("method_version", "string", nullable=False))
+
+
+def _publisher_rules(name: str, suffix: str, low: float | None, high: float | None) -> ColumnRule:
+    column = f"{name}{suffix}"
+    if suffix == "_missing":
+        return _missing_rule(column)
+    if suffix == "_moe":
+        return ColumnRule(column, "float64", minimum=0)
+    return ColumnRule(column, "float64", minimum=low, maximum=high)  # the value and its bounds
+
+
+def publisher_spec(source: PublisherSource, level: str) -> DatasetSpec:
+    """A publisher source's dataset at ``level`` (`<source>_<level>`), from its spec.
+
+    Each measure has its value, its ``_moe`` (90%) where the publisher gives an MOE or a
+    confidence interval, its ``_ci_low``/``_ci_high`` where it gives an interval, and its
+    ``_missing`` reason.
+
+    Examples
+    --------
+    >>> from sdoh_sources.publisher import publisher_source
+    >>> spec = publisher_spec(publisher_source("eji"), "tract")
+    >>> spec.name, spec.key_columns
+    ('eji_tract', ('tract_geoid', 'vintage'))
+    >>> [c for c in spec.column_names if c.startswith("eji_population")]
+    ['eji_population', 'eji_population_moe', 'eji_population_missing']
+    """
+    columns = list(_area_columns(level))
+    measures = source.measures_at(level)
+    for m in measures:
+        low, high = m.value_range
+        columns += [_publisher_rules(m.name, suffix, low, high) for suffix in m.suffixes]
+    return DatasetSpec(
+        name=source.dataset(level),
+        key_columns=(geoid_column(level), "vintage"),
+        columns=tuple(columns),
+        timestamp_column="release_ts",
+        measures=tuple(m.name for m in measures),
+        partition_by=("vintage",) if level == "zcta" else ("vintage", "state"),
+    )
 
 
 LINK_METHODS = ("point_in_polygon", "zip_crosswalk", "none")

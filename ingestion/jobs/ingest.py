@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ingestion.core.datasets import acs_spec, adi_acs_spec, adi_spec, svi_spec
+from ingestion.core.datasets import acs_spec, adi_acs_spec, adi_spec, publisher_spec, svi_spec
 from ingestion.core.errors import InputError
 from ingestion.core.geography import normalize_states
 from ingestion.core.workspace import Workspace
@@ -32,9 +33,11 @@ from ingestion.derive.svi import LEVELS as SVI_LEVELS
 from ingestion.gate.publish import PublishResult, publish
 from ingestion.sources.adi_file import read_adi_file
 from ingestion.sources.census_api import CensusClient, get_acs
+from ingestion.sources.publisher_file import ConformReport, conform_release, read_release_file
 from ingestion.sources.svi_file import check_svi_file, read_svi_file
 from sdoh_sources import load_catalog
 from sdoh_sources.adi_computed import load_adi_method
+from sdoh_sources.publisher import SourceRelease, publisher_source
 from sdoh_sources.svi import load_svi_catalog
 
 log = logging.getLogger(__name__)
@@ -306,3 +309,102 @@ def ingest_adi(
     """
     frame = read_adi_file(path, available_from=available_from, vintage=vintage, synthetic=synthetic)
     return publish(frame, adi_spec(), workspace, data_docs=True)
+
+
+@dataclass(frozen=True)
+class SourceIngest:
+    """What `ingest_source` read, set aside and published."""
+
+    file: str
+    report: ConformReport
+    published: PublishResult
+
+
+def availability(release: SourceRelease, given: dt.date | None) -> dt.date:
+    """The day a release's rows count from: the documented day, or the user's.
+
+    A user's day may be later than the documented one (the file reached them later), never
+    earlier: the values did not exist before.
+
+    Examples
+    --------
+    >>> from sdoh_sources.publisher import publisher_source
+    >>> availability(publisher_source("chr").release("2010"), None)
+    datetime.date(2010, 2, 17)
+    """
+    documented = release.available_from
+    if documented is None and given is None:
+        raise InputError(f"release {release.release} has no documented availability day "
+                         f"({release.available.citation.strip()}): pass available_from "
+                         "(`--available-from YYYY-MM-DD`), the day the file became available to you")
+    if documented is not None and given is not None and given < documented:
+        raise InputError(f"available_from {given} is before release {release.release} became "
+                         f"public on {documented} ({release.available.citation.strip()}): rows "
+                         "cannot count from before their values existed")
+    return given or documented
+
+
+def ingest_source(
+    name: str,
+    release: str | int,
+    path: str | Path,
+    *,
+    workspace: Workspace,
+    level: str | None = None,
+    available_from: dt.date | None = None,
+    synthetic: bool = False,
+) -> SourceIngest:
+    """Read a publisher's file as its source spec declares it and publish it through the gate.
+
+    Parameters
+    ----------
+    name : str
+        A source of ``sdoh_sources/catalog/sources`` (``eji``, ``chr``, ...).
+    release : str or int
+        The release, e.g. 2022; no default on purpose.
+    path : str or Path
+        The file as the publisher ships it (zip, CSV or XLSX).
+    workspace : Workspace
+        Where staged, published and quarantined data live.
+    level : str, optional
+        The geography level, when the source has the release at several.
+    available_from : datetime.date, optional
+        The day the file became available to you; required when the spec states the release
+        day as unknown, and never earlier than a documented day.
+    synthetic : bool
+        Marks the demo region's rows.
+
+    Returns
+    -------
+    SourceIngest
+        The file read, the rows read and set aside (`ConformReport`), and the publication.
+
+    Raises
+    ------
+    CatalogError
+        No such source or release.
+    InputError
+        The file breaks its spec (file, line and column named), or the availability day is
+        missing or earlier than the documented one.
+    ValidationFailed
+        The rows fail their suite (quarantined; served data is unchanged).
+
+    Examples
+    --------
+    >>> done = ingest_source("chr", 2010, real_data / "ma_chr2010" / "analytic_data2010__MA_subset.csv",
+    ...                      workspace=scratch)
+    >>> done.published.dataset, done.report.rows_read, done.published.n_rows
+    ('chr_county', 15, 14)
+    """
+    source = publisher_source(name)
+    spec_release = source.release(release, level)
+    day = availability(spec_release, available_from)
+    raw = read_release_file(path, spec_release)
+    frame, report = conform_release(raw, source, spec_release, available_from=day,
+                                    synthetic=synthetic)
+    log.info("%s %s (%s): %d rows read, %d blank lines skipped, set aside %s, %d to publish",
+             name, spec_release.release, spec_release.geography_level, report.rows_read,
+             report.blank_rows, report.set_aside or "none", report.published)
+    published = publish(frame, publisher_spec(source, spec_release.geography_level), workspace,
+                        data_docs=True)
+    return SourceIngest(file=raw.name, report=report, published=published)

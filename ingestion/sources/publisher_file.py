@@ -1,0 +1,339 @@
+"""Read a publisher's area file as its source spec declares it, and conform it to the dataset.
+
+`read_release_file` opens the file as shipped (a CSV or XLSX, maybe a zip member; declared
+encoding, label rows above the names, blank filler lines after the data) into text cells
+indexed by their line in the file. `conform_release` turns those cells into the published
+rows: zero-padded GEOIDs, numbers within their declared range, declared missing codes as typed
+reasons, confidence intervals kept as bounds and turned into 90% MOEs where symmetric. Any
+other cell is an `InputError` naming the file, line and column; nothing is guessed.
+
+Examples
+--------
+``real_data`` is ../shared/data/real (the test skips when it is absent):
+
+>>> import datetime as dt
+>>> from sdoh_sources.publisher import publisher_source
+>>> eji = publisher_source("eji")
+>>> raw = read_release_file(real_data / "ma_eji2022" / "EJI_2022_Massachusetts_CSV.zip",
+...                         eji.release("2022"))
+>>> len(raw.rows), raw.blank_rows > 30000
+(1474, True)
+>>> frame, report = conform_release(raw, eji, eji.release("2022"),
+...                                 available_from=dt.date(2022, 8, 10))
+>>> frame["tract_geoid"].str.len().unique().tolist(), report.published
+([11], 1474)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ingestion.core.csv_input import read_csv_text
+from ingestion.core.datasets import geoid_column, publisher_spec
+from ingestion.core.errors import InputError
+from sdoh_sources.catalog import NOT_AVAILABLE
+from sdoh_sources.publisher import (
+    GEOID_LENGTHS,
+    Bounds,
+    PublisherMeasure,
+    PublisherSource,
+    SourceRelease,
+    z_score,
+)
+
+__all__ = ["ConformReport", "ReleaseFile", "conform_release", "read_release_file"]
+
+# A confidence interval written in one cell, as CDC PLACES does: "( 7.2, 11.3)".
+INTERVAL = re.compile(r"^\(\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)$")
+MOE_Z = 1.645  # the 90% level of Census Bureau MOEs
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """A release's cells as text, indexed by their line in the file, and what was skipped."""
+
+    name: str  # how messages name the file: "x.zip!member.csv"
+    rows: pd.DataFrame
+    blank_rows: int
+
+
+@dataclass(frozen=True)
+class ConformReport:
+    """How many rows a file had, how many were set aside and why, and how many are published."""
+
+    rows_read: int
+    blank_rows: int
+    set_aside: dict[str, int] = field(default_factory=dict)
+    published: int = 0
+    missing: dict[str, dict[str, int]] = field(default_factory=dict)  # measure -> reason -> rows
+
+
+def _member(path: Path, pattern: str) -> tuple[str, bytes]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if fnmatch.fnmatch(Path(n).name, pattern)]
+            if len(names) != 1:
+                raise InputError(f"{path}: expected one zip member matching {pattern!r}, found "
+                                 f"{names or 'none'} among {archive.namelist()[:10]}: is this "
+                                 "the file the release ships?")
+            return f"{path}!{names[0]}", archive.read(names[0])
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{path}: not a zip file ({exc}); the release ships a zip: download "
+                         "it again") from exc
+
+
+def _read_xlsx(name: str, data: bytes, release: SourceRelease, what: str) -> pd.DataFrame:
+    fmt = release.format
+    skipped = [*range(fmt.names_row - 1), *range(fmt.names_row, fmt.names_row + fmt.skip_rows_after)]
+    try:
+        frame = pd.read_excel(io.BytesIO(data), sheet_name=fmt.sheet or 0, dtype=str,
+                              skiprows=skipped, keep_default_na=False)
+    except (ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{name}: cannot read {what} as XLSX ({exc}); download it again") from exc
+    return frame.fillna("")
+
+
+def read_release_file(path: str | Path, release: SourceRelease) -> ReleaseFile:
+    """Read a release's file as shipped into text cells, one row per data line.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file as downloaded: the CSV or XLSX, or the zip holding it (``format.member``).
+        A ``.csv`` saved from a release shipped as XLSX is read as CSV.
+    release : SourceRelease
+        The release's spec (format, encoding, header rows).
+
+    Returns
+    -------
+    ReleaseFile
+        Cells as stripped strings ("" when empty), indexed by line in the file (for XLSX, the
+        sheet row); rows with every cell empty (spreadsheet filler) dropped and counted.
+
+    Raises
+    ------
+    InputError
+        The file is missing, empty, not the declared encoding or format, or the zip has not
+        exactly one member matching the spec.
+
+    Examples
+    --------
+    >>> from sdoh_sources.publisher import publisher_source
+    >>> raw = read_release_file(real_data / "ma_chr2010" / "analytic_data2010__MA_subset.csv",
+    ...                         publisher_source("chr").release("2010"))
+    >>> raw.rows.index[0], raw.rows["fipscode"].iloc[0]
+    (3, '25000')
+    """
+    path, fmt = Path(path), release.format
+    what = f"a {fmt.kind.upper()} file of release {release.release}"
+    if fmt.member:
+        name, data = _member(path, fmt.member)
+    else:
+        name, data = str(path), None
+    # A CSV saved from the publisher's XLSX (same sheet layout) is read as CSV.
+    kind = "csv" if Path(name).suffix.lower() == ".csv" else fmt.kind
+    if kind == "xlsx":
+        frame = _read_xlsx(name, path.read_bytes() if data is None else data, release, what)
+    else:
+        frame = read_csv_text(name, what=what, data=data, encoding=fmt.encoding,
+                              delimiter=fmt.delimiter, names_row=fmt.names_row,
+                              skip_rows_after=fmt.skip_rows_after)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.apply(lambda column: column.str.strip())
+    frame.index = pd.RangeIndex(len(frame)) + fmt.names_row + fmt.skip_rows_after + 1
+    blank = (frame == "").all(axis=1)
+    return ReleaseFile(name=name, rows=frame[~blank], blank_rows=int(blank.sum()))
+
+
+def _fail(raw: ReleaseFile, line: int, column: str, value: str, expected: str) -> InputError:
+    return InputError(f"{raw.name}: line {line}, field {column}: {value!r} is not {expected}; "
+                      "fix the row or download the file again")
+
+
+def _first_bad(raw: ReleaseFile, bad: pd.Series, column: str, expected: str) -> None:
+    if bad.any():
+        line = bad.index[bad.to_numpy()][0]
+        raise _fail(raw, line, column, raw.rows.at[line, column], expected)
+
+
+def _geoids(raw: ReleaseFile, release: SourceRelease) -> pd.Series:
+    """Zero-padded GEOIDs of the release's level, or an error naming the first bad cell."""
+    rule, width = release.geoid, GEOID_LENGTHS[release.geography_level]
+    parts = rule.parts or ()
+    if rule.column:
+        cells = {rule.column: (raw.rows[rule.column], width)}
+    else:
+        cells = {p.column: (raw.rows[p.column], p.width) for p in parts}
+    for column, (values, size) in cells.items():
+        _first_bad(raw, ~values.str.fullmatch(rf"\d{{1,{size}}}"), column,
+                   f"a code of at most {size} digits")
+    geoids = pd.Series("", index=raw.rows.index)
+    for values, size in cells.values():
+        geoids = geoids + values.str.zfill(size)
+    return geoids
+
+
+def _numbers(raw: ReleaseFile, column: str, codes: dict[str, str], *,
+             low: float | None = None, high: float | None = None) -> tuple[pd.Series, pd.Series]:
+    """A column's numbers and, where a declared code stands instead, its missing reason."""
+    text = raw.rows[column]
+    reason = text.map(codes)
+    number = pd.to_numeric(text.where(reason.isna()), errors="coerce")
+    allowed = ", ".join(repr(c) for c in codes) or "none"
+    _first_bad(raw, reason.isna() & number.isna(), column,
+               f"a number or a missing code declared in the source spec ({allowed})")
+    below = number < low if low is not None else False
+    above = number > high if high is not None else False
+    _first_bad(raw, pd.Series(below | above, index=text.index).astype(bool), column,
+               f"within the measure's range {low} to {high}")
+    return number.astype(float), reason.astype(object).where(reason.notna(), None)
+
+
+def _bounds(raw: ReleaseFile, bounds: Bounds, value: pd.Series,
+            codes: dict[str, str]) -> tuple[pd.Series, pd.Series]:
+    """The interval's low and high bounds (NaN where the value is missing)."""
+    if bounds.column is None:
+        low, _ = _numbers(raw, bounds.low, codes)
+        high, _ = _numbers(raw, bounds.high, codes)
+        column = bounds.high
+    else:
+        text, column = raw.rows[bounds.column], bounds.column
+        parsed = text.str.extract(INTERVAL).astype(float)
+        coded = text.isin(list(codes))
+        _first_bad(raw, parsed[0].isna() & ~coded, column,
+                   'an interval like "( 7.2, 11.3)" or a declared missing code')
+        low, high = parsed[0], parsed[1]
+    slack = bounds.symmetric_within
+    outside = value.notna() & ((low > high) | (value < low - slack) | (value > high + slack))
+    _first_bad(raw, outside, column, "an interval holding the estimate")
+    return low.where(value.notna()), high.where(value.notna())
+
+
+def _measure_columns(raw: ReleaseFile, measure: PublisherMeasure, release: SourceRelease,
+                     codes: dict[str, str]) -> dict[str, pd.Series]:
+    name, index = measure.name, raw.rows.index
+    if measure.name in release.absent:
+        nothing = pd.Series(np.nan, index=index)
+        out = {f"{name}{s}": nothing for s in measure.suffixes if s != "_missing"}
+        return out | {f"{name}_missing": pd.Series(NOT_AVAILABLE, index=index, dtype=object)}
+    column = release.columns.get(name, measure.column)
+    low, high = measure.value_range
+    value, reason = _numbers(raw, column, codes, low=low, high=high)
+    out = {name: value}
+    if measure.moe is not None:
+        moe, _ = _numbers(raw, measure.moe.column, codes, low=0)
+        out[f"{name}_moe"] = (moe * MOE_Z / z_score(measure.moe.level)).where(value.notna())
+    if measure.bounds is not None:
+        b = measure.bounds
+        ci_low, ci_high = _bounds(raw, b, value, codes)
+        symmetric = (ci_low + ci_high - 2 * value).abs() <= b.symmetric_within + 1e-9
+        half = (ci_high - ci_low) / 2
+        out[f"{name}_moe"] = (half * MOE_Z / z_score(b.level)).where(symmetric)
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = ci_low, ci_high
+    return out | {f"{name}_missing": reason}
+
+
+def _set_aside(raw: ReleaseFile, release: SourceRelease, geoids: pd.Series) -> tuple[pd.Series, dict]:
+    """Rows that are not areas of the level (declared filters, summary rows), by reason."""
+    keep, counts = pd.Series(True, index=raw.rows.index), {}
+    for rule in release.exclude:
+        hit = raw.rows[rule.column].isin(rule.equals) & keep
+        counts[rule.reason] = int(hit.sum())
+        keep &= ~hit
+    if release.geoid.summary:
+        hit = geoids.str.fullmatch(release.geoid.summary) & keep
+        counts[f"summary row, not an area of the level (GEOID matches {release.geoid.summary})"] = \
+            int(hit.sum())
+        keep &= ~hit
+    return keep, counts
+
+
+def _required(source: PublisherSource, release: SourceRelease) -> list[str]:
+    columns = [*release.geoid.columns, *(r.column for r in release.exclude)]
+    for m in source.measures_at(release.geography_level):
+        if m.name in release.absent:
+            continue
+        columns.append(release.columns.get(m.name, m.column))
+        if m.moe is not None:
+            columns.append(m.moe.column)
+        if m.bounds is not None:
+            columns += [c for c in (m.bounds.low, m.bounds.high, m.bounds.column) if c]
+    return list(dict.fromkeys(columns))
+
+
+def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRelease, *,
+                    available_from: dt.date, synthetic: bool = False
+                    ) -> tuple[pd.DataFrame, ConformReport]:
+    """The published rows of a release file, and a report of what was read and set aside.
+
+    Parameters
+    ----------
+    raw : ReleaseFile
+        The file's cells (`read_release_file`).
+    source, release : PublisherSource, SourceRelease
+        The source spec and the release the file is.
+    available_from : datetime.date
+        The day the release became available: every row's event timestamp.
+    synthetic : bool
+        Marks the demo region's rows.
+
+    Returns
+    -------
+    (pandas.DataFrame, ConformReport)
+        Rows in the columns of `ingestion.core.datasets.publisher_spec`, and the counts.
+
+    Raises
+    ------
+    InputError
+        A column the spec names is absent; a GEOID cell is not a code of its width; a value is
+        neither a number in its range nor a declared missing code; an interval does not hold
+        its estimate; or two rows share a GEOID. Each names the file, line and column.
+
+    Examples
+    --------
+    >>> from sdoh_sources.publisher import publisher_source
+    >>> chr = publisher_source("chr")
+    >>> raw = read_release_file(real_data / "ma_chr2010" / "analytic_data2010__MA_subset.csv",
+    ...                         chr.release("2010"))
+    >>> frame, report = conform_release(raw, chr, chr.release("2010"),
+    ...                                 available_from=dt.date(2010, 2, 17))
+    >>> report.rows_read, report.published, frame["county_geoid"].iloc[0]
+    (15, 14, '25001')
+    """
+    absent = [c for c in _required(source, release) if c not in raw.rows.columns]
+    if absent:
+        raise InputError(f"{raw.name}: header: missing column(s) {absent}; columns are "
+                         f"{list(raw.rows.columns)[:12]}...: is this {source.title} "
+                         f"{release.release} at {release.geography_level}?")
+    geoids = _geoids(raw, release)
+    keep, set_aside = _set_aside(raw, release, geoids)
+    kept = ReleaseFile(raw.name, raw.rows[keep], raw.blank_rows)
+    geoids = geoids[keep]
+    repeated = geoids[geoids.duplicated(keep=False)]
+    if not repeated.empty:
+        lines = repeated.index[repeated == repeated.iloc[0]].tolist()
+        raise InputError(f"{raw.name}: lines {lines}: GEOID {repeated.iloc[0]} appears more than "
+                         "once; a release holds one row per area: fix the file or download it again")
+    codes = {**source.missing_codes, **release.missing_codes}
+    columns = {geoid_column(release.geography_level): geoids,
+               "boundary_year": release.boundary_vintage, "vintage": release.vintage_key,
+               "release_ts": pd.Timestamp(available_from, tz="UTC").as_unit("us"),
+               "synthetic": synthetic}
+    for measure in source.measures_at(release.geography_level):
+        columns |= _measure_columns(kept, measure, release, codes)
+    frame = pd.DataFrame(columns, index=kept.rows.index).reset_index(drop=True)
+    spec = publisher_spec(source, release.geography_level)
+    missing = {m: frame[f"{m}_missing"].value_counts().to_dict() for m in spec.measures}
+    report = ConformReport(rows_read=len(raw.rows), blank_rows=raw.blank_rows,
+                           set_aside=set_aside, published=len(frame),
+                           missing={m: r for m, r in missing.items() if r})
+    return frame[list(spec.column_names)], report

@@ -1,0 +1,391 @@
+"""Publisher sources declared as data: one YAML per source in ``sdoh_sources/catalog/sources``.
+
+A source spec says everything the kit needs to bring a publisher's area file in: who publishes
+it and under which licence; each release with its download, file format, availability day
+(cited, or ``unknown`` and then required from the user), geography level and boundary vintage;
+how the GEOID is written; which cell values mean "missing" and why; and the measures, each with
+its column, uncertainty and equity metadata. Readers, the validation suite, the Feast view and
+the datasheet all come from this one definition.
+
+Examples
+--------
+>>> eji = publisher_source("eji")
+>>> eji.release("2022").boundary_vintage, eji.release("2022").geography_level
+(2010, 'tract')
+>>> eji.measure("eji_rank").proxy_for
+('race', 'ethnicity', 'language')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sdoh_sources._models import EquityMetadata, apply_defaults
+from sdoh_sources.catalog import CatalogError, check_vocabularies, load_catalog, read_catalog_file
+
+SOURCES_FOLDER = "sources"
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+# The GEOID length of each level a publisher file can be keyed on.
+GEOID_LENGTHS = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
+
+
+def z_score(level: float) -> float:
+    """The two-sided normal quantile of a confidence level in percent, to three decimals.
+
+    Three decimals give the values publishers and the Census Bureau use (1.645 for 90%, 1.96
+    for 95%), so a 90% MOE passes through unchanged.
+
+    Examples
+    --------
+    >>> z_score(90), z_score(95), z_score(99)
+    (1.645, 1.96, 2.576)
+    """
+    return round(statistics.NormalDist().inv_cdf(0.5 + level / 200), 3)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileFormat(_Spec):
+    """How a release's file is laid out: CSV or XLSX, maybe inside a zip, and its header rows.
+
+    ``names_row`` is the 1-based row holding the column names; rows above it are labels
+    (County Health Rankings: labels in row 1, variable names in row 2), ``skip_rows_after``
+    rows below it are more header rows. The encoding accepts a byte-order mark when UTF-8.
+    """
+
+    kind: Literal["csv", "xlsx"] = "csv"
+    member: str | None = None  # the data file inside a zip (a glob pattern)
+    sheet: str | None = None  # xlsx only; the first sheet by default
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    names_row: int = Field(default=1, ge=1)
+    skip_rows_after: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _sheet_is_xlsx(self) -> FileFormat:
+        if self.sheet is not None and self.kind != "xlsx":
+            raise ValueError(f"sheet: {self.sheet!r} applies to xlsx files only")
+        return self
+
+
+class GeoidPart(_Spec):
+    """One column of a GEOID written in parts (state, county, tract), left-padded to ``width``."""
+
+    column: str
+    width: int = Field(ge=1, le=12)
+
+
+class GeoidRule(_Spec):
+    """Where a row's GEOID is and how it is normalised to a zero-padded string.
+
+    Either one ``column`` (left-padded with zeros to the level's length: a 10-digit tract
+    code of a state below 10 gains its zero) or ``parts`` concatenated after padding each
+    (EJI's unpadded COUNTYFP). ``summary`` is a regular expression of normalised GEOIDs that
+    are aggregates, not areas of the level (a state row ``25000`` among counties): such rows
+    are set aside and counted, never published.
+    """
+
+    column: str | None = None
+    parts: tuple[GeoidPart, ...] = ()
+    summary: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GeoidRule:
+        if (self.column is None) == (not self.parts):
+            raise ValueError("give the GEOID either as one column or as parts, not both")
+        return self
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The file columns the GEOID is read from."""
+        return (self.column,) if self.column else tuple(p.column for p in self.parts)
+
+
+class RowFilter(_Spec):
+    """Rows of a file that are not areas of the dataset, set aside with the reason why."""
+
+    column: str
+    equals: tuple[str, ...] = Field(min_length=1)
+    reason: Annotated[str, Field(min_length=20)]
+
+
+class Availability(_Spec):
+    """The day a release became available to the public, and where that is documented.
+
+    ``date: unknown`` states that no public day could be found: the user must then give the
+    day the file became available to them when ingesting it.
+    """
+
+    date: dt.date | Literal["unknown"]
+    citation: Annotated[str, Field(min_length=20)]
+
+
+class SourceRelease(_Spec):
+    """One release of a source at one geography level, as the publisher ships it."""
+
+    release: Annotated[str, Field(pattern=r"^\d{4}$")]
+    vintage: int | None = None  # the served vintage key; the release year by default
+    available: Availability
+    data_years: str | None = None
+    geography_level: Literal["block_group", "tract", "county", "zcta", "state"]
+    boundary_vintage: Literal[2010, 2020]
+    urls: tuple[Annotated[str, Field(pattern=r"^https://")], ...] = ()
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    format: FileFormat = FileFormat()
+    geoid: GeoidRule
+    exclude: tuple[RowFilter, ...] = ()
+    missing_codes: dict[str, str] = {}
+    columns: dict[str, str] = {}  # measure name -> its column in this release, where renamed
+    absent: tuple[str, ...] = ()  # measures this release does not publish
+
+    @property
+    def vintage_key(self) -> int:
+        """The vintage the release is served as (``vintage``, else the release year)."""
+        return self.vintage if self.vintage is not None else int(self.release)
+
+    @property
+    def available_from(self) -> dt.date | None:
+        """The documented availability day, or None where the user must give it."""
+        date = self.available.date
+        return None if date == "unknown" else date
+
+
+class Bounds(_Spec):
+    """A published confidence interval: two columns, or one text column like ``( 7.2, 11.3)``.
+
+    The interval becomes a 90% MOE (half-width x 1.645 / z of ``level``) only where it is
+    symmetric around the estimate within ``symmetric_within`` (the rounding of the published
+    figures: |low + high - 2 x estimate|); the bounds are kept either way.
+    """
+
+    level: float = Field(gt=0, lt=100)
+    low: str | None = None
+    high: str | None = None
+    column: str | None = None
+    symmetric_within: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Bounds:
+        if (self.column is None) == (self.low is None or self.high is None):
+            raise ValueError("give the interval as low and high columns, or as one column")
+        return self
+
+
+class MoeColumn(_Spec):
+    """A published margin of error column and its confidence level (90: the Census Bureau's)."""
+
+    column: str
+    level: float = Field(default=90, gt=0, lt=100)
+
+
+class PublisherMeasure(EquityMetadata):
+    """One measure of a publisher file: its column, range, uncertainty and equity metadata.
+
+    ``estimate`` says how the publisher got the number: ``survey`` (a sample estimate),
+    ``model`` (a model-based small-area estimate), ``index`` (a composite or rank),
+    ``classification`` (a code such as RUCA) or ``administrative`` (a count or a flag from
+    records or a designation).
+    """
+
+    name: Name
+    label: str
+    column: str
+    estimate: Literal["survey", "model", "index", "classification", "administrative"]
+    minimum: float | None = None
+    maximum: float | None = None
+    bounds: Bounds | None = None
+    moe: MoeColumn | None = None
+
+    @model_validator(mode="after")
+    def _one_uncertainty(self) -> PublisherMeasure:
+        if self.bounds is not None and self.moe is not None:
+            raise ValueError(f"{self.name}: give bounds or an MOE column, not both")
+        return self
+
+    @property
+    def has_moe(self) -> bool:
+        """Whether the measure has a ``_moe`` column (from an MOE or a confidence interval)."""
+        return self.bounds is not None or self.moe is not None
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """The published columns of the measure, as suffixes of its name."""
+        return ("", *(("_moe",) if self.has_moe else ()),
+                *(("_ci_low", "_ci_high") if self.bounds else ()), "_missing")
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The publisher's column, as the ``source_variables`` tag reads it."""
+        return (self.column,)
+
+    @property
+    def value_range(self) -> tuple[float | None, float | None]:
+        """The range every published value must fall in."""
+        if self.minimum is not None or self.maximum is not None:
+            return self.minimum, self.maximum
+        return (0.0, 100.0) if self.measure_type == "percent" else (None, None)
+
+
+class PublisherSource(_Spec):
+    """A publisher source: its licence, releases and measures (one YAML file).
+
+    Examples
+    --------
+    >>> [r.release for r in publisher_source("eji").releases_at("tract")]
+    ['2022', '2024']
+    """
+
+    source: Name
+    title: str
+    publisher: str
+    license: str
+    homepage: Annotated[str, Field(pattern=r"^https://")]
+    measurement_level: str
+    missing_codes: dict[str, str] = {}  # cell text -> missing reason, for every release
+    releases: tuple[SourceRelease, ...] = Field(min_length=1)
+    measures: tuple[PublisherMeasure, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        return apply_defaults(data)
+
+    @field_validator("measures")
+    @classmethod
+    def _unique_names(cls, measures: tuple[PublisherMeasure, ...]) -> tuple[PublisherMeasure, ...]:
+        names = [m.name for m in measures]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"measure names must be unique, repeated: {repeated}")
+        return measures
+
+    @model_validator(mode="after")
+    def _releases_fit(self) -> PublisherSource:
+        keys = [(r.release, r.geography_level) for r in self.releases]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"releases repeat (release, level): {repeated}")
+        names = {m.name for m in self.measures}
+        for r in self.releases:
+            unknown = sorted((set(r.columns) | set(r.absent)) - names)
+            if unknown:
+                raise ValueError(f"release {r.release} ({r.geography_level}) names measures "
+                                 f"{unknown} the source does not have")
+        return self
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The geography levels the source has releases at, in the order first declared."""
+        return tuple(dict.fromkeys(r.geography_level for r in self.releases))
+
+    def releases_at(self, level: str) -> tuple[SourceRelease, ...]:
+        """The releases at one geography level, oldest first."""
+        return tuple(sorted((r for r in self.releases if r.geography_level == level),
+                            key=lambda r: r.release))
+
+    def release(self, release: str | int, level: str | None = None) -> SourceRelease:
+        """The release ``release`` (at ``level`` when the source has it at several levels).
+
+        Raises
+        ------
+        CatalogError
+            The source has no such release, or has it at several levels and none was given.
+        """
+        found = [r for r in self.releases if r.release == str(release)
+                 and (level is None or r.geography_level == level)]
+        if len(found) == 1:
+            return found[0]
+        known = sorted({f"{r.release} ({r.geography_level})" for r in self.releases})
+        if not found:
+            raise CatalogError(f"{self.source} has no release {release}"
+                               f"{f' at {level}' if level else ''}; known: {', '.join(known)}")
+        raise CatalogError(f"{self.source} release {release} exists at "
+                           f"{[r.geography_level for r in found]}: pass the level")
+
+    def measure(self, name: str) -> PublisherMeasure:
+        """The measure called ``name``."""
+        for m in self.measures:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.source} has no measure {name!r}; it has "
+                       f"{[m.name for m in self.measures]}")
+
+    def measures_at(self, level: str) -> tuple[PublisherMeasure, ...]:
+        """The measures of the releases at ``level`` (a measure absent from all is left out)."""
+        releases = self.releases_at(level)
+        return tuple(m for m in self.measures
+                     if any(m.name not in r.absent for r in releases))
+
+    def dataset(self, level: str) -> str:
+        """The published dataset (and Feast view) name at ``level``, e.g. ``eji_tract``."""
+        return f"{self.source}_{level}"
+
+
+def source_file(name: str) -> str:
+    """The packaged spec file of source ``name`` (relative to ``sdoh_sources/catalog``)."""
+    return f"{SOURCES_FOLDER}/{name}.yaml"
+
+
+def _check_codes(spec: PublisherSource, reasons: dict[str, str], where: str) -> None:
+    codes = {**spec.missing_codes, **{c: r for rel in spec.releases
+                                       for c, r in rel.missing_codes.items()}}
+    unknown = sorted({r for r in codes.values() if r not in reasons})
+    if unknown:
+        raise CatalogError(f"{where}: missing_codes map to reasons {unknown} that are not in "
+                           "sdoh_sources/catalog/missing_reasons.yaml; add them there with "
+                           "their meaning")
+
+
+@cache
+def publisher_source(name: str) -> PublisherSource:
+    """Load and check the spec of publisher source ``name``.
+
+    Checks the schema, the controlled vocabularies of every measure, and that every missing
+    code maps to a declared missing reason.
+
+    Raises
+    ------
+    CatalogError
+        Naming the file and the field; or listing the known sources for an unknown name.
+
+    Examples
+    --------
+    >>> publisher_source("eji").publisher
+    'CDC/ATSDR'
+    """
+    if name not in publisher_source_names():
+        raise CatalogError(f"no publisher source {name!r}; known sources: "
+                           f"{', '.join(publisher_source_names())}")
+    spec = read_catalog_file(source_file(name), PublisherSource)
+    where = f"sdoh_sources/catalog/{source_file(name)}"
+    if spec.source != name:
+        raise CatalogError(f"{where}: source is {spec.source!r}; it must be the file's name {name!r}")
+    catalog = load_catalog()
+    try:
+        check_vocabularies(spec, catalog.vocabularies)
+    except CatalogError as exc:
+        raise CatalogError(f"{where}: {exc}") from exc
+    _check_codes(spec, catalog.missing_reasons, where)
+    return spec
+
+
+@cache
+def publisher_source_names() -> tuple[str, ...]:
+    """The names of every packaged source spec, sorted.
+
+    Examples
+    --------
+    >>> "eji" in publisher_source_names()
+    True
+    """
+    folder = resources.files("sdoh_sources").joinpath("catalog", SOURCES_FOLDER)
+    return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
+                        if p.name.endswith(".yaml")))
