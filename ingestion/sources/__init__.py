@@ -1,6 +1,7 @@
 """Bringing data in: the HTTP clients of public services and the readers of publisher files.
 
 Modules: `http` (the one retry policy and loop), `workers` (bounded thread pools),
+`download_cache` (the verified, resumable cache every file download goes through),
 `census_api` (the Census Data API), `geocoder` (the Census Geocoder), `tiger` (TIGER/Line
 boundary downloads), `adi_file` (Neighborhood Atlas ADI files), `svi_file` (CDC SVI files).
 """
