@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
+import os
 import statistics
 from functools import cache
 from importlib import resources
@@ -137,8 +138,8 @@ class SourceRelease(_Spec):
     data_years: str | None = None
     geography_level: Literal["block_group", "tract", "county", "zcta", "state"]
     boundary_vintage: Literal[2010, 2020]
-    urls: tuple[Annotated[str, Field(pattern=r"^https://")], ...] = ()
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    url: Annotated[str, Field(pattern=r"^https://")] | None = None  # none: behind a form
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None  # pins the file
     format: FileFormat = FileFormat()
     geoid: GeoidRule
     exclude: tuple[RowFilter, ...] = ()
@@ -344,12 +345,11 @@ def _check_codes(spec: PublisherSource, reasons: dict[str, str], where: str) -> 
                            "their meaning")
 
 
-@cache
-def publisher_source(name: str) -> PublisherSource:
-    """Load and check the spec of publisher source ``name``.
+def publisher_source(name: str, *, path: str | os.PathLike[str] | None = None) -> PublisherSource:
+    """Load and check the spec of publisher source ``name`` (or a copy of it at ``path``).
 
     Checks the schema, the controlled vocabularies of every measure, and that every missing
-    code maps to a declared missing reason.
+    code maps to a declared missing reason. The packaged file is read once per process.
 
     Raises
     ------
@@ -361,11 +361,22 @@ def publisher_source(name: str) -> PublisherSource:
     >>> publisher_source("eji").publisher
     'CDC/ATSDR'
     """
+    if path is None:
+        return _packaged_source(name)
+    return _checked(read_catalog_file(source_file(name), PublisherSource, path=path), name,
+                    where=str(path))
+
+
+@cache
+def _packaged_source(name: str) -> PublisherSource:
     if name not in publisher_source_names():
         raise CatalogError(f"no publisher source {name!r}; known sources: "
                            f"{', '.join(publisher_source_names())}")
-    spec = read_catalog_file(source_file(name), PublisherSource)
-    where = f"sdoh_sources/catalog/{source_file(name)}"
+    return _checked(read_catalog_file(source_file(name), PublisherSource), name,
+                    where=f"sdoh_sources/catalog/{source_file(name)}")
+
+
+def _checked(spec: PublisherSource, name: str, *, where: str) -> PublisherSource:
     if spec.source != name:
         raise CatalogError(f"{where}: source is {spec.source!r}; it must be the file's name {name!r}")
     catalog = load_catalog()

@@ -24,6 +24,7 @@ from sdoh_sources import (
     read_catalog_file,
 )
 from sdoh_sources._models import MissingReasons, ReleaseCalendar, Vocabularies
+from sdoh_sources.publisher import publisher_source, publisher_source_names, source_file
 
 CATALOG = resources.files("sdoh_sources").joinpath("catalog")
 
@@ -44,7 +45,8 @@ LOADERS = {
     "fairness_thresholds.yaml": load_fairness_thresholds,
     "svi.yaml": load_svi_catalog,
     "zip_crosswalks.yaml": load_zip_crosswalk_catalog,
-}
+} | {source_file(name): (lambda path, name=name: publisher_source(name, path=path))
+     for name in publisher_source_names()}
 DELETE = object()
 
 # (file, field path, new value or DELETE): a wrong type, a missing key and an unknown key each.
@@ -79,11 +81,14 @@ BREAKS = [
     ("zip_crosswalks.yaml", "hud_boundary_years.0.from_quarter", "first"),
     ("zip_crosswalks.yaml", "styles.hud_tract.target_level", DELETE),
     ("zip_crosswalks.yaml", "zip_types.military.colour", "red"),
+    *((source_file(name), field, value) for name in publisher_source_names()
+      for field, value in (("measures.0.label", [1, 2]), ("license", DELETE),
+                           ("releases.0.colour", "red"))),
 ]
 
 
 def _broken_copy(tmp_path: Path, name: str, field: str, value: object) -> Path:
-    data = yaml.safe_load(CATALOG.joinpath(name).read_text(encoding="utf-8"))
+    data = yaml.safe_load(CATALOG.joinpath(*name.split("/")).read_text(encoding="utf-8"))
     *parents, last = field.split(".")
     node = data
     for key in parents:
@@ -94,20 +99,22 @@ def _broken_copy(tmp_path: Path, name: str, field: str, value: object) -> Path:
         del node[last]
     else:
         node[last] = value
-    path = tmp_path / name
+    path = tmp_path / Path(name).name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
 
 def test_every_catalog_file_has_a_loader():
-    assert sorted(LOADERS) == sorted(f.name for f in CATALOG.iterdir() if f.name.endswith(".yaml"))
+    files = [f.name for f in CATALOG.iterdir() if f.name.endswith(".yaml")]
+    files += [f"sources/{f.name}" for f in CATALOG.joinpath("sources").iterdir()]
+    assert sorted(LOADERS) == sorted(files)
     assert {name for name, _, _ in BREAKS} == set(LOADERS)
 
 
 @pytest.mark.parametrize("name", sorted(LOADERS))
 def test_an_unchanged_copy_loads(tmp_path, name):
-    path = tmp_path / name
-    path.write_text(CATALOG.joinpath(name).read_text(encoding="utf-8"), encoding="utf-8")
+    path = tmp_path / Path(name).name
+    path.write_text(CATALOG.joinpath(*name.split("/")).read_text(encoding="utf-8"), encoding="utf-8")
     assert LOADERS[name](path) == LOADERS[name](None)
 
 
@@ -159,6 +166,16 @@ CROSS_CHECKS = [
      r"reliability\n.*default_rule 'cv_99' is not one of \['cv_12_40', 'cv_15_30'\]"),
     ("missing_reasons.yaml", "census_estimate_annotations.-666666666", "astrology",
      r"census_estimate_annotations map to reasons \['astrology'\] that are not under reasons"),
+    ("sources/eji.yaml", "missing_codes.-999", "astrology",
+     r"eji\.yaml: missing_codes map to reasons \['astrology'\] that are not in"),
+    ("sources/eji.yaml", "measures.0.domain", "astrology",
+     r"eji\.yaml: catalog values outside their vocabularies:\n  eji\.eji_rank\.domain='astrology'"),
+    ("sources/eji.yaml", "source", "ejx",
+     r"eji\.yaml: source is 'ejx'; it must be the file's name 'eji'"),
+    ("sources/chr.yaml", "releases.0.geoid.parts", [{"column": "STATEFP", "width": 2}],
+     r"releases\.0\.geoid\n.*give the GEOID either as one column or as parts"),
+    ("sources/chr.yaml", "measures.0.bounds.column", "CI",
+     r"give the interval as low and high columns, or as one column"),
 ]
 
 

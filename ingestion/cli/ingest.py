@@ -207,28 +207,36 @@ def adi(path, available_from, vintage, workspace) -> None:
 
 @ingest.command("source")
 @click.argument("name")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--release", required=True, help="The release, e.g. 2022. No default on purpose.")
 @click.option("--level", type=click.Choice(LEVELS), default=None,
               help="Geography level, when the source has the release at several (PLACES, RUCA).")
 @click.option("--available-from", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Day the file became available to you (its rows' event time). Required when "
                    "the spec has no documented release day; never earlier than a documented one.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep downloads here, verified; an interrupted one resumes. "
+                   "[env SDOH_CACHE_DIR, else <workspace>/cache]")
+@click.option("--mirror", default=None,
+              help="A server with the publisher's paths (https, or http on loopback).")
 @workspace_option
-def source(name, path, release, level, available_from, workspace) -> None:
+def source(name, path, release, level, available_from, cache_dir, mirror, workspace) -> None:
     """Read a publisher's file as its source spec declares it, validate it and publish it.
 
-    NAME is a spec of sdoh_sources/catalog/sources (`sdoh catalog sources` lists them); PATH
-    is the file as the publisher ships it (zip, CSV or XLSX).
+    NAME is a spec of sdoh_sources/catalog/sources (eji, food_access, chr, ...); PATH is the
+    file as the publisher ships it (zip, CSV or XLSX). Without PATH the file is downloaded
+    from the release's URL in the spec.
 
     \b
-    Example:
+    Examples:
       sdoh ingest source eji EJI_2022_Massachusetts_CSV.zip --release 2022
+      sdoh ingest source chr --release 2010
     """
     from ingestion.jobs.ingest import ingest_source
 
     done = ingest_source(name, release, path, workspace=workspace, level=level,
-                         available_from=available_from.date() if available_from else None)
+                         available_from=available_from.date() if available_from else None,
+                         cache_dir=cache_dir, mirror=mirror)
     report = done.report
     click.echo(f"read {done.file}: {report.rows_read} rows ({report.blank_rows} blank lines skipped)")
     for reason, count in report.set_aside.items():

@@ -33,6 +33,8 @@ from ingestion.derive.svi import LEVELS as SVI_LEVELS
 from ingestion.gate.publish import PublishResult, publish
 from ingestion.sources.adi_file import read_adi_file
 from ingestion.sources.census_api import CensusClient, get_acs
+from ingestion.sources.http import FROM_ENVIRONMENT, cache_root
+from ingestion.sources.publisher_download import download_release
 from ingestion.sources.publisher_file import ConformReport, conform_release, read_release_file
 from ingestion.sources.svi_file import check_svi_file, read_svi_file
 from sdoh_sources import load_catalog
@@ -347,12 +349,14 @@ def availability(release: SourceRelease, given: dt.date | None) -> dt.date:
 def ingest_source(
     name: str,
     release: str | int,
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     workspace: Workspace,
     level: str | None = None,
     available_from: dt.date | None = None,
     synthetic: bool = False,
+    cache_dir: str | Path | None = None,
+    mirror: str | None = None,
 ) -> SourceIngest:
     """Read a publisher's file as its source spec declares it and publish it through the gate.
 
@@ -362,8 +366,9 @@ def ingest_source(
         A source of ``sdoh_sources/catalog/sources`` (``eji``, ``chr``, ...).
     release : str or int
         The release, e.g. 2022; no default on purpose.
-    path : str or Path
-        The file as the publisher ships it (zip, CSV or XLSX).
+    path : str or Path, optional
+        The file as the publisher ships it (zip, CSV or XLSX). Left out: downloaded from the
+        release's URL into the verified cache (`download_release`).
     workspace : Workspace
         Where staged, published and quarantined data live.
     level : str, optional
@@ -373,6 +378,10 @@ def ingest_source(
         day as unknown, and never earlier than a documented day.
     synthetic : bool
         Marks the demo region's rows.
+    cache_dir : str or Path, optional
+        Where downloads are kept (default: ``SDOH_CACHE_DIR``, else the workspace's cache).
+    mirror : str, optional
+        A server with the publisher's paths, for downloads.
 
     Returns
     -------
@@ -383,6 +392,8 @@ def ingest_source(
     ------
     CatalogError
         No such source or release.
+    SourceDownloadError
+        The download failed after its retries (the URL and what to do are named).
     InputError
         The file breaks its spec (file, line and column named), or the availability day is
         missing or earlier than the documented one.
@@ -399,6 +410,10 @@ def ingest_source(
     source = publisher_source(name)
     spec_release = source.release(release, level)
     day = availability(spec_release, available_from)
+    if path is None:
+        path = download_release(source, spec_release, mirror=mirror,
+                                cache_dir=cache_dir or cache_root(FROM_ENVIRONMENT)
+                                or workspace.root / "cache")
     raw = read_release_file(path, spec_release)
     frame, report = conform_release(raw, source, spec_release, available_from=day,
                                     synthetic=synthetic)
