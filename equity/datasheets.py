@@ -151,7 +151,10 @@ def _measure_sections(view: FeatureView, measures: Sequence[Field], available: C
     """Reliability classes per measure and coverage per measure, from the published data."""
     names = [f.name for f in measures if f.name in available]
     reliability = {m: f"{m}_reliability" for m in names if f"{m}_reliability" in available}
-    present = published_present_counts(view, names)
+    # Publisher measures: an MOE (from the publisher's MOE or interval) without classes.
+    published_moe = {f.name: f.tags["moe_feature"] for f in measures if f.name in available
+                     and f.name not in reliability and f.tags.get("moe_feature") in available}
+    present = published_present_counts(view, names + list(published_moe.values()))
     counts = published_value_counts(view, list(reliability.values()))
     by_column = {c: dict(zip(g["value"], g["rows"], strict=True)) for c, g in counts.groupby("column")}
     reasons = _missing_reasons(view, {f.name: c for f in measures if f.name in available
@@ -166,12 +169,22 @@ def _measure_sections(view: FeatureView, measures: Sequence[Field], available: C
          "; ".join(f"{reason}: {n:,}" for reason, n in reasons.get(m, [])[:TOP_REASONS]) or "none")
         for m in names)
     rules = sorted({f.tags.get("reliability_rule", "") for f in measures if f.name in reliability})
+    uncertainty = tuple(
+        (f.name, moe, _percent(present[moe], present[f.name]), f.tags.get("reliability_rule", ""))
+        for f in measures if (moe := published_moe.get(f.name)))
+    publisher = [Section("Uncertainty as the publisher gives it", level,
+                         ("Measures whose publisher gives an MOE or a confidence interval: the "
+                          "90% MOE column, the share of rows with a value that have one, and how "
+                          "it was derived.",),
+                         Table(("measure", "MOE column", "rows with an MOE", "derivation"),
+                               uncertainty))] if uncertainty else []
     return [
+        *publisher,
         Section("Measures, MOE and reliability", level,
                 ("Each measure's 90% margin of error column and its reliability classes over the "
                  "published rows with an estimate (count and share). Rule: " + "; ".join(rules) + "."
-                 if quality else "No measure of this view has MOEs or reliability classes "
-                 "(published ranks or linkage fields).",),
+                 if quality else "No measure of this view has reliability classes (published "
+                 "ranks, publisher values or linkage fields).",),
                 Table(("measure", "MOE column", *RELIABILITY_CLASSES), quality) if quality else None),
         Section("Coverage", level,
                 ("Share of published rows with a value, and the commonest typed reasons among the "

@@ -25,7 +25,7 @@ from feature_repo.definitions.feature_services import feature_services
 from feature_repo.definitions.feature_views import feature_views
 from feature_repo.definitions.metadata import tag_values
 from feature_repo.serving.store import feature_store, store_profile
-from ingestion.core.datasets import MEASURE_SUFFIXES
+from ingestion.core.datasets import FIELD_SUFFIXES
 from ingestion.core.errors import InputError
 from ingestion.core.workspace import Workspace
 from sdoh_sources import METADATA_KEYS, load_catalog
@@ -146,7 +146,7 @@ def measure_of(field_name: str, names: Collection[str]) -> str:
     >>> measure_of("link_missing", {"link_missing"})
     'link_missing'
     """
-    for suffix in MEASURE_SUFFIXES:
+    for suffix in FIELD_SUFFIXES:
         base = field_name.removesuffix(suffix)
         if suffix and base != field_name and base in names:
             return base

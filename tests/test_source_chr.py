@@ -55,3 +55,22 @@ def test_empty_values_are_typed_missing(chr_2010):
     frame, report = chr_2010
     assert report.missing == {"chr_violent_crime": {"publisher_value_missing": 2}}
     assert frame["chr_violent_crime"].isna().sum() == 2
+
+
+def test_published_with_a_datasheet_of_its_uncertainty(tmp_path):
+    from equity.datasheets import datasheets, to_markdown
+    from ingestion.core.workspace import Workspace
+    from ingestion.jobs.ingest import ingest_source
+
+    ws = Workspace(tmp_path / "ws")
+    done = ingest_source("chr", 2010, real_path("ma_chr2010", "analytic_data2010__MA_subset.csv"),
+                         workspace=ws)
+    assert (done.published.dataset, done.published.n_rows) == ("chr_county", 14)
+    sheet = to_markdown(datasheets(ws, ["chr_county"])[0])
+    assert "| 2010 | 2010-02-17 | 2010 | 14 | 0 |" in sheet
+    assert "39 fields (9 measures)" in sheet
+    # Premature death: symmetric except in two small counties (rates of few deaths);
+    # poor or fair health: asymmetric everywhere (intervals of a proportion).
+    assert "| chr_premature_death | chr_premature_death_moe | 12 (85.7%) | publisher 95%" in sheet
+    assert "| chr_poor_fair_health | chr_poor_fair_health_moe | 0 (0.0%) |" in sheet
+    assert "chr_premature_death_ci_low | chr_premature_death_moe" not in sheet

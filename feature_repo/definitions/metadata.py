@@ -34,15 +34,23 @@ class Publication:
     reliability_rules: tuple[str, ...] = ()  # the rules the published rows were built with
 
 
+ESTIMATE_WORDS = {"survey": "survey-based estimate", "model": "model-based estimate",
+                  "index": "index", "classification": "classification",
+                  "administrative": "from administrative records"}
+
+
 def _publisher_uncertainty(measure: PublisherMeasure) -> str:
     if measure.bounds is not None:
         b = measure.bounds
         return (f"publisher {b.level:g}% confidence interval kept in _ci_low/_ci_high; 90% MOE = "
                 f"half-width x 1.645/z where the interval is symmetric within "
-                f"{b.symmetric_within:g}, else null ({measure.estimate}-based estimate)")
+                f"{b.symmetric_within:g}, else null ({ESTIMATE_WORDS[measure.estimate]})")
+    if measure.moe is not None and measure.moe.level == 90:
+        return f"publisher's 90% MOE as published ({ESTIMATE_WORDS[measure.estimate]})"
     if measure.moe is not None:
-        return f"publisher {measure.moe.level:g}% MOE converted to 90% ({measure.estimate}-based estimate)"
-    return f"not_applicable: {measure.estimate} value published without uncertainty"
+        return (f"publisher's {measure.moe.level:g}% MOE x 1.645/z as a 90% MOE "
+                f"({ESTIMATE_WORDS[measure.estimate]})")
+    return f"not_applicable: published without uncertainty ({ESTIMATE_WORDS[measure.estimate]})"
 
 
 def _reliability_rule_text(source: Source, publication: Publication) -> str:

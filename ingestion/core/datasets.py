@@ -23,7 +23,9 @@ BOUNDARY_VINTAGES = boundary_vintages()
 RELIABILITY_CLASSES = ("high", "medium", "low", "unknown")
 # Census annotation values: none may ever reach a published number.
 JAM_VALUES = (-666666666, -999999999, -888888888, -222222222, -333333333, -555555555)
-MEASURE_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")
+MEASURE_SUFFIXES = ("", "_moe", "_cv", "_reliability", "_missing")  # an ACS measure's columns
+#: Every column a measure may have: publisher measures add their confidence bounds.
+FIELD_SUFFIXES = (*MEASURE_SUFFIXES, "_ci_low", "_ci_high")
 
 
 @dataclass(frozen=True)
