@@ -19,6 +19,7 @@ import shapely
 from needs import real_path
 
 from equity.coverage import coverage_table, feature_coverage
+from equity.coverage_report import coverage_report
 from equity.rurality import add_rurality, rurality
 from feature_repo import apply_definitions, feature_store, training_frame
 from feature_repo.serving.lookup_rules import geoid_source
@@ -104,6 +105,11 @@ def test_hand_checked_zips(zip_rows, zcta, primary, secondary):
 @pytest.mark.parametrize("zip_code", ["00501", "00544", "00604"])
 def test_po_box_zips_are_set_aside(zip_rows, zip_code):
     assert zip_code not in zip_rows[0].index
+
+
+def test_the_real_zip_file_is_ascii_so_cp1252_reads_it_as_published():
+    data = real_path(*ZIP_FILE).read_bytes()
+    assert data.isascii() and data.startswith(b"ZIPCode,State,ZIPCodeType,POName,PrimaryRUCA,")
 
 
 def test_every_real_code_is_in_the_rurality_codes(zip_rows):
@@ -192,6 +198,16 @@ def test_rurality_from_the_frame_groups_coverage(zip_frame):
     # Ordered groups, most urban first; the unreleased event has no code: "(not recorded)".
     assert table["group"].tolist() == ["metropolitan", "small_town", "rural", "(not recorded)"]
     assert table["missing_rate"].tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_the_coverage_report_groups_by_rurality_from_the_frame(zip_frame):
+    _, _, frame = zip_frame
+    frame = add_rurality(frame, column="ruca_zcta__ruca_primary")
+    patients = pd.DataFrame({"patient_id": ["po_box", "lee", "adjuntas"]})
+    page = coverage_report(frame, patients, features=["ruca_zcta__ruca_secondary"],
+                           by=["rurality", "payer"])
+    assert "<td>small_town</td>" in page and "<td>rurality</td>" in page
+    assert "Skipped attributes not in the patients table: [&#x27;payer&#x27;]" in page
 
 
 # -- the tract releases, on files in ERS's layouts ----------------------------------------------
