@@ -1,6 +1,7 @@
 """What analysts ask of the features: coverage gaps, fairness, datasheets and the catalog.
 
 - `equity.coverage` and `equity.coverage_report`: who is missing which feature, and why
+- `equity.rurality`: rurality subgroups from RUCA codes, to group coverage by
 - `equity.fairness`: fairness metrics by subgroup, with the catalog's thresholds
 - `equity.datasheets`: a datasheet per feature service
 - `equity.feature_catalog`: querying features by their equity metadata
@@ -24,7 +25,7 @@ _EXPORTS = {
     "coverage_table": "coverage", "feature_coverage": "coverage",
     "missing_reasons_table": "coverage", "missingness_odds_ratios": "coverage",
     "wilson_interval": "coverage",
-    "coverage_report": "coverage_report",
+    "coverage_report": "coverage_report", "add_rurality": "rurality",
     "fairness_check": "fairness", "fairness_drift": "fairness", "fairness_report": "fairness",
     "split_by_fairness_role": "fairness",
     "datasheets": "datasheets", "write_datasheets": "datasheets",

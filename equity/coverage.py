@@ -233,8 +233,15 @@ def _latest_per_patient(rows: pd.DataFrame) -> pd.DataFrame:
     return ordered[~ordered["patient_id"].duplicated(keep="last")].sort_index()
 
 
-def _attach_group(rows: pd.DataFrame, patients: pd.DataFrame, *, by: str) -> pd.Series:
-    """Look up patient attribute ``by`` per row (``"age_band"``: age at the event)."""
+def _attach_group(rows: pd.DataFrame, patients: pd.DataFrame, *, by: str,
+                  frame: pd.DataFrame) -> pd.Series:
+    """Look up ``by`` per row: a patient attribute, else an event attribute of ``frame``.
+
+    ``"age_band"`` is the age at the event; an event attribute such as ``"rurality"`` (of the
+    address at the event, `equity.rurality`) is the row's own value.
+    """
+    if by in frame.columns and by not in patients.columns:
+        return _as_group(frame.loc[rows.index, by])
     derived = by == "age_band" and by not in patients.columns
     _require(patients, ["patient_id", "birth_date" if derived else by], what="patients")
     ids = patients["patient_id"].astype(str)
@@ -247,6 +254,11 @@ def _attach_group(rows: pd.DataFrame, patients: pd.DataFrame, *, by: str) -> pd.
         group = age_band(born, rows["event_timestamp"])
     else:
         group = rows["patient_id"].map(lookup[by])
+    return _as_group(group)
+
+
+def _as_group(group: pd.Series) -> pd.Series:
+    """Group labels, with missing values as their own group ``"(not recorded)"``."""
     if isinstance(group.dtype, pd.CategoricalDtype):
         return group.cat.add_categories([NOT_RECORDED]).fillna(NOT_RECORDED)
     return group.astype(object).where(group.notna(), NOT_RECORDED).astype(str)
@@ -268,7 +280,7 @@ def _assessed(
     if by is not None:
         if patients is None:
             raise ValueError(f"patients is required to group by {by!r}")
-        rows["group"] = _attach_group(rows, patients, by=by)
+        rows["group"] = _attach_group(rows, patients, by=by, frame=frame)
     return rows
 
 
@@ -313,7 +325,9 @@ def feature_coverage(
     feature
         The feature column, e.g. ``"adi_block_group__adi_national_rank"``.
     by
-        Patient attribute defining the groups, e.g. ``"race_ethnicity"``. Patients without a
+        Patient attribute defining the groups, e.g. ``"race_ethnicity"``, or a column of
+        ``frame`` that ``patients`` lacks: an attribute of each event, such as the ``rurality``
+        of the address at the event (`equity.rurality.add_rurality`). Patients without a
         value (or absent from ``patients``) form the group ``"(not recorded)"``.
     reference
         Group the missing rate is compared with; by default the largest group (most rows;
@@ -926,7 +940,7 @@ def missingness_odds_ratios(
     tables, indicators = [], []
     modelled_rows = pd.Series(True, index=rows.index)
     for attribute in _as_list(by):
-        group = _attach_group(rows, patients, by=attribute)
+        group = _attach_group(rows, patients, by=attribute, frame=frame)
         table = _group_counts(group, missing, attribute=attribute, reference=reference.get(attribute))
         tables.append(table)
         labels = group.astype(str)

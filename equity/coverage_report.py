@@ -34,7 +34,9 @@ __all__ = ["SUBGROUPS", "all_missing", "coverage_report", "funnel_figure", "head
 logger = logging.getLogger(__name__)
 
 #: Patient attributes a coverage report splits by (``age_band`` is derived from ``birth_date``).
-SUBGROUPS = ("race_ethnicity", "preferred_language", "payer", "home_area", "age_band", "sex")
+# ``rurality`` is an event attribute: the frame carries it (`equity.rurality.add_rurality`).
+SUBGROUPS = ("race_ethnicity", "preferred_language", "payer", "home_area", "rurality", "age_band",
+             "sex")
 #: The class of the box every table sits in; it scrolls sideways when the table is wider.
 TABLE_BOX = "table-box"
 _SUBGROUP_COLUMNS = ["by", "group", "n", "missing_rate", "missing_low", "missing_high",
@@ -119,8 +121,9 @@ def coverage_report(
         Features given subgroup tables, heatmap rows and odds ratios; by default
         `headline_features` of the overview.
     by
-        Patient attributes to split by, default `SUBGROUPS`; attributes absent from
-        ``patients`` (and ``age_band`` without ``birth_date``) are skipped with a note.
+        Patient attributes to split by, default `SUBGROUPS`, or event attributes of ``frame``
+        (``rurality``); attributes absent from both (and ``age_band`` without ``birth_date``)
+        are skipped with a note.
     unit
         ``"event"`` or ``"patient"``, as for `coverage.feature_coverage`.
     title
@@ -153,7 +156,8 @@ def coverage_report(
                                        unit=unit)
     detail = list(detail) if detail is not None else headline_features(overview)
     by = list(by) if by is not None else list(SUBGROUPS)
-    usable = [b for b in by if b in patients.columns or (b == "age_band" and "birth_date" in patients)]
+    usable = [b for b in by if b in patients.columns or b in frame.columns
+              or (b == "age_band" and "birth_date" in patients)]
     table = coverage.coverage_table(frame, patients, features=detail, by=usable, unit=unit)
     odds = {f: _odds_ratios(frame, patients, feature=f, by=usable, unit=unit) for f in detail}
     funnel = None if timeline is None else _funnel(timeline, rejects)
