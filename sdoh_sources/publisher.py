@@ -327,6 +327,9 @@ class PublisherSource(_Spec):
             if r.snapshots is not None and r.snapshots.flag not in names:
                 raise ValueError(f"release {r.release}: snapshots.flag {r.snapshots.flag!r} is not "
                                  "a measure of the source")
+            if r.snapshots is not None and any(m.has_moe for m in self.measures):
+                raise ValueError(f"release {r.release}: snapshots take the largest value in force; "
+                                 "measures with an MOE or interval cannot be combined that way")
         return self
 
     @property

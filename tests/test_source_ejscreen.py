@@ -44,7 +44,8 @@ def test_the_national_file_conforms(tmp_path):
     assert (frame["vintage"] == 2022).all() and (frame["boundary_year"] == 2020).all()
 
 
-@pytest.mark.parametrize(("release", "day"), [("2022", dt.date(2022, 10, 11)), ("2023", None), ("2024", None)])
+@pytest.mark.parametrize(("release", "day"), [
+    ("2022", dt.date(2022, 10, 11)), ("2023", None), ("2024", None)])
 def test_release_days_are_the_documented_ones_or_required(release, day):
     spec_release = publisher_source("ejscreen").release(release)
     assert spec_release.available_from == day
@@ -62,11 +63,13 @@ def test_ingest_publishes_a_version(tmp_path):
 @pytest.mark.parametrize(("row", "column", "expected"), [
     ("1,1001020100A,Alabama,AL,1829,0.33,8.1,45,40,22,51,63,17,,48", "ID", "a code of at most 12 digits"),
     ("1,10010201001,Alabama,AL,1829,0.33,8.1,145,40,22,51,63,17,,48", "P_PM25", "within the measure's range"),
-    ("1,10010201001,Alabama,AL,1829,None,8.1,45,40,22,51,63,17,,48", "DEMOGIDX_2", "a number or a missing code"),
+    ("1,10010201001,Alabama,AL,1829,None,8.1,45,40,22,51,63,17,,48", "DEMOGIDX_2",
+     "a number or a missing code"),
 ])
 def test_a_bad_cell_names_file_line_and_column(tmp_path, row, column, expected):
     spec = publisher_source("ejscreen")
     release = spec.release("2022")
     raw = read_release_file(_write(tmp_path, rows=[row, ROWS[1]]), release)
-    with pytest.raises(InputError, match=rf"Full_with_AS_CNMI_GU_VI.csv: line 2, field {column}: .*{expected}"):
+    where = rf"Full_with_AS_CNMI_GU_VI.csv: line 2, field {column}: .*{expected}"
+    with pytest.raises(InputError, match=where):
         conform_release(raw, spec, release, available_from=dt.date(2022, 10, 11))

@@ -349,11 +349,11 @@ def yearly_snapshots(raw: ReleaseFile, rows: pd.DataFrame, release: SourceReleas
     >>> cells = pd.DataFrame({"HPSA Designation Date": ["06/15/2019"], "Withdrawn Date": [""],
     ...                       "HPSA Designation Last Update Date": [""]}, index=[2])
     >>> rows = pd.DataFrame({"county_geoid": ["25025"], "boundary_year": [2020],
-    ...                      "synthetic": [False], "hpsa_score": [14.0],
-    ...                      "hpsa_score_missing": [None]}, index=[2])
+    ...                      "synthetic": [False], "hpsa_pc_score": [14.0],
+    ...                      "hpsa_pc_score_missing": [None]}, index=[2])
     >>> snap = yearly_snapshots(ReleaseFile("f.csv", cells, 0), rows, release, dt.date(2021, 5, 1))
     >>> last = snap.tail(3)
-    >>> last["vintage"].tolist(), last["hpsa_designated"].tolist(), last["hpsa_score"].tolist()
+    >>> last["vintage"].tolist(), last["hpsa_pc_designated"].tolist(), last["hpsa_pc_score"].tolist()
     ([2019, 2020, 2021], [0.0, 1.0, 1.0], [nan, 14.0, 14.0])
     """
     rule, key = release.snapshots, geoid_column(release.geography_level)
