@@ -5,7 +5,9 @@ it and under which licence; each release with its download, file format, availab
 (cited, or ``unknown`` and then required from the user), geography level and boundary vintage;
 how the GEOID is written; which cell values mean "missing" and why; and the measures, each with
 its column, uncertainty and equity metadata. Readers, the validation suite, the Feast view and
-the datasheet all come from this one definition.
+the datasheet all come from this one definition. A release's file may hold several vintages
+(``vintage_column``: COI's data years) or dated designations served as yearly snapshots
+(``snapshots``: HRSA's HPSAs).
 
 Examples
 --------

@@ -31,6 +31,9 @@ ROWS = [
     # a second designation of Dukes from 2020-05-01, score 9 since then
     ["Dukes low income", "1250003", "HPSA Population", "Primary Care", "9", "8", "MA",
      "Designated", "05/01/2020", "", "Non-Metropolitan", "25007", "", "", "Single County", "25007"],
+    # in force since 2016 with no score given
+    ["Nantucket", "1250007", "Geographic HPSA", "Primary Care", "", "", "MA", "Designated",
+     "03/10/2016", "", "Non-Metropolitan", "25019", "", "", "Single County", "25019"],
     # set aside: a tract component, a facility point, a state-wide row (XXXXX), another discipline
     ["Tract", "1250004", "Geographic HPSA", "Primary Care", "10", "9", "MA", "Designated",
      "01/05/2017", "", "Metropolitan", "25025010100", "", "", "Census Tract", "25025"],
@@ -59,7 +62,7 @@ def _conform(path, day=dt.date(2022, 9, 1)):
 
 def test_snapshots_hold_what_was_in_force_on_january_1(tmp_path):
     frame, report = _conform(_write(tmp_path))
-    assert report.rows_read == 7 and sum(report.set_aside.values()) == 4
+    assert report.rows_read == 8 and sum(report.set_aside.values()) == 4
     got = frame.set_index(["county_geoid", "vintage"])
     suffolk = got.loc["25025"]
     # designated 2019-06-15, withdrawn 2021-03-01 -> 2020 and 2021 designated, 2022 not
@@ -73,6 +76,9 @@ def test_snapshots_hold_what_was_in_force_on_january_1(tmp_path):
     assert dukes["hpsa_pc_designated"].loc[2018:].tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
     assert dukes.loc[2020, "hpsa_pc_score_missing"] == "value_updated_after_snapshot"
     assert dukes.loc[2021, "hpsa_pc_score"] == 9 and dukes.loc[2022, "hpsa_pc_score"] == 9
+    nantucket = got.loc["25019"]
+    assert nantucket.loc[2017, "hpsa_pc_designated"] == 1
+    assert nantucket.loc[2017, "hpsa_pc_score_missing"] == "publisher_value_missing"
     # release instant: January 1 of the vintage, never before the designation it shows
     assert (frame["release_ts"] == pd.to_datetime(frame["vintage"].astype(str) + "-01-01", utc=True)).all()
 
@@ -81,7 +87,7 @@ def test_ingest_publishes_the_snapshots(tmp_path):
     done = ingest_source("hpsa_primary_care", 2025, _write(tmp_path),
                          workspace=Workspace(tmp_path / "ws"), available_from=dt.date(2022, 9, 1))
     assert done.published.dataset == "hpsa_primary_care_county"
-    assert done.published.n_rows == 2 * 8  # two counties, snapshots 2015-2022
+    assert done.published.n_rows == 3 * 8  # three counties, snapshots 2015-2022
 
 
 @pytest.mark.parametrize(("column", "value", "expected"), [
@@ -102,7 +108,7 @@ def test_a_bad_cell_names_file_line_and_column(tmp_path, column, value, expected
     ("hpsa_dental", "Dental Health", "hpsa_dh"),
 ])
 def test_each_discipline_reads_only_its_own_rows(tmp_path, source, discipline, prefix):
-    rows = [list(ROWS[0]), list(ROWS[6])]
+    rows = [list(ROWS[0]), list(ROWS[-1])]
     rows[0][HEADER.index("HPSA Discipline Class")] = discipline
     rows[1][HEADER.index("HPSA Discipline Class")] = "Other"
     spec = publisher_source(source)

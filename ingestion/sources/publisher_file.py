@@ -4,8 +4,10 @@
 encoding, label rows above the names, blank filler lines after the data) into text cells
 indexed by their line in the file. `conform_release` turns those cells into the published
 rows: zero-padded GEOIDs, numbers within their declared range, declared missing codes as typed
-reasons, confidence intervals kept as bounds and turned into 90% MOEs where symmetric. Any
-other cell is an `InputError` naming the file, line and column; nothing is guessed.
+reasons, confidence intervals kept as bounds and turned into 90% MOEs where symmetric. A file
+may hold several vintages (a ``vintage_column``) or dated designations served as yearly
+snapshots (`yearly_snapshots`). Any other cell is an `InputError` naming the file, line and
+column; nothing is guessed.
 
 Examples
 --------
@@ -379,7 +381,7 @@ def yearly_snapshots(raw: ReleaseFile, rows: pd.DataFrame, release: SourceReleas
         for m in measures:
             value = known[m].max().reindex(areas)
             reason = known[f"{m}_missing"].first().reindex(areas)
-            reason = reason.where(areas.isin(known.groups), UPDATED_LATER)
+            reason = reason.where(areas.isin(list(known.groups)), UPDATED_LATER)
             reason = reason.where(snap[rule.flag] == 1, rule.none_reason)
             snap[m], snap[f"{m}_missing"] = value, reason.where(value.isna(), None)
         snap["vintage"] = year
@@ -401,7 +403,8 @@ def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRe
     source, release : PublisherSource, SourceRelease
         The source spec and the release the file is.
     available_from : datetime.date
-        The day the release became available: every row's event timestamp.
+        The day the release became available: every row's event timestamp (for snapshots,
+        the last snapshot's year; each snapshot is released on its January 1).
     synthetic : bool
         Marks the demo region's rows.
 
@@ -415,7 +418,8 @@ def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRe
     InputError
         A column the spec names is absent; a GEOID cell is not a code of its width; a value is
         neither a number in its range nor a declared missing code; an interval does not hold
-        its estimate; or two rows share a GEOID. Each names the file, line and column.
+        its estimate; a year or date cell is malformed; or two rows share a GEOID and vintage.
+        Each names the file, line and column.
 
     Examples
     --------
