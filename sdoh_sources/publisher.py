@@ -5,7 +5,9 @@ it and under which licence; each release with its download, file format, availab
 (cited, or ``unknown`` and then required from the user), geography level and boundary vintage;
 how the GEOID is written; which cell values mean "missing" and why; and the measures, each with
 its column, uncertainty and equity metadata. Readers, the validation suite, the Feast view and
-the datasheet all come from this one definition.
+the datasheet all come from this one definition. A release's file may hold several vintages
+(``vintage_column``: COI's data years) or dated designations served as yearly snapshots
+(``snapshots``: HRSA's HPSAs).
 
 Examples
 --------
@@ -111,11 +113,45 @@ class GeoidRule(_Spec):
 
 
 class RowFilter(_Spec):
-    """Rows of a file that are not areas of the dataset, set aside with the reason why."""
+    """Rows of a file that are not areas of the dataset, set aside with the reason why.
+
+    Rows whose ``column`` is one of ``equals`` are set aside; or, with ``other_than``, every
+    row whose ``column`` is not one of those values (HRSA's component types other than a
+    single county).
+    """
 
     column: str
-    equals: tuple[str, ...] = Field(min_length=1)
+    equals: tuple[str, ...] = ()
+    other_than: tuple[str, ...] = ()
     reason: Annotated[str, Field(min_length=20)]
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RowFilter:
+        if bool(self.equals) == bool(self.other_than):
+            raise ValueError("give the values to set aside (equals) or to keep (other_than)")
+        return self
+
+
+class Snapshots(_Spec):
+    """A file of dated periods (designations) served as yearly snapshots on January 1.
+
+    Each row is in force from its ``start`` day until its ``end`` day (exclusive; empty while
+    in force). Vintage Y holds, for every area the file names, what was in force on January 1
+    of Y, released that day: ``flag`` (a measure) is 1 when a row was in force, else 0; every
+    other measure is the largest value of the rows in force, missing as ``none_reason`` when
+    none was. A row's values count only from its ``values_from`` day (the day the publisher
+    last updated them; empty: its start): before it, the value in force then is unknown. Years
+    run from ``first_year`` to the year the file became available. A change shows from the
+    next January 1: up to a year late, never early.
+    """
+
+    start: str
+    end: str
+    values_from: str | None = None
+    date_format: str = "%m/%d/%Y"
+    first_year: int = Field(ge=2009, le=2100)
+    flag: Name
+    none_reason: str
 
 
 class Availability(_Spec):
@@ -134,6 +170,10 @@ class SourceRelease(_Spec):
 
     release: Annotated[str, Field(pattern=r"^\d{4}$")]
     vintage: int | None = None  # the served vintage key; the release year by default
+    # A column giving each row's vintage (a year): one file then holds several vintages, all
+    # available from the release's day (COI 3.0: data years 2012-2021, released together).
+    vintage_column: str | None = None
+    snapshots: Snapshots | None = None  # a file of dated designations (HRSA HPSA)
     available: Availability
     data_years: str | None = None
     geography_level: Literal["block_group", "tract", "county", "zcta", "state"]
@@ -146,6 +186,13 @@ class SourceRelease(_Spec):
     missing_codes: dict[str, str] = {}
     columns: dict[str, str] = {}  # measure name -> its column in this release, where renamed
     absent: tuple[str, ...] = ()  # measures this release does not publish
+
+    @model_validator(mode="after")
+    def _one_vintage_rule(self) -> SourceRelease:
+        rules = [k for k in ("vintage", "vintage_column", "snapshots") if getattr(self, k) is not None]
+        if len(rules) > 1:
+            raise ValueError(f"give at most one of vintage, vintage_column and snapshots, not {rules}")
+        return self
 
     @property
     def vintage_key(self) -> int:
@@ -280,6 +327,12 @@ class PublisherSource(_Spec):
             if unknown:
                 raise ValueError(f"release {r.release} ({r.geography_level}) names measures "
                                  f"{unknown} the source does not have")
+            if r.snapshots is not None and r.snapshots.flag not in names:
+                raise ValueError(f"release {r.release}: snapshots.flag {r.snapshots.flag!r} is not "
+                                 "a measure of the source")
+            if r.snapshots is not None and any(m.has_moe for m in self.measures):
+                raise ValueError(f"release {r.release}: snapshots take the largest value in force; "
+                                 "measures with an MOE or interval cannot be combined that way")
         return self
 
     @property
@@ -338,7 +391,8 @@ def source_file(name: str) -> str:
 def _check_codes(spec: PublisherSource, reasons: dict[str, str], where: str) -> None:
     codes = {**spec.missing_codes, **{c: r for rel in spec.releases
                                        for c, r in rel.missing_codes.items()}}
-    unknown = sorted({r for r in codes.values() if r not in reasons})
+    snapshot_reasons = {r.snapshots.none_reason for r in spec.releases if r.snapshots}
+    unknown = sorted({r for r in {*codes.values(), *snapshot_reasons} if r not in reasons})
     if unknown:
         raise CatalogError(f"{where}: missing_codes map to reasons {unknown} that are not in "
                            "sdoh_sources/catalog/missing_reasons.yaml; add them there with "

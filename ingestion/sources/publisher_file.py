@@ -4,8 +4,10 @@
 encoding, label rows above the names, blank filler lines after the data) into text cells
 indexed by their line in the file. `conform_release` turns those cells into the published
 rows: zero-padded GEOIDs, numbers within their declared range, declared missing codes as typed
-reasons, confidence intervals kept as bounds and turned into 90% MOEs where symmetric. Any
-other cell is an `InputError` naming the file, line and column; nothing is guessed.
+reasons, confidence intervals kept as bounds and turned into 90% MOEs where symmetric. A file
+may hold several vintages (a ``vintage_column``) or dated designations served as yearly
+snapshots (`yearly_snapshots`). Any other cell is an `InputError` naming the file, line and
+column; nothing is guessed.
 
 Examples
 --------
@@ -50,11 +52,13 @@ from sdoh_sources.publisher import (
     z_score,
 )
 
-__all__ = ["ConformReport", "ReleaseFile", "conform_release", "read_release_file"]
+__all__ = ["ConformReport", "ReleaseFile", "conform_release", "read_release_file", "yearly_snapshots"]
 
 # A confidence interval written in one cell, as CDC PLACES does: "( 7.2, 11.3)".
 INTERVAL = re.compile(r"^\(\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)$")
 MOE_Z = 1.645  # the 90% level of Census Bureau MOEs
+# A designation's value dates from after a snapshot: the value in force then is unknown.
+UPDATED_LATER = "value_updated_after_snapshot"
 
 
 @dataclass(frozen=True)
@@ -242,23 +246,34 @@ def _measure_columns(raw: ReleaseFile, measure: PublisherMeasure, release: Sourc
     return out | {f"{name}_missing": reason}
 
 
-def _set_aside(raw: ReleaseFile, release: SourceRelease, geoids: pd.Series) -> tuple[pd.Series, dict]:
-    """Rows that are not areas of the level (declared filters, summary rows), by reason."""
+def _set_aside(raw: ReleaseFile, release: SourceRelease) -> tuple[pd.Series, dict, pd.Series]:
+    """Rows that are not areas of the level (declared filters, summary rows), by reason.
+
+    Returns the rows kept, the counts set aside by reason, and the kept rows' GEOIDs (read
+    only on rows the filters keep: a filtered row may hold another level's code).
+    """
     keep, counts = pd.Series(True, index=raw.rows.index), {}
     for rule in release.exclude:
-        hit = raw.rows[rule.column].isin(rule.equals) & keep
+        listed = raw.rows[rule.column].isin(rule.equals or rule.other_than)
+        hit = (listed if rule.equals else ~listed) & keep
         counts[rule.reason] = int(hit.sum())
         keep &= ~hit
+    geoids = _geoids(ReleaseFile(raw.name, raw.rows[keep], raw.blank_rows), release)
     if release.geoid.summary:
-        hit = geoids.str.fullmatch(release.geoid.summary) & keep
+        hit = geoids.str.fullmatch(release.geoid.summary)
         counts[f"summary row, not an area of the level (GEOID matches {release.geoid.summary})"] = \
             int(hit.sum())
-        keep &= ~hit
-    return keep, counts
+        keep[hit.index[hit.to_numpy()]] = False
+    return keep, counts, geoids[keep[geoids.index]]
 
 
 def _required(source: PublisherSource, release: SourceRelease) -> list[str]:
     columns = [*release.geoid.columns, *(r.column for r in release.exclude)]
+    if release.vintage_column:
+        columns.append(release.vintage_column)
+    if release.snapshots:
+        rule = release.snapshots
+        columns += [c for c in (rule.start, rule.end, rule.values_from) if c]
     for m in source.measures_at(release.geography_level):
         if m.name in release.absent:
             continue
@@ -268,6 +283,112 @@ def _required(source: PublisherSource, release: SourceRelease) -> list[str]:
         if m.bounds is not None:
             columns += [c for c in (m.bounds.low, m.bounds.high, m.bounds.column) if c]
     return list(dict.fromkeys(columns))
+
+
+def _row_vintages(raw: ReleaseFile, release: SourceRelease) -> pd.Series | int:
+    """Each row's vintage: its ``vintage_column`` year, else the release's one vintage."""
+    if not release.vintage_column:
+        return release.vintage_key
+    text = raw.rows[release.vintage_column]
+    _first_bad(raw, ~text.str.fullmatch(r"(?:19|20)\d\d"), release.vintage_column, "a year")
+    return text.astype("int64")
+
+
+def _check_unique(name: str, keys: pd.DataFrame) -> None:
+    """One row per area and vintage, or an error naming the lines of the first repeat."""
+    repeated = keys[keys.duplicated(keep=False)]
+    if not repeated.empty:
+        first = tuple(repeated.iloc[0])
+        lines = repeated.index[(repeated == first).all(axis=1)].tolist()
+        raise InputError(f"{name}: lines {lines}: GEOID {first[0]} appears more than once in "
+                         f"vintage {first[1]}; a release holds one row per area and vintage: fix "
+                         "the file or download it again")
+
+
+def _dates(raw: ReleaseFile, column: str, fmt: str, *, required: bool) -> pd.Series:
+    """A column's dates (NaT where empty and allowed), or an error naming the first bad cell."""
+    text = raw.rows[column]
+    day = pd.to_datetime(text, format=fmt, errors="coerce")
+    bad = day.isna() & ((text != "") | required)
+    _first_bad(raw, bad, column, f"a date like {dt.date(2019, 6, 15).strftime(fmt)}"
+               f"{'' if required else ' or empty'}")
+    return day
+
+
+def yearly_snapshots(raw: ReleaseFile, rows: pd.DataFrame, release: SourceRelease,
+                     available_from: dt.date) -> pd.DataFrame:
+    """The areas of a file of dated designations as in force on January 1 of each year.
+
+    Vintage Y, released on January 1 of Y, holds every area the file names: the flag measure
+    is 1 when a row of the area was in force that day (start on or before it, end after it or
+    empty), else 0; each other measure is the largest value of those rows whose values date
+    from that day or before (``values_from``), missing as ``none_reason`` when no row was in
+    force and as ``value_updated_after_snapshot`` when the values in force then are unknown.
+    Years run from ``first_year`` to the year of ``available_from``.
+
+    Parameters
+    ----------
+    raw : ReleaseFile
+        The rows kept (their dates are read from here).
+    rows : pandas.DataFrame
+        The same rows' GEOID, boundary year, synthetic flag and measures (conformed).
+    release : SourceRelease
+        A release with ``snapshots``.
+    available_from : datetime.date
+        The day the file became available: the last snapshot is January 1 of its year.
+
+    Raises
+    ------
+    InputError
+        A date is not in the declared format, or a row ends before it starts (file, line and
+        column named).
+
+    Examples
+    --------
+    >>> from sdoh_sources.publisher import publisher_source
+    >>> hpsa = publisher_source("hpsa_primary_care")
+    >>> release = hpsa.release("2025")
+    >>> cells = pd.DataFrame({"HPSA Designation Date": ["06/15/2019"], "Withdrawn Date": [""],
+    ...                       "HPSA Designation Last Update Date": [""]}, index=[2])
+    >>> rows = pd.DataFrame({"county_geoid": ["25025"], "boundary_year": [2020],
+    ...                      "synthetic": [False], "hpsa_pc_score": [14.0],
+    ...                      "hpsa_pc_score_missing": [None]}, index=[2])
+    >>> snap = yearly_snapshots(ReleaseFile("f.csv", cells, 0), rows, release, dt.date(2021, 5, 1))
+    >>> last = snap.tail(3)
+    >>> last["vintage"].tolist(), last["hpsa_pc_designated"].tolist(), last["hpsa_pc_score"].tolist()
+    ([2019, 2020, 2021], [0.0, 1.0, 1.0], [nan, 14.0, 14.0])
+    """
+    rule, key = release.snapshots, geoid_column(release.geography_level)
+    if available_from.year < rule.first_year:
+        raise InputError(f"{raw.name}: available {available_from}, before the first snapshot "
+                         f"(January 1, {rule.first_year}) of release {release.release}")
+    start = _dates(raw, rule.start, rule.date_format, required=True)
+    end = _dates(raw, rule.end, rule.date_format, required=False)
+    _first_bad(raw, end < start, rule.end, f"a day after the {rule.start}")
+    since = (_dates(raw, rule.values_from, rule.date_format, required=False).fillna(start)
+             if rule.values_from else start)
+    measures = [c for c in rows.columns if f"{c}_missing" in rows.columns]
+    areas = pd.Index(sorted(rows[key].unique()), name=key)
+    first = rows.drop_duplicates(key).set_index(key)
+    snapshots = []
+    for year in range(rule.first_year, available_from.year + 1):
+        day = pd.Timestamp(year, 1, 1)
+        live = (start <= day) & (end.isna() | (end > day))
+        known = rows[live & (since <= day)].groupby(key)
+        snap = pd.DataFrame(index=areas)
+        snap[rule.flag] = areas.isin(rows.loc[live, key]).astype(float)
+        snap[f"{rule.flag}_missing"] = None
+        for m in measures:
+            value = known[m].max().reindex(areas)
+            reason = known[f"{m}_missing"].first().reindex(areas)
+            reason = reason.where(areas.isin(list(known.groups)), UPDATED_LATER)
+            reason = reason.where(snap[rule.flag] == 1, rule.none_reason)
+            snap[m], snap[f"{m}_missing"] = value, reason.where(value.isna(), None)
+        snap["vintage"] = year
+        snap["release_ts"] = pd.Timestamp(day, tz="UTC").as_unit("us")
+        snapshots.append(snap)
+    out = pd.concat(snapshots).reset_index()
+    return out.join(first[["boundary_year", "synthetic"]], on=key)
 
 
 def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRelease, *,
@@ -282,7 +403,8 @@ def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRe
     source, release : PublisherSource, SourceRelease
         The source spec and the release the file is.
     available_from : datetime.date
-        The day the release became available: every row's event timestamp.
+        The day the release became available: every row's event timestamp (for snapshots,
+        the last snapshot's year; each snapshot is released on its January 1).
     synthetic : bool
         Marks the demo region's rows.
 
@@ -296,7 +418,8 @@ def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRe
     InputError
         A column the spec names is absent; a GEOID cell is not a code of its width; a value is
         neither a number in its range nor a declared missing code; an interval does not hold
-        its estimate; or two rows share a GEOID. Each names the file, line and column.
+        its estimate; a year or date cell is malformed; or two rows share a GEOID and vintage.
+        Each names the file, line and column.
 
     Examples
     --------
@@ -314,23 +437,24 @@ def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRe
         raise InputError(f"{raw.name}: header: missing column(s) {absent}; columns are "
                          f"{list(raw.rows.columns)[:12]}...: is this {source.title} "
                          f"{release.release} at {release.geography_level}?")
-    geoids = _geoids(raw, release)
-    keep, set_aside = _set_aside(raw, release, geoids)
+    keep, set_aside, geoids = _set_aside(raw, release)
     kept = ReleaseFile(raw.name, raw.rows[keep], raw.blank_rows)
-    geoids = geoids[keep]
-    repeated = geoids[geoids.duplicated(keep=False)]
-    if not repeated.empty:
-        lines = repeated.index[repeated == repeated.iloc[0]].tolist()
-        raise InputError(f"{raw.name}: lines {lines}: GEOID {repeated.iloc[0]} appears more than "
-                         "once; a release holds one row per area: fix the file or download it again")
     codes = {**source.missing_codes, **release.missing_codes}
-    columns = {geoid_column(release.geography_level): geoids,
-               "boundary_year": release.boundary_vintage, "vintage": release.vintage_key,
+    key = geoid_column(release.geography_level)
+    columns = {key: geoids, "boundary_year": release.boundary_vintage,
+               "vintage": _row_vintages(kept, release),
                "release_ts": pd.Timestamp(available_from, tz="UTC").as_unit("us"),
                "synthetic": synthetic}
+    flag = release.snapshots.flag if release.snapshots else None
     for measure in source.measures_at(release.geography_level):
-        columns |= _measure_columns(kept, measure, release, codes)
-    frame = pd.DataFrame(columns, index=kept.rows.index).reset_index(drop=True)
+        if measure.name != flag:
+            columns |= _measure_columns(kept, measure, release, codes)
+    frame = pd.DataFrame(columns, index=kept.rows.index)
+    if release.snapshots:
+        frame = yearly_snapshots(kept, frame, release, available_from)
+    else:
+        _check_unique(raw.name, frame[[key, "vintage"]])
+    frame = frame.reset_index(drop=True)
     spec = publisher_spec(source, release.geography_level)
     missing = {m: frame[f"{m}_missing"].value_counts().to_dict() for m in spec.measures}
     report = ConformReport(rows_read=len(raw.rows), blank_rows=raw.blank_rows,
