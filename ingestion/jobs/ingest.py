@@ -351,6 +351,7 @@ def ingest_source(
     *,
     workspace: Workspace,
     level: str | None = None,
+    layout: str | None = None,
     available_from: dt.date | None = None,
     synthetic: bool = False,
 ) -> SourceIngest:
@@ -368,6 +369,8 @@ def ingest_source(
         Where staged, published and quarantined data live.
     level : str, optional
         The geography level, when the source has the release at several.
+    layout : {"wide", "long"}, optional
+        ``long`` for a long table where the release also ships a wide file (the default).
     available_from : datetime.date, optional
         The day the file became available to you; required when the spec states the release
         day as unknown, and never earlier than a documented day.
@@ -397,7 +400,7 @@ def ingest_source(
     ('chr_county', 15, 14)
     """
     source = publisher_source(name)
-    spec_release = source.release(release, level)
+    spec_release = source.release(release, level, layout=layout)
     day = availability(spec_release, available_from)
     raw = read_release_file(path, spec_release)
     frame, report = conform_release(raw, source, spec_release, available_from=day,
