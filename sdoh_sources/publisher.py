@@ -56,12 +56,56 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class LongLayout(_Spec):
+    """The key columns of a long file: one line per area, measure and kind of value.
+
+    Data portals ship tables such as data.cdc.gov's "PLACES: Local Data for Better Health":
+    ``measure`` and ``value_type`` name the columns saying which measure and which kind of
+    value (crude, age-adjusted) a line holds, ``value`` the estimate, ``low`` and ``high`` its
+    confidence interval. Each measure picks its lines with its `LongKey`; the reader pivots
+    the file to one row per area, after which GEOIDs, filters and missing codes work as in a
+    wide file. Lines of measures the spec does not read are set aside and counted.
+
+    Examples
+    --------
+    >>> LongLayout(measure="MeasureId", value="Data_Value").columns
+    ('MeasureId', 'Data_Value')
+    """
+
+    measure: str
+    value_type: str | None = None
+    value: str
+    low: str | None = None
+    high: str | None = None
+
+    @model_validator(mode="after")
+    def _both_bounds(self) -> LongLayout:
+        if (self.low is None) != (self.high is None):
+            raise ValueError("give a long file's interval as both low and high columns, or neither")
+        return self
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The key columns the file must have."""
+        return tuple(c for c in (self.measure, self.value_type, self.value, self.low, self.high)
+                     if c is not None)
+
+
+class LongKey(_Spec):
+    """The lines of a long file holding a measure: its measure id and, if any, kind of value."""
+
+    measure: str
+    value_type: str | None = None
+
+
 class FileFormat(_Spec):
     """How a release's file is laid out: CSV or XLSX, maybe inside a zip, and its header rows.
 
     ``names_row`` is the 1-based row holding the column names; rows above it are labels
     (County Health Rankings: labels in row 1, variable names in row 2), ``skip_rows_after``
     rows below it are more header rows. The encoding accepts a byte-order mark when UTF-8.
+    ``long`` names the key columns of a long file (`LongLayout`); without it a file is wide:
+    one row per area, one column per value.
     """
 
     kind: Literal["csv", "xlsx"] = "csv"
@@ -71,6 +115,12 @@ class FileFormat(_Spec):
     delimiter: str = ","
     names_row: int = Field(default=1, ge=1)
     skip_rows_after: int = Field(default=0, ge=0)
+    long: LongLayout | None = None
+
+    @property
+    def layout(self) -> Literal["wide", "long"]:
+        """``long`` when the file has a line per area and measure, else ``wide``."""
+        return "wide" if self.long is None else "long"
 
     @model_validator(mode="after")
     def _sheet_is_xlsx(self) -> FileFormat:
@@ -251,6 +301,7 @@ class PublisherMeasure(EquityMetadata):
     maximum: float | None = None
     bounds: Bounds | None = None
     moe: MoeColumn | None = None
+    long_key: LongKey | None = None  # its lines in a long file; ``column`` is for wide files
 
     @model_validator(mode="after")
     def _one_uncertainty(self) -> PublisherMeasure:
@@ -317,10 +368,10 @@ class PublisherSource(_Spec):
 
     @model_validator(mode="after")
     def _releases_fit(self) -> PublisherSource:
-        keys = [(r.release, r.geography_level) for r in self.releases]
+        keys = [(r.release, r.geography_level, r.format.layout) for r in self.releases]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
-            raise ValueError(f"releases repeat (release, level): {repeated}")
+            raise ValueError(f"releases repeat (release, level, layout): {repeated}")
         names = {m.name for m in self.measures}
         for r in self.releases:
             unknown = sorted((set(r.columns) | set(r.absent)) - names)
@@ -333,6 +384,8 @@ class PublisherSource(_Spec):
             if r.snapshots is not None and any(m.has_moe for m in self.measures):
                 raise ValueError(f"release {r.release}: snapshots take the largest value in force; "
                                  "measures with an MOE or interval cannot be combined that way")
+            if r.format.long is not None:
+                _check_long(r, [m for m in self.measures if m.name not in r.absent])
         return self
 
     @property
@@ -345,22 +398,36 @@ class PublisherSource(_Spec):
         return tuple(sorted((r for r in self.releases if r.geography_level == level),
                             key=lambda r: r.release))
 
-    def release(self, release: str | int, level: str | None = None) -> SourceRelease:
+    def release(self, release: str | int, level: str | None = None, *,
+                layout: str | None = None) -> SourceRelease:
         """The release ``release`` (at ``level`` when the source has it at several levels).
+
+        Where a release ships both a wide and a long file (``layout``), the wide one is
+        returned unless ``layout="long"`` is given.
 
         Raises
         ------
         CatalogError
             The source has no such release, or has it at several levels and none was given.
+
+        Examples
+        --------
+        >>> places = publisher_source("places")
+        >>> [places.release(2022, "county", layout=x).format.layout for x in (None, "long")]
+        ['wide', 'long']
         """
         found = [r for r in self.releases if r.release == str(release)
-                 and (level is None or r.geography_level == level)]
+                 and (level is None or r.geography_level == level)
+                 and (layout is None or r.format.layout == layout)]
+        if layout is None and len({r.geography_level for r in found}) == 1:
+            found = [r for r in found if r.format.layout == "wide"] or found
         if len(found) == 1:
             return found[0]
         known = sorted({f"{r.release} ({r.geography_level})" for r in self.releases})
         if not found:
             raise CatalogError(f"{self.source} has no release {release}"
-                               f"{f' at {level}' if level else ''}; known: {', '.join(known)}")
+                               f"{f' at {level}' if level else ''}"
+                               f"{f' in {layout} layout' if layout else ''}; known: {', '.join(known)}")
         raise CatalogError(f"{self.source} release {release} exists at "
                            f"{[r.geography_level for r in found]}: pass the level")
 
@@ -381,6 +448,29 @@ class PublisherSource(_Spec):
     def dataset(self, level: str) -> str:
         """The published dataset (and Feast view) name at ``level``, e.g. ``eji_tract``."""
         return f"{self.source}_{level}"
+
+
+def _check_long(release: SourceRelease, measures: list[PublisherMeasure]) -> None:
+    """Every measure a long release reads names its lines, and they fit the file's columns."""
+    where, layout = f"release {release.release} ({release.geography_level}, long)", release.format.long
+    if release.columns:
+        raise ValueError(f"{where}: a long file has no per-measure columns to rename "
+                         f"({sorted(release.columns)}); give each measure a long_key")
+    keys = []
+    for m in measures:
+        key = m.long_key
+        if key is None:
+            raise ValueError(f"{where}: measure {m.name} has no long_key naming its lines")
+        if (key.value_type is None) != (layout.value_type is None):
+            raise ValueError(f"{where}: measure {m.name}'s long_key must give a value_type exactly "
+                             f"when the file has a value type column ({layout.value_type})")
+        if m.moe is not None or (m.bounds is not None and layout.low is None):
+            raise ValueError(f"{where}: measure {m.name} has an MOE or interval, but the long "
+                             "file names no low and high columns")
+        keys.append((key.measure, key.value_type))
+    repeated = sorted({k for k in keys if keys.count(k) > 1}, key=str)
+    if repeated:
+        raise ValueError(f"{where}: measures share the long_key {repeated}")
 
 
 def source_file(name: str) -> str:

@@ -211,6 +211,9 @@ def adi(path, available_from, vintage, workspace) -> None:
 @click.option("--release", required=True, help="The release, e.g. 2022. No default on purpose.")
 @click.option("--level", type=click.Choice(LEVELS), default=None,
               help="Geography level, when the source has the release at several (PLACES, RUCA).")
+@click.option("--layout", type=click.Choice(["wide", "long"]), default=None,
+              help="long for a long table (a line per area and measure, e.g. data.cdc.gov's "
+                   "PLACES) where the release also ships a wide file, the default.")
 @click.option("--available-from", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Day the file became available to you (its rows' event time). Required when "
                    "the spec has no documented release day; never earlier than a documented one.")
@@ -220,7 +223,7 @@ def adi(path, available_from, vintage, workspace) -> None:
 @click.option("--mirror", default=None,
               help="A server with the publisher's paths (https, or http on loopback).")
 @workspace_option
-def source(name, path, release, level, available_from, cache_dir, mirror, workspace) -> None:
+def source(name, path, release, level, layout, available_from, cache_dir, mirror, workspace) -> None:
     """Read a publisher's file as its source spec declares it, validate it and publish it.
 
     NAME is a spec of sdoh_sources/catalog/sources (eji, food_access, chr, ...); PATH is the
@@ -234,7 +237,7 @@ def source(name, path, release, level, available_from, cache_dir, mirror, worksp
     """
     from ingestion.jobs.ingest import ingest_source
 
-    done = ingest_source(name, release, path, workspace=workspace, level=level,
+    done = ingest_source(name, release, path, workspace=workspace, level=level, layout=layout,
                          available_from=available_from.date() if available_from else None,
                          cache_dir=cache_dir, mirror=mirror)
     report = done.report

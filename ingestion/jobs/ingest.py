@@ -353,6 +353,7 @@ def ingest_source(
     *,
     workspace: Workspace,
     level: str | None = None,
+    layout: str | None = None,
     available_from: dt.date | None = None,
     synthetic: bool = False,
     cache_dir: str | Path | None = None,
@@ -373,6 +374,8 @@ def ingest_source(
         Where staged, published and quarantined data live.
     level : str, optional
         The geography level, when the source has the release at several.
+    layout : {"wide", "long"}, optional
+        ``long`` for a long table where the release also ships a wide file (the default).
     available_from : datetime.date, optional
         The day the file became available to you; required when the spec states the release
         day as unknown, and never earlier than a documented day.
@@ -408,7 +411,7 @@ def ingest_source(
     ('chr_county', 15, 14)
     """
     source = publisher_source(name)
-    spec_release = source.release(release, level)
+    spec_release = source.release(release, level, layout=layout)
     day = availability(spec_release, available_from)
     if path is None:
         path = download_release(source, spec_release, mirror=mirror,

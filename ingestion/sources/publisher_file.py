@@ -33,7 +33,7 @@ import fnmatch
 import io
 import re
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,8 @@ from sdoh_sources.publisher import (
     z_score,
 )
 
-__all__ = ["ConformReport", "ReleaseFile", "conform_release", "read_release_file", "yearly_snapshots"]
+__all__ = ["ConformReport", "ReleaseFile", "conform_release", "pivot_long", "read_release_file",
+           "yearly_snapshots"]
 
 # A confidence interval written in one cell, as CDC PLACES does: "( 7.2, 11.3)".
 INTERVAL = re.compile(r"^\(\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*\)$")
@@ -63,18 +64,27 @@ UPDATED_LATER = "value_updated_after_snapshot"
 
 @dataclass(frozen=True)
 class ReleaseFile:
-    """A release's cells as text, indexed by their line in the file, and what was skipped."""
+    """A release's cells as text, indexed by their line in the file, and what was skipped.
+
+    A long file pivoted to one row per area (`pivot_long`) is indexed by each area's first
+    line, and ``lines`` holds the line every cell came from, so that messages still name it.
+    """
 
     name: str  # how messages name the file: "x.zip!member.csv"
     rows: pd.DataFrame
     blank_rows: int
+    lines: pd.DataFrame | None = None
+
+    def line(self, row: int, column: str) -> int:
+        """The file line of the cell at ``row`` (the index) and ``column``."""
+        return row if self.lines is None else int(self.lines.at[row, column])
 
 
 @dataclass(frozen=True)
 class ConformReport:
     """How many rows a file had, how many were set aside and why, and how many are published."""
 
-    rows_read: int
+    rows_read: int  # data lines (for a long file: area x measure x value type lines)
     blank_rows: int
     set_aside: dict[str, int] = field(default_factory=dict)
     published: int = 0
@@ -165,8 +175,8 @@ def _fail(raw: ReleaseFile, line: int, column: str, value: str, expected: str) -
 
 def _first_bad(raw: ReleaseFile, bad: pd.Series, column: str, expected: str) -> None:
     if bad.any():
-        line = bad.index[bad.to_numpy()][0]
-        raise _fail(raw, line, column, raw.rows.at[line, column], expected)
+        row = bad.index[bad.to_numpy()][0]
+        raise _fail(raw, raw.line(row, column), column, raw.rows.at[row, column], expected)
 
 
 def _geoids(raw: ReleaseFile, release: SourceRelease) -> pd.Series:
@@ -391,6 +401,147 @@ def yearly_snapshots(raw: ReleaseFile, rows: pd.DataFrame, release: SourceReleas
     return out.join(first[["boundary_year", "synthetic"]], on=key)
 
 
+def _check_header(raw: ReleaseFile, source: PublisherSource, release: SourceRelease,
+                  columns: list[str]) -> None:
+    absent = [c for c in columns if c not in raw.rows.columns]
+    if absent:
+        raise InputError(f"{raw.name}: header: missing column(s) {absent}; columns are "
+                         f"{list(raw.rows.columns)[:12]}...: is this {source.title} "
+                         f"{release.release} at {release.geography_level}?")
+
+
+def _long_key(release: SourceRelease, measure: PublisherMeasure) -> str:
+    """How messages name a measure's lines: ``MeasureId=ACCESS2, DataValueTypeID=CrdPrv``."""
+    layout, key = release.format.long, measure.long_key
+    return ", ".join(f"{c}={v}" for c, v in ((layout.measure, key.measure),
+                                             (layout.value_type, key.value_type)) if c)
+
+
+def _long_cells(release: SourceRelease, measure: PublisherMeasure) -> dict[str, str]:
+    """The pivoted columns of a measure, by the long file's column each comes from."""
+    layout = release.format.long
+    sources = [layout.value, *((layout.low, layout.high) if measure.bounds else ())]
+    return {c: f"{c} ({_long_key(release, measure)})" for c in sources}
+
+
+def _as_wide(source: PublisherSource, release: SourceRelease
+             ) -> tuple[PublisherSource, SourceRelease]:
+    """The spec of the wide file a long release pivots to: each measure reads its cells."""
+    read = [m.name for m in source.measures if m.name not in release.absent]
+    measures = []
+    for m in source.measures:
+        if m.name in read:
+            cells = list(_long_cells(release, m).values())
+            bounds = m.bounds and m.bounds.model_copy(
+                update={"column": None, "low": cells[1], "high": cells[2]})
+            m = m.model_copy(update={"column": cells[0], "bounds": bounds})
+        measures.append(m)
+    wide = release.model_copy(update={"format": release.format.model_copy(update={"long": None})})
+    return source.model_copy(update={"measures": tuple(measures)}), wide
+
+
+def _no_repeats(raw: ReleaseFile, lines: pd.DataFrame, key: list[str]) -> None:
+    """No two lines of a long file hold the same area, measure and value type."""
+    repeated = lines[lines.duplicated(key, keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        same = (repeated[key] == first[key]).all(axis=1)
+        raise InputError(f"{raw.name}: lines {repeated.index[same].tolist()}: "
+                         f"{', '.join(f'{c} {first[c]}' for c in key)} appears more than once; a "
+                         "long file holds one line per area, measure and value type: fix the "
+                         "file or download it again")
+
+
+def _gaps(raw: ReleaseFile, source: PublisherSource, release: SourceRelease,
+          areas: pd.DataFrame, cells: pd.Series, measure: PublisherMeasure) -> None:
+    """An area without a line of a measure reads as "" only where "" is a declared code."""
+    gap = cells.isna()
+    if gap.any() and "" not in {**source.missing_codes, **release.missing_codes}:
+        row = gap.index[gap.to_numpy()][0]
+        area = ", ".join(f"{c} {v}" for c, v in areas.loc[row].items())
+        raise InputError(f"{raw.name}: the area of line {row} ({area}) has no line for "
+                         f"{_long_key(release, measure)}; the spec reads one for every "
+                         'area: fix the file, or declare "" a missing code')
+
+
+def pivot_long(raw: ReleaseFile, source: PublisherSource, release: SourceRelease
+               ) -> tuple[ReleaseFile, dict[str, int]]:
+    """A long file's lines pivoted to one row per area, and the lines set aside by reason.
+
+    Parameters
+    ----------
+    raw : ReleaseFile
+        The long file's lines (`read_release_file`).
+    source, release : PublisherSource, SourceRelease
+        The source spec and a release with ``format.long``.
+
+    Returns
+    -------
+    (ReleaseFile, dict)
+        One row per area (indexed by its first line) with its GEOID and filter columns and a
+        column per measure cell, named after the file's column and the measure's key, e.g.
+        ``Data_Value (MeasureId=ACCESS2, DataValueTypeID=CrdPrv)``; ``lines`` gives each cell's
+        line. An area without a line of a measure gets an empty cell (a missing code where the
+        spec declares ""). And the count of lines of measures the spec does not read.
+
+    Raises
+    ------
+    InputError
+        A key column is absent; an area has two lines of one measure and value type; or an area
+        lacks a line the spec reads and "" is not a declared missing code.
+
+    Examples
+    --------
+    >>> from sdoh_sources.publisher import publisher_source
+    >>> places = publisher_source("places")
+    >>> long = places.release(2022, "county", layout="long")
+    >>> rows = pd.DataFrame({"LocationID": ["25009", "25009"], "MeasureId": ["ACCESS2", "BINGE"],
+    ...                      "DataValueTypeID": ["CrdPrv", "CrdPrv"], "Data_Value": ["8.3", "15.5"],
+    ...                      "Low_Confidence_Limit": ["6.7", "15.0"],
+    ...                      "High_Confidence_Limit": ["10.0", "16.0"]}, index=[2, 3])
+    >>> wide, aside = pivot_long(ReleaseFile("county.csv", rows, 0), places, long)
+    >>> wide.rows.at[2, "Data_Value (MeasureId=ACCESS2, DataValueTypeID=CrdPrv)"], list(aside.values())
+    ('8.3', [1])
+    """
+    layout, rows = release.format.long, raw.rows
+    area = list(dict.fromkeys([*release.geoid.columns, *(r.column for r in release.exclude)]))
+    _check_header(raw, source, release, [*area, *layout.columns])
+    key_columns = [c for c in (layout.measure, layout.value_type) if c]
+    owners = {tuple(k for k in (m.long_key.measure, m.long_key.value_type) if k): m
+              for m in source.measures_at(release.geography_level) if m.name not in release.absent}
+    owner = pd.Series(list(zip(*(rows[c] for c in key_columns), strict=True)), index=rows.index, dtype=object)
+    owner = owner.map({k: m.name for k, m in owners.items()})
+    read = owner.notna()
+    set_aside = {f"line of a {'/'.join(key_columns)} the spec does not read": int((~read).sum())}
+    _no_repeats(raw, rows, [*area, *key_columns])
+    lines = rows[read].assign(_line=rows.index[read], _owner=owner[read])
+    first_line = lines.groupby(area, sort=False)["_line"].min()
+    areas = first_line.index.to_frame(index=False).set_axis(first_line.to_numpy())
+    cells, where = {}, {c: areas.index.to_series(index=areas.index) for c in area}
+    for m in owners.values():
+        mine = lines[lines["_owner"] == m.name].set_index(area).reindex(first_line.index)
+        names = _long_cells(release, m)
+        for column, name in names.items():
+            cells[name] = mine[column].set_axis(areas.index)
+            where[name] = mine["_line"].set_axis(areas.index)
+        _gaps(raw, source, release, areas, cells[names[layout.value]], m)
+    frame = pd.concat([areas, pd.DataFrame(cells, index=areas.index).fillna("")], axis=1)
+    positions = pd.DataFrame(where, index=areas.index)
+    positions = positions.fillna({c: positions[area[0]] for c in cells}).astype(int)
+    return replace(raw, rows=frame, lines=positions), set_aside
+
+
+def _conform_long(raw: ReleaseFile, source: PublisherSource, release: SourceRelease, *,
+                  available_from: dt.date, synthetic: bool) -> tuple[pd.DataFrame, ConformReport]:
+    """`conform_release` of a long file: pivot it, then conform it as the wide file it is."""
+    wide_raw, lines_aside = pivot_long(raw, source, release)
+    wide_source, wide_release = _as_wide(source, release)
+    frame, report = conform_release(wide_raw, wide_source, wide_release,
+                                    available_from=available_from, synthetic=synthetic)
+    return frame, replace(report, rows_read=len(raw.rows),
+                          set_aside={**lines_aside, **report.set_aside})
+
+
 def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRelease, *,
                     available_from: dt.date, synthetic: bool = False
                     ) -> tuple[pd.DataFrame, ConformReport]:
@@ -432,13 +583,12 @@ def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRe
     >>> report.rows_read, report.published, frame["county_geoid"].iloc[0]
     (15, 14, '25001')
     """
-    absent = [c for c in _required(source, release) if c not in raw.rows.columns]
-    if absent:
-        raise InputError(f"{raw.name}: header: missing column(s) {absent}; columns are "
-                         f"{list(raw.rows.columns)[:12]}...: is this {source.title} "
-                         f"{release.release} at {release.geography_level}?")
+    if release.format.long is not None:
+        return _conform_long(raw, source, release, available_from=available_from,
+                             synthetic=synthetic)
+    _check_header(raw, source, release, _required(source, release))
     keep, set_aside, geoids = _set_aside(raw, release)
-    kept = ReleaseFile(raw.name, raw.rows[keep], raw.blank_rows)
+    kept = replace(raw, rows=raw.rows[keep])
     codes = {**source.missing_codes, **release.missing_codes}
     key = geoid_column(release.geography_level)
     columns = {key: geoids, "boundary_year": release.boundary_vintage,
