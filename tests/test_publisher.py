@@ -56,7 +56,7 @@ def test_a_release_at_two_levels_needs_the_level():
 
 def test_releases_may_not_repeat_or_name_unknown_measures():
     data = publisher_source("chr").model_dump()
-    with pytest.raises(ValueError, match=r"releases repeat \(release, level\)"):
+    with pytest.raises(ValueError, match=r"releases repeat \(release, level, layout\)"):
         PublisherSource.model_validate(data | {"releases": [*data["releases"]] * 2})
     broken = data["releases"][0] | {"absent": ["chr_astrology"]}
     with pytest.raises(ValueError, match=r"names measures \['chr_astrology'\]"):
