@@ -544,3 +544,28 @@ def publisher_source_names() -> tuple[str, ...]:
     folder = resources.files("sdoh_sources").joinpath("catalog", SOURCES_FOLDER)
     return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
                         if p.name.endswith(".yaml")))
+
+
+def source_releases() -> list[dict[str, str]]:
+    """One record per release of every packaged source spec: what `sdoh sources` lists.
+
+    Examples
+    --------
+    >>> eji = [r for r in source_releases() if r["source"] == "eji"]
+    >>> [(r["release"], r["boundary_vintage"], r["available_from"]) for r in eji]
+    [('2022', '2010', '2023-08-24'), ('2024', '2020', 'unknown')]
+    """
+    records = []
+    for source in map(publisher_source, publisher_source_names()):
+        proxies = sorted({p for m in source.measures for p in m.proxy_for} - {"none"})
+        for r in source.releases:
+            read = [m for m in source.measures_at(r.geography_level) if m.name not in r.absent]
+            records.append({
+                "source": source.source, "title": source.title, "level": r.geography_level,
+                "release": r.release, "layout": r.format.layout,
+                "boundary_vintage": str(r.boundary_vintage),
+                "available_from": str(r.available_from or "unknown"),
+                "download": "url" if r.url else "file only", "measures": str(len(read)),
+                "proxy_for": ",".join(proxies) or "none",
+            })
+    return records

@@ -492,3 +492,13 @@ def test_boundaries_download_errors_are_messages(tmp_path, tiger_server, extra, 
     assert result.exit_code == code, result.output
     assert re.search(match, result.output, re.S)
     assert "Traceback" not in result.output
+
+
+def test_sources_lists_every_release_and_what_it_needs():
+    result = CliRunner().invoke(sdoh, ["sources", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("source,title,level,release,layout,boundary_vintage,available_from")
+    assert any(line.startswith("eji,Environmental Justice Index,tract,2022,wide,2010,2023-08-24,file only")
+               for line in lines)
+    assert any(line.startswith("food_access,") and ",unknown,url," in line for line in lines)

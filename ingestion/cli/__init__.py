@@ -20,6 +20,7 @@ from ingestion.cli.fairness import fairness_check
 from ingestion.cli.ingest import ingest
 from ingestion.cli.link import link
 from ingestion.cli.serve import apply, materialize, online, serve, training_frame
+from ingestion.cli.sources import sources
 
 
 @click.group(cls=SdohGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,8 +61,8 @@ def sdoh(verbose: bool) -> None:
     ctx.with_resource(logging_redirect_tqdm())
 
 
-for command in (demo, ingest, boundaries, link, apply, materialize, training_frame, online, serve,
-                catalog, datasheet, coverage, fairness_check):
+for command in (demo, sources, ingest, boundaries, link, apply, materialize, training_frame, online,
+                serve, catalog, datasheet, coverage, fairness_check):
     sdoh.add_command(command)
 
 
