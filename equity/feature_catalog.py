@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 DEFAULT_LOW_SHARE = 0.2
 RELIABILITY_VALUES = ("low", "acceptable", "not_applicable")
 CATALOG_KEYS = (*METADATA_KEYS, "reliability")
+# Columns of a measure: ACS-style companions, and the publisher's confidence bounds.
+COMPANION_SUFFIXES = (*MEASURE_SUFFIXES, "_ci_low", "_ci_high")
 
 
 def feature_definitions(workspace: Workspace, *, profile: str | None = None
@@ -145,8 +147,10 @@ def measure_of(field_name: str, names: Collection[str]) -> str:
     'pct_minority'
     >>> measure_of("link_missing", {"link_missing"})
     'link_missing'
+    >>> measure_of("chr_adult_smoking_ci_low", {"chr_adult_smoking", "chr_adult_smoking_ci_low"})
+    'chr_adult_smoking'
     """
-    for suffix in MEASURE_SUFFIXES:
+    for suffix in COMPANION_SUFFIXES:
         base = field_name.removesuffix(suffix)
         if suffix and base != field_name and base in names:
             return base
