@@ -145,6 +145,8 @@ def measure_of(field_name: str, names: Collection[str]) -> str:
     'pct_minority'
     >>> measure_of("link_missing", {"link_missing"})
     'link_missing'
+    >>> measure_of("chr_adult_smoking_ci_low", {"chr_adult_smoking", "chr_adult_smoking_ci_low"})
+    'chr_adult_smoking'
     """
     for suffix in FIELD_SUFFIXES:
         base = field_name.removesuffix(suffix)

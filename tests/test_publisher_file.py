@@ -178,5 +178,5 @@ def test_zip_without_the_member_is_refused(tmp_path):
 
 def test_wrong_encoding_names_the_line(tmp_path):
     path = write(tmp_path, "GEOID,SHARE\n01001020100,1\n01001020200,\u00e9\n", encoding="latin-1")
-    with pytest.raises(InputError, match=r"line 3: byte 0xe9 is not utf-8"):
+    with pytest.raises(InputError, match=r"line 3: byte 0xe9 is not UTF-8"):
         conform(path, spec())

@@ -26,6 +26,7 @@ from feature_repo.serving.lookup_rules import geoid_source
 from ingestion.core.datasets import geography_timeline_spec
 from ingestion.core.errors import InputError
 from ingestion.core.workspace import Workspace
+from ingestion.demo.publisher_files import RUCA_TRACT_2020_COLUMNS
 from ingestion.gate.publish import publish
 from ingestion.geo.linking import link_addresses
 from ingestion.geo.zip_crosswalk import read_zip_crosswalk
@@ -212,15 +213,8 @@ def test_the_coverage_report_groups_by_rurality_from_the_frame(zip_frame):
 
 # -- the tract releases, on files in ERS's layouts ----------------------------------------------
 
-# The 2020 tract CSV's header in file order (ERS, 2020-rural-urban-commuting-area-codes-census-tracts.csv).
-COLUMNS_2020 = [
-    "TractFIPS23", "CountyFIPS23", "CountyCode23", "CountyName23", "TractFIPS20", "TractCode20",
-    "TractName20", "CountyFIPS20", "CountyCode20", "CountyName20", "StateFIPS20", "StateName20",
-    "UrbanAreaCode20", "UrbanAreaName20", "UrbanCore", "UrbanCoreType", "PrimaryRUCA",
-    "PrimaryRUCADescription", "PrimaryDestinationCode", "PrimaryDestinationName", "SecondaryRUCA",
-    "SecondaryRUCADescription", "SecondaryDestinationCode", "SecondaryDestinationName",
-    "Population", "LandArea", "PopDensity",
-]
+# The 2020 tract CSV's header in file order, as the demo region writes it.
+COLUMNS_2020 = list(RUCA_TRACT_2020_COLUMNS)
 
 
 def tract_2020_row(tract, primary, secondary, *, tract23=None, destination="", core_type="Urban"):

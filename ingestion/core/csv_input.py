@@ -79,14 +79,15 @@ def read_csv_text(path: str | Path, *, what: str, data: bytes | None = None,
         raise InputError(f"{path}: the file is empty; expected {what} with a header row and data "
                          "rows: download it again")
     utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    named = "UTF-8" if utf8 else encoding
     try:
         text = data.decode("utf-8-sig" if utf8 else encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(
-            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not {encoding}; expected "
-            f"{what} in {encoding} (as published): download it again or convert it, e.g. "
-            f"`iconv -f latin1 -t {encoding} {path.name} > converted_{path.name}`") from exc
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not {named}; expected "
+            f"{what} in {named} (as published): download it again or convert it, e.g. "
+            f"`iconv -f latin1 -t {named.lower()} {path.name} > converted_{path.name}`") from exc
     skipped = [*range(names_row - 1), *range(names_row, names_row + skip_rows_after)]
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,

@@ -54,6 +54,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import Polygon, box
 
+from ingestion.demo.publisher_files import write_publisher_files
 from sdoh_sources import Measure, load_catalog
 from sdoh_sources.acs_tables import acs_dataset
 
@@ -1400,6 +1401,51 @@ def _write_adi(out_dir: Path, acs: dict[int, dict[str, pd.DataFrame]]) -> list[d
     return entries
 
 
+# -- publisher files ----------------------------------------------------------------------------
+
+# Publisher files describe the areas of their ACS inputs' boundary vintage: the demo vintage
+# on each boundary vintage whose ACS shares their values follow.
+PUBLISHER_ACS = {"tract": {2010: 2019, 2020: 2021}, "county": {2010: 2019, 2020: 2020}}
+# Area shares the publisher files follow: share -> (numerator cells, denominator cell).
+AREA_SHARES = {
+    "poverty": (("C17002_002", "C17002_003"), "C17002_001"),
+    "child_poverty": (("hidden_children_in_poverty",), "hidden_children_poverty_universe"),
+    "no_vehicle": (("B25044_003", "B25044_010"), "B25044_001"),
+    "unemployed": (("B23025_005",), "B23025_003"),
+    "uninsured": (_vars("B27010", (17, 33, 50, 66)), "B27010_001"),
+    "minority": (("B03002_001", "-B03002_003"), "B03002_001"),
+    "limited_english": (_vars("C16002", (4, 7, 10, 13)), "C16002_001"),
+}
+
+
+def _area_profile(frame: pd.DataFrame, level: str, bgs: gpd.GeoDataFrame) -> pd.DataFrame:
+    """GEOID, area type, urban core, population and ACS shares of each area of a level."""
+    population = frame["B01003_001"].to_numpy(dtype=float)
+    out = {"population": population}
+    for share, (numerator, denominator) in AREA_SHARES.items():
+        total = frame[denominator].to_numpy(dtype=float)
+        out[share] = np.where(total > 0, _signed_sum(numerator, frame) / np.maximum(total, 1), np.nan)
+    if level == "county":
+        return pd.DataFrame({"geoid": STATE_FIPS + COUNTY_FIPS, "area_type": "mixed", "core": False,
+                             **out})
+    parents = bgs.drop_duplicates("tract").set_index("tract")
+    kinds = parents["area_type"].reindex(frame["tract"]).fillna("water").to_numpy()
+    core = [_tract_column(p) == len(COLUMN_EDGES) - 2 if p else False
+            for p in parents["parent_tract_2010"].reindex(frame["tract"]).fillna("")]
+    return pd.DataFrame({"geoid": STATE_FIPS + COUNTY_FIPS + frame["tract"].to_numpy(),
+                         "tract": frame["tract"].to_numpy(), "area_type": kinds, "core": core, **out})
+
+
+def _write_publisher(out_dir: Path, acs: dict[int, dict[str, pd.DataFrame]],
+                     bgs: dict[int, gpd.GeoDataFrame], seed: int) -> list[dict]:
+    profiles = {level: {boundary: _area_profile(acs[year][level], level, bgs[boundary])
+                        for boundary, year in years.items()}
+                for level, years in PUBLISHER_ACS.items()}
+    centre = ((COLUMN_EDGES[0] + COLUMN_EDGES[-1]) / 2, (ROW_EDGES[0] + ROW_EDGES[-1]) / 2)
+    return write_publisher_files(out_dir, tracts=profiles["tract"], counties=profiles["county"],
+                                 centroid=centre, seed=seed)
+
+
 # -- patients -----------------------------------------------------------------------------------
 
 
@@ -1870,6 +1916,7 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
         "vintages": vintages,
         "tiger": {str(y): _write_tiger(out_dir, _with_water(f, y), y) for y, f in bgs.items()},
         "adi_files": _write_adi(out_dir, acs),
+        "publisher_files": _write_publisher(out_dir, acs, bgs, seed),
         "decennial": [entry for y, f in bgs.items()
                       if (entry := _write_decennial(out_dir, f, latents[y], y, seed))],
         "index_inputs": _index_manifest(),

@@ -15,6 +15,7 @@ from ingestion.core.atomic import write_atomic
 from ingestion.core.datasets import geography_timeline_spec
 from ingestion.core.settings import Settings
 from ingestion.core.workspace import Workspace
+from ingestion.demo.publisher_files import DEMO_SOURCES
 from ingestion.demo.region import generate_demo_region
 from ingestion.demo.replay import CensusReplayServer
 from ingestion.gate.publish import PublishResult, new_run_id, publish
@@ -27,7 +28,7 @@ from ingestion.geo.linking import (
 )
 from ingestion.geo.pseudonym import patient_key_secret, pseudonymize_timeline
 from ingestion.geo.zip_crosswalk import read_zip_crosswalk
-from ingestion.jobs.ingest import ingest_acs, ingest_adi, ingest_adi_acs, ingest_svi
+from ingestion.jobs.ingest import ingest_acs, ingest_adi, ingest_adi_acs, ingest_source, ingest_svi
 from ingestion.sources.census_api import CensusClient
 from ingestion.sources.geocoder import CensusGeocoder, apply_geocodes, geocode_addresses
 
@@ -176,7 +177,9 @@ def ensure_demo_region(workspace: Workspace, *, seed: int, n_patients: int) -> t
     manifest_path = root / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("seed") == seed and manifest.get("n_patients", n_patients) == n_patients:
+        # A region generated before it had publisher files is generated again.
+        if (manifest.get("seed") == seed and manifest.get("n_patients", n_patients) == n_patients
+                and "publisher_files" in manifest):
             return root, manifest
     return root, generate_demo_region(root, seed=seed, n_patients=n_patients)
 
@@ -196,6 +199,15 @@ def ingest_demo_sources(root: Path, manifest: dict, workspace: Workspace, summar
         result = ingest_adi(root / adi["path"], vintage=adi["vintage"], workspace=workspace,
                             available_from=dt.date.fromisoformat(adi["available_from"]), synthetic=True)
         summary.record(f"adi {adi['vintage']}", "adi_block_group", result)
+    ingest_demo_publisher_files(root, workspace, summary)
+
+
+def ingest_demo_publisher_files(root: Path, workspace: Workspace, summary: DemoSummary) -> None:
+    """Read the demo's publisher files with the source kit, from the days `DEMO_SOURCES` gives."""
+    for entry in DEMO_SOURCES:
+        done = ingest_source(entry.source, entry.release, root / entry.file, workspace=workspace,
+                             level=entry.level, available_from=entry.available_from, synthetic=True)
+        summary.record(f"{entry.source} {entry.release}", done.published.dataset, done.published)
 
 
 def ingest_demo_indices(inputs: dict, state: str, workspace: Workspace, client: CensusClient,
@@ -223,7 +235,8 @@ def run_demo(
     """Run every stage on the synthetic demo region, offline, and summarise what happened.
 
     Generates the region (once), pulls its ACS through the real client from a local replay
-    server, computes the CDC SVI and the ADI from it, ingests its ADI files, links the
+    server, computes the CDC SVI and the ADI from it, ingests its ADI files and its publisher
+    files (EJI, Food Access Research Atlas, County Health Rankings), links the
     patients' address histories, registers the Feast definitions, materializes, writes a
     training frame for the encounters and answers one online lookup.
 
