@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatterSciNotation
 
 from equity import coverage
+from equity.rurality import RURALITY, add_rurality, ruca_column
 from ingestion.core.errors import InputError
 from sdoh_sources import load_catalog
 
@@ -122,8 +123,9 @@ def coverage_report(
         `headline_features` of the overview.
     by
         Patient attributes to split by, default `SUBGROUPS`, or event attributes of ``frame``
-        (``rurality``); attributes absent from both (and ``age_band`` without ``birth_date``)
-        are skipped with a note.
+        (``rurality``: added from the frame's RUCA codes, `equity.rurality.ruca_column`, when
+        the frame carries them and neither table has it); attributes absent from both (and
+        ``age_band`` without ``birth_date``) are skipped with a note.
     unit
         ``"event"`` or ``"patient"``, as for `coverage.feature_coverage`.
     title
@@ -156,6 +158,8 @@ def coverage_report(
                                        unit=unit)
     detail = list(detail) if detail is not None else headline_features(overview)
     by = list(by) if by is not None else list(SUBGROUPS)
+    if RURALITY in by and RURALITY not in frame and RURALITY not in patients and ruca_column(frame):
+        frame = add_rurality(frame)  # real use: rurality from the RUCA codes the frame carries
     usable = [b for b in by if b in patients.columns or b in frame.columns
               or (b == "age_band" and "birth_date" in patients)]
     table = coverage.coverage_table(frame, patients, features=detail, by=usable, unit=unit)

@@ -24,10 +24,12 @@ import pandas as pd
 from ingestion.core.errors import InputError
 from sdoh_sources.rurality import load_rurality_catalog
 
-__all__ = ["RURALITY", "add_rurality", "rurality"]
+__all__ = ["RUCA_COLUMNS", "RURALITY", "add_rurality", "ruca_column", "rurality"]
 
 #: The event attribute `add_rurality` writes, as `equity.coverage_report.SUBGROUPS` names it.
 RURALITY = "rurality"
+#: The frame columns of primary RUCA codes, the finest geography first.
+RUCA_COLUMNS = ("ruca_tract__ruca_primary", "ruca_zcta__ruca_primary")
 
 
 def rurality(codes: pd.Series, *, scheme: str | None = None) -> pd.Series:
@@ -76,15 +78,27 @@ def rurality(codes: pd.Series, *, scheme: str | None = None) -> pd.Series:
                      index=codes.index, name=RURALITY)
 
 
-def add_rurality(frame: pd.DataFrame, *, column: str, scheme: str | None = None) -> pd.DataFrame:
+def ruca_column(frame: pd.DataFrame) -> str | None:
+    """The frame's primary RUCA column of the finest geography (tract before ZCTA), if any.
+
+    Examples
+    --------
+    >>> ruca_column(pd.DataFrame(columns=["ruca_zcta__ruca_primary", "ruca_tract__ruca_primary"]))
+    'ruca_tract__ruca_primary'
+    """
+    return next((c for c in RUCA_COLUMNS if c in frame.columns), None)
+
+
+def add_rurality(frame: pd.DataFrame, *, column: str | None = None,
+                 scheme: str | None = None) -> pd.DataFrame:
     """The frame with a ``rurality`` column: the group of each event's RUCA code.
 
     Parameters
     ----------
     frame : pandas.DataFrame
         A training frame holding ``column``.
-    column : str
-        Its RUCA column, e.g. ``"ruca_zcta__ruca_primary"``.
+    column : str, optional
+        Its RUCA column, e.g. ``"ruca_zcta__ruca_primary"``; by default `ruca_column`.
     scheme : str, optional
         As for `rurality`; it must read the kind of code ``column`` holds.
 
@@ -104,6 +118,7 @@ def add_rurality(frame: pd.DataFrame, *, column: str, scheme: str | None = None)
     >>> add_rurality(events, column="ruca_zcta__ruca_primary")["rurality"].tolist()
     ['metropolitan', 'small_town']
     """
+    column = column or ruca_column(frame) or RUCA_COLUMNS[0]
     if column not in frame.columns:
         raise InputError(f"the frame has no RUCA column {column!r}; RUCA columns are "
                          f"{[c for c in frame.columns if 'ruca' in c] or 'none'}: read the "

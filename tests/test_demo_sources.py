@@ -254,3 +254,26 @@ def test_datasheets_describe_the_new_views(demo_run, view, measures, release_dat
     text = to_markdown(datasheets(workspace, [view])[0])
     assert f"({measures} measures)" in text
     assert f"release dates: {release_dates}." in text
+
+
+def test_online_lookup_carries_rurality_and_places(demo_run):
+    _, summary = demo_run
+    record = summary.online_lookup.iloc[0]
+    assert record["ruca_tract__vintage"] == 2020 and record["places_county__vintage"] == 2022
+    assert pd.notna(record["places_county__places_obesity_crude"])
+
+
+def test_coverage_groups_by_rurality_from_ruca(demo_run, frame):
+    """The demo's frame carries RUCA codes: the report's rurality subgroup comes from them."""
+    from equity.coverage_report import coverage_report
+    from equity.rurality import add_rurality
+
+    workspace, _ = demo_run
+    patients = pd.read_csv(workspace.raw / "demo_region" / "patients" / "patients.csv", dtype=str)
+    grouped = add_rurality(frame)["rurality"]
+    read = frame["ruca_tract__ruca_primary_missing"].isna()
+    assert set(grouped[read]) <= {"metropolitan", "small_town", "rural"}
+    assert grouped[~read].isna().all()
+    page = coverage_report(frame, patients, features=["eji_tract__eji_rank"],
+                           by=["rurality"])
+    assert "<td>rurality</td>" in page and "<td>metropolitan</td>" in page
