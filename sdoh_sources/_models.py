@@ -238,7 +238,33 @@ def apply_defaults(data: Any) -> Any:
     return rest
 
 
-class Source(_Frozen):
+class MeasuresFile(_Frozen):
+    """A catalog file of measures: its ``defaults`` fill each measure; measure names are unique.
+
+    Examples
+    --------
+    >>> class Example(MeasuresFile):
+    ...     measures: tuple[dict, ...]
+    >>> Example.model_validate({"defaults": {"unit": "%"}, "measures": [{"name": "a"}]}).measures
+    ({'unit': '%', 'name': 'a'},)
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        return apply_defaults(data)
+
+    @field_validator("measures", check_fields=False)
+    @classmethod
+    def _unique_names(cls, measures: tuple[Any, ...]) -> tuple[Any, ...]:
+        names = [m["name"] if isinstance(m, dict) else m.name for m in measures]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"measure names must be unique, repeated: {repeated}")
+        return measures
+
+
+class Source(MeasuresFile):
     """A catalog file: one public source with its measures and shared metadata."""
 
     source: str
@@ -251,20 +277,6 @@ class Source(_Frozen):
     measures: tuple[Measure, ...]
     vintages: tuple[dict, ...] = ()
     suppression_codes: dict[str, str] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _apply_defaults(cls, data: Any) -> Any:
-        return apply_defaults(data)
-
-    @field_validator("measures")
-    @classmethod
-    def _unique_names(cls, measures: tuple[Measure, ...]) -> tuple[Measure, ...]:
-        names = [m.name for m in measures]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f"measure names must be unique, repeated: {duplicated}")
-        return measures
 
     def measure(self, name: str) -> Measure:
         """Return the measure called ``name``."""

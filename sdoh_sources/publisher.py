@@ -25,11 +25,11 @@ import os
 import statistics
 from functools import cache
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sdoh_sources._models import EquityMetadata, apply_defaults
+from sdoh_sources._models import EquityMetadata, MeasuresFile
 from sdoh_sources.catalog import CatalogError, check_vocabularies, load_catalog, read_catalog_file
 
 SOURCES_FOLDER = "sources"
@@ -333,7 +333,7 @@ class PublisherMeasure(EquityMetadata):
         return (0.0, 100.0) if self.measure_type == "percent" else (None, None)
 
 
-class PublisherSource(_Spec):
+class PublisherSource(MeasuresFile):
     """A publisher source: its licence, releases and measures (one YAML file).
 
     Examples
@@ -351,20 +351,6 @@ class PublisherSource(_Spec):
     missing_codes: dict[str, str] = {}  # cell text -> missing reason, for every release
     releases: tuple[SourceRelease, ...] = Field(min_length=1)
     measures: tuple[PublisherMeasure, ...] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _apply_defaults(cls, data: Any) -> Any:
-        return apply_defaults(data)
-
-    @field_validator("measures")
-    @classmethod
-    def _unique_names(cls, measures: tuple[PublisherMeasure, ...]) -> tuple[PublisherMeasure, ...]:
-        names = [m.name for m in measures]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"measure names must be unique, repeated: {repeated}")
-        return measures
 
     @model_validator(mode="after")
     def _releases_fit(self) -> PublisherSource:
