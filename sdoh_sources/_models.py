@@ -249,8 +249,6 @@ class Source(_Frozen):
     dataset: str | None = None
     geography_level: str | None = None
     measures: tuple[Measure, ...]
-    vintages: tuple[dict, ...] = ()
-    suppression_codes: dict[str, str] = {}
 
     @model_validator(mode="before")
     @classmethod
