@@ -275,8 +275,6 @@ class Source(MeasuresFile):
     dataset: str | None = None
     geography_level: str | None = None
     measures: tuple[Measure, ...]
-    vintages: tuple[dict, ...] = ()
-    suppression_codes: dict[str, str] = {}
 
     def measure(self, name: str) -> Measure:
         """Return the measure called ``name``."""

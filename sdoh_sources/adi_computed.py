@@ -3,7 +3,7 @@
 `load_adi_method` reads the method: Singh's 17 indicators with their ACS variables per
 vintage and cited factor score coefficients, the scaling, ranking and the Neighborhood Atlas
 suppression rules. `adi_acs_source` gives the published scores and ranks as catalog measures.
-This index is computed by ingestion.derive.adi; the Neighborhood Atlas files (adi.yaml) are a
+This index is computed by ingestion.derive.adi; the Neighborhood Atlas files (sources/adi.yaml) are a
 different thing and never share a feature name with it.
 
 Examples

@@ -167,7 +167,6 @@ class Catalog:
     """
 
     acs: Source
-    adi: Source
     calendar: dict[str, tuple[Release, ...]]
     vocabularies: dict[str, tuple[str, ...]]
     missing_reasons: dict[str, str]
@@ -252,20 +251,15 @@ def load_catalog() -> Catalog:
     True
     """
     vocabularies = read_catalog_file("vocabularies.yaml", Vocabularies).model_dump()
-    acs, adi = read_catalog_file("acs.yaml", Source), read_catalog_file("adi.yaml", Source)
-    for source in (acs, adi):
-        check_vocabularies(source, vocabularies)
+    acs = read_catalog_file("acs.yaml", Source)
+    check_vocabularies(acs, vocabularies)
     calendar = read_catalog_file("release_calendar.yaml", ReleaseCalendar).root
     check_vintage_rules(acs, calendar["acs5"])
     missing = read_catalog_file("missing_reasons.yaml", MissingReasons)
     if NOT_AVAILABLE not in missing.reasons:
         raise CatalogError(f"missing_reasons.yaml lacks {NOT_AVAILABLE!r}, used by vintage rules")
-    for code, reason in adi.suppression_codes.items():
-        if reason not in missing.reasons:
-            raise CatalogError(f"ADI suppression code {code} maps to unknown reason {reason!r}")
     return Catalog(
         acs=acs,
-        adi=adi,
         calendar=calendar,
         vocabularies=vocabularies,
         missing_reasons=dict(missing.reasons),

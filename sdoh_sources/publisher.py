@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import statistics
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sdoh_sources._models import EquityMetadata, MeasuresFile
 from sdoh_sources.catalog import CatalogError, check_vocabularies, load_catalog, read_catalog_file
@@ -141,25 +143,62 @@ class GeoidRule(_Spec):
 
     Either one ``column`` (left-padded with zeros to the level's length: a 10-digit tract
     code of a state below 10 gains its zero) or ``parts`` concatenated after padding each
-    (EJI's unpadded COUNTYFP). ``summary`` is a regular expression of normalised GEOIDs that
-    are aggregates, not areas of the level (a state row ``25000`` among counties): such rows
-    are set aside and counted, never published.
+    (EJI's unpadded COUNTYFP). With ``pattern``, a regular expression the whole cell of
+    ``column`` must match, the GEOID is its groups joined (NHGIS's GISJOIN: ``G``, state,
+    ``0``, county, ``0``, tract and block group). ``alternatives`` are rules tried in order:
+    the first whose columns the file has reads it (Atlas ADI files carry FIPS, GISJOIN or both).
+    ``summary`` is a regular expression of normalised GEOIDs that are aggregates, not areas of
+    the level (a state row ``25000`` among counties): such rows are set aside and counted,
+    never published.
+
+    Examples
+    --------
+    >>> rule = GeoidRule(alternatives=[GeoidRule(column="FIPS"),
+    ...                                GeoidRule(column="GISJOIN", pattern=r"G(\\d{2})0(\\d{3})")])
+    >>> rule.fitting(["GISJOIN", "RANK"]).column, rule.fitting(["RANK"])
+    ('GISJOIN', None)
     """
 
     column: str | None = None
+    pattern: str | None = None
     parts: tuple[GeoidPart, ...] = ()
+    alternatives: tuple[GeoidRule, ...] = ()
     summary: str | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> GeoidRule:
-        if (self.column is None) == (not self.parts):
-            raise ValueError("give the GEOID either as one column or as parts, not both")
+        if [self.column is not None, bool(self.parts), bool(self.alternatives)].count(True) != 1:
+            raise ValueError("give the GEOID as one column, as parts or as alternatives: one of them")
+        if any(a.alternatives or a.summary for a in self.alternatives):
+            raise ValueError("an alternative is a column or parts; give summary on the rule itself")
+        if self.pattern is not None:
+            if self.column is None:
+                raise ValueError("a GEOID pattern applies to one column")
+            try:
+                groups = re.compile(self.pattern).groups
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}") from exc
+            if not groups:
+                raise ValueError(f"pattern {self.pattern!r} has no groups to build the GEOID of")
         return self
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The file columns the GEOID is read from."""
+        """The file columns the GEOID is read from (with alternatives: any of theirs)."""
+        if self.alternatives:
+            return tuple(dict.fromkeys(c for a in self.alternatives for c in a.columns))
         return (self.column,) if self.column else tuple(p.column for p in self.parts)
+
+    def fitting(self, header: Iterable[str]) -> GeoidRule | None:
+        """The rule a file with columns ``header`` is read by, or None when none fits.
+
+        The rule itself, or its first alternative whose columns the file has (keeping
+        ``summary``).
+        """
+        if not self.alternatives:
+            return self if set(self.columns) <= set(header) else None
+        chosen = next((a for a in self.alternatives if set(a.columns) <= set(header)), None)
+        return chosen and chosen.model_copy(update={"summary": self.summary})
 
 
 class RowFilter(_Spec):
@@ -236,6 +275,9 @@ class SourceRelease(_Spec):
     missing_codes: dict[str, str] = {}
     columns: dict[str, str] = {}  # measure name -> its column in this release, where renamed
     absent: tuple[str, ...] = ()  # measures this release does not publish
+    # A regular expression found (any case) in the names of this release's files only: it
+    # tells the release of a file the user gives without one ("_2020_ADI_").
+    file_name: str | None = None
 
     @model_validator(mode="after")
     def _one_vintage_rule(self) -> SourceRelease:
@@ -243,6 +285,26 @@ class SourceRelease(_Spec):
         if len(rules) > 1:
             raise ValueError(f"give at most one of vintage, vintage_column and snapshots, not {rules}")
         return self
+
+    @field_validator("file_name")
+    @classmethod
+    def _file_name_compiles(cls, pattern: str | None) -> str | None:
+        try:
+            re.compile(pattern or "")
+        except re.error as exc:
+            raise ValueError(f"file_name {pattern!r} is not a regular expression: {exc}") from exc
+        return pattern
+
+    def names_file(self, path: str | os.PathLike[str]) -> bool:
+        """Whether a file's name matches the release's ``file_name`` (any case).
+
+        Examples
+        --------
+        >>> publisher_source("adi").release("2021").names_file("US_2021_ADI_Census_Block_Group_v4_0_1.csv")
+        True
+        """
+        name = os.path.basename(path)
+        return self.file_name is not None and re.search(self.file_name, name, re.IGNORECASE) is not None
 
     @property
     def vintage_key(self) -> int:
@@ -302,6 +364,7 @@ class PublisherMeasure(EquityMetadata):
     bounds: Bounds | None = None
     moe: MoeColumn | None = None
     long_key: LongKey | None = None  # its lines in a long file; ``column`` is for wide files
+    integer: bool = False  # whole numbers only (ranks): a value with a fraction is refused
 
     @model_validator(mode="after")
     def _one_uncertainty(self) -> PublisherMeasure:
@@ -349,6 +412,7 @@ class PublisherSource(MeasuresFile):
     homepage: Annotated[str, Field(pattern=r"^https://")]
     measurement_level: str
     missing_codes: dict[str, str] = {}  # cell text -> missing reason, for every release
+    missing_codes_ignore_case: bool = False  # "ph" reads as the code "PH"
     releases: tuple[SourceRelease, ...] = Field(min_length=1)
     measures: tuple[PublisherMeasure, ...] = Field(min_length=1)
 

@@ -37,7 +37,6 @@ def _model_loader(name, model):
 # The loader of each file, given a copy's path (load_catalog reads the first five this way).
 LOADERS = {
     "acs.yaml": _model_loader("acs.yaml", Source),
-    "adi.yaml": _model_loader("adi.yaml", Source),
     "missing_reasons.yaml": _model_loader("missing_reasons.yaml", MissingReasons),
     "release_calendar.yaml": _model_loader("release_calendar.yaml", ReleaseCalendar),
     "vocabularies.yaml": _model_loader("vocabularies.yaml", Vocabularies),
@@ -56,9 +55,6 @@ BREAKS = [
     ("acs.yaml", "measures.0.label", [1, 2]),
     ("acs.yaml", "title", DELETE),
     ("acs.yaml", "measures.3.colour", "red"),
-    ("adi.yaml", "suppression_codes", [1]),
-    ("adi.yaml", "publisher", DELETE),
-    ("adi.yaml", "homepage", "https://example.org"),
     ("adi_computed.yaml", "scaling.mean", "high"),
     ("adi_computed.yaml", "method_version", DELETE),
     ("adi_computed.yaml", "ranking.colour", "red"),
@@ -182,7 +178,13 @@ CROSS_CHECKS = [
     ("sources/eji.yaml", "source", "ejx",
      r"eji\.yaml: source is 'ejx'; it must be the file's name 'eji'"),
     ("sources/chr.yaml", "releases.0.geoid.parts", [{"column": "STATEFP", "width": 2}],
-     r"releases\.0\.geoid\n.*give the GEOID either as one column or as parts"),
+     r"releases\.0\.geoid\n.*give the GEOID as one column, as parts or as alternatives"),
+    ("sources/adi.yaml", "releases.0.geoid.alternatives.1.pattern", r"G\d{14}",
+     r"releases\.0\.geoid\.alternatives\.1\n.*pattern 'G\\\\d\{14\}' has no groups"),
+    ("sources/adi.yaml", "releases.0.geoid.alternatives.0.summary", "99",
+     r"releases\.0\.geoid\n.*an alternative is a column or parts; give summary on the rule"),
+    ("sources/adi.yaml", "releases.1.file_name", "_(2020_ADI_",
+     r"releases\.1\.file_name\n.*file_name '_\(2020_ADI_' is not a regular expression"),
     ("sources/chr.yaml", "measures.0.bounds.column", "CI",
      r"give the interval as low and high columns, or as one column"),
 ]

@@ -29,10 +29,10 @@ def test_every_command_has_useful_help(path):
 def test_project_errors_become_a_message_and_exit_code_1(tmp_path):
     bad = tmp_path / "US_2020_ADI_Census_Block_Group_v4_0.csv"
     bad.write_text("FIPS,ADI_NATRANK,ADI_STATERNK\n010010201001,XX,3\n")
-    result = CliRunner().invoke(sdoh, ["ingest", "adi", str(bad), "--available-from", "2022-09-01",
-                                       "--workspace", str(tmp_path / "ws")])
+    result = CliRunner().invoke(sdoh, ["ingest", "source", "adi", str(bad), "--available-from",
+                                       "2022-09-01", "--workspace", str(tmp_path / "ws")])
     assert result.exit_code == 1
-    assert "row 2, field ADI_NATRANK" in result.output
+    assert "line 2, field ADI_NATRANK" in result.output
     assert "Traceback" not in result.output
 
 
@@ -69,17 +69,16 @@ BAD_FILES = [  # command, file content, extra options, what the one line must sa
      r"the ranks look computed within the nation: .*pass --reference nation", "InputError"),
     ("svi-file", _svi_file().replace(b"10001040100", b"1000104X100"), ["--reference", "state"],
      r"row 3, field FIPS: '1000104X100' is not a 11-digit code; fix the row", "InputError"),
-    ("adi", b"", [], r"the file is empty; .*: download it again", "InputError"),
-    ("adi", ADI_HEADER, [], r"a header row and no data rows; .*: download it again", "InputError"),
-    ("adi", ADI_HEADER + b"010010201001,73,6\n010010201002,73,6,Pe\xf1a\n", [],
-     r"line 3: byte 0xf1 is not UTF-8; .*`iconv", "UnicodeDecodeError"),
-    ("adi", ADI_HEADER + b"010010201001,16.5,6\n", [],
-     r"row 2, field ADI_NATRANK: '16.5' is neither a whole number from 1 to 100 .*fix the row",
-     "InputError"),
-    ("adi", ADI_HEADER + b"010010201001,73,11\n", [],
-     r"row 2, field ADI_STATERNK: '11' is neither a whole number from 1 to 10 ", "InputError"),
-    ("adi", b"FIPS,ADI_NATRANK\n010010201001,73\n", [],
-     r"row 1 \(header\): missing column\(s\) \['ADI_STATERNK'\]", "InputError"),
+    ("source adi", b"", [], r"the file is empty; .*: download it again", "InputError"),
+    ("source adi", ADI_HEADER, [], r"a header row and no data rows; .*: download it again", "InputError"),
+    ("source adi", ADI_HEADER + b"010010201001,73,6\n010010201002,73,6,Pe\xf1a\n", [],
+     r"line 3: byte 0xf1 is not utf-8; .*`iconv", "UnicodeDecodeError"),
+    ("source adi", ADI_HEADER + b"010010201001,16.5,6\n", [],
+     r"line 2, field ADI_NATRANK: '16.5' is not a whole number; fix the row", "InputError"),
+    ("source adi", ADI_HEADER + b"010010201001,73,11\n", [],
+     r"line 2, field ADI_STATERNK: '11' is not within the measure's range 1.0 to 10.0", "InputError"),
+    ("source adi", b"FIPS,ADI_NATRANK\n010010201001,73\n", [],
+     r"header: missing column\(s\) \['ADI_STATERNK'\]", "InputError"),
 ]
 
 
@@ -90,7 +89,7 @@ def test_bad_input_files_give_one_line_and_details_only_when_verbose(
         tmp_path, verbose, command, content, extra, message, detail):
     path = tmp_path / "US_2020_ADI_Census_Block_Group_v4_0.csv"
     path.write_bytes(content)
-    args = [*(["-v"] if verbose else []), "ingest", command, str(path),
+    args = [*(["-v"] if verbose else []), "ingest", *command.split(), str(path),
             *(SVI_ARGS if command == "svi-file" else ADI_ARGS), *extra,
             "--workspace", str(tmp_path / "ws")]
     result = CliRunner().invoke(sdoh, args)
@@ -107,12 +106,13 @@ def test_bad_input_files_give_one_line_and_details_only_when_verbose(
 
 
 @pytest.mark.parametrize(("command", "options"), [
-    ("svi-file", [*SVI_ARGS, "--reference", "state"]), ("adi", ADI_ARGS)])
+    ("svi-file", [*SVI_ARGS, "--reference", "state"]), ("source adi", ADI_ARGS)])
 def test_a_missing_input_file_is_a_usage_error(tmp_path, command, options):
     missing = tmp_path / "US_2020_ADI_nothing.csv"
-    result = CliRunner().invoke(sdoh, ["ingest", command, str(missing), *options])
+    result = CliRunner().invoke(sdoh, ["ingest", *command.split(), str(missing), *options])
     assert result.exit_code == 2
-    assert re.search(r"Invalid value for 'PATH': File '.*US_2020_ADI_nothing.csv' does not exist",
+    # PATH is optional for `source` (downloads), so click writes it [PATH]
+    assert re.search(r"Invalid value for '\[?PATH\]?': File '.*US_2020_ADI_nothing.csv' does not exist",
                      result.stderr)
     assert "Traceback" not in result.output
 

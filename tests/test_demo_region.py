@@ -18,6 +18,7 @@ from ingestion.demo.replay import CensusReplayServer
 from ingestion.sources.census_api import CensusClient, get_acs
 from sdoh_sources import load_catalog
 from sdoh_sources._models import acs_dataset
+from sdoh_sources.publisher import publisher_source
 
 YEARS = (2019, 2020, 2021)
 LEVELS = ("block_group", "tract", "county")
@@ -651,7 +652,7 @@ def test_computed_adi_suppresses_and_follows_deprivation(region, fetched, year):
     inputs = fetched[("adi", year)].merge(quarters, on="GEOID", how="left")
     adi = compute_adi(inputs, vintage=year, reference="state",
                       states=[manifest["state_fips"]]).set_index("GEOID")
-    reasons = load_catalog().adi.suppression_codes
+    reasons = publisher_source("adi").missing_codes
     specials = manifest["geography"]["special_block_groups"]
     expected = {specials["tiny"]: "PH", specials["group_quarters"]: "GQ",
                 specials["small_group_quarters"]: "GQ-PH", WATER_BLOCK_GROUP: "PH"}

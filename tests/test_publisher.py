@@ -64,5 +64,5 @@ def test_releases_may_not_repeat_or_name_unknown_measures():
 
 
 def test_unknown_source_lists_the_known_ones():
-    with pytest.raises(CatalogError, match="no publisher source 'astrology'; known sources: chr"):
+    with pytest.raises(CatalogError, match="no publisher source 'astrology'; known sources: adi, chr"):
         publisher_source("astrology")

@@ -81,4 +81,4 @@ def test_cli_names_the_known_sources(tmp_path):
     result = CliRunner().invoke(sdoh, ["ingest", "source", "astrology", "--release", "2022",
                                        "--workspace", str(tmp_path / "ws")])
     assert result.exit_code != 0
-    assert "no publisher source 'astrology'; known sources: chr, " in result.output
+    assert "no publisher source 'astrology'; known sources: adi, chr, " in result.output

@@ -92,7 +92,7 @@ def test_commands_print_no_warnings(tmp_path):
     ws = str(tmp_path / "ws")
     commands = [  # help; a validated publish (imports GX); a Feast command on what it published
         ["--help"],
-        ["ingest", "adi", str(adi), "--available-from", "2022-09-01", "--workspace", ws],
+        ["ingest", "source", "adi", str(adi), "--available-from", "2022-09-01", "--workspace", ws],
         ["catalog", "--workspace", ws],
     ]
     for args in commands:

@@ -1,8 +1,9 @@
 """Feature views, generated from the catalog and the published datasets' vintages.
 
 One view per published dataset: ACS measures per geography level, the SVI and the ADI computed
-from ACS per reference area, and the Neighborhood Atlas ADI, each keyed by (GEOID, vintage);
-and the patient geography timeline keyed by patient.
+from ACS per reference area, and each publisher source's file per level (the Neighborhood Atlas
+ADI among them), each keyed by (GEOID, vintage); and the patient geography timeline keyed by
+patient.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ingestion.core.datasets import (
     DatasetSpec,
     acs_spec,
     adi_acs_spec,
-    adi_spec,
     geography_timeline_spec,
     published_calendar,
     publisher_spec,
@@ -131,13 +131,6 @@ def adi_acs_view(reference: str, workspace: Workspace, *, profile: str = "embedd
                       f"within the {reference}; not the Neighborhood Atlas file.", profile=profile)
 
 
-def adi_view(workspace: Workspace, *, profile: str = "embedded") -> FeatureView | None:
-    """Neighborhood Atlas ADI ranks by block group (`adi_block_group`), if published."""
-    return _area_view(adi_spec(), load_catalog().adi, "block_group", INDEX_SUFFIXES, workspace,
-                      "Neighborhood Atlas Area Deprivation Index (publisher's ranks, not recomputed).",
-                      profile=profile)
-
-
 def publisher_view(source: PublisherSource, level: str, workspace: Workspace, *,
                    profile: str = "embedded") -> FeatureView | None:
     """A publisher source's measures at one level (`<source>_<level>`), if published."""
@@ -204,5 +197,5 @@ def feature_views(workspace: Workspace, *, profile: str = "embedded") -> list[Fe
     views += [adi_acs_view(ref, workspace, profile=profile) for ref in INDEX_REFERENCES]
     views += [publisher_view(source, level, workspace, profile=profile)
               for source in map(publisher_source, publisher_source_names()) for level in source.levels]
-    views += [adi_view(workspace, profile=profile), patient_geography_view(workspace, profile=profile)]
+    views += [patient_geography_view(workspace, profile=profile)]
     return [v for v in views if v is not None]

@@ -172,7 +172,7 @@ def adi_acs(vintage, reference, states, base_url, cache_dir, max_workers, worksp
     """Compute the Area Deprivation Index from ACS block groups (Singh 2003) and publish it.
 
     Both the unstandardized index (as the Neighborhood Atlas) and the standardized variant
-    (Petterson 2023) are published. Not the Atlas file: see `sdoh ingest adi` for that.
+    (Petterson 2023) are published. Not the Atlas file: see `sdoh ingest source adi` for that.
 
     \b
     Example:
@@ -186,29 +186,12 @@ def adi_acs(vintage, reference, states, base_url, cache_dir, max_workers, worksp
                                client=client))
 
 
-@ingest.command("adi")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--available-from", type=click.DateTime(["%Y-%m-%d"]), required=True,
-              help="Day the file became available to you (its rows' event time); the Atlas "
-                   "publishes no release calendar, so it is never guessed.")
-@click.option("--vintage", type=int, default=None, help="ADI vintage; read from the file name if omitted.")
-@workspace_option
-def adi(path, available_from, vintage, workspace) -> None:
-    """Read a Neighborhood Atlas ADI file and publish it.
-
-    \b
-    Example:
-      sdoh ingest adi US_2021_ADI_Census_Block_Group_v4_0_1.csv --available-from 2023-06-01
-    """
-    from ingestion.jobs.ingest import ingest_adi
-
-    _report(ingest_adi(path, available_from=available_from.date(), vintage=vintage, workspace=workspace))
-
-
 @ingest.command("source")
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
-@click.option("--release", required=True, help="The release, e.g. 2022. No default on purpose.")
+@click.option("--release", default=None,
+              help="The release, e.g. 2022. Left out: the one PATH's name tells, where the spec "
+                   "names its releases' files (Neighborhood Atlas ADI); never a default.")
 @click.option("--level", type=click.Choice(LEVELS), default=None,
               help="Geography level, when the source has the release at several (PLACES, RUCA).")
 @click.option("--layout", type=click.Choice(["wide", "long"]), default=None,
@@ -234,6 +217,7 @@ def source(name, path, release, level, layout, available_from, cache_dir, mirror
     Examples:
       sdoh ingest source eji EJI_2022_Massachusetts_CSV.zip --release 2022
       sdoh ingest source chr --release 2010
+      sdoh ingest source adi US_2021_ADI_Census_Block_Group_v4_0_1.csv --available-from 2023-06-01
     """
     from ingestion.jobs.ingest import ingest_source
 

@@ -14,7 +14,7 @@ import pandas as pd
 from ingestion.core.workspace import Workspace
 from sdoh_sources import Source, boundary_vintages, load_catalog, zip_join_types
 from sdoh_sources.adi_computed import adi_acs_source
-from sdoh_sources.publisher import PublisherSource
+from sdoh_sources.publisher import PublisherSource, publisher_source
 from sdoh_sources.svi import svi_source
 
 GEOID_LENGTH = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
@@ -139,22 +139,14 @@ def acs_spec(level: str) -> DatasetSpec:
 
 
 def adi_spec() -> DatasetSpec:
-    """The Neighborhood Atlas ADI dataset at block group: ranks and their missing reasons."""
-    adi = load_catalog().adi
-    columns = list(_area_columns("block_group"))
-    for m in adi.measures:
-        columns += [
-            ColumnRule(m.name, "float64", minimum=m.minimum, maximum=m.maximum),
-            _missing_rule(f"{m.name}_missing"),
-        ]
-    return DatasetSpec(
-        name="adi_block_group",
-        key_columns=("block_group_geoid", "vintage"),
-        columns=tuple(columns),
-        timestamp_column="release_ts",
-        measures=tuple(m.name for m in adi.measures),
-        partition_by=("vintage", "state"),
-    )
+    """The Neighborhood Atlas ADI dataset (`adi_block_group`): the ``adi`` source spec's.
+
+    Examples
+    --------
+    >>> adi_spec().measures
+    ('adi_national_rank', 'adi_state_decile')
+    """
+    return publisher_spec(publisher_source("adi"), "block_group")
 
 
 # Where an index row comes from: computed here from ACS, or read from the publisher's file.

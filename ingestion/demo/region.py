@@ -57,6 +57,7 @@ from shapely.geometry import Polygon, box
 from ingestion.demo.publisher_files import write_publisher_files
 from sdoh_sources import Measure, load_catalog
 from sdoh_sources.acs_tables import acs_dataset
+from sdoh_sources.publisher import publisher_source
 
 if TYPE_CHECKING:
     from sdoh_sources.adi_computed import GroupQuartersSource
@@ -1389,13 +1390,13 @@ def _adi_frame(bg: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_adi(out_dir: Path, acs: dict[int, dict[str, pd.DataFrame]]) -> list[dict]:
-    boundary = {v["vintage"]: v["boundary_vintage"] for v in load_catalog().adi.vintages}
+    atlas = publisher_source("adi")
     entries = []
     for spec in ADI_FILES:
         relative = f"adi/{spec['file']}"
         _write_csv(out_dir / relative, _adi_frame(acs[spec["acs_vintage"]]["block_group"]))
         entries.append({"path": relative, "vintage": spec["vintage"],
-                        "boundary_vintage": boundary[spec["vintage"]],
+                        "boundary_vintage": atlas.release(spec["vintage"]).boundary_vintage,
                         "available_from": spec["available_from"], "version": spec["version"],
                         "derived_from_demo_acs_vintage": spec["acs_vintage"]})
     return entries

@@ -5,7 +5,7 @@ the ACS variables each reads in each vintage, his factor score coefficients (eac
 citation), the scaling to mean 100 and SD 20, the ranking, and the Neighborhood Atlas
 suppression rules. This module only reads it. The result is a *computed* ADI whose every row
 says ``adi_kind == "computed_from_acs"`` and its method version: it is not the Neighborhood
-Atlas file (`ingestion.sources.adi_file`), and its ranks are relative to the reference area given.
+Atlas file (the ``adi`` source spec), and its ranks are relative to the reference area given.
 
 Examples
 --------
@@ -44,12 +44,13 @@ from sdoh_sources.adi_computed import (
     adi_acs_source,
     load_adi_method,
 )
+from sdoh_sources.publisher import publisher_source
 
 GEOID = "GEOID"
 REFERENCE_DIGITS = {"nation": 0, "state": 2, "county": 5}
 NATION = "US"
 # Missing reasons this module gives itself (the rest come from the catalog's annotations and
-# the Atlas suppression codes of adi.yaml).
+# the Atlas suppression codes of sources/adi.yaml).
 NOT_PUBLISHED = "not_published_at_level"
 ZERO_DENOMINATOR = "zero_denominator"
 LOG_OF_ZERO = "log_of_zero"
@@ -313,7 +314,7 @@ def _suppression_reasons(inputs: pd.DataFrame, rules: Suppression) -> np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         many_quarters = quarters / population > rules.max_group_quarters_share
     code = np.select([low & many_quarters, low, many_quarters], ["GQ-PH", "PH", "GQ"], default="")
-    reason = pd.Series(code).map(load_catalog().adi.suppression_codes).to_numpy(dtype=object)
+    reason = pd.Series(code).map(publisher_source("adi").missing_codes).to_numpy(dtype=object)
     unknown = np.isnan(population) | np.isnan(housing) | np.isnan(quarters)
     return np.where(pd.isna(reason) & unknown, SUPPRESSION_INPUTS_MISSING, reason)
 

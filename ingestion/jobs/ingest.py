@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ingestion.core.datasets import acs_spec, adi_acs_spec, adi_spec, publisher_spec, svi_spec
+from ingestion.core.datasets import acs_spec, adi_acs_spec, publisher_spec, svi_spec
 from ingestion.core.errors import InputError
 from ingestion.core.geography import normalize_states
 from ingestion.core.workspace import Workspace
@@ -31,7 +31,6 @@ from ingestion.derive.adi import GEOID, adi_acs_dataset, adi_variables
 from ingestion.derive.svi import GEOID_WIDTHS, compute_svi, svi_dataset, svi_variables
 from ingestion.derive.svi import LEVELS as SVI_LEVELS
 from ingestion.gate.publish import PublishResult, publish
-from ingestion.sources.adi_file import read_adi_file
 from ingestion.sources.census_api import CensusClient, get_acs
 from ingestion.sources.http import FROM_ENVIRONMENT, cache_root
 from ingestion.sources.publisher_download import download_release
@@ -39,7 +38,7 @@ from ingestion.sources.publisher_file import ConformReport, conform_release, rea
 from ingestion.sources.svi_file import check_svi_file, read_svi_file
 from sdoh_sources import load_catalog
 from sdoh_sources.adi_computed import load_adi_method
-from sdoh_sources.publisher import SourceRelease, publisher_source
+from sdoh_sources.publisher import PublisherSource, SourceRelease, publisher_source
 from sdoh_sources.svi import load_svi_catalog
 
 log = logging.getLogger(__name__)
@@ -293,26 +292,6 @@ def ingest_adi_acs(
     return publish(frame, adi_acs_spec(reference), workspace, data_docs=True)
 
 
-def ingest_adi(
-    path: str | Path,
-    *,
-    available_from: dt.date,
-    workspace: Workspace,
-    vintage: int | None = None,
-    synthetic: bool = False,
-) -> PublishResult:
-    """Read a Neighborhood Atlas file and publish it through the validation gate.
-
-    Examples
-    --------
-    >>> ingest_adi(demo / "adi" / "DS_2020_ADI_Census_Block_Group_v4_0.csv",
-    ...            available_from=dt.date(2022, 9, 1), workspace=scratch).n_rows
-    43
-    """
-    frame = read_adi_file(path, available_from=available_from, vintage=vintage, synthetic=synthetic)
-    return publish(frame, adi_spec(), workspace, data_docs=True)
-
-
 @dataclass(frozen=True)
 class SourceIngest:
     """What `ingest_source` read, set aside and published."""
@@ -346,9 +325,36 @@ def availability(release: SourceRelease, given: dt.date | None) -> dt.date:
     return given or documented
 
 
+def release_of_file(source: PublisherSource, path: str | Path, *, level: str | None = None,
+                    layout: str | None = None) -> SourceRelease:
+    """The release a file's name tells (its ``file_name`` pattern), where the user gives none.
+
+    Raises
+    ------
+    InputError
+        The name matches no release's ``file_name``, or several: the release must be given.
+
+    Examples
+    --------
+    >>> release_of_file(publisher_source("adi"), "MD_2020_ADI_Census Block Group_v3.2.csv").release
+    '2020'
+    """
+    found = [r for r in source.releases if r.names_file(path)
+             and (level is None or r.geography_level == level)
+             and (layout is None or r.format.layout == layout)]
+    if len(found) == 1:
+        return found[0]
+    patterns = {r.release: r.file_name for r in source.releases if r.file_name}
+    told = (f"the name matches the releases {[r.release for r in found]}" if found else
+            f"the name matches none of the release names {patterns}" if patterns else
+            f"{source.source}'s spec gives no file names")
+    raise InputError(f"{path}: cannot tell the release of {source.source} from the file name "
+                     f"({told}): pass the release (`--release`)")
+
+
 def ingest_source(
     name: str,
-    release: str | int,
+    release: str | int | None,
     path: str | Path | None = None,
     *,
     workspace: Workspace,
@@ -365,8 +371,9 @@ def ingest_source(
     ----------
     name : str
         A source of ``sdoh_sources/catalog/sources`` (``eji``, ``chr``, ...).
-    release : str or int
-        The release, e.g. 2022; no default on purpose.
+    release : str or int or None
+        The release, e.g. 2022; no default on purpose. None: the one the file's name tells
+        (the releases' ``file_name``; Neighborhood Atlas ADI files).
     path : str or Path, optional
         The file as the publisher ships it (zip, CSV or XLSX). Left out: downloaded from the
         release's URL into the verified cache (`download_release`).
@@ -398,8 +405,9 @@ def ingest_source(
     SourceDownloadError
         The download failed after its retries (the URL and what to do are named).
     InputError
-        The file breaks its spec (file, line and column named), or the availability day is
-        missing or earlier than the documented one.
+        The file breaks its spec (file, line and column named), the availability day is
+        missing or earlier than the documented one, or no release is given and the file's name
+        tells none.
     ValidationFailed
         The rows fail their suite (quarantined; served data is unchanged).
 
@@ -409,9 +417,18 @@ def ingest_source(
     ...                      workspace=scratch)
     >>> done.published.dataset, done.report.rows_read, done.published.n_rows
     ('chr_county', 15, 14)
+
+    A Neighborhood Atlas ADI file of the synthetic demo region, its release told by its name:
+
+    >>> ingest_source("adi", None, demo / "adi" / "DS_2020_ADI_Census_Block_Group_v4_0.csv",
+    ...               workspace=scratch, available_from=dt.date(2022, 9, 1)).published.n_rows
+    43
     """
     source = publisher_source(name)
-    spec_release = source.release(release, level, layout=layout)
+    if release is None and path is None:
+        raise InputError(f"{name}: pass the release to download (`--release`), or the file")
+    spec_release = (release_of_file(source, path, level=level, layout=layout) if release is None
+                    else source.release(release, level, layout=layout))
     day = availability(spec_release, available_from)
     if path is None:
         path = download_release(source, spec_release, mirror=mirror,

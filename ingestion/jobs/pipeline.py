@@ -28,7 +28,7 @@ from ingestion.geo.linking import (
 )
 from ingestion.geo.pseudonym import patient_key_secret, pseudonymize_timeline
 from ingestion.geo.zip_crosswalk import read_zip_crosswalk
-from ingestion.jobs.ingest import ingest_acs, ingest_adi, ingest_adi_acs, ingest_source, ingest_svi
+from ingestion.jobs.ingest import ingest_acs, ingest_adi_acs, ingest_source, ingest_svi
 from ingestion.sources.census_api import CensusClient
 from ingestion.sources.geocoder import CensusGeocoder, apply_geocodes, geocode_addresses
 
@@ -196,9 +196,9 @@ def ingest_demo_sources(root: Path, manifest: dict, workspace: Workspace, summar
                 summary.record(f"acs {vintage} {level}", f"acs_{level}", result)
         ingest_demo_indices(manifest["index_inputs"], state, workspace, client, summary)
     for adi in manifest["adi_files"]:
-        result = ingest_adi(root / adi["path"], vintage=adi["vintage"], workspace=workspace,
-                            available_from=dt.date.fromisoformat(adi["available_from"]), synthetic=True)
-        summary.record(f"adi {adi['vintage']}", "adi_block_group", result)
+        done = ingest_source("adi", adi["vintage"], root / adi["path"], workspace=workspace,
+                             available_from=dt.date.fromisoformat(adi["available_from"]), synthetic=True)
+        summary.record(f"adi {adi['vintage']}", "adi_block_group", done.published)
     ingest_demo_publisher_files(root, workspace, summary)
 
 

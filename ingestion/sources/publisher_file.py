@@ -3,11 +3,12 @@
 `read_release_file` opens the file as shipped (a CSV or XLSX, maybe a zip member; declared
 encoding, label rows above the names, blank filler lines after the data) into text cells
 indexed by their line in the file. `conform_release` turns those cells into the published
-rows: zero-padded GEOIDs, numbers within their declared range, declared missing codes as typed
-reasons, confidence intervals kept as bounds and turned into 90% MOEs where symmetric. A file
-may hold several vintages (a ``vintage_column``) or dated designations served as yearly
-snapshots (`yearly_snapshots`). Any other cell is an `InputError` naming the file, line and
-column; nothing is guessed.
+rows: zero-padded GEOIDs (from the first of several alternative columns the file has, or
+built from a pattern's groups), numbers within their declared range (whole where declared),
+declared missing codes as typed reasons (in any case where declared), confidence intervals
+kept as bounds and turned into 90% MOEs where symmetric. A file may hold several vintages (a
+``vintage_column``) or dated designations served as yearly snapshots (`yearly_snapshots`).
+Any other cell is an `InputError` naming the file, line and column; nothing is guessed.
 
 Examples
 --------
@@ -182,6 +183,8 @@ def _first_bad(raw: ReleaseFile, bad: pd.Series, column: str, expected: str) -> 
 def _geoids(raw: ReleaseFile, release: SourceRelease) -> pd.Series:
     """Zero-padded GEOIDs of the release's level, or an error naming the first bad cell."""
     rule, width = release.geoid, GEOID_LENGTHS[release.geography_level]
+    if rule.pattern:
+        return _pattern_geoids(raw, rule.column, rule.pattern, width)
     parts = rule.parts or ()
     if rule.column:
         cells = {rule.column: (raw.rows[rule.column], width)}
@@ -196,8 +199,20 @@ def _geoids(raw: ReleaseFile, release: SourceRelease) -> pd.Series:
     return geoids
 
 
+def _pattern_geoids(raw: ReleaseFile, column: str, pattern: str, width: int) -> pd.Series:
+    """GEOIDs joined from the groups of ``pattern`` in ``column`` (a GISJOIN's codes)."""
+    groups = raw.rows[column].str.extract(f"^(?:{pattern})$").fillna("")
+    geoids = pd.Series("", index=raw.rows.index)
+    for group in groups.columns:
+        geoids = geoids + groups[group]
+    _first_bad(raw, ~geoids.str.fullmatch(rf"\d{{{width}}}"), column,
+               f"a code matching {pattern} whose groups make a {width}-digit GEOID")
+    return geoids
+
+
 def _numbers(raw: ReleaseFile, column: str, codes: dict[str, str], *,
-             low: float | None = None, high: float | None = None) -> tuple[pd.Series, pd.Series]:
+             low: float | None = None, high: float | None = None,
+             integer: bool = False) -> tuple[pd.Series, pd.Series]:
     """A column's numbers and, where a declared code stands instead, its missing reason."""
     text = raw.rows[column]
     reason = text.map(codes)
@@ -209,6 +224,8 @@ def _numbers(raw: ReleaseFile, column: str, codes: dict[str, str], *,
     above = number > high if high is not None else False
     _first_bad(raw, pd.Series(below | above, index=text.index).astype(bool), column,
                f"within the measure's range {low} to {high}")
+    if integer:
+        _first_bad(raw, number.notna() & (number % 1 != 0), column, "a whole number")
     return number.astype(float), reason.astype(object).where(reason.notna(), None)
 
 
@@ -241,7 +258,7 @@ def _measure_columns(raw: ReleaseFile, measure: PublisherMeasure, release: Sourc
         return out | {f"{name}_missing": pd.Series(NOT_AVAILABLE, index=index, dtype=object)}
     column = release.columns.get(name, measure.column)
     low, high = measure.value_range
-    value, reason = _numbers(raw, column, codes, low=low, high=high)
+    value, reason = _numbers(raw, column, codes, low=low, high=high, integer=measure.integer)
     out = {name: value}
     if measure.moe is not None:
         moe, _ = _numbers(raw, measure.moe.column, codes, low=0)
@@ -275,6 +292,26 @@ def _set_aside(raw: ReleaseFile, release: SourceRelease) -> tuple[pd.Series, dic
             int(hit.sum())
         keep[hit.index[hit.to_numpy()]] = False
     return keep, counts, geoids[keep[geoids.index]]
+
+
+def _fitted(raw: ReleaseFile, source: PublisherSource, release: SourceRelease) -> SourceRelease:
+    """The release with the GEOID rule that fits the file's header (the first alternative)."""
+    rule = release.geoid.fitting(raw.rows.columns)
+    if rule is None and release.geoid.alternatives:
+        options = " or ".join(str(list(a.columns)) for a in release.geoid.alternatives)
+        raise InputError(f"{raw.name}: header: no GEOID column(s) {options}; columns are "
+                         f"{list(raw.rows.columns)[:12]}...: is this {source.title} "
+                         f"{release.release} at {release.geography_level}?")
+    return release if rule is None else release.model_copy(update={"geoid": rule})
+
+
+def _canonical_codes(raw: ReleaseFile, columns: list[str], codes: dict[str, str]) -> ReleaseFile:
+    """Cells that are a missing code in another case ("ph"), written as the spec writes it."""
+    spelling = {code.upper(): code for code in codes}
+    rows = raw.rows.copy()
+    for column in columns:
+        rows[column] = rows[column].str.upper().map(spelling).fillna(rows[column])
+    return replace(raw, rows=rows)
 
 
 def _required(source: PublisherSource, release: SourceRelease) -> list[str]:
@@ -503,6 +540,7 @@ def pivot_long(raw: ReleaseFile, source: PublisherSource, release: SourceRelease
     >>> wide.rows.at[2, "Data_Value (MeasureId=ACCESS2, DataValueTypeID=CrdPrv)"], list(aside.values())
     ('8.3', [1])
     """
+    release = _fitted(raw, source, release)
     layout, rows = release.format.long, raw.rows
     area = list(dict.fromkeys([*release.geoid.columns, *(r.column for r in release.exclude)]))
     _check_header(raw, source, release, [*area, *layout.columns])
@@ -583,13 +621,18 @@ def conform_release(raw: ReleaseFile, source: PublisherSource, release: SourceRe
     >>> report.rows_read, report.published, frame["county_geoid"].iloc[0]
     (15, 14, '25001')
     """
+    release = _fitted(raw, source, release)
     if release.format.long is not None:
         return _conform_long(raw, source, release, available_from=available_from,
                              synthetic=synthetic)
-    _check_header(raw, source, release, _required(source, release))
+    required = _required(source, release)
+    _check_header(raw, source, release, required)
     keep, set_aside, geoids = _set_aside(raw, release)
     kept = replace(raw, rows=raw.rows[keep])
     codes = {**source.missing_codes, **release.missing_codes}
+    if source.missing_codes_ignore_case:
+        keys = {*release.geoid.columns, *(r.column for r in release.exclude)}
+        kept = _canonical_codes(kept, [c for c in required if c not in keys], codes)
     key = geoid_column(release.geography_level)
     columns = {key: geoids, "boundary_year": release.boundary_vintage,
                "vintage": _row_vintages(kept, release),
