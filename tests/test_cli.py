@@ -72,7 +72,7 @@ BAD_FILES = [  # command, file content, extra options, what the one line must sa
     ("source adi", b"", [], r"the file is empty; .*: download it again", "InputError"),
     ("source adi", ADI_HEADER, [], r"a header row and no data rows; .*: download it again", "InputError"),
     ("source adi", ADI_HEADER + b"010010201001,73,6\n010010201002,73,6,Pe\xf1a\n", [],
-     r"line 3: byte 0xf1 is not utf-8; .*`iconv", "UnicodeDecodeError"),
+     r"line 3: byte 0xf1 is not UTF-8; .*`iconv", "UnicodeDecodeError"),
     ("source adi", ADI_HEADER + b"010010201001,16.5,6\n", [],
      r"line 2, field ADI_NATRANK: '16.5' is not a whole number; fix the row", "InputError"),
     ("source adi", ADI_HEADER + b"010010201001,73,11\n", [],

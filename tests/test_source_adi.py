@@ -117,7 +117,7 @@ def test_ranks_outside_their_bounds_name_file_line_and_column(tmp_path, national
     (b"", r"the file is empty; expected a CSV file of release 2020"),
     (HEADER.encode(), r"a header row and no data rows"),
     (b"FIPS,ADI_NATRANK,ADI_STATERNK,NAME\n010010201001,73,6,Pe\xf1a\n",
-     r"line 2: byte 0xf1 is not utf-8.*iconv -f latin1 -t utf-8"),
+     r"line 2: byte 0xf1 is not UTF-8.*iconv -f latin1 -t utf-8"),
     (b"FIPS,ADI_NATRANK\n010010201001,73\n", r"header: missing column\(s\) \['ADI_STATERNK'\]"),
     (b"GEOID,ADI_NATRANK,ADI_STATERNK\n010010201001,73,6\n",
      r"header: no GEOID column\(s\) \['FIPS'\] or \['GISJOIN'\]"),
