@@ -53,6 +53,7 @@ from ingestion.core.datasets import (
     geography_timeline_spec,
 )
 from ingestion.core.errors import InputError, LinkageError
+from ingestion.core.patient_data import ADDRESS_COLUMNS
 from ingestion.geo.boundaries import BOUNDARY_CRS
 from ingestion.geo.zip_crosswalk import zip_links
 from ingestion.sources.geocoder import PO_BOX_PATTERN
@@ -71,11 +72,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Columns of an address history; only ``patient_id`` and ``valid_from`` are required.
-ADDRESS_COLUMNS = (
-    "patient_id", "valid_from", "valid_to", "street", "city", "state", "zip",
-    "latitude", "longitude",
-)
 _REQUIRED = ("patient_id", "valid_from")
 _TEXT_COLUMNS = ("street", "city", "state", "zip")
 
