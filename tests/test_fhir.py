@@ -62,10 +62,10 @@ def test_patient_demographics():
     data = read_fhir(real_path(*US_CORE, "patients"))
     got = data.demographics.set_index("patient_id")
     assert got.loc["example", "birth_date"] == pd.Timestamp("1987-02-20", tz=UTC)
-    # Three OMB races and Hispanic ethnicity: Hispanic or Latino; Spanish preferred.
+    # Three OMB races and Hispanic ethnicity: hispanic; Spanish preferred.
     assert got.loc["example", ["sex", "race_ethnicity", "preferred_language"]].tolist() == [
-        "female", "Hispanic or Latino", "es"]
-    assert got.loc["child-example", ["sex", "race_ethnicity"]].tolist() == ["male", "Asian"]
+        "F", "hispanic", "es"]
+    assert got.loc["child-example", ["sex", "race_ethnicity"]].tolist() == ["M", "asian"]
     assert got["payer"].isna().all()
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 __all__ = [
     "ADDRESS_COLUMNS", "ANSWER_COLUMNS", "CONDITION_COLUMNS", "DEMOGRAPHIC_COLUMNS",
-    "EVENT_COLUMNS", "PATIENT_REJECT_COLUMNS", "PatientData",
+    "EVENT_COLUMNS", "PATIENT_REJECT_COLUMNS", "RACE_ETHNICITY", "SEX", "PatientData",
 ]
 
 #: An address period (as `sdoh link` reads it): only ``patient_id`` and ``valid_from`` required.
@@ -36,6 +36,12 @@ EVENT_COLUMNS = ("patient_id", "event_timestamp", "event_id", "event_type")
 #: What the coverage and fairness analyses group by; null where the source does not say.
 DEMOGRAPHIC_COLUMNS = ("patient_id", "birth_date", "sex", "race_ethnicity", "preferred_language",
                        "payer")
+#: The ``race_ethnicity`` values every reader writes: Hispanic of any race, else the OMB race
+#: category, ``multiple`` for several, ``other`` for a race outside the OMB categories.
+RACE_ETHNICITY = ("hispanic", "white", "black", "asian", "american_indian_alaska_native",
+                  "native_hawaiian_pacific_islander", "multiple", "other")
+#: The ``sex`` values every reader writes (administrative sex as recorded).
+SEX = ("F", "M", "other")
 #: One answer to one screening item. ``instrument`` is the panel (PRAPARE, AHC-HRSN, HVS) when
 #: the source says it, ``item_system``/``item_code`` the question (LOINC), ``answer_system``/
 #: ``answer_code`` the coded answer (LOINC LA codes) and ``answer_text`` its display or the
@@ -89,6 +95,12 @@ class PatientData:
             if found != list(columns):
                 raise ValueError(f"PatientData.{name} must have the columns {list(columns)}, "
                                  f"in order; got {found}")
+        for column, allowed in (("sex", SEX), ("race_ethnicity", RACE_ETHNICITY)):
+            values = self.demographics[column].dropna()
+            outside = sorted(set(values) - set(allowed))
+            if outside:
+                raise ValueError(f"PatientData.demographics.{column} holds {outside}; the "
+                                 f"readers write only {list(allowed)} (or null)")
 
     @classmethod
     def empty(cls) -> PatientData:

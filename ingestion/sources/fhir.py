@@ -37,7 +37,7 @@ Examples
 ...     "birthDate": "1990-05-01", "name": [{"family": "Never Read"}]}) + "\\n{oops\\n")
 >>> data = read_fhir(path)
 >>> data.demographics[["patient_id", "sex"]].values.tolist()
-[['p1', 'female']]
+[['p1', 'F']]
 >>> data.rejects[["record", "reason"]].values.tolist()
 [['Patient.ndjson:2', 'malformed_json']]
 """
@@ -79,7 +79,12 @@ NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 US_CORE_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-individual-sex"
 HISPANIC = "2135-2"
 #: SNOMED codes of the US Core individual-sex extension, used when ``gender`` is absent.
-SNOMED_SEX = {"248152002": "female", "248153007": "male"}
+SNOMED_SEX = {"248152002": "F", "248153007": "M"}
+#: FHIR administrative gender as the patient tables' sex (`ingestion.core.patient_data.SEX`).
+GENDER_SEX = {"female": "F", "male": "M", "other": "other"}
+#: OMB race categories (urn:oid:2.16.840.1.113883.6.238) as race_ethnicity values.
+OMB_RACES = {"1002-5": "american_indian_alaska_native", "2028-9": "asian", "2054-5": "black",
+             "2076-8": "native_hawaiian_pacific_islander", "2106-3": "white"}
 
 SCREENING_CATEGORIES = {(OBSERVATION_CATEGORY, "survey"), (US_CORE_CATEGORY, "sdoh")}
 CONDITION_CATEGORIES = {(US_CORE_CATEGORY, "sdoh"), (CONDITION_CATEGORY, "problem-list-item"),
@@ -354,7 +359,7 @@ def _patient(item: _Resource, reader: _Reader, payers: dict[str, str]) -> None:
                   if isinstance(e, dict)}
     reader.rows["demographics"].append({
         "patient_id": patient_id, "birth_date": birth,
-        "sex": resource.get("gender") or SNOMED_SEX.get(
+        "sex": GENDER_SEX.get(resource.get("gender")) or SNOMED_SEX.get(
             (extensions.get(US_CORE_SEX) or {}).get("valueCoding", {}).get("code")),
         "race_ethnicity": _race_ethnicity(extensions.get(US_CORE_RACE),
                                           extensions.get(US_CORE_ETHNICITY)),
@@ -377,25 +382,28 @@ def _omb(extension: dict | None) -> tuple[list[dict], str | None]:
 def _race_ethnicity(race: dict | None, ethnicity: dict | None) -> str | None:
     """One combined category from the US Core race and ethnicity extensions.
 
-    Hispanic or Latino of any race, else the OMB race category ("More than one race" if
-    several), else the race extension's text.
+    ``hispanic`` of any race, else the OMB race category (``multiple`` if several), else
+    ``other`` for a race given only as text or outside the OMB categories
+    (`ingestion.core.patient_data.RACE_ETHNICITY`).
 
     Examples
     --------
     >>> omb = lambda code, text: {"extension": [{"url": "ombCategory", "valueCoding": {
     ...     "system": "urn:oid:2.16.840.1.113883.6.238", "code": code, "display": text}}]}
     >>> _race_ethnicity(omb("2028-9", "Asian"), omb("2186-5", "Not Hispanic or Latino"))
-    'Asian'
+    'asian'
     >>> _race_ethnicity(omb("2028-9", "Asian"), omb("2135-2", "Hispanic or Latino"))
-    'Hispanic or Latino'
+    'hispanic'
     """
     eth_codings, _ = _omb(ethnicity)
     if any(c.get("code") == HISPANIC for c in eth_codings):
-        return "Hispanic or Latino"
+        return "hispanic"
     codings, text = _omb(race)
     if len(codings) > 1:
-        return "More than one race"
-    return codings[0].get("display") or codings[0].get("code") if codings else text
+        return "multiple"
+    if codings:
+        return OMB_RACES.get(codings[0].get("code"), "other")
+    return "other" if text else None
 
 
 def _language(communication: list) -> str | None:
