@@ -22,9 +22,15 @@ The rules, in order:
 4. **Missing values.** `missing_reason` fills each ``<measure>_missing``: the row's reason
    when nothing was read, ``geography_not_in_vintage`` when the key has no stored value and no
    stored reason, else the stored reason.
+5. **Screened needs at t.** The screening-state row in force is the latest one with
+   ``effective_time <= t``. `screening_state` reads a domain's state from it: no row (or an
+   unknown patient) is ``not_screened``; an answer older than the domain's look-back is
+   ``screening_stale`` (an answer exactly the look-back old still counts); else the stored
+   state (``positive``, ``negative``, ``declined``, ``not_screened``). `answer_age_days` is the
+   answer's age at t in days.
 
 Each rule is a pure function of one case. The vectorised functions (`address_reasons`,
-`read_keys`, `finish`) apply the same functions once per distinct case of a frame
+`read_keys`, `finish`, `screening_states`) apply the same functions once per distinct case of a frame
 (`per_case`), so a frame of millions of rows costs a few function calls per rule.
 
 Examples
@@ -33,6 +39,8 @@ Examples
 'po_box'
 >>> area_read(None, released=True, geoid_found=False, level="zcta")
 (False, 'level_not_linked')
+>>> screening_state(None, None, pd.Timestamp("2022-06-01", tz="UTC"), lookback_days=365)
+'not_screened'
 """
 
 from __future__ import annotations
@@ -49,10 +57,12 @@ from ingestion.core.datasets import TIMELINE_GEOIDS, geoid_column
 from ingestion.core.errors import InputError
 
 __all__ = [
-    "ADDRESSLESS", "GEOGRAPHY_FEATURES", "GEOGRAPHY_VIEW", "NOT_IN_VINTAGE", "NOT_YET_RELEASED",
-    "NO_ADDRESS", "UNKNOWN_PATIENT", "ViewPlan", "address_reason", "address_reasons", "area_read",
+    "ADDRESSLESS", "GEOGRAPHY_FEATURES", "GEOGRAPHY_VIEW", "NOT_IN_VINTAGE", "NOT_SCREENED",
+    "NOT_YET_RELEASED", "NO_ADDRESS", "SCREENING_STALE", "UNKNOWN_PATIENT", "ViewPlan",
+    "address_reason", "address_reasons", "answer_age_days", "answer_stale", "area_read",
     "check_events", "finish", "geoid_missing_column", "geoid_source", "geography_refs",
-    "missing_reason", "per_case", "period_ended", "read_keys", "require_event_columns", "unlinked_reason",
+    "missing_reason", "per_case", "period_ended", "read_keys", "require_event_columns",
+    "screening_state", "screening_states", "unlinked_reason",
 ]
 
 GEOGRAPHY_VIEW = "patient_geography"
@@ -64,6 +74,9 @@ UNKNOWN_PATIENT = "unknown_patient"
 ADDRESSLESS = frozenset({NO_ADDRESS, UNKNOWN_PATIENT})
 NOT_YET_RELEASED = "not_yet_released"
 NOT_IN_VINTAGE = "geography_not_in_vintage"
+NOT_SCREENED = "not_screened"
+SCREENING_STALE = "screening_stale"
+_DAY = pd.Timedelta(days=1)
 
 
 def period_ended(valid_to: Any, at: Any) -> Any:
@@ -506,3 +519,127 @@ def geography_refs(features: Sequence[str] = GEOGRAPHY_FEATURES) -> list[str]:
     'patient_geography:link_missing'
     """
     return [f"{GEOGRAPHY_VIEW}:{f}" for f in features]
+
+
+def answer_age_days(screened_at: Any, at: Any) -> Any:
+    """Days from a screening answer to t; None (NaN on Series) when no answer is in force at t.
+
+    An answer counts from its own instant, so its age at that instant is 0; an answer after t
+    is not in force. Works on scalars (None or NaT: no answer) and on Series alike (UTC).
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2022-06-01", tz="UTC")
+    >>> answer_age_days(t - pd.Timedelta(hours=36), t), answer_age_days(t, t)
+    (1.5, 0.0)
+    >>> answer_age_days(t + pd.Timedelta(days=1), t) is None, answer_age_days(None, t) is None
+    (True, True)
+    """
+    if isinstance(screened_at, pd.Series) or isinstance(at, pd.Series):
+        age = (pd.to_datetime(at, utc=True) - pd.to_datetime(screened_at, utc=True)) / _DAY
+        return age.where(age >= 0)
+    if screened_at is None or pd.isna(screened_at):
+        return None
+    age = (pd.to_datetime(at, utc=True) - pd.to_datetime(screened_at, utc=True)) / _DAY
+    return None if age < 0 else float(age)
+
+
+def answer_stale(age_days: Any, lookback_days: float) -> Any:
+    """Whether an answer ``age_days`` old is past the look-back: the boundary is inclusive.
+
+    Works on scalars and Series alike (NaN, no answer, is never stale).
+
+    Examples
+    --------
+    >>> answer_stale(365.0, 365), answer_stale(365.5, 365)
+    (False, True)
+    """
+    return age_days > lookback_days
+
+
+def screening_state(stored_state: str | None, screened_at: Any, at: Any, *, lookback_days: float) -> str:
+    """A domain's screened-need state at t: rule 5 for one case.
+
+    Parameters
+    ----------
+    stored_state : str or None
+        ``<domain>_state`` of the screening-state row in force at t; None when the patient
+        has no row at or before t (or is unknown).
+    screened_at : datetime-like or None
+        ``<domain>_screened_at`` of that row: the instant of the answer in force.
+    at : datetime-like
+        The time t.
+    lookback_days : float
+        The domain's look-back: an answer more than this many days old at t is stale; one
+        exactly this old still counts.
+
+    Returns
+    -------
+    str
+        ``not_screened``, ``screening_stale`` or the stored state (``positive``,
+        ``negative``, ``declined``).
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2022-06-01", tz="UTC")
+    >>> screening_state("declined", t - pd.Timedelta(days=365), t, lookback_days=365)
+    'declined'
+    >>> screening_state("declined", t - pd.Timedelta(days=366), t, lookback_days=365)
+    'screening_stale'
+    """
+    age = answer_age_days(screened_at, at)
+    if age is None or stored_state is None or pd.isna(stored_state) or stored_state == NOT_SCREENED:
+        return NOT_SCREENED
+    if answer_stale(age, lookback_days):
+        return SCREENING_STALE
+    return stored_state
+
+
+# Stand-in answer times per case of (answer in force, stale), so that `screening_states` asks
+# `screening_state` itself once per case instead of once per row.
+_CASE_AT = pd.Timestamp("2000-01-01", tz="UTC")
+
+
+def _case_times(case: str | None, lookback_days: float) -> tuple[Any, Any]:
+    if case is None:
+        return None, _CASE_AT
+    age = pd.Timedelta(days=lookback_days) + _DAY if case == "stale" else pd.Timedelta(0)
+    return _CASE_AT - age, _CASE_AT
+
+
+def screening_states(stored_state: pd.Series, screened_at: pd.Series, at: pd.Series, *,
+                     lookback_days: float) -> pd.DataFrame:
+    """`screening_state` and `answer_age_days` of one domain for every row (rule 5 over a frame).
+
+    Parameters
+    ----------
+    stored_state : pandas.Series
+        ``<domain>_state`` of the row in force per event (null: no row at or before t).
+    screened_at : pandas.Series
+        ``<domain>_screened_at`` of that row.
+    at : pandas.Series
+        Each event's time t (UTC).
+    lookback_days : float
+        The domain's look-back in days.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``state`` (object) and ``answer_age_days`` (float, NaN when no answer is in force),
+        on the index of ``stored_state``.
+
+    Examples
+    --------
+    >>> t = pd.Series(pd.to_datetime(["2022-06-01"] * 3, utc=True))
+    >>> answered = pd.Series(pd.to_datetime(["2022-05-31", "2020-01-01", None], utc=True))
+    >>> screening_states(pd.Series(["positive", "negative", None]), answered, t,
+    ...                  lookback_days=365).to_dict("list")
+    {'state': ['positive', 'screening_stale', 'not_screened'], 'answer_age_days': [1.0, 882.0, nan]}
+    """
+    index = stored_state.index
+    age = answer_age_days(screened_at.set_axis(index), at.set_axis(index))
+    case = np.where(age.isna(), None, np.where(answer_stale(age, lookback_days), "stale", "fresh"))
+    [state] = per_case(lambda stored, case: screening_state(
+        stored, *_case_times(case, lookback_days), lookback_days=lookback_days),
+        {"stored": stored_state, "case": case})
+    return pd.DataFrame({"state": state, "answer_age_days": age.astype(float)}, index=index)

@@ -21,6 +21,8 @@ Everything is written in the sources' real formats, so the real readers run on i
   with the county's offshore water-only tract ``990000`` (block group ``0``, no people) in both;
 * ``adi/DS_{vintage}_ADI_Census_Block_Group_v*.csv``: Neighborhood Atlas style ADI files;
 * ``patients/``: patients, address histories and encounters with realistic coverage gaps;
+* ``fhir/*.ndjson``: the same patients as a FHIR R4 Bulk Data export, with social-needs
+  screening Observations and SDOH Conditions (`ingestion.demo.fhir_export`);
 * ``truth/address_truth.csv``: what a correct linker should return for each address row;
 * ``manifest.json``: what was written, marked ``"synthetic": true``.
 
@@ -54,6 +56,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import Polygon, box
 
+from ingestion.demo.fhir_export import write_fhir_export
 from ingestion.demo.publisher_files import write_publisher_files
 from sdoh_sources import Measure, load_catalog
 from sdoh_sources.acs_tables import acs_dataset
@@ -1736,7 +1739,8 @@ def _outcomes(seed: int, encounters: pd.DataFrame, periods: pd.DataFrame,
 
 
 def _write_patients(out_dir: Path, seed: int, n_patients: int, bg2019: pd.DataFrame,
-                    bgs: dict[int, gpd.GeoDataFrame]) -> dict:
+                    bgs: dict[int, gpd.GeoDataFrame]) -> tuple[dict, dict]:
+    """Write the patient CSVs and their FHIR export; return both manifest entries."""
     patients = _patients(seed, bg2019, n_patients)
     encounters = _encounter_times(seed, patients)
     weights = bg2019["B01003_001"].to_numpy(dtype=float)
@@ -1752,10 +1756,13 @@ def _write_patients(out_dir: Path, seed: int, n_patients: int, bg2019: pd.DataFr
              "address_truth": "truth/address_truth.csv"}
     _write_csv(out_dir / paths["patients"], out[columns])
     _write_csv(out_dir / paths["address_history"], history)
-    encounters["event_timestamp"] = encounters["event_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamps = encounters["event_timestamp"]
+    encounters["event_timestamp"] = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     _write_csv(out_dir / paths["encounters"], encounters)
     _write_csv(out_dir / paths["address_truth"], truth)
-    return _patient_manifest(paths, patients, history, truth, encounters)
+    fhir = write_fhir_export(out_dir, seed=seed, patients=patients,
+                             encounters=encounters.assign(event_timestamp=stamps), history=history)
+    return _patient_manifest(paths, patients, history, truth, encounters), fhir
 
 
 def _patient_manifest(paths: dict, patients: pd.DataFrame, history: pd.DataFrame,
@@ -1868,7 +1875,8 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
         ``state_fips``, ``county_fips``, ``vintages`` (year, datasets, boundary_vintage,
         files by level, ``subject/{level}`` and ``profile/{level}``), ``tiger``,
         ``adi_files``, ``decennial`` (the 2020 Census group quarters file), ``index_inputs``
-        (which SVI and computed-ADI inputs are served, where), ``patients``, ``geography``
+        (which SVI and computed-ADI inputs are served, where), ``patients``, ``fhir`` (the
+        FHIR export: `ingestion.demo.fhir_export.write_fhir_export`), ``geography``
         (split tracts, moved boundaries, water tracts, special block groups) and ``notes``.
 
     Raises
@@ -1903,6 +1911,7 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
         vintages.append({"year": year, "period": release.period, "dataset": DETAILED,
                          "datasets": datasets, "boundary_vintage": boundary,
                          "release_date": release.release_date.isoformat(), "files": files})
+    patients, fhir = _write_patients(out_dir, seed, n_patients, _land(acs[DEMO_VINTAGES[0]]), bgs)
     manifest = {
         "synthetic": True,
         "generator": "ingestion.demo.region.generate_demo_region",
@@ -1921,7 +1930,8 @@ def generate_demo_region(out_dir: Path, *, seed: int = 20221208, n_patients: int
         "decennial": [entry for y, f in bgs.items()
                       if (entry := _write_decennial(out_dir, f, latents[y], y, seed))],
         "index_inputs": _index_manifest(),
-        "patients": _write_patients(out_dir, seed, n_patients, _land(acs[DEMO_VINTAGES[0]]), bgs),
+        "patients": patients,
+        "fhir": fhir,
         "geography": _geography_manifest({y: _with_water(f, y) for y, f in bgs.items()}),
         "notes": NOTES,
     }
