@@ -15,7 +15,7 @@ from feature_repo.serving.lookup_rules import (
     answer_age_days,
     answer_stale,
     screening_state,
-    screening_states,
+    screening_states_at,
 )
 from sdoh_sources import load_catalog
 
@@ -88,7 +88,7 @@ def test_the_frame_rule_agrees_with_the_one_case_rule_row_by_row():
     stored = pd.Series([c[0] for c in cases], index=range(10, 10 + len(cases)), dtype=object)
     screened_at = pd.Series(pd.to_datetime([c[1] for c in cases], utc=True))
     at = pd.Series(pd.to_datetime([c[2] for c in cases], utc=True))
-    out = screening_states(stored, screened_at, at, lookback_days=LOOKBACK)
+    out = screening_states_at(stored, screened_at, at, lookback_days=LOOKBACK)
     assert list(out.index) == list(stored.index)
     assert out["state"].tolist() == [screening_state(s, a, t, lookback_days=LOOKBACK)
                                      for s, a, t in cases]
@@ -101,7 +101,7 @@ def test_the_frame_rule_keeps_nulls_apart_from_states():
     stored = pd.Series([None, "positive"] * 3, dtype=object)
     screened_at = pd.Series(pd.to_datetime([None, E] * 3, utc=True))
     at = pd.Series([E + DAY] * 6)
-    out = screening_states(stored, screened_at, at, lookback_days=LOOKBACK)
+    out = screening_states_at(stored, screened_at, at, lookback_days=LOOKBACK)
     assert out["state"].tolist() == [NOT_SCREENED, "positive"] * 3
     assert out["answer_age_days"].isna().tolist() == [True, False] * 3
 

@@ -30,7 +30,7 @@ The rules, in order:
    answer's age at t in days.
 
 Each rule is a pure function of one case. The vectorised functions (`address_reasons`,
-`read_keys`, `finish`, `screening_states`) apply the same functions once per distinct case of a frame
+`read_keys`, `finish`, `screening_states_at`) apply the same functions once per distinct case of a frame
 (`per_case`), so a frame of millions of rows costs a few function calls per rule.
 
 Examples
@@ -62,7 +62,7 @@ __all__ = [
     "address_reason", "address_reasons", "answer_age_days", "answer_stale", "area_read",
     "check_events", "finish", "geoid_missing_column", "geoid_source", "geography_refs",
     "missing_reason", "per_case", "period_ended", "read_keys", "require_event_columns",
-    "screening_state", "screening_states", "unlinked_reason",
+    "screening_state", "screening_states_at", "unlinked_reason",
 ]
 
 GEOGRAPHY_VIEW = "patient_geography"
@@ -595,7 +595,7 @@ def screening_state(stored_state: str | None, screened_at: Any, at: Any, *, look
     return stored_state
 
 
-# Stand-in answer times per case of (answer in force, stale), so that `screening_states` asks
+# Stand-in answer times per case of (answer in force, stale), so that `screening_states_at` asks
 # `screening_state` itself once per case instead of once per row.
 _CASE_AT = pd.Timestamp("2000-01-01", tz="UTC")
 
@@ -607,7 +607,7 @@ def _case_times(case: str | None, lookback_days: float) -> tuple[Any, Any]:
     return _CASE_AT - age, _CASE_AT
 
 
-def screening_states(stored_state: pd.Series, screened_at: pd.Series, at: pd.Series, *,
+def screening_states_at(stored_state: pd.Series, screened_at: pd.Series, at: pd.Series, *,
                      lookback_days: float) -> pd.DataFrame:
     """`screening_state` and `answer_age_days` of one domain for every row (rule 5 over a frame).
 
@@ -632,7 +632,7 @@ def screening_states(stored_state: pd.Series, screened_at: pd.Series, at: pd.Ser
     --------
     >>> t = pd.Series(pd.to_datetime(["2022-06-01"] * 3, utc=True))
     >>> answered = pd.Series(pd.to_datetime(["2022-05-31", "2020-01-01", None], utc=True))
-    >>> screening_states(pd.Series(["positive", "negative", None]), answered, t,
+    >>> screening_states_at(pd.Series(["positive", "negative", None]), answered, t,
     ...                  lookback_days=365).to_dict("list")
     {'state': ['positive', 'screening_stale', 'not_screened'], 'answer_age_days': [1.0, 882.0, nan]}
     """
