@@ -30,8 +30,8 @@ The rules, in order:
    answer's age at t in days.
 
 Each rule is a pure function of one case. The vectorised functions (`address_reasons`,
-`read_keys`, `finish`, `screening_states_at`) apply the same functions once per distinct case of a frame
-(`per_case`), so a frame of millions of rows costs a few function calls per rule.
+`read_keys`, `finish`, `screening_states_at`) apply the same functions once per distinct case
+of a frame (`per_case`), so a frame of millions of rows costs a few function calls per rule.
 
 Examples
 --------
@@ -608,7 +608,7 @@ def _case_times(case: str | None, lookback_days: float) -> tuple[Any, Any]:
 
 
 def screening_states_at(stored_state: pd.Series, screened_at: pd.Series, at: pd.Series, *,
-                     lookback_days: float) -> pd.DataFrame:
+                        lookback_days: float) -> pd.DataFrame:
     """`screening_state` and `answer_age_days` of one domain for every row (rule 5 over a frame).
 
     Parameters
@@ -633,7 +633,7 @@ def screening_states_at(stored_state: pd.Series, screened_at: pd.Series, at: pd.
     >>> t = pd.Series(pd.to_datetime(["2022-06-01"] * 3, utc=True))
     >>> answered = pd.Series(pd.to_datetime(["2022-05-31", "2020-01-01", None], utc=True))
     >>> screening_states_at(pd.Series(["positive", "negative", None]), answered, t,
-    ...                  lookback_days=365).to_dict("list")
+    ...                     lookback_days=365).to_dict("list")
     {'state': ['positive', 'screening_stale', 'not_screened'], 'answer_age_days': [1.0, 882.0, nan]}
     """
     index = stored_state.index
