@@ -90,17 +90,23 @@ class Domain(_Frozen):
 
 
 class Answer(_Frozen):
-    """A coded or text answer and the state it means; ``domain`` for multi-domain items."""
+    """A coded or text answer and the state it means, or its points in a summed score.
+
+    ``domain`` says which domain a positive answer of a multi-domain item is for.
+    """
 
     code: AnswerCode | None = None
     text: str | None = None
-    state: Literal["positive", "negative", "declined"]
+    state: Literal["positive", "negative", "declined"] | None = None
+    points: int | None = None
     domain: Name | None = None
 
     @model_validator(mode="after")
     def _named(self) -> Answer:
         if self.code is None and self.text is None:
             raise ValueError("an answer needs a code or a text")
+        if (self.state is None) == (self.points is None):
+            raise ValueError(f"answer {self.code or self.text!r} needs a state or points, not both")
         return self
 
 
@@ -122,10 +128,17 @@ class Item(_Frozen):
             if a.domain is not None and a.domain not in self.domains:
                 raise ValueError(f"item {self.code}: answer {a.code or a.text!r} names domain "
                                  f"{a.domain!r}, not one of the item's {list(self.domains)}")
-            if len(self.domains) > 1 and a.state == "positive" and a.domain is None:
-                raise ValueError(f"item {self.code} screens {list(self.domains)}: positive "
+            if len(self.domains) > 1 and a.state in ("positive", None) and a.domain is None:
+                raise ValueError(f"item {self.code} screens {list(self.domains)}: positive or scored "
                                  f"answer {a.code or a.text!r} must name its domain")
+        if len({a.points is None for a in self.answers if a.state != "declined"}) > 1:
+            raise ValueError(f"item {self.code}: give every answer points, or none")
         return self
+
+    @property
+    def scored(self) -> bool:
+        """Whether the item's answers are points of a summed score."""
+        return any(a.points is not None for a in self.answers)
 
     def answer(self, code: str | None, text: str | None) -> Answer | None:
         """The answer with LOINC ``code``, else the one with ``text``; None if neither is known."""
@@ -147,6 +160,16 @@ class Instrument(_Frozen):
     panels: tuple[Loinc, ...] = Field(min_length=1)
     citation: Name
     items: tuple[Item, ...] = Field(min_length=1)
+    #: Per domain scored by points: the sum at or above which the domain is positive.
+    positive_at_least: dict[Name, int] = {}
+
+    @model_validator(mode="after")
+    def _scores_have_thresholds(self) -> Instrument:
+        summed = {d for item in self.items if item.scored for d in item.domains}
+        if summed != set(self.positive_at_least):
+            raise ValueError(f"{self.name}: domains scored by points {sorted(summed)} must be the "
+                             f"keys of positive_at_least {sorted(self.positive_at_least)}")
+        return self
 
     def item(self, code: str) -> Item | None:
         """The item with LOINC ``code``, or None."""

@@ -175,6 +175,8 @@ CROSS_CHECKS = [
     ("screening.yaml", "instruments.0.items.1.code", "71802-3",
      r"instruments\.0: item 71802-3 listed twice"),
     ("screening.yaml", "conditions.0.domain", "hunger", r"conditions\.0: unknown domain 'hunger'"),
+    ("screening.yaml", "instruments.2.positive_at_least", {},
+     r"AHC-HRSN: domains scored by points \['interpersonal_safety'\] must be the keys"),
     ("missing_reasons.yaml", "reliability.default_rule", "cv_99",
      r"reliability\n.*default_rule 'cv_99' is not one of \['cv_12_40', 'cv_15_30'\]"),
     ("missing_reasons.yaml", "census_estimate_annotations.-666666666", "astrology",

@@ -317,3 +317,33 @@ def test_the_states_publish_through_the_gate(tmp_path, synthea_states):
     assert tuple(states.columns[:-1]) == state_columns()
     result = publish(states, screened_needs_spec(), Workspace(tmp_path))
     assert result.n_rows == 18
+
+
+@pytest.mark.parametrize(
+    ("texts", "state"),
+    [
+        (("Sometimes", "Sometimes", "Sometimes", "Rarely"), "positive"),  # 3 + 3 + 3 + 2 = 11
+        (("Sometimes", "Sometimes", "Rarely", "Rarely"), "negative"),  # 10
+        (("Frequently", "Never", "Never", "Never"), "negative"),  # 8: a sum, not any item
+    ],
+)
+def test_ahc_hrsn_safety_is_a_summed_score(texts, state):
+    rows = [
+        answer("p", "2023-01-01", item, text, instrument="96777-8")
+        for item, text in zip(("95618-5", "95617-7", "95616-9", "95615-1"), texts, strict=True)
+    ]
+    states, _ = screening_states(answers(*rows), NO_CONDITIONS)
+    assert at(states, "p", "2023-01-01", "interpersonal_safety") == (state, "AHC-HRSN")
+
+
+def test_a_positive_instrument_decides_over_a_negative_one_at_the_same_instant():
+    states, _ = screening_states(
+        answers(
+            answer("p", "2023-01-01", "76501-6", "No"),
+            answer("p", "2023-01-01", "95618-5", "Frequently", instrument="AHC-HRSN"),
+            answer("p", "2023-01-01", "95617-7", "Frequently", instrument="AHC-HRSN"),
+            answer("p", "2023-01-01", "95616-9", "Frequently", instrument="AHC-HRSN"),
+        ),
+        NO_CONDITIONS,
+    )
+    assert at(states, "p", "2023-01-01", "interpersonal_safety") == ("positive", "AHC-HRSN")

@@ -71,7 +71,7 @@ def _match(catalog: ScreeningCatalog, row) -> tuple[Instrument, Item] | str:
 
 def _item_states(catalog: ScreeningCatalog, answers: pd.DataFrame
                  ) -> tuple[pd.DataFrame, list[tuple[str, str, str, str]]]:
-    """One row per patient, instant, instrument, item and domain with the item's state."""
+    """One row per answer row and domain: the state it gives, or its points in a summed score."""
     picked, unmapped = [], []
     for row in answers.itertuples(index=False):
         found = _match(catalog, row)
@@ -84,8 +84,10 @@ def _item_states(catalog: ScreeningCatalog, answers: pd.DataFrame
         for domain in item.domains:
             applies = answer.domain in (None, domain)
             state = answer.state if applies or answer.state == "declined" else "negative"
-            picked.append((row.patient_id, row.effective_time, inst.name, item.code, domain, state))
-    frame = pd.DataFrame(picked, columns=["patient_id", "time", "instrument", "item", "domain", "state"])
+            picked.append((row.patient_id, row.effective_time, inst.name, item.code, domain,
+                           state or "points", answer.points or 0))
+    frame = pd.DataFrame(picked, columns=["patient_id", "time", "instrument", "item", "domain",
+                                          "state", "points"])
     return frame, unmapped
 
 
@@ -97,18 +99,30 @@ def _score(states: pd.Series) -> str:
     return "declined" if values == {"declined"} else "negative"
 
 
+def _instrument_state(group: pd.DataFrame, thresholds: dict[tuple[str, str], int]) -> str:
+    """One instrument's state of one domain at one instant: summed points or `_score`."""
+    threshold = thresholds.get((group["instrument"].iloc[0], group["domain"].iloc[0]))
+    if threshold is None or set(group["state"]) == {"declined"}:
+        return _score(group["state"])
+    return "positive" if group["points"].sum() >= threshold else "negative"
+
+
 def _domain_answers(items: pd.DataFrame, catalog: ScreeningCatalog) -> pd.DataFrame:
     """One row per patient, instant and domain: the scored state and the deciding instrument."""
     items = items.assign(time=_utc(items["time"]))
-    # A multi-select item gives one row per selected answer; score the item, then its domain.
-    per_item = (items.groupby(["patient_id", "time", "instrument", "item", "domain"], sort=False)
-                ["state"].agg(_score).reset_index())
+    thresholds = {(inst.name, domain): n for inst in catalog.instruments
+                  for domain, n in inst.positive_at_least.items()}
+    # A multi-select item gives one row per selected answer: an item scores like a domain.
+    keys = ["patient_id", "time", "instrument", "domain"]
+    per_instrument = pd.DataFrame(
+        [(*key, _instrument_state(group, thresholds))
+         for key, group in items.groupby(keys, sort=False)], columns=[*keys, "state"])
     order = {inst.name: n for n, inst in enumerate(catalog.instruments)}
-    per_item["rank"] = per_item["instrument"].map(order)
-    scored = (per_item.groupby(["patient_id", "time", "domain"])["state"].agg(_score)
+    per_instrument["rank"] = per_instrument["instrument"].map(order)
+    scored = (per_instrument.groupby(["patient_id", "time", "domain"])["state"].agg(_score)
               .rename("scored").reset_index())
-    deciding = per_item.merge(scored, on=["patient_id", "time", "domain"])
-    deciding = deciding[deciding["state"] == deciding["scored"]].sort_values("rank")
+    deciding = per_instrument.merge(scored, on=["patient_id", "time", "domain"])
+    deciding = deciding[deciding["state"] == deciding["scored"]].sort_values("rank", kind="stable")
     return deciding.drop_duplicates(["patient_id", "time", "domain"])[
         ["patient_id", "time", "domain", "state", "instrument"]]
 
