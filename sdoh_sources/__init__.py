@@ -26,6 +26,7 @@ from sdoh_sources.catalog import (
 from sdoh_sources.errors import SdohError
 from sdoh_sources.fairness import load_fairness_thresholds
 from sdoh_sources.rurality import load_rurality_catalog
+from sdoh_sources.screening import load_screening_catalog
 from sdoh_sources.svi import load_svi_catalog
 from sdoh_sources.zip_crosswalks import load_zip_crosswalk_catalog, zip_join_types
 
@@ -45,6 +46,7 @@ __all__ = [
     "load_catalog",
     "load_fairness_thresholds",
     "load_rurality_catalog",
+    "load_screening_catalog",
     "load_svi_catalog",
     "load_zip_crosswalk_catalog",
     "read_catalog_file",

@@ -15,6 +15,7 @@ from ingestion.core.workspace import Workspace
 from sdoh_sources import Source, boundary_vintages, load_catalog, zip_join_types
 from sdoh_sources.adi_computed import adi_acs_source
 from sdoh_sources.publisher import PublisherSource, publisher_source
+from sdoh_sources.screening import SCREENING_STATES, load_screening_catalog
 from sdoh_sources.svi import svi_source
 
 GEOID_LENGTH = {"block_group": 12, "tract": 11, "county": 5, "zcta": 5, "state": 2}
@@ -288,6 +289,33 @@ def geography_timeline_spec() -> DatasetSpec:
         columns=tuple(columns),
         timestamp_column="valid_from",
     )
+
+
+def screened_needs_spec() -> DatasetSpec:
+    """Screened social needs: per patient and change instant, every domain's state in force.
+
+    Per domain of sdoh_sources/catalog/screening.yaml: ``<domain>_state`` (positive, negative,
+    declined, not_screened), ``<domain>_instrument`` and ``<domain>_screened_at`` (the answer or
+    Condition in force); ``patient_id_scheme`` says whether ``patient_id`` is a pseudonym.
+
+    Examples
+    --------
+    >>> spec = screened_needs_spec()
+    >>> spec.name, spec.key_columns, spec.timestamp_column
+    ('screened_needs', ('patient_id', 'effective_time'), 'effective_time')
+    >>> "food_insecurity_screened_at" in spec.column_names
+    True
+    """
+    columns = [ColumnRule("patient_id", "string", nullable=False),
+               ColumnRule("effective_time", "timestamp", nullable=False)]
+    for domain in load_screening_catalog().domain_names:
+        columns += [ColumnRule(f"{domain}_state", "string", nullable=False, allowed=SCREENING_STATES),
+                    ColumnRule(f"{domain}_instrument", "string"),
+                    ColumnRule(f"{domain}_screened_at", "timestamp")]
+    columns.append(ColumnRule("patient_id_scheme", "string", nullable=False,
+                              regex=PATIENT_ID_SCHEME_PATTERN))
+    return DatasetSpec(name="screened_needs", key_columns=("patient_id", "effective_time"),
+                       columns=tuple(columns), timestamp_column="effective_time")
 
 
 def published_specs() -> tuple[DatasetSpec, ...]:
