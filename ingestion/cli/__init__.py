@@ -19,6 +19,7 @@ from ingestion.cli.demo import demo
 from ingestion.cli.fairness import fairness_check
 from ingestion.cli.ingest import ingest
 from ingestion.cli.link import link
+from ingestion.cli.patients import patients
 from ingestion.cli.serve import apply, materialize, online, serve, training_frame
 from ingestion.cli.sources import sources
 
@@ -61,7 +62,7 @@ def sdoh(verbose: bool) -> None:
     ctx.with_resource(logging_redirect_tqdm())
 
 
-for command in (demo, sources, ingest, boundaries, link, apply, materialize, training_frame, online,
+for command in (demo, sources, ingest, boundaries, patients, link, apply, materialize, training_frame, online,
                 serve, catalog, datasheet, coverage, fairness_check):
     sdoh.add_command(command)
 
