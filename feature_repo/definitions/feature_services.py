@@ -5,6 +5,7 @@ from __future__ import annotations
 from feast import FeatureService, FeatureView
 
 from feature_repo.definitions.feature_views import LINKED_LEVELS
+from ingestion.core.datasets import screened_needs_spec
 
 
 def _model_input_features(view: FeatureView) -> list[str]:
@@ -21,12 +22,15 @@ def feature_services(views: list[FeatureView]) -> list[FeatureService]:
     >>> feature_services([])[0].name
     'model_inputs_v1'
     """
-    area_views = [v for v in views if v.tags.get("geography_level") in LINKED_LEVELS]
+    # Area views, and the patient's screened needs (individual level, keyed by patient).
+    area_views = [v for v in views if v.tags.get("geography_level") in LINKED_LEVELS
+                  or v.name == screened_needs_spec().name]
     model_inputs = FeatureService(
         name="model_inputs_v1",
         # Proxies for protected attributes with fairness_role other than model_input stay out.
         features=[v[_model_input_features(v)] for v in area_views],
-        description="Area SDOH features allowed as model inputs, with MOE, reliability, reasons.",
+        description="Area SDOH features and screened needs allowed as model inputs, with MOE, "
+                    "reliability, reasons.",
         owner="sdoh-feature-store",
         tags={"fairness_roles": "model_input"},
     )

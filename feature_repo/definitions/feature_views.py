@@ -14,7 +14,13 @@ from feast.types import Bool, Float64, String, UnixTimestamp
 
 from feature_repo.definitions.data_sources import published_source
 from feature_repo.definitions.entities import GEOGRAPHY_ENTITIES, patient, vintage
-from feature_repo.definitions.metadata import Publication, linkage_tags, measure_tags
+from feature_repo.definitions.metadata import (
+    SCREENING_PARTS,
+    Publication,
+    linkage_tags,
+    measure_tags,
+    screening_tags,
+)
 from ingestion.core.datasets import (
     TIMELINE_GEOIDS,
     DatasetSpec,
@@ -23,12 +29,14 @@ from ingestion.core.datasets import (
     geography_timeline_spec,
     published_calendar,
     publisher_spec,
+    screened_needs_spec,
     svi_spec,
 )
 from ingestion.core.workspace import Workspace
 from sdoh_sources import Source, load_catalog
 from sdoh_sources.adi_computed import adi_acs_source
 from sdoh_sources.publisher import PublisherSource, publisher_source, publisher_source_names
+from sdoh_sources.screening import load_screening_catalog
 from sdoh_sources.svi import svi_source
 
 INDEX_REFERENCES = ("state", "nation")
@@ -180,6 +188,33 @@ def patient_geography_view(workspace: Workspace, *, profile: str = "embedded") -
     )
 
 
+SCREENING_DTYPE = {"state": String, "instrument": String, "screened_at": UnixTimestamp}
+
+
+def screened_needs_view(workspace: Workspace, *, profile: str = "embedded") -> FeatureView | None:
+    """Each patient's screened social needs as of an event: per domain its state in force."""
+    spec = screened_needs_spec()
+    if not workspace.is_published(spec.name):
+        return None
+    catalog = load_screening_catalog()
+    fields = [Field(name=f"{d.name}_{part}", dtype=SCREENING_DTYPE[part],
+                    description=f"{d.label}: {part.replace('_', ' ')} of the answer in force",
+                    tags=screening_tags(d.name, part))
+              for d in catalog.domains for part in SCREENING_PARTS]
+    return FeatureView(
+        name=spec.name,
+        entities=[patient],
+        ttl=None,  # the look-back of each domain, not a TTL, makes an answer stale
+        schema=fields,
+        source=published_source(spec, workspace, profile=profile),
+        description="Screened social needs (PRAPARE, AHC-HRSN, Hunger Vital Sign, SDOH "
+                    "conditions) per domain, carried forward from each answer.",
+        owner="sdoh-feature-store",
+        tags={"source": "patient_screening", "geography_level": "patient",
+              "measurement_level": "individual"},
+    )
+
+
 def feature_views(workspace: Workspace, *, profile: str = "embedded") -> list[FeatureView]:
     """Every view whose dataset is published in ``workspace``, with the profile's source kind.
 
@@ -197,5 +232,6 @@ def feature_views(workspace: Workspace, *, profile: str = "embedded") -> list[Fe
     views += [adi_acs_view(ref, workspace, profile=profile) for ref in INDEX_REFERENCES]
     views += [publisher_view(source, level, workspace, profile=profile)
               for source in map(publisher_source, publisher_source_names()) for level in source.levels]
-    views += [patient_geography_view(workspace, profile=profile)]
+    views += [patient_geography_view(workspace, profile=profile),
+              screened_needs_view(workspace, profile=profile)]
     return [v for v in views if v is not None]

@@ -15,6 +15,7 @@ from feast import FeatureView
 
 from sdoh_sources import METADATA_KEYS, CatalogError, EquityMetadata, Measure, Source, load_catalog
 from sdoh_sources.publisher import PublisherMeasure, PublisherSource
+from sdoh_sources.screening import load_screening_catalog
 
 # What each per-measure column is, relative to its measure.
 ROLE_MEASURE_TYPE = {"_moe": "moe", "_cv": "cv", "_reliability": "reliability_class",
@@ -135,6 +136,42 @@ def linkage_tags(field: str, *, measure_type: str = "identifier") -> dict[str, s
         "prohibited_use": m.prohibited_use, "license": "local patient data: never leaves the machine",
     }
     return tags
+
+
+# What each column of a screened-needs domain is.
+SCREENING_PARTS = {"state": ("category", "screening state (positive, negative, declined, "
+                                         "not_screened, screening_stale)"),
+                   "instrument": ("category", "instrument"), "screened_at": ("timestamp", "instant")}
+
+
+def screening_tags(domain: str, part: str) -> dict[str, str]:
+    """The tags of one screened-needs field (``<domain>_state``, ``_instrument``, ``_screened_at``).
+
+    Examples
+    --------
+    >>> tags = screening_tags("food_insecurity", "state")
+    >>> tags["measurement_level"], tags["gravity_category"], tags["geography_level"]
+    ('individual', 'food_insecurity', 'patient')
+    """
+    catalog = load_screening_catalog()
+    equity, about = catalog.equity, catalog.domain(domain)
+    measure_type, unit = SCREENING_PARTS[part]
+    instruments = [i.name for i in catalog.instruments]
+    return {
+        "domain": about.domain, "gravity_category": about.gravity_category,
+        "source": "patient_screening",
+        "source_variables": ",".join([*instruments, "SDOH conditions"]),
+        "vintage": "none", "release_date": "none", "geography_level": equity.geography_level,
+        "boundary_vintage": "none", "measurement_level": equity.measurement_level,
+        "measure_type": measure_type, "unit": unit, "direction": equity.direction,
+        "moe_feature": "none",
+        "reliability_rule": (f"not_applicable: a screening answer; stale after "
+                             f"{about.lookback_days} days (screening_stale)"),
+        "proxy_for": ",".join(equity.proxy_for), "fairness_role": equity.fairness_role,
+        "known_biases": equity.known_biases.strip(), "intended_use": equity.intended_use.strip(),
+        "prohibited_use": equity.prohibited_use.strip(),
+        "license": "local patient data: never leaves the machine",
+    }
 
 
 # Keys whose tag lists several values, comma-separated ("race,ethnicity", "2019,2021").

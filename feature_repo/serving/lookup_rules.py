@@ -62,7 +62,7 @@ __all__ = [
     "address_reason", "address_reasons", "answer_age_days", "answer_stale", "area_read",
     "check_events", "finish", "geoid_missing_column", "geoid_source", "geography_refs",
     "missing_reason", "per_case", "period_ended", "read_keys", "require_event_columns",
-    "screening_state", "screening_states_at", "unlinked_reason",
+    "screening_columns", "screening_state", "screening_states_at", "unlinked_reason",
 ]
 
 GEOGRAPHY_VIEW = "patient_geography"
@@ -643,3 +643,48 @@ def screening_states_at(stored_state: pd.Series, screened_at: pd.Series, at: pd.
         stored, *_case_times(case, lookback_days), lookback_days=lookback_days),
         {"stored": stored_state, "case": case})
     return pd.DataFrame({"state": state, "answer_age_days": age.astype(float)}, index=index)
+
+
+def screening_columns(stored: pd.DataFrame, at: pd.Series, lookbacks: dict[str, float], *,
+                      view: str = "screened_needs") -> pd.DataFrame:
+    """Every domain's screened need at each event, from the row in force (rule 5 per domain).
+
+    Parameters
+    ----------
+    stored : pandas.DataFrame
+        Per event, the screening-state row in force (Feast's point-in-time join):
+        ``<domain>_state``, ``<domain>_instrument``, ``<domain>_screened_at``; nulls where the
+        patient has no row at or before the event.
+    at : pandas.Series
+        Each event's time t (UTC), on the index of ``stored``.
+    lookbacks : dict of str to float
+        Each domain's look-back in days, in output order.
+    view : str
+        The prefix of the output columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``<view>__<domain>_state`` (with ``not_screened`` and ``screening_stale``),
+        ``<view>__<domain>_instrument``, ``<view>__<domain>_screened_at`` and
+        ``<view>__<domain>_answer_age_days`` per domain.
+
+    Examples
+    --------
+    >>> t = pd.Series(pd.to_datetime(["2022-06-01", "2022-06-01"], utc=True))
+    >>> stored = pd.DataFrame({"food_insecurity_state": ["positive", None],
+    ...                        "food_insecurity_instrument": ["HVS", None],
+    ...                        "food_insecurity_screened_at": pd.to_datetime(["2022-05-01", None], utc=True)})
+    >>> columns = screening_columns(stored, t, {"food_insecurity": 365})
+    >>> columns["screened_needs__food_insecurity_state"].tolist()
+    ['positive', 'not_screened']
+    """
+    out = {}
+    for domain, lookback in lookbacks.items():
+        screened_at = pd.to_datetime(stored[f"{domain}_screened_at"], utc=True)
+        states = screening_states_at(stored[f"{domain}_state"], screened_at, at, lookback_days=lookback)
+        out[f"{view}__{domain}_state"] = states["state"]
+        out[f"{view}__{domain}_instrument"] = stored[f"{domain}_instrument"]
+        out[f"{view}__{domain}_screened_at"] = screened_at
+        out[f"{view}__{domain}_answer_age_days"] = states["answer_age_days"]
+    return pd.DataFrame(out, index=stored.index)

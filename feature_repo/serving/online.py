@@ -43,13 +43,15 @@ from feature_repo.serving.lookup_rules import (
     geoid_source,
     missing_reason,
     period_ended,
+    screening_columns,
 )
 from feature_repo.serving.online_sqlite import SqliteSource, plan_source
-from ingestion.core.datasets import BOUNDARY_VINTAGES, GEOID_LENGTH, published_calendar
+from ingestion.core.datasets import BOUNDARY_VINTAGES, GEOID_LENGTH, published_calendar, screened_needs_spec
 from ingestion.core.errors import InputError
 from ingestion.core.settings import Settings
 from ingestion.core.workspace import Workspace
 from ingestion.geo.pseudonym import lookup_keys
+from sdoh_sources.screening import load_screening_catalog
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -139,8 +141,11 @@ class OnlineLookup:
             listed, self.geography = feast_views(self.store, self.feature_service)
             self.reader = reader_for(self.store)
             self.require_online = functools.partial(require_online, self.store)
+        screened = screened_needs_spec().name
         self.views = [_area_view(view, names, known, level, self.workspace)
-                      for view, names, known, level in listed]
+                      for view, names, known, level in listed if view.name != screened]
+        self.screening = next(((view, names) for view, names, _, _ in listed if view.name == screened),
+                              None)
 
     def patients(self, patient_ids: Sequence[str], *, at: dt.datetime | None = None) -> list[dict]:
         """Each patient's features through their current address: two hops, one read each.
@@ -185,7 +190,21 @@ class OnlineLookup:
         if any(geo is None for geo in geos):
             self.require_online([self.geography])  # unknown ids, not a wiped store
         reasons = [_address(geo, now) for geo in geos]
-        return self._hop2([{"patient_id": p} for p in ids], geos, reasons, now)
+        records = self._hop2([{"patient_id": p} for p in ids], geos, reasons, now)
+        return self._screened(records, keys, now) if self.screening else records
+
+    def _screened(self, records: list[dict], keys: list[str], now: dt.datetime) -> list[dict]:
+        """Each patient's screened needs now: the latest state row, then rule 5 per domain."""
+        view, names = self.screening
+        [rows] = self.reader.read([(view, [(k,) for k in keys], names)])
+        stored = pd.DataFrame([row or {} for row in rows], columns=names, index=range(len(keys)))
+        lookbacks = {d.name: float(d.lookback_days) for d in load_screening_catalog().domains
+                     if f"{d.name}_state" in names}
+        columns = screening_columns(stored, pd.Series(pd.Timestamp(now), index=stored.index),
+                                    lookbacks, view=view.name)
+        for record, values in zip(records, columns.to_dict("records"), strict=True):
+            record.update({k: (None if pd.isna(v) else v) for k, v in values.items()})
+        return records
 
     def locations(self, locations: Sequence[Location], *, boundary_year: int | None = None,
                   at: dt.datetime | None = None) -> list[dict]:

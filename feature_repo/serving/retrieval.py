@@ -33,16 +33,20 @@ from feature_repo.serving.lookup_rules import (
     finish,
     geography_refs,
     read_keys,
+    screening_columns,
 )
 from ingestion.core import known_warnings
 from ingestion.core.atomic import write_atomic
-from ingestion.core.datasets import published_calendar
+from ingestion.core.datasets import published_calendar, screened_needs_spec
 from ingestion.core.workspace import Workspace
 from ingestion.geo.pseudonym import lookup_keys
+from sdoh_sources.screening import load_screening_catalog
 
 # Events per chunk of `write_training_frame`: ~4.5 GiB peak for model_inputs_v1 (614 columns).
 CHUNK_EVENTS = 200_000
 ARROW_TYPES = {Float64: pa.float64(), String: pa.string()}
+SCREENING_ARROW = {"state": pa.string(), "instrument": pa.string(),
+                   "screened_at": pa.timestamp("us", tz="UTC"), "answer_age_days": pa.float64()}
 
 
 def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) -> list[ViewPlan]:
@@ -50,6 +54,8 @@ def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) 
     service = store.get_feature_service(feature_service)
     plans = []
     for projection in service.feature_view_projections:
+        if projection.name == screened_needs_spec().name:
+            continue  # keyed by patient, read by `screening_plan`
         view = store.get_feature_view(projection.name)
         names = [f.name for f in projection.features]
         reasons = [f"{n}_missing" for n in names if not n.endswith("_missing")
@@ -59,6 +65,36 @@ def plan_views(store: FeatureStore, workspace: Workspace, feature_service: str) 
         plans.append(ViewPlan(projection.name, view.tags["geography_level"], features,
                               published_calendar(projection.name, workspace), strings))
     return plans
+
+
+def screening_plan(store: FeatureStore, feature_service: str) -> dict[str, float]:
+    """The look-back (days) of each screened-needs domain the service reads; empty if none.
+
+    Examples
+    --------
+    >>> screening_plan(store, "model_inputs_v1")  # the small store publishes no screenings
+    {}
+    """
+    name = screened_needs_spec().name
+    service = store.get_feature_service(feature_service)
+    projection = next((p for p in service.feature_view_projections if p.name == name), None)
+    if projection is None:
+        return {}
+    read = {f.name for f in projection.features}
+    return {d.name: float(d.lookback_days) for d in load_screening_catalog().domains
+            if f"{d.name}_state" in read}
+
+
+def _screening_refs(lookbacks: dict[str, float]) -> list[str]:
+    name = screened_needs_spec().name
+    return [f"{name}:{d}_{part}" for d in lookbacks for part in ("state", "instrument", "screened_at")]
+
+
+def _screening(store: FeatureStore, keyed: pd.DataFrame, at: pd.Series,
+               lookbacks: dict[str, float]) -> pd.DataFrame:
+    """Each event's screened needs: the state row in force (Feast's join), then rule 5."""
+    stored = _historical(store, keyed, _screening_refs(lookbacks))
+    return screening_columns(stored, at, lookbacks, view=screened_needs_spec().name)
 
 
 def timeline_ids(workspace: Workspace) -> frozenset[str]:
@@ -152,11 +188,12 @@ def training_frame(
     >>> frame["acs_tract__pct_below_poverty_missing"].tolist()  # B's address is a PO box
     [None, 'po_box']
     """
-    return _frame(check_events(events), store, workspace, plan_views(store, workspace, feature_service))
+    return _frame(check_events(events), store, workspace, plan_views(store, workspace, feature_service),
+                  screening_plan(store, feature_service))
 
 
 def _frame(events: pd.DataFrame, store: FeatureStore, workspace: Workspace,
-           plans: list[ViewPlan]) -> pd.DataFrame:
+           plans: list[ViewPlan], screening: dict[str, float]) -> pd.DataFrame:
     """`training_frame` of checked events."""
     at = events["event_timestamp"]
     keyed = events[["patient_id", "event_timestamp"]].assign(  # the ids the timeline holds
@@ -167,10 +204,13 @@ def _frame(events: pd.DataFrame, store: FeatureStore, workspace: Workspace,
     for plan in plans:
         keys = read_keys(plan, geo, at, address)
         parts.append(finish(plan, _area_features(store, plan, keys), keys))
+    if screening:
+        parts.append(_screening(store, keyed, at, screening))
     return pd.concat(parts, axis=1, copy=False)
 
 
-def frame_schema(store: FeatureStore, plans: list[ViewPlan], event_fields: pa.Schema) -> pa.Schema:
+def frame_schema(store: FeatureStore, plans: list[ViewPlan], event_fields: pa.Schema,
+                 screening: dict[str, float] | None = None) -> pa.Schema:
     """The frame's parquet schema, fixed before any chunk (a chunk may hold a column all null)."""
     fields = list(event_fields)
     for plan in plans:
@@ -178,6 +218,8 @@ def frame_schema(store: FeatureStore, plans: list[ViewPlan], event_fields: pa.Sc
         fields += [pa.field(f"{plan.name}__vintage", pa.int64()),
                    pa.field(f"{plan.name}__geoid", pa.string())]
         fields += [pa.field(f"{plan.name}__{f}", ARROW_TYPES[kinds[f]]) for f in plan.features]
+    fields += [pa.field(f"{screened_needs_spec().name}__{d}_{part}", kind)
+               for d in screening or {} for part, kind in SCREENING_ARROW.items()]
     return pa.schema(fields)
 
 
@@ -232,18 +274,20 @@ def write_training_frame(
     path = Path(path)
     events = check_events(events)
     plans = plan_views(store, workspace, feature_service)
-    write_atomic(path, lambda handle: _write_chunks(events, handle, store, workspace, plans, chunk_events,
-                                                     progress))
+    screening = screening_plan(store, feature_service)
+    write_atomic(path, lambda handle: _write_chunks(events, handle, store, workspace, plans, screening,
+                                                     chunk_events, progress))
     return path
 
 
 def _write_chunks(events: pd.DataFrame, sink: BinaryIO, store: FeatureStore, workspace: Workspace,
-                  plans: list[ViewPlan], chunk_events: int, progress: bool) -> None:
-    schema = frame_schema(store, plans, pa.Schema.from_pandas(events, preserve_index=False))
+                  plans: list[ViewPlan], screening: dict[str, float], chunk_events: int,
+                  progress: bool) -> None:
+    schema = frame_schema(store, plans, pa.Schema.from_pandas(events, preserve_index=False), screening)
     with pq.ParquetWriter(sink, schema) as writer, tqdm(
             total=len(events), desc="training frame", unit="event", disable=not progress) as bar:
         for start in range(0, len(events), chunk_events):
-            chunk = _frame(events.iloc[start:start + chunk_events], store, workspace, plans)
+            chunk = _frame(events.iloc[start:start + chunk_events], store, workspace, plans, screening)
             writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))
             bar.update(len(chunk))
 
@@ -299,4 +343,10 @@ def feast_online_features(
             result = store.get_online_features(features=plan.refs, entity_rows=lookup.to_dict("records"))
             fetched = pd.DataFrame(result.to_dict(), index=lookup.index).reindex(keys.index)
         parts.append(finish(plan, fetched, keys))
+    screening = screening_plan(store, feature_service)
+    if screening:
+        stored = pd.DataFrame(store.get_online_features(
+            features=_screening_refs(screening),
+            entity_rows=ids.assign(patient_id=keyed).to_dict("records")).to_dict())
+        parts.append(screening_columns(stored, at_series, screening, view=screened_needs_spec().name))
     return pd.concat(parts, axis=1, copy=False)

@@ -54,7 +54,7 @@ from feature_repo.serving.lookup_rules import (
     read_keys,
     require_event_columns,
 )
-from feature_repo.serving.retrieval import frame_schema, plan_views
+from feature_repo.serving.retrieval import frame_schema, plan_views, screening_plan
 from ingestion.core import known_warnings
 from ingestion.core.errors import InputError
 from ingestion.core.settings import default_worker_python
@@ -332,9 +332,18 @@ def spark_training_frame(
     >>> frame.write.parquet("frame.parquet")  # doctest: +SKIP
     """
     rows = _events(events, spark_session(store))
-    plans = plan_views(store, workspace, feature_service)
+    plans = _area_plans(store, workspace, feature_service)
     keyed = _keyed(store, workspace, rows, plans)
     return _joined_frame(store, keyed, Lookups.of(keyed, plans), plans, _event_columns(rows))
+
+
+def _area_plans(store: FeatureStore, workspace: Workspace, feature_service: str) -> list:
+    """The service's area views; screened needs are not joined by the executors yet: refused."""
+    if screening_plan(store, feature_service):
+        raise InputError(f"{feature_service} reads screened needs, which the Spark profile does not "
+                         "join yet: write this frame on the embedded or production profile "
+                         "(SDOH_PROFILE=embedded), or read a service without screened_needs")
+    return plan_views(store, workspace, feature_service)
 
 
 def _event_columns(rows: DataFrame) -> list[str]:
@@ -442,7 +451,7 @@ def write_training_frame(
     if local and mode == "error" and Path(path).exists():
         raise InputError(f"{path} exists: choose another path or pass mode='overwrite'")
     rows = _events(events, spark_session(store))
-    plans = plan_views(store, workspace, feature_service)
+    plans = _area_plans(store, workspace, feature_service)
     keyed = _keyed(store, workspace, rows, plans)
     lookups = Lookups.of(keyed, plans)
     if not local:
