@@ -1,6 +1,7 @@
 """What analysts ask of the features: coverage gaps, fairness, datasheets and the catalog.
 
 - `equity.coverage` and `equity.coverage_report`: who is missing which feature, and why
+- `equity.screening`: who is never screened for social needs, and screened needs against areas
 - `equity.rurality`: rurality subgroups from RUCA codes, to group coverage by
 - `equity.fairness`: fairness metrics by subgroup, with the catalog's thresholds
 - `equity.datasheets`: a datasheet per feature service
@@ -30,6 +31,7 @@ _EXPORTS = {
     "split_by_fairness_role": "fairness",
     "datasheets": "datasheets", "write_datasheets": "datasheets",
     "feature_catalog": "feature_catalog",
+    "needs_vs_area": "screening", "screening_coverage": "screening",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -42,14 +42,20 @@ __all__ = [
     "DEFAULT_EXCLUDED_REASONS",
     "FLAGGED_RELIABILITY",
     "age_band",
+    "attach_group",
+    "check_unit",
     "coverage_table",
     "describe_gaps",
     "feature_coverage",
     "fit_logistic",
+    "gap_to_reference",
     "gaps_by_area",
+    "group_order",
     "largest_gaps",
     "missing_reasons_table",
     "missingness_odds_ratios",
+    "reference_group",
+    "require_columns",
     "wilson_interval",
 ]
 
@@ -180,14 +186,26 @@ def _naive_times(at: pd.Series | pd.Timestamp | str, *, index: pd.Index) -> pd.S
     return when.dt.tz_localize(None)
 
 
-def _require(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -> None:
+    """Raise `InputError` naming the ``columns`` that ``frame`` (called ``what``) lacks.
+
+    Examples
+    --------
+    >>> require_columns(pd.DataFrame(columns=["patient_id"]), ["patient_id"], what="frame")
+    """
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         shown = ", ".join(map(str, frame.columns[:12])) + (", ..." if frame.shape[1] > 12 else "")
         raise InputError(f"{what} lacks column(s) {missing}; it has {shown}")
 
 
-def _check_unit(unit: str) -> None:
+def check_unit(unit: str) -> None:
+    """Raise ValueError unless ``unit`` is ``"event"`` or ``"patient"``.
+
+    Examples
+    --------
+    >>> check_unit("patient")
+    """
     if unit not in _UNITS:
         raise ValueError(f"unit must be one of {_UNITS}, got {unit!r}")
 
@@ -201,7 +219,7 @@ def _feature_rows(
     reliability column); ``problem`` is the missing reason, ``"<class>_reliability"`` for a
     flagged value, else None.
     """
-    _require(frame, ["patient_id", "event_timestamp", feature], what="frame")
+    require_columns(frame, ["patient_id", "event_timestamp", feature], what="frame")
     covered = frame[feature].notna()
     reason = frame.get(f"{feature}_missing", pd.Series(None, index=frame.index))
     reason = reason.astype(object).where(~covered, None)
@@ -233,17 +251,26 @@ def _latest_per_patient(rows: pd.DataFrame) -> pd.DataFrame:
     return ordered[~ordered["patient_id"].duplicated(keep="last")].sort_index()
 
 
-def _attach_group(rows: pd.DataFrame, patients: pd.DataFrame, *, by: str,
+def attach_group(rows: pd.DataFrame, patients: pd.DataFrame, *, by: str,
                   frame: pd.DataFrame) -> pd.Series:
     """Look up ``by`` per row: a patient attribute, else an event attribute of ``frame``.
 
+    ``rows`` holds ``patient_id`` and ``event_timestamp`` on (a subset of) ``frame``'s index.
     ``"age_band"`` is the age at the event; an event attribute such as ``"rurality"`` (of the
-    address at the event, `equity.rurality`) is the row's own value.
+    address at the event, `equity.rurality`) is the row's own value. Missing values form the
+    group ``"(not recorded)"``.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"patient_id": ["A", "Z"], "event_timestamp": ["2021-01-01"] * 2})
+    >>> attach_group(rows, pd.DataFrame({"patient_id": ["A"], "payer": ["medicaid"]}),
+    ...              by="payer", frame=rows).tolist()
+    ['medicaid', '(not recorded)']
     """
     if by in frame.columns and by not in patients.columns:
         return _as_group(frame.loc[rows.index, by])
     derived = by == "age_band" and by not in patients.columns
-    _require(patients, ["patient_id", "birth_date" if derived else by], what="patients")
+    require_columns(patients, ["patient_id", "birth_date" if derived else by], what="patients")
     ids = patients["patient_id"].astype(str)
     if ids.duplicated().any():
         first = ids[ids.duplicated()].iloc[0]
@@ -273,19 +300,25 @@ def _assessed(
     exclude_reasons: Sequence[str],
     unit: str,
 ) -> pd.DataFrame:
-    _check_unit(unit)
+    check_unit(unit)
     rows = _feature_rows(frame, feature=feature, exclude_reasons=exclude_reasons)
     if unit == "patient":
         rows = _latest_per_patient(rows)
     if by is not None:
         if patients is None:
             raise ValueError(f"patients is required to group by {by!r}")
-        rows["group"] = _attach_group(rows, patients, by=by, frame=frame)
+        rows["group"] = attach_group(rows, patients, by=by, frame=frame)
     return rows
 
 
-def _group_order(counts: pd.Series, group: pd.Series) -> list:
-    """Categorical order if the groups have one, else largest group first (ties by name)."""
+def group_order(counts: pd.Series, group: pd.Series) -> list:
+    """Categorical order if the groups have one, else largest group first (ties by name).
+
+    Examples
+    --------
+    >>> group_order(pd.Series({"b": 1, "a": 1, "c": 5}), pd.Series(["a", "b", "c"]))
+    ['c', 'a', 'b']
+    """
     if isinstance(group.dtype, pd.CategoricalDtype) and group.cat.ordered:
         return [c for c in group.cat.categories if counts.get(c, 0) > 0]
     return sorted(counts.index, key=lambda g: (-counts[g], str(g)))
@@ -384,13 +417,13 @@ def feature_coverage(
     stats = rows.groupby("group", observed=True).agg(
         n=("covered", "size"), covered=("covered", "sum"),
         flagged=("flagged", lambda s: s.sum(min_count=1)))
-    stats = stats.loc[_group_order(stats["n"], rows["group"])]
-    reference = _reference(stats, reference=reference, by=by)
+    stats = stats.loc[group_order(stats["n"], rows["group"])]
+    reference = reference_group(stats, reference=reference, by=by)
     out = _rates(stats, confidence=confidence)
-    out = out.join(_gap_to_reference(out, reference=reference, prefix="missing"))
+    out = out.join(gap_to_reference(out, reference=reference, prefix="missing"))
     out["is_reference"] = out.index == reference
     flagged = _low_reliability(stats, confidence=confidence)
-    out = out.join(flagged).join(_gap_to_reference(flagged, reference=reference,
+    out = out.join(flagged).join(gap_to_reference(flagged, reference=reference,
                                                    prefix="low_reliability"))
     missing = rows.loc[~rows["covered"]]
     reasons = _commonest(missing["reason"], missing["group"], top=top_reasons)
@@ -403,7 +436,14 @@ def feature_coverage(
     return out
 
 
-def _reference(stats: pd.DataFrame, *, reference: str | None, by: str) -> object:
+def reference_group(stats: pd.DataFrame, *, reference: str | None, by: str) -> object:
+    """``reference`` if it is a group (an index label) of ``stats``, else by default the largest.
+
+    Examples
+    --------
+    >>> reference_group(pd.DataFrame({"n": [2, 5]}, index=["a", "b"]), reference=None, by="payer")
+    'b'
+    """
     if reference is None:
         return stats["n"].idxmax()
     if reference not in stats.index:
@@ -439,10 +479,19 @@ def _low_reliability(stats: pd.DataFrame, *, confidence: float) -> pd.DataFrame:
     }, index=stats.index)
 
 
-def _gap_to_reference(rates: pd.DataFrame, *, reference: object, prefix: str) -> pd.DataFrame:
+def gap_to_reference(rates: pd.DataFrame, *, reference: object, prefix: str) -> pd.DataFrame:
     """Difference (Newcombe hybrid score interval) and ratio of ``<prefix>_rate`` against a group.
 
-    ``rates`` holds ``<prefix>_rate`` and its Wilson bounds ``<prefix>_low``/``<prefix>_high``.
+    ``rates`` holds ``<prefix>_rate`` and its Wilson bounds ``<prefix>_low``/``<prefix>_high``;
+    the result has ``<prefix>_diff`` (with ``_diff_low`` and ``_diff_high``, NaN on the
+    reference row) and ``<prefix>_ratio``.
+
+    Examples
+    --------
+    >>> rates = pd.DataFrame({"x_rate": [0.5, 0.25], "x_low": [0.3, 0.1], "x_high": [0.7, 0.5]},
+    ...                      index=["a", "b"])
+    >>> gap_to_reference(rates, reference="b", prefix="x")[["x_diff", "x_ratio"]].loc["a"].tolist()
+    [0.25, 2.0]
     """
     p, low, high = (rates[f"{prefix}_{c}"] for c in ("rate", "low", "high"))
     ref_p, ref_low, ref_high = p[reference], low[reference], high[reference]
@@ -551,7 +600,7 @@ def largest_gaps(table: pd.DataFrame) -> pd.DataFrame:
     0  race_ethnicity     white      1.000000
     1           payer  medicaid      0.666667
     """
-    _require(table, ["feature", "by", "group", "is_reference", "missing_rate", "missing_ratio",
+    require_columns(table, ["feature", "by", "group", "is_reference", "missing_rate", "missing_ratio",
                      "missing_diff", "missing_diff_low"], what="table")
     keys = ["feature", "by"]
     refs = table.loc[table["is_reference"], [*keys, "group", "missing_rate"]].rename(
@@ -596,7 +645,7 @@ def describe_gaps(table: pd.DataFrame, *, unit: str = "event") -> str:
     ...                                      by="home_area")))
     - **home_area**: no group lacks it more often than the reference `rural` (100.0%).
     """
-    _check_unit(unit)
+    check_unit(unit)
     several = table["feature"].nunique() > 1
     return "\n".join(_gap_sentence(gap, noun=f"{unit}s", named=several)
                      for _, gap in largest_gaps(table).iterrows())
@@ -745,7 +794,7 @@ def gaps_by_area(
     """
     features = _as_list(features)
     geoid_col = f"{level}_geoid_{boundary_year}"
-    _require(timeline, ["patient_id", "valid_from", "valid_to", geoid_col], what="timeline")
+    require_columns(timeline, ["patient_id", "valid_from", "valid_to", geoid_col], what="timeline")
     frame = frame.reset_index(drop=True)
     problems = pd.DataFrame(None, index=frame.index, columns=features, dtype=object)
     assessed = pd.Series(False, index=frame.index)
@@ -940,7 +989,7 @@ def missingness_odds_ratios(
     tables, indicators = [], []
     modelled_rows = pd.Series(True, index=rows.index)
     for attribute in _as_list(by):
-        group = _attach_group(rows, patients, by=attribute, frame=frame)
+        group = attach_group(rows, patients, by=attribute, frame=frame)
         table = _group_counts(group, missing, attribute=attribute, reference=reference.get(attribute))
         tables.append(table)
         labels = group.astype(str)
@@ -967,8 +1016,8 @@ def _group_counts(group: pd.Series, missing: pd.Series, *, attribute: str,
                   reference: str | None) -> pd.DataFrame:
     """Per group of one attribute: rows, missing rows, crude OR against the reference, note."""
     stats = missing.groupby(group, observed=True).agg(n="size", missing="sum")
-    stats = stats.loc[_group_order(stats["n"], group)]
-    ref = _reference(stats, reference=reference, by=attribute)
+    stats = stats.loc[group_order(stats["n"], group)]
+    ref = reference_group(stats, reference=reference, by=attribute)
     stats = pd.concat([stats.loc[[ref]], stats.drop(index=ref)])
     a, b = stats["missing"], stats["n"] - stats["missing"]
     with np.errstate(divide="ignore", invalid="ignore"):

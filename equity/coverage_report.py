@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatterSciNotation
 
-from equity import coverage
+from equity import coverage, screening
 from equity.rurality import RURALITY, add_rurality, ruca_column
 from ingestion.core.errors import InputError
 from sdoh_sources import load_catalog
@@ -135,7 +135,10 @@ def coverage_report(
     -------
     str
         A complete HTML document with embedded PNG figures: sections ``summary``, ``plots``
-        and ``tables``, in that order.
+        and ``tables``, in that order, then ``screening`` when the frame carries screened
+        needs (``screened_needs__<domain>_state``): per domain, who is never screened by
+        subgroup (`equity.screening.screening_coverage`, per patient) and, for food
+        insecurity with the food-access flag in the frame, `equity.screening.needs_vs_area`.
 
     Raises
     ------
@@ -179,6 +182,9 @@ def coverage_report(
     body = [f"<h1>{html.escape(title)}</h1>",
             _section("summary", "Summary", summary), _section("plots", "Plots", plots),
             _section("tables", "Tables", tables)]
+    if screening.screened_domains(frame):
+        body.append(_section("screening", "Screened social needs",
+                             _screening_section(frame, patients, by=usable)))
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")
@@ -346,6 +352,41 @@ def _gaps_section(table: pd.DataFrame) -> list[str]:
                                          "reference_missing_rate", "missing_ratio",
                                          "missing_diff_low", "missing_diff_high", "clear_gap"]]
     return ["<h3>Largest gap per feature and attribute</h3>", _table(gaps)]
+
+
+_SCREENING_COLUMNS = ["by", "group", "n", "never_screened", "never_screened_rate",
+                      "never_screened_low", "never_screened_high", "never_screened_diff",
+                      "never_screened_diff_low", "never_screened_diff_high", "never_screened_ratio",
+                      "screened", "positive_rate", "positive_low", "positive_high",
+                      "declined_rate", "declined_low", "declined_high"]
+_AREA_COLUMNS = ["area", "n", "never_screened", "never_screened_rate", "never_screened_low",
+                 "never_screened_high", "screened", "positive", "positive_rate", "positive_low",
+                 "positive_high", "declined", "never_screened_diff", "never_screened_diff_low",
+                 "never_screened_diff_high", "positive_diff", "positive_diff_low",
+                 "positive_diff_high"]
+
+
+def _screening_section(frame: pd.DataFrame, patients: pd.DataFrame, *, by: list[str]) -> list[str]:
+    """Per screened domain, never-screened rates by subgroup; food insecurity against the flag."""
+    table = screening.screening_coverage(frame, patients, by=by, unit="patient")
+    parts = ["<p>Per patient: never screened means every event reads <code>not_screened</code> or "
+             "<code>screening_stale</code> (no answer within the domain's look-back). Positive "
+             "and declined shares are of the screened. A group screened less often has fewer "
+             "recorded needs whatever its needs are: read the shares next to the rates.</p>"]
+    for domain, rows in table.groupby("domain", sort=False):
+        parts += [f"<h3>Never screened for <code>{html.escape(domain)}</code>, by subgroup</h3>",
+                  _table(rows[_SCREENING_COLUMNS])]
+    area = "food_access_tract__lila_1_10"
+    if "food_insecurity" in set(table["domain"]) and area in frame:
+        needs = screening.needs_vs_area(frame, domain="food_insecurity", area_column=area)
+        parts += ["<h3>Screened food insecurity against low food access (<code>"
+                  f"{area}</code>)</h3>",
+                  f"<p>{needs.attrs['positive_outside_flagged']:,} patients screened positive "
+                  "live outside flagged tracts (need the area flag misses); "
+                  f"{needs.attrs['unscreened_inside_flagged']:,} patients in flagged tracts were "
+                  "never screened.</p>",
+                  _table(needs[[c for c in _AREA_COLUMNS if c in needs]])]
+    return parts
 
 
 def heatmaps(table: pd.DataFrame) -> Figure:
