@@ -24,6 +24,12 @@ def _print_summary(summary: DemoSummary) -> None:
     click.echo("Validation:")
     for line in summary.validation.values():
         click.echo(f"  {line}")
+    click.echo("Patients imported from the FHIR export (source rows read / accepted / rejected):")
+    for table, counts in summary.patients.items():
+        click.echo(f"  {table:<14} {counts['read']:>7,} {counts['accepted']:>7,} "
+                   f"{counts['rejected']:>7,}")
+    for reason, rows in summary.patient_rejects.items():
+        click.echo(f"  rejected, {reason}: {rows:,}")
     click.echo("Patients linked and missing, by reason:")
     click.echo("  " + summary.funnel.to_string(index=False).replace("\n", "\n  "))
     rows, cols = summary.training_frame_shape
@@ -55,7 +61,8 @@ def demo(n_patients, seed, workspace) -> None:
 
     Generates one county in the Census API, TIGER/Line and Neighborhood Atlas formats, pulls
     its ACS through the real client from a local replay server, validates and publishes,
-    links patients' address histories, registers Feast, materializes, writes a training frame
+    imports the patients from its FHIR export (publishing their screened social needs),
+    links their address histories, registers Feast, materializes, writes a training frame
     and answers an online lookup.
 
     \b

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["FHIR_FILES", "NEEDS", "SCREENING", "screening_chance", "write_fhir_export"]
+__all__ = ["FHIR_FILES", "NEEDS", "SCREENING", "encounter_id", "screening_chance",
+           "write_fhir_export"]
 
 # -- the rates (data) ---------------------------------------------------------------------------
 
@@ -122,6 +123,17 @@ PAYER = {"Medicare": ("1", "MEDICARE"), "Medicaid": ("2", "MEDICAID"),
 PAYER_SYSTEM = "urn:oid:2.16.840.1.113883.3.221.5"  # PHDSC Source of Payment Typology
 GEOLOCATION = "http://hl7.org/fhir/StructureDefinition/geolocation"
 FHIR_FILES = ("Patient", "Encounter", "Coverage", "Observation", "Condition")
+
+
+def encounter_id(row: int) -> str:
+    """The Encounter id of the demo's ``row``-th encounter (from 1, in ``encounters.csv`` order).
+
+    Examples
+    --------
+    >>> encounter_id(12)
+    'E0000012'
+    """
+    return f"E{row:07d}"
 
 
 def screening_chance(encounter_type: str, *, payer: str, language: str) -> float:
@@ -372,8 +384,8 @@ def write_fhir_export(out_dir: Path, *, seed: int, patients: pd.DataFrame,
     tally = {"visits": 0, "patients": set(), "by_instrument": dict.fromkeys(INSTRUMENT_SHARE, 0),
              "answers": {}}
     for row, visit in enumerate(encounters.itertuples(index=False), start=1):
-        encounter_id = f"E{row:07d}"
-        resources["Encounter"].append(_encounter(encounter_id, visit))
+        visit_id = encounter_id(row)
+        resources["Encounter"].append(_encounter(visit_id, visit))
         person = people[visit.patient_id]
         chance = screening_chance(visit.encounter_type, payer=person.payer,
                                   language=person.preferred_language)
@@ -382,7 +394,7 @@ def write_fhir_export(out_dir: Path, *, seed: int, patients: pd.DataFrame,
         instrument, states, items = _screen(rng, person)
         for k, (item, answer, weight) in enumerate(items):
             resources["Observation"].append(
-                _observation(f"{encounter_id}-{item[0]}-{k}", visit, encounter_id, item, answer,
+                _observation(f"{visit_id}-{item[0]}-{k}", visit, visit_id, item, answer,
                              weight=weight))
         for domain, (positive, declined) in states.items():
             counts = tally["answers"].setdefault(domain, {"screened": 0, "positive": 0,
@@ -394,7 +406,7 @@ def write_fhir_export(out_dir: Path, *, seed: int, patients: pd.DataFrame,
                 abatement = (visit.event_timestamp + pd.Timedelta(days=int(rng.integers(60, 401)))
                              if rng.random() < P_RESOLVED else None)
                 resources["Condition"].append(
-                    _condition(f"{encounter_id}-{CONDITIONS[domain][0]}", visit, domain, abatement))
+                    _condition(f"{visit_id}-{CONDITIONS[domain][0]}", visit, domain, abatement))
         tally["visits"] += 1
         tally["patients"].add(visit.patient_id)
         tally["by_instrument"][instrument] += 1

@@ -13,8 +13,10 @@ import pandas as pd
 
 from ingestion.core.atomic import write_atomic
 from ingestion.core.datasets import geography_timeline_spec
+from ingestion.core.errors import InputError
 from ingestion.core.settings import Settings
 from ingestion.core.workspace import Workspace
+from ingestion.demo.fhir_export import encounter_id
 from ingestion.demo.publisher_files import DEMO_SOURCES
 from ingestion.demo.region import generate_demo_region
 from ingestion.demo.replay import CensusReplayServer
@@ -29,6 +31,7 @@ from ingestion.geo.linking import (
 from ingestion.geo.pseudonym import patient_key_secret, pseudonymize_timeline
 from ingestion.geo.zip_crosswalk import read_zip_crosswalk
 from ingestion.jobs.ingest import ingest_acs, ingest_adi_acs, ingest_source, ingest_svi
+from ingestion.jobs.patients import PatientImport, import_patients
 from ingestion.sources.census_api import CensusClient
 from ingestion.sources.geocoder import CensusGeocoder, apply_geocodes, geocode_addresses
 
@@ -154,11 +157,18 @@ def link_history_file(
 
 @dataclass
 class DemoSummary:
-    """What the demo did, for the closing summary."""
+    """What the demo did, for the closing summary.
+
+    ``patients`` holds, per patient table of the FHIR import (addresses, events, demographics,
+    answers, conditions), the source rows read, accepted and rejected; ``patient_rejects`` the
+    rejected rows by reason.
+    """
 
     rows_ingested: dict[str, int] = field(default_factory=dict)
     validation: dict[str, str] = field(default_factory=dict)
     funnel: pd.DataFrame | None = None
+    patients: dict[str, dict[str, int]] = field(default_factory=dict)
+    patient_rejects: dict[str, int] = field(default_factory=dict)
     training_frame_path: Path | None = None
     training_frame_shape: tuple[int, int] | None = None
     online_lookup: pd.DataFrame | None = None
@@ -224,6 +234,68 @@ def ingest_demo_indices(inputs: dict, state: str, workspace: Workspace, client: 
         summary.record(f"adi computed {vintage}", "adi_acs_block_group_state", result)
 
 
+def import_demo_patients(root: Path, manifest: dict, workspace: Workspace,
+                         summary: DemoSummary) -> PatientImport:
+    """Import the demo region's FHIR export as `sdoh patients import --from fhir` does."""
+    imported = import_patients("fhir", root / manifest["fhir"]["path"], workspace=workspace)
+    summary.patients = imported.counts
+    summary.patient_rejects = imported.rejects_by_reason
+    if imported.screening is not None:
+        summary.record("screened needs", "screened_needs", imported.screening)
+    return imported
+
+
+def labelled_events(events_path: str | Path, encounters_path: str | Path) -> pd.DataFrame:
+    """The imported events with the demo's encounter type and outcome label.
+
+    The FHIR export carries neither the demo's encounter type names nor its synthetic outcome
+    (a label is not part of a health record), so they are joined back from the region's
+    ``encounters.csv`` by encounter id (`ingestion.demo.fhir_export.encounter_id`), patient and
+    instant: all three must agree, and every event must find its encounter.
+
+    Parameters
+    ----------
+    events_path : path
+        ``events.csv`` written by `import_patients` (patient_id, event_timestamp, event_id).
+    encounters_path : path
+        The region's ``encounters.csv`` (patient_id, event_timestamp, encounter_type, outcome).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id``, ``event_timestamp`` (UTC), ``encounter_type``, ``outcome``, in the
+        order of the events.
+
+    Raises
+    ------
+    InputError
+        An event has no encounter of the same id, patient and instant.
+
+    Examples
+    --------
+    >>> _ = (scratch.root / "events.csv").write_text(
+    ...     "patient_id,event_timestamp,event_id,event_type\\nP1,2021-05-04T10:00:00Z,E0000001,AMB\\n")
+    >>> _ = (scratch.root / "encounters.csv").write_text(
+    ...     "patient_id,event_timestamp,encounter_type,outcome\\nP1,2021-05-04T10:00:00Z,outpatient,1\\n")
+    >>> labelled_events(scratch.root / "events.csv", scratch.root / "encounters.csv").values.tolist()
+    [['P1', Timestamp('2021-05-04 10:00:00+0000', tz='UTC'), 'outpatient', 1]]
+    """
+    events = pd.read_csv(events_path, dtype={"patient_id": str, "event_id": str})
+    encounters = pd.read_csv(encounters_path, dtype={"patient_id": str})
+    encounters.insert(2, "event_id", [encounter_id(n) for n in range(1, len(encounters) + 1)])
+    for table in (events, encounters):
+        table["event_timestamp"] = pd.to_datetime(table["event_timestamp"], utc=True)
+    keys = ["patient_id", "event_timestamp", "event_id"]
+    joined = events[keys].merge(encounters, on=keys, how="left", validate="one_to_one")
+    unmatched = joined["encounter_type"].isna()
+    if unmatched.any():
+        first = joined[unmatched].iloc[0]
+        raise InputError(f"{events_path}: {int(unmatched.sum())} event(s) have no encounter of the "
+                         f"same id, patient and time in {encounters_path}, e.g. row "
+                         f"{joined.index[unmatched][0] + 2} event_id {first['event_id']}")
+    return joined.drop(columns="event_id")
+
+
 def run_demo(
     workspace: Workspace,
     *,
@@ -236,9 +308,11 @@ def run_demo(
 
     Generates the region (once), pulls its ACS through the real client from a local replay
     server, computes the CDC SVI and the ADI from it, ingests its ADI files and its publisher
-    files (EJI, Food Access Research Atlas, County Health Rankings), links the
-    patients' address histories, registers the Feast definitions, materializes, writes a
-    training frame for the encounters and answers one online lookup.
+    files (EJI, Food Access Research Atlas, County Health Rankings), imports the patients from
+    the region's FHIR export (`import_patients`: address history, events, demographics,
+    screened needs published), links the imported address histories, registers the Feast
+    definitions, materializes, writes a training frame for the imported encounters (with the
+    demo's encounter type and outcome, `labelled_events`) and answers one online lookup.
 
     Parameters
     ----------
@@ -267,8 +341,8 @@ def run_demo(
     log.info("demo region ready in %s (synthetic)", root)
     ingest_demo_sources(root, manifest, workspace, summary)
     tiger = {int(year): root / entry["path"] for year, entry in manifest["tiger"].items()}
-    linked = link_history_file(root / manifest["patients"]["address_history"]["path"], tiger,
-                               workspace=workspace)
+    imported = import_demo_patients(root, manifest, workspace, summary)
+    linked = link_history_file(imported.files["address_history"], tiger, workspace=workspace)
     summary.rows_ingested["patient address periods"] = linked.published.n_rows
     summary.validation["patient_geography"] = linked.published.report.summary()
     summary.funnel = linked.funnel
@@ -278,7 +352,8 @@ def run_demo(
     materialize(store)
     log.info("materialized the online store")
 
-    events = pd.read_csv(root / manifest["patients"]["encounters"]["path"], dtype={"patient_id": str})
+    events = labelled_events(imported.files["events"],
+                             root / manifest["patients"]["encounters"]["path"])
     frame = training_frame(events, store=store, workspace=workspace)
     summary.training_frame_path = workspace.outputs / "training_frame.parquet"
     write_atomic(summary.training_frame_path, lambda handle: frame.to_parquet(handle, index=False))
