@@ -209,7 +209,7 @@ def test_schema_with_csv_files_is_refused(tmp_path):
 def test_a_latin1_file_is_refused_with_its_line(tmp_path):
     folder = write_cdm(tmp_path, {"person": VALID["person"]})
     (folder / "person.csv").write_bytes(b"person_id,race_source_value\n1,ok\n2,caf\xe9\n")
-    with pytest.raises(InputError, match=r"person.csv, line 3: not UTF-8"):
+    with pytest.raises(InputError, match=r"person.csv: line 3: byte 0xe9 is not UTF-8"):
         read_omop(folder)
 
 

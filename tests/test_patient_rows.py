@@ -41,8 +41,9 @@ def test_an_unknown_reason_is_a_programming_error():
 
 
 @pytest.mark.parametrize("content, match", [
-    (b"", "no header row"),
-    (b"a,b\n1,\xff\n", "line 2: not UTF-8"),
+    (b"", "the file is empty"),
+    (b"\n,\n", "no header row"),
+    (b"a,b\n1,\xff\n", "line 2: byte 0xff is not UTF-8"),
 ])
 def test_unreadable_csv(tmp_path, content, match):
     path = tmp_path / "x.csv"

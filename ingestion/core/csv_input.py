@@ -24,7 +24,57 @@ import pandas as pd
 
 from ingestion.core.errors import InputError
 
-__all__ = ["read_csv_text"]
+__all__ = ["decoded_text", "read_csv_text"]
+
+
+def decoded_text(path: str | Path, *, what: str, data: bytes | None = None,
+                 encoding: str = "utf-8") -> str:
+    """A file's text in its declared encoding, refused (never guessed) when it is not.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (with ``data``: how messages name where the bytes came from).
+    what : str
+        What the file should be, for messages.
+    data : bytes, optional
+        The bytes, when they do not come from ``path`` itself (a zip member).
+    encoding : str
+        The declared encoding; UTF-8 (the default) accepts a byte-order mark.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is empty, or is not in ``encoding`` (the line of the first
+        bad byte is named, with how to convert the file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = path.write_bytes(b"\\xef\\xbb\\xbfA,B\\n")
+    >>> decoded_text(path, what="a file")
+    'A,B\\n'
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes() if data is None else data
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}; check the path "
+                         "and its permissions") from exc
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty; expected {what} with a header row and data "
+                         "rows: download it again")
+    utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+    named = "UTF-8" if utf8 else encoding
+    try:
+        return data.decode("utf-8-sig" if utf8 else encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not {named}; expected "
+            f"{what} in {named} (as published): download it again or convert it, e.g. "
+            f"`iconv -f latin1 -t {named.lower()} {path.name} > converted_{path.name}`") from exc
 
 
 def read_csv_text(path: str | Path, *, what: str, data: bytes | None = None,
@@ -69,25 +119,7 @@ def read_csv_text(path: str | Path, *, what: str, data: bytes | None = None,
     >>> read_csv_text(path, what="a CDC SVI file").values.tolist()
     [['10001040100', '0.5'], ['10001040200', '']]
     """
-    path = Path(path)
-    try:
-        data = path.read_bytes() if data is None else data
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}; check the path "
-                         "and its permissions") from exc
-    if not data.strip():
-        raise InputError(f"{path}: the file is empty; expected {what} with a header row and data "
-                         "rows: download it again")
-    utf8 = encoding.replace("_", "-").lower() in ("utf-8", "utf8")
-    named = "UTF-8" if utf8 else encoding
-    try:
-        text = data.decode("utf-8-sig" if utf8 else encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not {named}; expected "
-            f"{what} in {named} (as published): download it again or convert it, e.g. "
-            f"`iconv -f latin1 -t {named.lower()} {path.name} > converted_{path.name}`") from exc
+    text = decoded_text(path, what=what, data=data, encoding=encoding)
     skipped = [*range(names_row - 1), *range(names_row, names_row + skip_rows_after)]
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,

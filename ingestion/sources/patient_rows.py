@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ingestion.core.csv_input import decoded_text
 from ingestion.core.errors import InputError
 from ingestion.core.patient_data import PATIENT_REJECT_COLUMNS
 
@@ -84,7 +85,8 @@ def read_text_csv(path: Path, *, what: str, quoting: int = csv.QUOTE_MINIMAL
     Raises
     ------
     InputError
-        The file cannot be read, is not UTF-8 (the line is named) or has no header row.
+        The file cannot be read, is empty, is not UTF-8 (the line is named:
+        `ingestion.core.csv_input.decoded_text`) or has no header row.
 
     Examples
     --------
@@ -95,16 +97,7 @@ def read_text_csv(path: Path, *, what: str, quoting: int = csv.QUOTE_MINIMAL
     >>> rows.to_dict("index"), bad.to_dict("records")
     ({2: {'date': '2020-01-01', 'value': 'a "b" c'}}, [{'line': 3, 'fields': 3}])
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise InputError(f"{path}, line {line}: not UTF-8 text; expected {what} saved as "
-                         "UTF-8") from exc
+    text = decoded_text(path, what=what)
     lines = list(csv.reader(io.StringIO(text, newline=""), quoting=quoting))
     if not lines or not any(lines[0]):
         raise InputError(f"{path}: no header row; expected {what}")
