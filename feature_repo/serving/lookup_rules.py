@@ -46,7 +46,7 @@ Examples
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,7 @@ import pandas as pd
 
 from ingestion.core.datasets import TIMELINE_GEOIDS, geoid_column
 from ingestion.core.errors import InputError
+from sdoh_sources.screening import load_screening_catalog
 
 __all__ = [
     "ADDRESSLESS", "GEOGRAPHY_FEATURES", "GEOGRAPHY_VIEW", "NOT_IN_VINTAGE", "NOT_SCREENED",
@@ -62,7 +63,8 @@ __all__ = [
     "address_reason", "address_reasons", "answer_age_days", "answer_stale", "area_read",
     "check_events", "finish", "geoid_missing_column", "geoid_source", "geography_refs",
     "missing_reason", "per_case", "period_ended", "read_keys", "require_event_columns",
-    "screening_columns", "screening_state", "screening_states_at", "unlinked_reason",
+    "screening_columns", "screening_lookbacks", "screening_state", "screening_states_at",
+    "unlinked_reason",
 ]
 
 GEOGRAPHY_VIEW = "patient_geography"
@@ -643,6 +645,19 @@ def screening_states_at(stored_state: pd.Series, screened_at: pd.Series, at: pd.
         stored, *_case_times(case, lookback_days), lookback_days=lookback_days),
         {"stored": stored_state, "case": case})
     return pd.DataFrame({"state": state, "answer_age_days": age.astype(float)}, index=index)
+
+
+def screening_lookbacks(features: Iterable[str]) -> dict[str, float]:
+    """The look-back (days) of each screened-needs domain whose state is among ``features``.
+
+    Examples
+    --------
+    >>> screening_lookbacks(["food_insecurity_state", "food_insecurity_instrument"])
+    {'food_insecurity': 365.0}
+    """
+    read = set(features)
+    return {d.name: float(d.lookback_days) for d in load_screening_catalog().domains
+            if f"{d.name}_state" in read}
 
 
 def screening_columns(stored: pd.DataFrame, at: pd.Series, lookbacks: dict[str, float], *,

@@ -44,6 +44,7 @@ from feature_repo.serving.lookup_rules import (
     missing_reason,
     period_ended,
     screening_columns,
+    screening_lookbacks,
 )
 from feature_repo.serving.online_sqlite import SqliteSource, plan_source
 from ingestion.core.datasets import BOUNDARY_VINTAGES, GEOID_LENGTH, published_calendar, screened_needs_spec
@@ -51,7 +52,6 @@ from ingestion.core.errors import InputError
 from ingestion.core.settings import Settings
 from ingestion.core.workspace import Workspace
 from ingestion.geo.pseudonym import lookup_keys
-from sdoh_sources.screening import load_screening_catalog
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -198,10 +198,8 @@ class OnlineLookup:
         view, names = self.screening
         [rows] = self.reader.read([(view, [(k,) for k in keys], names)])
         stored = pd.DataFrame([row or {} for row in rows], columns=names, index=range(len(keys)))
-        lookbacks = {d.name: float(d.lookback_days) for d in load_screening_catalog().domains
-                     if f"{d.name}_state" in names}
         columns = screening_columns(stored, pd.Series(pd.Timestamp(now), index=stored.index),
-                                    lookbacks, view=view.name)
+                                    screening_lookbacks(names), view=view.name)
         for record, values in zip(records, columns.to_dict("records"), strict=True):
             record.update({k: (None if pd.isna(v) else v) for k, v in values.items()})
         return records

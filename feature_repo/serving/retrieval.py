@@ -25,6 +25,7 @@ from feast import FeatureStore
 from feast.types import Float64, String
 from tqdm import tqdm
 
+from feature_repo.definitions.metadata import SCREENING_PARTS
 from feature_repo.serving.lookup_rules import (
     GEOGRAPHY_VIEW,
     ViewPlan,
@@ -34,13 +35,13 @@ from feature_repo.serving.lookup_rules import (
     geography_refs,
     read_keys,
     screening_columns,
+    screening_lookbacks,
 )
 from ingestion.core import known_warnings
 from ingestion.core.atomic import write_atomic
 from ingestion.core.datasets import published_calendar, screened_needs_spec
 from ingestion.core.workspace import Workspace
 from ingestion.geo.pseudonym import lookup_keys
-from sdoh_sources.screening import load_screening_catalog
 
 # Events per chunk of `write_training_frame`: ~4.5 GiB peak for model_inputs_v1 (614 columns).
 CHUNK_EVENTS = 200_000
@@ -80,14 +81,12 @@ def screening_plan(store: FeatureStore, feature_service: str) -> dict[str, float
     projection = next((p for p in service.feature_view_projections if p.name == name), None)
     if projection is None:
         return {}
-    read = {f.name for f in projection.features}
-    return {d.name: float(d.lookback_days) for d in load_screening_catalog().domains
-            if f"{d.name}_state" in read}
+    return screening_lookbacks(f.name for f in projection.features)
 
 
 def _screening_refs(lookbacks: dict[str, float]) -> list[str]:
     name = screened_needs_spec().name
-    return [f"{name}:{d}_{part}" for d in lookbacks for part in ("state", "instrument", "screened_at")]
+    return [f"{name}:{d}_{part}" for d in lookbacks for part in SCREENING_PARTS]
 
 
 def _screening(store: FeatureStore, keyed: pd.DataFrame, at: pd.Series,
